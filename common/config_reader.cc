@@ -1,0 +1,190 @@
+// Implementation of common/config_reader.h on yaml-cpp.
+#include "common/config_reader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace srlm {
+
+struct ConfigReader::Impl {
+  std::string source;
+  YAML::Node root;
+  std::set<std::string> known_keys;  // every key some Read asked for
+  std::vector<std::string> errors;
+
+  // Finds `key`; returns an undefined node when absent. Records an error when a parent is not a map.
+  YAML::Node Find(const std::string& key) {
+    known_keys.insert(key);
+    // YAML::Node's operator= writes through to the document; reset() rebinds.
+    YAML::Node node;
+    node.reset(root);
+    std::string walked;
+    for (absl::string_view part : absl::StrSplit(key, '.')) {
+      if (!node.IsMap()) {
+        if (node.IsDefined() && !node.IsNull()) {
+          errors.push_back(absl::StrCat(Where(node), "key '", walked, "': expected a mapping"));
+        }
+        return YAML::Node(YAML::NodeType::Undefined);
+      }
+      walked = walked.empty() ? std::string(part) : absl::StrCat(walked, ".", part);
+      YAML::Node child = node[std::string(part)];
+      if (!child.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+      node.reset(child);
+    }
+    return node;
+  }
+
+  std::string Where(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.line < 0) return absl::StrCat(source, ": ");
+    return absl::StrCat(source, ":", mark.line + 1, ": ");
+  }
+
+  template <typename T>
+  void ReadScalar(const std::string& key, T* value, const char* expected) {
+    YAML::Node node = Find(key);
+    if (!node.IsDefined() || node.IsNull()) return;
+    if (!node.IsScalar()) {
+      errors.push_back(absl::StrCat(Where(node), "key '", key, "': expected ", expected,
+                                    ", got a ", node.IsMap() ? "mapping" : "sequence"));
+      return;
+    }
+    try {
+      *value = node.as<T>();
+    } catch (const YAML::Exception&) {
+      errors.push_back(absl::StrCat(Where(node), "key '", key, "': expected ", expected, ", got '",
+                                    node.Scalar(), "'"));
+    }
+  }
+
+  // Collects the dotted paths of every leaf (and every empty mapping) in the document.
+  void CollectKeys(const YAML::Node& node, const std::string& prefix,
+                   std::vector<std::pair<std::string, YAML::Node>>* out) const {
+    if (node.IsMap() && (prefix.empty() || node.size() > 0)) {
+      for (const auto& kv : node) {
+        const std::string name = kv.first.as<std::string>();
+        CollectKeys(kv.second, prefix.empty() ? name : absl::StrCat(prefix, ".", name), out);
+      }
+      return;
+    }
+    out->emplace_back(prefix, node);
+  }
+};
+
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+ConfigReader::ConfigReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ConfigReader::ConfigReader(ConfigReader&&) noexcept = default;
+ConfigReader& ConfigReader::operator=(ConfigReader&&) noexcept = default;
+ConfigReader::~ConfigReader() = default;
+
+absl::StatusOr<ConfigReader> ConfigReader::FromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file '", path, "' cannot be opened"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return FromString(text.str(), path);
+}
+
+absl::StatusOr<ConfigReader> ConfigReader::FromString(const std::string& text,
+                                                      const std::string& source_name) {
+  auto impl = std::make_unique<Impl>();
+  impl->source = source_name;
+  try {
+    impl->root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  if (impl->root.IsNull() || !impl->root.IsDefined()) {
+    impl->root = YAML::Node(YAML::NodeType::Map);  // an empty file: every default applies
+  }
+  if (!impl->root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ": the top level must be a mapping of sections"));
+  }
+  return ConfigReader(std::move(impl));
+}
+
+void ConfigReader::Read(const std::string& key, std::string* value) {
+  impl_->ReadScalar(key, value, "a string");
+}
+void ConfigReader::Read(const std::string& key, int64_t* value) {
+  impl_->ReadScalar(key, value, "an integer");
+}
+void ConfigReader::Read(const std::string& key, int* value) {
+  impl_->ReadScalar(key, value, "an integer");
+}
+void ConfigReader::Read(const std::string& key, double* value) {
+  impl_->ReadScalar(key, value, "a number");
+}
+void ConfigReader::Read(const std::string& key, bool* value) {
+  impl_->ReadScalar(key, value, "true or false");
+}
+
+void ConfigReader::Read(const std::string& key, std::vector<std::string>* value) {
+  YAML::Node node = impl_->Find(key);
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (!node.IsSequence()) {
+    impl_->errors.push_back(
+        absl::StrCat(impl_->Where(node), "key '", key, "': expected a list of strings"));
+    return;
+  }
+  std::vector<std::string> items;
+  for (const auto& item : node) {
+    if (!item.IsScalar()) {
+      impl_->errors.push_back(
+          absl::StrCat(impl_->Where(item), "key '", key, "': expected a list of strings"));
+      return;
+    }
+    items.push_back(item.Scalar());
+  }
+  *value = std::move(items);
+}
+
+absl::Status ConfigReader::Finish() const {
+  std::vector<std::string> problems = impl_->errors;
+  std::vector<std::pair<std::string, YAML::Node>> present;
+  impl_->CollectKeys(impl_->root, "", &present);
+  for (const auto& [key, node] : present) {
+    if (key.empty() || impl_->known_keys.count(key)) continue;
+    std::string nearest;
+    size_t best = 4;  // suggest only close matches
+    for (const std::string& known : impl_->known_keys) {
+      const size_t d = EditDistance(key, known);
+      if (d < best) best = d, nearest = known;
+    }
+    problems.push_back(absl::StrCat(impl_->Where(node), "unknown key '", key, "'",
+                                    nearest.empty() ? "" : absl::StrCat(" (did you mean '", nearest, "'?)")));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+}
+
+const std::string& ConfigReader::source_name() const { return impl_->source; }
+
+}  // namespace srlm

@@ -1,0 +1,94 @@
+// Tests of common/config_reader.h: typed reads and errors that name file, line, key and expectation.
+#include "common/config_reader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace srlm {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigReader, MissingFileIsNotFoundAndNamesThePath) {
+  auto r = ConfigReader::FromFile("/nonexistent/run.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("/nonexistent/run.yaml"));
+}
+
+TEST(ConfigReader, ReadsTypedValuesAndKeepsDefaults) {
+  auto r = ConfigReader::FromString("a:\n  b: 3\n  c: 0.5\n  d: true\n  e: hi\n  f: [x, y]\n", "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.status();
+  int64_t b = 0;
+  double c = 0;
+  bool d = false;
+  std::string e, absent = "default";
+  std::vector<std::string> f;
+  r->Read("a.b", &b);
+  r->Read("a.c", &c);
+  r->Read("a.d", &d);
+  r->Read("a.e", &e);
+  r->Read("a.f", &f);
+  r->Read("a.absent", &absent);
+  EXPECT_TRUE(r->Finish().ok()) << r->Finish();
+  EXPECT_EQ(b, 3);
+  EXPECT_DOUBLE_EQ(c, 0.5);
+  EXPECT_TRUE(d);
+  EXPECT_EQ(e, "hi");
+  EXPECT_EQ(f, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(absent, "default");
+}
+
+TEST(ConfigReader, BadTypeNamesFileLineKeyAndExpectation) {
+  auto r = ConfigReader::FromString("dpo:\n  beta: lots\n  steps: 1.5\n", "run.yaml");
+  ASSERT_TRUE(r.ok());
+  double beta = 0.1;
+  int64_t steps = 0;
+  r->Read("dpo.beta", &beta);
+  r->Read("dpo.steps", &steps);
+  absl::Status s = r->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("run.yaml:2: key 'dpo.beta': expected a number, got 'lots'"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("run.yaml:3: key 'dpo.steps': expected an integer, got '1.5'"));
+  EXPECT_DOUBLE_EQ(beta, 0.1);  // unchanged on error
+}
+
+TEST(ConfigReader, MappingWhereScalarExpected) {
+  auto r = ConfigReader::FromString("model:\n  path:\n    x: 1\n", "m.yaml");
+  ASSERT_TRUE(r.ok());
+  std::string path;
+  r->Read("model.path", &path);
+  EXPECT_THAT(std::string(r->Finish().message()), HasSubstr("key 'model.path': expected a string, got a mapping"));
+}
+
+TEST(ConfigReader, UnknownKeyIsAnErrorWithSuggestion) {
+  auto r = ConfigReader::FromString("dpo:\n  beta: 0.2\n  betta: 0.3\n", "run.yaml");
+  ASSERT_TRUE(r.ok());
+  double beta = 0;
+  r->Read("dpo.beta", &beta);
+  absl::Status s = r->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("run.yaml:3: unknown key 'dpo.betta' (did you mean 'dpo.beta'?)"));
+}
+
+TEST(ConfigReader, NotYamlAndNotAMapping) {
+  auto bad = ConfigReader::FromString("a: [1, 2\n", "x.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("x.yaml"));
+  auto list = ConfigReader::FromString("- 1\n- 2\n", "y.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(std::string(list.status().message()), HasSubstr("top level must be a mapping"));
+}
+
+TEST(ConfigReader, EmptyDocumentMeansAllDefaults) {
+  auto r = ConfigReader::FromString("", "empty.yaml");
+  ASSERT_TRUE(r.ok());
+  int64_t x = 5;
+  r->Read("a.x", &x);
+  EXPECT_TRUE(r->Finish().ok());
+  EXPECT_EQ(x, 5);
+}
+
+}  // namespace
+}  // namespace srlm

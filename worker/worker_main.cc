@@ -1,0 +1,14 @@
+// srlm-worker: the worker binary. Each subcommand lives in its own file and registers itself here.
+#include <CLI/CLI.hpp>
+
+#include "common/logging.h"
+
+int main(int argc, char** argv) {
+  srlm::SetLogIdentity("worker", -1);
+  CLI::App app{
+      "srlm-worker: one process per GPU (or CPU slot). Holds the model M_t; generates, judges and\n"
+      "trains. `run` follows a coordinator; the other commands work offline on files."};
+  app.require_subcommand(1);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
