@@ -1,0 +1,80 @@
+// Implementation of worker/loop/pair_builder.h.
+#include "worker/loop/pair_builder.h"
+
+namespace srlm {
+
+const char* PairOutcomeName(PairOutcome outcome) {
+  switch (outcome) {
+    case PairOutcome::kPair: return "pair";
+    case PairOutcome::kTie: return "tie";
+    case PairOutcome::kTooFewScored: return "too_few_scored";
+  }
+  return "unknown";
+}
+
+std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool require_all) {
+  double sum = 0;
+  int64_t count = 0;
+  for (const JudgeScore& s : scores) {
+    if (!s.ok()) {
+      if (require_all) return std::nullopt;
+      continue;
+    }
+    sum += *s.score;
+    ++count;
+  }
+  if (count == 0) return std::nullopt;
+  return sum / static_cast<double>(count);
+}
+
+PairResult BuildPreferencePair(const std::string& prompt,
+                               const std::vector<JudgedCandidate>& candidates,
+                               const PairOptions& options) {
+  PairResult result;
+  int64_t best = -1, worst = -1, scored = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    for (const JudgeScore& s : candidates[i].scores) {
+      ++result.judgements;
+      if (!s.ok()) ++result.unparsable_judgements;
+    }
+    std::optional<double> mean = MeanJudgeScore(candidates[i].scores, options.require_all_scores);
+    result.mean_scores.push_back(mean);
+    if (!mean) continue;
+    ++scored;
+    const int64_t idx = static_cast<int64_t>(i);
+    if (best < 0 || *mean > *result.mean_scores[best]) best = idx;
+    if (worst < 0 || *mean < *result.mean_scores[worst]) worst = idx;
+  }
+  if (scored < 2) {
+    result.outcome = PairOutcome::kTooFewScored;
+    return result;
+  }
+  const double best_score = *result.mean_scores[best];
+  const double worst_score = *result.mean_scores[worst];
+  if (best_score == worst_score) {
+    result.outcome = PairOutcome::kTie;
+    return result;
+  }
+  int64_t chosen = best;
+  if (options.length_control) {
+    // Shortest among those near the top; it must still beat the rejected one.
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const auto& mean = result.mean_scores[i];
+      if (!mean || *mean <= worst_score || *mean < best_score - options.length_band) continue;
+      if (candidates[i].length < candidates[chosen].length) chosen = static_cast<int64_t>(i);
+    }
+  }
+  PreferencePair pair;
+  pair.prompt = prompt;
+  pair.chosen = candidates[chosen].text;
+  pair.rejected = candidates[worst].text;
+  pair.chosen_score = *result.mean_scores[chosen];
+  pair.rejected_score = worst_score;
+  pair.chosen_index = chosen;
+  pair.rejected_index = worst;
+  result.pair = std::move(pair);
+  result.outcome = PairOutcome::kPair;
+  return result;
+}
+
+}  // namespace srlm

@@ -1,0 +1,61 @@
+// Preference pairs from judged candidates: the mean of each candidate's k judge scores, the best
+// candidate as chosen and the worst as rejected; ties give no pair. Optional length control: among
+// the candidates within `length_band` points of the best mean, the shortest becomes chosen.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "worker/loop/judge.h"
+
+namespace srlm {
+
+// One sampled response and the k judgements of it.
+struct JudgedCandidate {
+  std::string text;
+  int64_t length = 0;              // in tokens (length control compares this)
+  std::vector<JudgeScore> scores;  // k judgements; unparsable ones have no score
+};
+
+struct PreferencePair {
+  std::string prompt;
+  std::string chosen;
+  std::string rejected;
+  double chosen_score = 0;    // mean judge score
+  double rejected_score = 0;
+  int64_t chosen_index = -1;  // index among the candidates
+  int64_t rejected_index = -1;
+};
+
+struct PairOptions {
+  bool length_control = false;
+  double length_band = 0.5;
+  // A candidate whose k judgements all failed to parse has no mean and takes no part. When
+  // require_all_scores is true, a candidate with ANY unparsable judgement is dropped instead.
+  bool require_all_scores = false;
+};
+
+enum class PairOutcome { kPair, kTie, kTooFewScored };
+const char* PairOutcomeName(PairOutcome outcome);
+
+struct PairResult {
+  PairOutcome outcome = PairOutcome::kTooFewScored;
+  std::optional<PreferencePair> pair;
+  std::vector<std::optional<double>> mean_scores;  // per candidate; empty when unscored
+  int64_t judgements = 0;           // all judgements seen
+  int64_t unparsable_judgements = 0;
+};
+
+// The mean of the parsed scores; nullopt when none parsed (or, with require_all, when any failed).
+std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool require_all);
+
+// Builds the pair for one prompt. Among equal best means the earliest candidate wins (and among
+// equal worst the earliest loses) so that the result is deterministic.
+PairResult BuildPreferencePair(const std::string& prompt,
+                               const std::vector<JudgedCandidate>& candidates,
+                               const PairOptions& options);
+
+}  // namespace srlm

@@ -1,0 +1,107 @@
+// Tests of the preference pair builder.
+#include "worker/loop/pair_builder.h"
+
+#include <gtest/gtest.h>
+
+namespace srlm {
+namespace {
+
+JudgeScore S(double v) { return JudgeScore{v, JudgeParseFailure::kNone}; }
+JudgeScore Bad() { return JudgeScore{std::nullopt, JudgeParseFailure::kNoMatch}; }
+
+JudgedCandidate C(const std::string& text, std::vector<JudgeScore> scores, int64_t length = -1) {
+  return JudgedCandidate{text, length < 0 ? static_cast<int64_t>(text.size()) : length,
+                         std::move(scores)};
+}
+
+TEST(PairBuilderTest, BestVersusWorstByMeanOfK) {
+  // Means: a 3.0, b 4.0, c 1.5, d 2.0.
+  std::vector<JudgedCandidate> cands = {C("a", {S(3), S(3), S(3)}), C("b", {S(5), S(4), S(3)}),
+                                        C("c", {S(1), S(2), Bad()}), C("d", {S(2), S(2), S(2)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  ASSERT_TRUE(r.pair.has_value());
+  EXPECT_EQ(r.pair->prompt, "p");
+  EXPECT_EQ(r.pair->chosen, "b");
+  EXPECT_EQ(r.pair->rejected, "c");
+  EXPECT_DOUBLE_EQ(r.pair->chosen_score, 4.0);
+  EXPECT_DOUBLE_EQ(r.pair->rejected_score, 1.5);
+  EXPECT_EQ(r.judgements, 12);
+  EXPECT_EQ(r.unparsable_judgements, 1);
+}
+
+TEST(PairBuilderTest, RequireAllScoresDropsCandidateWithAnyFailure) {
+  std::vector<JudgedCandidate> cands = {C("a", {S(3), S(3)}), C("b", {S(5), Bad()}),
+                                        C("c", {S(1), S(1)})};
+  PairOptions opts;
+  opts.require_all_scores = true;
+  PairResult r = BuildPreferencePair("p", cands, opts);
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "a");
+  EXPECT_FALSE(r.mean_scores[1].has_value());
+}
+
+TEST(PairBuilderTest, AllEqualMeansIsATieAndNoPair) {
+  std::vector<JudgedCandidate> cands = {C("a", {S(4), S(2)}), C("b", {S(3), S(3)}),
+                                        C("c", {S(3), Bad()})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  EXPECT_EQ(r.outcome, PairOutcome::kTie);
+  EXPECT_FALSE(r.pair.has_value());
+}
+
+TEST(PairBuilderTest, FewerThanTwoScoredCandidatesGiveNoPair) {
+  std::vector<JudgedCandidate> cands = {C("a", {Bad(), Bad()}), C("b", {S(5)}), C("c", {Bad()})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  EXPECT_EQ(r.outcome, PairOutcome::kTooFewScored);
+  EXPECT_FALSE(r.pair.has_value());
+  EXPECT_EQ(r.unparsable_judgements, 3);
+  EXPECT_EQ(BuildPreferencePair("p", {}, PairOptions{}).outcome, PairOutcome::kTooFewScored);
+}
+
+TEST(PairBuilderTest, TiesAtTheTopResolveToTheEarliestCandidate) {
+  std::vector<JudgedCandidate> cands = {C("a", {S(1)}), C("b", {S(5)}), C("c", {S(5)}),
+                                        C("d", {S(1)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen_index, 1);
+  EXPECT_EQ(r.pair->rejected_index, 0);
+}
+
+TEST(PairBuilderTest, LengthControlPicksShortestWithinBand) {
+  // Means: long 5.0 (len 90), mid 4.67 (len 40), short 4.0 (len 10), bad 1.0.
+  std::vector<JudgedCandidate> cands = {C("long", {S(5), S(5), S(5)}, 90),
+                                        C("mid", {S(5), S(5), S(4)}, 40),
+                                        C("short", {S(4), S(4), S(4)}, 10),
+                                        C("bad", {S(1), S(1), S(1)}, 5)};
+  PairOptions opts;
+  opts.length_control = true;
+  opts.length_band = 0.5;
+  PairResult r = BuildPreferencePair("p", cands, opts);
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "mid");  // "short" is 1.0 below the top: outside the band
+  EXPECT_EQ(r.pair->rejected, "bad");
+  EXPECT_NEAR(r.pair->chosen_score, 14.0 / 3.0, 1e-12);
+
+  opts.length_band = 1.0;
+  r = BuildPreferencePair("p", cands, opts);
+  EXPECT_EQ(r.pair->chosen, "short");
+
+  opts.length_control = false;
+  r = BuildPreferencePair("p", cands, opts);
+  EXPECT_EQ(r.pair->chosen, "long");
+}
+
+TEST(PairBuilderTest, LengthControlNeverChoosesTheRejected) {
+  // Band 10 covers everything: the shortest is the worst itself, which must not become chosen.
+  std::vector<JudgedCandidate> cands = {C("good", {S(5)}, 50), C("worst", {S(1)}, 1)};
+  PairOptions opts;
+  opts.length_control = true;
+  opts.length_band = 10;
+  PairResult r = BuildPreferencePair("p", cands, opts);
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "good");
+  EXPECT_EQ(r.pair->rejected, "worst");
+}
+
+}  // namespace
+}  // namespace srlm

@@ -1,0 +1,75 @@
+// Implementation of worker/loop/self_instruct.h.
+#include "worker/loop/self_instruct.h"
+
+#include <numeric>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace srlm {
+namespace {
+
+uint64_t SplitMix64(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+constexpr char kHeader[] = "Below are example tasks. Write one new task in the same style.\n\n";
+constexpr char kMarker[] = "### Task\n";
+
+}  // namespace
+
+std::vector<int64_t> SampleShotIndices(int64_t pool_size, int64_t shots, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(pool_size > 0 ? pool_size : 0));
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t n = std::min<int64_t>(shots, pool_size);
+  uint64_t state = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = i + static_cast<int64_t>(SplitMix64(&state) % static_cast<uint64_t>(pool_size - i));
+    std::swap(order[i], order[j]);
+  }
+  order.resize(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  return order;
+}
+
+std::string BuildSelfInstructPrompt(const std::vector<std::string>& shots) {
+  std::string out = kHeader;
+  for (const std::string& shot : shots) {
+    absl::StrAppend(&out, kMarker, absl::StripAsciiWhitespace(shot), "\n\n");
+  }
+  out += kMarker;
+  return out;
+}
+
+const std::string& SelfInstructStop() {
+  static const std::string* const kStop = new std::string("###");
+  return *kStop;
+}
+
+absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation, int64_t min_chars,
+                                                 int64_t max_chars) {
+  std::string text = continuation.substr(0, continuation.find(SelfInstructStop()));
+  text = std::string(absl::StripAsciiWhitespace(text));
+  if (text.empty()) return absl::InvalidArgumentError("generated prompt is empty");
+  const int64_t size = static_cast<int64_t>(text.size());
+  if (size < min_chars || size > max_chars) {
+    return absl::InvalidArgumentError(absl::StrCat("generated prompt has ", size,
+                                                   " characters, outside [", min_chars, ", ",
+                                                   max_chars, "]"));
+  }
+  return text;
+}
+
+uint64_t DeriveSeed(uint64_t run_seed, const std::vector<int64_t>& parts) {
+  uint64_t state = run_seed ^ 0x5EED5EED5EED5EEDULL;
+  uint64_t out = SplitMix64(&state);
+  for (int64_t p : parts) {
+    state ^= static_cast<uint64_t>(p) + 0x9E3779B97F4A7C15ULL + (out << 6) + (out >> 2);
+    out = SplitMix64(&state);
+  }
+  return out;
+}
+
+}  // namespace srlm
