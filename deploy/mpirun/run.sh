@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs srlm with mpirun: the coordinator on this host, NP worker ranks under mpirun (one per GPU or
+# CPU slot). Re-running with the same RUN_DIR resumes the run where it stopped (the coordinator keeps
+# its state in RUN_DIR/state.db). Stops the coordinator it started, by PID, when the workers exit.
+#   deploy/mpirun/run.sh CONFIG.yaml [RUN_DIR]
+# Every line marked "# user:" may be changed, here or through the environment.
+set -euo pipefail
+
+CONFIG="${1:?usage: run.sh CONFIG.yaml [RUN_DIR]}"
+RUN_DIR="${2:-${RUN_DIR:-runs/srlm}}"                      # user: run directory (state, pairs, checkpoints)
+BUILD_DIR="${BUILD_DIR:-build}"                            # user: where srlm was built
+NP="${NP:-2}"                                              # user: worker ranks (one per GPU, or CPU slots)
+HOSTFILE="${HOSTFILE:-}"                                   # user: mpirun hostfile for several nodes (empty: this host)
+PORT="${PORT:-50051}"                                      # user: coordinator port
+COORD_HOST="${COORD_HOST:-$(hostname)}"                    # user: name the workers reach the coordinator by
+MPIRUN_ARGS="${MPIRUN_ARGS:-}"                             # user: extra mpirun flags (e.g. --bind-to none)
+THREADS="${THREADS:-1}"                                    # user: intra-op threads per worker (OMP_NUM_THREADS)
+
+mkdir -p "$RUN_DIR"
+# The bearer token every RPC carries: $SRLM_TOKEN, else one made once per run directory.
+if [[ -z "${SRLM_TOKEN:-}" ]]; then
+  [[ -s "$RUN_DIR/token" ]] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN_DIR/token")
+  SRLM_TOKEN="$(cat "$RUN_DIR/token")"
+fi
+export SRLM_TOKEN
+log() { echo "[run.sh $(date -u +%H:%M:%S)] $*"; }
+
+# As root, OpenMPI needs explicit permission; more ranks than cores need --oversubscribe.
+root_args=()
+[[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
+host_args=(--oversubscribe)
+[[ -n "$HOSTFILE" ]] && host_args=(--hostfile "$HOSTFILE")
+
+"$BUILD_DIR/coordinator/srlm-coordinator" --run-dir "$RUN_DIR" --listen "0.0.0.0:$PORT" \
+  --config "$CONFIG" >>"$RUN_DIR/coordinator.log" 2>&1 &
+COORD_PID=$!
+trap 'kill "$COORD_PID" 2>/dev/null; wait "$COORD_PID" 2>/dev/null || true' EXIT
+log "coordinator pid $COORD_PID on $COORD_HOST:$PORT (log $RUN_DIR/coordinator.log)"
+
+# Wait until it answers (srlmctl status), at most 60 s.
+for _ in $(seq 300); do
+  "$BUILD_DIR/coordinator/ctl/srlmctl" --coordinator "127.0.0.1:$PORT" status >/dev/null 2>&1 && break
+  kill -0 "$COORD_PID" 2>/dev/null || { log "coordinator exited; see $RUN_DIR/coordinator.log"; exit 1; }
+  sleep 0.2
+done
+
+log "starting $NP worker ranks"
+# shellcheck disable=SC2086
+mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN $MPIRUN_ARGS \
+  "$BUILD_DIR/worker/srlm-worker" run --coordinator "$COORD_HOST:$PORT"
+log "workers finished"
