@@ -1,0 +1,48 @@
+// The four chat formats, written from the published Jinja templates of each model family.
+#include "common/tokenizer/chat_template.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace srlm {
+
+bool IsKnownChatTemplate(const std::string& name) {
+  return name == "plain" || name == "llama2" || name == "llama3" || name == "chatml";
+}
+
+absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message) {
+  if (template_name == "plain") return user_message;
+  if (template_name == "llama2") {
+    // {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}
+    return absl::StrCat("[INST] ", absl::StripAsciiWhitespace(user_message), " [/INST]");
+  }
+  if (template_name == "llama3") {
+    // '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + content | trim + '<|eot_id|>', then the
+    // generation prompt '<|start_header_id|>assistant<|end_header_id|>\n\n'.
+    return absl::StrCat("<|start_header_id|>user<|end_header_id|>\n\n", absl::StripAsciiWhitespace(user_message),
+                        "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  }
+  if (template_name == "chatml") {
+    return absl::StrCat("<|im_start|>user\n", user_message, "<|im_end|>\n<|im_start|>assistant\n");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown chat template '", template_name, "' (expected plain, llama2, llama3 or chatml)"));
+}
+
+std::string ChatTurnEnd(const std::string& template_name) {
+  if (template_name == "llama2") return "</s>";
+  if (template_name == "llama3") return "<|eot_id|>";
+  if (template_name == "chatml") return "<|im_end|>";
+  return "";
+}
+
+absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,
+                                                      const std::string& user_message) {
+  SRLM_ASSIGN_OR_RETURN(std::string prompt, FormatChatPrompt(template_name, user_message));
+  SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(prompt));
+  if (tokenizer.bos_id() >= 0) ids.insert(ids.begin(), tokenizer.bos_id());
+  return ids;
+}
+
+}  // namespace srlm

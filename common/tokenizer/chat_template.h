@@ -1,0 +1,33 @@
+// Chat formatting of one user turn for the prompt families srlm supports (RunConfig::chat_template):
+//   plain   the message as is; the response follows directly and ends with EOS
+//   llama2  "[INST] {message} [/INST]"                (Llama-2-chat; the response starts with " ", ends " </s>")
+//   llama3  "<|start_header_id|>user<|end_header_id|>\n\n{message}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+//   chatml  "<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n"   (Qwen2, SmolLM2)
+// llama2 and llama3 strip white space around the message, as their published Jinja templates do.
+// BOS ("<s>", "<|begin_of_text|>") is NOT part of the text, because SentencePiece does not parse "<s>"
+// written in text: EncodeChatPrompt prepends tokenizer.bos_id() when the tokenizer has one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/tokenizer/tokenizer.h"
+
+namespace srlm {
+
+// The full prompt text for one user turn, ready to be followed by the response. Unknown template names
+// give InvalidArgument.
+absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message);
+
+// The text that ends an assistant turn ("<|eot_id|>", "<|im_end|>", "</s>"); "" for plain (EOS ends it).
+std::string ChatTurnEnd(const std::string& template_name);
+
+// True for plain, llama2, llama3 and chatml.
+bool IsKnownChatTemplate(const std::string& template_name);
+
+// bos_id() (when >= 0) followed by Encode(FormatChatPrompt(template_name, user_message)).
+absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,
+                                                      const std::string& user_message);
+
+}  // namespace srlm
