@@ -1,0 +1,39 @@
+// What one round of the loop needs from the current model M_t, as text in and text out, so that the
+// round logic (shard_work.h) is independent of libtorch and testable with a scripted model.
+// Implementations need not be thread-safe: one round uses the model from one thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/run_config.h"
+
+namespace srlm {
+
+struct GeneratedText {
+  std::string text;
+  int64_t num_tokens = 0;
+  std::string finish_reason;  // eos | stop | length
+};
+
+struct ScoredResponse {
+  double logprob = 0;      // sum of log p(response tokens | prompt), end-of-turn token included
+  int64_t num_tokens = 0;  // tokens summed over
+};
+
+class LoopModel {
+ public:
+  virtual ~LoopModel() = default;
+  // One continuation per prompt text (used as is: callers apply the chat template). seeds[i] seeds
+  // the sampling of prompts[i], so a result does not depend on batching or on which worker runs it.
+  virtual absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                             const SamplingConfig& sampling,
+                                                             const std::vector<uint64_t>& seeds) = 0;
+  // log p(response | prompt) for each response after the same prompt text, with no gradient.
+  virtual absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string& prompt, const std::vector<std::string>& responses) = 0;
+};
+
+}  // namespace srlm

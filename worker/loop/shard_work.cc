@@ -1,0 +1,150 @@
+// Implementation of worker/loop/shard_work.h.
+#include "worker/loop/shard_work.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/loop/pair_builder.h"
+#include "worker/loop/self_instruct.h"
+
+namespace srlm {
+namespace {
+
+// Seed streams of one shard: the first part names the use, so streams never collide.
+enum SeedUse : int64_t { kShots = 1, kPromptSample = 2, kCandidate = 3, kJudge = 4 };
+
+v1::Candidate ToProto(const GeneratedText& g) {
+  v1::Candidate c;
+  c.set_text(g.text);
+  c.set_num_tokens(g.num_tokens);
+  c.set_finish_reason(g.finish_reason);
+  return c;
+}
+
+template <typename T>
+absl::Status CheckCount(const std::vector<T>& got, size_t want, const char* what) {
+  if (got.size() == want) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("model returned ", got.size(), " ", what, " for ", want,
+                                          " requests"));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,
+                                                  const ShardContext& ctx, LoopModel& model) {
+  const RunConfig& config = *ctx.config;
+  const std::vector<std::string>& pool = *ctx.ift_prompts;
+  if (pool.empty()) return absl::FailedPreconditionError("self-instruct needs IFT prompts as shots");
+  std::vector<std::string> requests;
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < shard.num_prompts(); ++i) {
+    std::vector<std::string> shots;
+    for (int64_t index : SampleShotIndices(static_cast<int64_t>(pool.size()), config.prompts.shots,
+                                           DeriveSeed(shard.seed(), {kShots, i}))) {
+      shots.push_back(pool[static_cast<size_t>(index)]);
+    }
+    requests.push_back(BuildSelfInstructPrompt(shots));
+    seeds.push_back(DeriveSeed(shard.seed(), {kPromptSample, i}));
+  }
+  SamplingConfig sampling = config.prompts.sampling;
+  sampling.stop.push_back(SelfInstructStop());
+  SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> outputs, model.Generate(requests, sampling, seeds));
+  SRLM_RETURN_IF_ERROR(CheckCount(outputs, requests.size(), "self-instruct"));
+  v1::PromptsResult result;
+  for (const GeneratedText& out : outputs) {
+    auto prompt = ParseGeneratedPrompt(out.text, config.prompts.min_chars, config.prompts.max_chars);
+    if (prompt.ok()) result.add_prompts(*prompt);  // the coordinator counts what it accepts
+  }
+  return result;
+}
+
+// One prompt: candidates -> judgements -> mean scores -> pair -> reference log-probs.
+absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& shard,
+                                                    const ShardContext& ctx, LoopModel& model) {
+  const RunConfig& config = *ctx.config;
+  const int64_t n = config.generate.candidates, k = config.judge.samples;
+  v1::GenerateResult result;
+  for (int p = 0; p < shard.prompts_size(); ++p) {
+    const v1::PoolPrompt& pool_prompt = shard.prompts(p);
+    SRLM_ASSIGN_OR_RETURN(std::string chat_prompt, ctx.format_chat(pool_prompt.text()));
+
+    // 1. N candidates.
+    std::vector<std::string> requests(static_cast<size_t>(n), chat_prompt);
+    std::vector<uint64_t> seeds;
+    for (int64_t c = 0; c < n; ++c) seeds.push_back(DeriveSeed(shard.seed(), {kCandidate, p, c}));
+    SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> candidates,
+                          model.Generate(requests, config.generate.sampling, seeds));
+    SRLM_RETURN_IF_ERROR(CheckCount(candidates, requests.size(), "candidates"));
+
+    // 2. k judgements of each candidate, all in one batch.
+    std::vector<std::string> judge_requests;
+    seeds.clear();
+    for (int64_t c = 0; c < n; ++c) {
+      SRLM_ASSIGN_OR_RETURN(std::string judge_prompt,
+                            ctx.format_chat(ctx.judge_template->Render(pool_prompt.text(),
+                                                                       candidates[c].text)));
+      for (int64_t j = 0; j < k; ++j) {
+        judge_requests.push_back(judge_prompt);
+        seeds.push_back(DeriveSeed(shard.seed(), {kJudge, p, c, j}));
+      }
+    }
+    SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> judgements,
+                          model.Generate(judge_requests, config.judge.sampling, seeds));
+    SRLM_RETURN_IF_ERROR(CheckCount(judgements, judge_requests.size(), "judgements"));
+
+    // 3. Mean scores and the pair.
+    v1::PromptResult* out = result.add_results();
+    out->set_prompt_id(pool_prompt.prompt_id());
+    std::vector<JudgedCandidate> judged;
+    for (int64_t c = 0; c < n; ++c) {
+      *out->add_candidates() = ToProto(candidates[c]);
+      JudgedCandidate jc{candidates[c].text, candidates[c].num_tokens, {}};
+      for (int64_t j = 0; j < k; ++j) {
+        const std::string& raw = judgements[static_cast<size_t>(c * k + j)].text;
+        JudgeScore score = ctx.score_parser->Parse(raw);
+        v1::Judgement* pj = out->add_judgements();
+        pj->set_candidate_index(static_cast<int32_t>(c));
+        pj->set_raw_text(raw);
+        pj->set_unparsable(!score.ok());
+        pj->set_score(score.ok() ? *score.score : 0.0);
+        jc.scores.push_back(score);
+      }
+      judged.push_back(std::move(jc));
+    }
+    PairOptions options;
+    options.length_control = config.generate.length_control;
+    options.length_band = config.generate.length_band;
+    PairResult pair = BuildPreferencePair(pool_prompt.text(), judged, options);
+    // mean_scores holds one value per candidate; an unscored candidate is written as the minimum
+    // score minus one, which no parsed score can be (the proto keeps the list NaN-free).
+    for (const auto& mean : pair.mean_scores) {
+      out->add_mean_scores(mean ? *mean : config.judge.min_score - 1);
+    }
+    if (pair.outcome == PairOutcome::kTie) {
+      out->set_drop_reason(v1::DROP_REASON_TIE);
+      continue;
+    }
+    if (pair.outcome == PairOutcome::kTooFewScored) {
+      out->set_drop_reason(v1::DROP_REASON_UNPARSABLE);
+      continue;
+    }
+
+    // 4. Reference log-probabilities under M_t (the DPO reference).
+    SRLM_ASSIGN_OR_RETURN(std::vector<ScoredResponse> ref,
+                          model.ScoreResponses(chat_prompt, {pair.pair->chosen, pair.pair->rejected}));
+    SRLM_RETURN_IF_ERROR(CheckCount(ref, 2, "reference log-probabilities"));
+    v1::PreferencePair* pp = out->mutable_pair();
+    pp->set_chosen_index(static_cast<int32_t>(pair.pair->chosen_index));
+    pp->set_rejected_index(static_cast<int32_t>(pair.pair->rejected_index));
+    pp->set_chosen(pair.pair->chosen);
+    pp->set_rejected(pair.pair->rejected);
+    pp->set_chosen_score(pair.pair->chosen_score);
+    pp->set_rejected_score(pair.pair->rejected_score);
+    pp->set_ref_chosen_logprob(ref[0].logprob);
+    pp->set_ref_rejected_logprob(ref[1].logprob);
+    pp->set_chosen_num_tokens(ref[0].num_tokens);
+    pp->set_rejected_num_tokens(ref[1].num_tokens);
+  }
+  return result;
+}
+
+}  // namespace srlm

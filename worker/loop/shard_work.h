@@ -1,0 +1,38 @@
+// One leased shard of work, start to end, against the current model M_t:
+//   PROMPTS:  few-shot self-instruct prompts -> sample -> parse new prompts
+//   GENERATE: for each prompt: N candidates -> k judgements each -> mean scores -> pair ->
+//             reference log-probabilities of chosen and rejected under M_t.
+// Every random draw is seeded from the shard's seed and the item's position, so a retried shard
+// (another worker, after a crash) produces the same result. Not thread-safe (uses one LoopModel).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/run_config.h"
+#include "srlm/v1/coordinator.pb.h"
+#include "worker/loop/judge.h"
+#include "worker/loop/loop_model.h"
+
+namespace srlm {
+
+// Turns one user message into the full prompt text (the run's chat template).
+using ChatFormatter = std::function<absl::StatusOr<std::string>(const std::string& user_message)>;
+
+struct ShardContext {
+  const RunConfig* config = nullptr;
+  const std::vector<std::string>* ift_prompts = nullptr;  // the pool of few-shot examples
+  const JudgeTemplate* judge_template = nullptr;
+  const JudgeScoreParser* score_parser = nullptr;
+  ChatFormatter format_chat;
+};
+
+absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,
+                                                  const ShardContext& context, LoopModel& model);
+
+absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& shard,
+                                                    const ShardContext& context, LoopModel& model);
+
+}  // namespace srlm

@@ -1,0 +1,180 @@
+// Tests of one shard's work against a scripted model: a model that answers the demo's arithmetic
+// prompts right or wrong by seed and judges by checking the arithmetic, so the expected pairs are
+// known independently of the code under test.
+#include "worker/loop/shard_work.h"
+
+#include <map>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "worker/loop/self_instruct.h"
+
+namespace srlm {
+namespace {
+
+// "Add: a + b" -> candidates "a+b" (seed even) or "a+b+1" (seed odd). Judge prompts (rendered from
+// "T:{prompt}|A:{response}" and wrapped as "<u>...</u>") are scored "Score: 5" when the answer is
+// right, "Score: 1" when wrong, and "no idea" when the judge seed is divisible by 7 (unparsable).
+// Self-instruct requests are answered with "Add: <seed % 10> + 1\n###".
+class ScriptedModel : public LoopModel {
+ public:
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    ++generate_calls;
+    last_stop = sampling.stop;
+    std::vector<GeneratedText> out;
+    static const std::regex kJudge(R"(<u>T:Add: (\d+) \+ (\d+)\|A:(-?\d+)</u>)");
+    static const std::regex kAsk(R"(<u>Add: (\d+) \+ (\d+)</u>)");
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::smatch m;
+      GeneratedText g;
+      g.finish_reason = "eos";
+      if (std::regex_match(prompts[i], m, kJudge)) {
+        const bool right = std::stoi(m[1]) + std::stoi(m[2]) == std::stoi(m[3]);
+        g.text = seeds[i] % 7 == 0 ? "no idea" : (right ? "right.\nScore: 5" : "wrong.\nScore: 1");
+      } else if (std::regex_match(prompts[i], m, kAsk)) {
+        const int sum = std::stoi(m[1]) + std::stoi(m[2]) + (seeds[i] % 2 == 0 ? 0 : 1);
+        g.text = std::to_string(sum);
+      } else if (prompts[i].rfind("Below are example tasks.", 0) == 0) {
+        g.text = "Add: " + std::to_string(seeds[i] % 10) + " + 1\n";
+        g.finish_reason = "stop";
+      } else {
+        return absl::InvalidArgumentError("unexpected prompt: " + prompts[i]);
+      }
+      g.num_tokens = static_cast<int64_t>(g.text.size());
+      out.push_back(g);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string& prompt, const std::vector<std::string>& responses) override {
+    std::vector<ScoredResponse> out;
+    for (const auto& r : responses) {
+      out.push_back({-0.5 * static_cast<double>(r.size()), static_cast<int64_t>(r.size()) + 1});
+    }
+    return out;
+  }
+  int generate_calls = 0;
+  std::vector<std::string> last_stop;
+};
+
+class ShardWorkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.generate.candidates = 4;
+    config_.judge.samples = 3;
+    config_.prompts.shots = 2;
+    templ_ = std::make_unique<JudgeTemplate>(*JudgeTemplate::FromText("T:{prompt}|A:{response}"));
+    parser_ = std::make_unique<JudgeScoreParser>(
+        *JudgeScoreParser::Create(config_.judge.score_pattern, 0, 5));
+    ctx_.config = &config_;
+    ctx_.ift_prompts = &ift_;
+    ctx_.judge_template = templ_.get();
+    ctx_.score_parser = parser_.get();
+    ctx_.format_chat = [](const std::string& m) -> absl::StatusOr<std::string> {
+      return "<u>" + m + "</u>";
+    };
+  }
+  v1::GenerateShard Shard(uint64_t seed) {
+    v1::GenerateShard shard;
+    shard.set_seed(seed);
+    for (int i = 0; i < 6; ++i) {
+      v1::PoolPrompt* p = shard.add_prompts();
+      p->set_prompt_id(100 + i);
+      p->set_text("Add: " + std::to_string(i) + " + " + std::to_string(2 * i));
+    }
+    return shard;
+  }
+  RunConfig config_;
+  std::vector<std::string> ift_ = {"Add: 1 + 2", "Add: 3 + 4", "Reverse the word: cat"};
+  std::unique_ptr<JudgeTemplate> templ_;
+  std::unique_ptr<JudgeScoreParser> parser_;
+  ShardContext ctx_;
+};
+
+TEST_F(ShardWorkTest, GenerateShardPairsRightOverWrongWithReferenceLogprobs) {
+  ScriptedModel model;
+  auto result = RunGenerateShard(Shard(99), ctx_, model);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->results_size(), 6);
+  int pairs = 0, ties = 0, unparsable = 0;
+  for (int p = 0; p < 6; ++p) {
+    const v1::PromptResult& r = result->results(p);
+    EXPECT_EQ(r.prompt_id(), 100 + p);
+    ASSERT_EQ(r.candidates_size(), 4);
+    ASSERT_EQ(r.judgements_size(), 12);
+    ASSERT_EQ(r.mean_scores_size(), 4);
+    const int truth = 3 * p;
+    for (const auto& j : r.judgements()) {
+      if (j.unparsable()) {
+        ++unparsable;
+        continue;
+      }
+      const bool right = std::stoi(r.candidates(j.candidate_index()).text()) == truth;
+      EXPECT_EQ(j.score(), right ? 5 : 1);
+    }
+    if (r.has_pair()) {
+      ++pairs;
+      EXPECT_EQ(r.pair().chosen(), std::to_string(truth));
+      EXPECT_EQ(r.pair().rejected(), std::to_string(truth + 1));
+      EXPECT_EQ(r.pair().chosen_score(), 5);
+      EXPECT_EQ(r.pair().rejected_score(), 1);
+      EXPECT_DOUBLE_EQ(r.pair().ref_chosen_logprob(), -0.5 * r.pair().chosen().size());
+      EXPECT_EQ(r.pair().rejected_num_tokens(), static_cast<int64_t>(r.pair().rejected().size()) + 1);
+      EXPECT_EQ(r.candidates(r.pair().chosen_index()).text(), r.pair().chosen());
+    } else {
+      // No pair only when every scored candidate got the same mean (all right or all wrong).
+      EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_TIE);
+      ++ties;
+    }
+  }
+  EXPECT_EQ(pairs + ties, 6);
+  EXPECT_GT(pairs, 0);
+  EXPECT_GT(unparsable, 0);  // about 1 in 7 judge seeds
+}
+
+TEST_F(ShardWorkTest, SameShardSeedGivesTheSameResultAndAnotherSeedDiffers) {
+  ScriptedModel a, b, c;
+  auto first = RunGenerateShard(Shard(7), ctx_, a);
+  auto again = RunGenerateShard(Shard(7), ctx_, b);
+  auto other = RunGenerateShard(Shard(8), ctx_, c);
+  ASSERT_TRUE(first.ok() && again.ok() && other.ok());
+  EXPECT_EQ(first->SerializeAsString(), again->SerializeAsString());
+  EXPECT_NE(first->SerializeAsString(), other->SerializeAsString());
+}
+
+TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {
+  ScriptedModel model;
+  ctx_.score_parser = nullptr;
+  auto never = JudgeScoreParser::Create(R"(Points=(\d))", 0, 5);
+  ASSERT_TRUE(never.ok());
+  ctx_.score_parser = &*never;
+  auto result = RunGenerateShard(Shard(3), ctx_, model);
+  ASSERT_TRUE(result.ok());
+  for (const auto& r : result->results()) {
+    EXPECT_FALSE(r.has_pair());
+    EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_UNPARSABLE);
+    for (double m : r.mean_scores()) EXPECT_LT(m, config_.judge.min_score);
+  }
+}
+
+TEST_F(ShardWorkTest, PromptsShardParsesNewPromptsAndStopsAtMarker) {
+  ScriptedModel model;
+  v1::PromptsShard shard;
+  shard.set_num_prompts(5);
+  shard.set_seed(11);
+  auto result = RunPromptsShard(shard, ctx_, model);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->prompts_size(), 5);
+  for (const auto& p : result->prompts()) EXPECT_TRUE(std::regex_match(p, std::regex(R"(Add: \d \+ 1)"))) << p;
+  ASSERT_FALSE(model.last_stop.empty());
+  EXPECT_EQ(model.last_stop.back(), SelfInstructStop());
+  std::vector<std::string> empty;
+  ctx_.ift_prompts = &empty;
+  EXPECT_EQ(RunPromptsShard(shard, ctx_, model).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace srlm
