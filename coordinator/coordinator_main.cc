@@ -1,10 +1,34 @@
 // srlm-coordinator: serves the Coordinator gRPC service for one run directory.
 #include <CLI/CLI.hpp>
 
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "common/logging.h"
+#include "common/run_config.h"
+#include "coordinator/auth_token.h"
+#include "coordinator/coordinator_server.h"
+#include "coordinator/run_coordinator.h"
+
+namespace {
+
+bool WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   srlm::SetLogIdentity("coordinator", -1);
@@ -12,12 +36,79 @@ int main(int argc, char** argv) {
       "srlm-coordinator: the run's single source of truth. Shards prompts to workers, accepts each\n"
       "result once, advances the iteration counter, and serves GetStatus/WatchStatus. State lives in\n"
       "SQLite in --run-dir; restarting with the same directory resumes the run."};
-  std::string run_dir, listen = "127.0.0.1:50051", config_path, token_file;
+  std::string run_dir, listen = "127.0.0.1:50051", config_path, token_file, port_file;
+  std::string tls_cert, tls_key, tls_client_ca;
+  bool force_config = false;
   app.add_option("--run-dir", run_dir, "run directory (created if missing; holds state.db)")->required();
-  app.add_option("--listen", listen, "HOST:PORT to serve on")->capture_default_str();
-  app.add_option("--config", config_path, "run configuration YAML (defaults for every key)");
-  app.add_option("--token-file", token_file, "file holding the bearer token (else $SRLM_TOKEN)");
+  app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)")->capture_default_str();
+  app.add_option("--config", config_path, "run configuration YAML (first start: stored in the run directory)");
+  app.add_flag("--force-config", force_config, "replace a stored configuration that differs from --config");
+  app.add_option("--token-file", token_file,
+                 "file holding the bearer token (else $SRLM_TOKEN, else <run-dir>/token, generated)");
+  app.add_option("--port-file", port_file, "write the port actually listened on to this file");
+  app.add_option("--tls-cert", tls_cert, "PEM server certificate (with --tls-key: serve TLS)");
+  app.add_option("--tls-key", tls_key, "PEM server private key");
+  app.add_option("--tls-client-ca", tls_client_ca, "PEM CA that client certificates must chain to (mutual TLS)");
   CLI11_PARSE(app, argc, argv);
-  SRLM_LOG(ERROR) << "the coordinator service is not built yet";
-  return 1;
+
+  // Signals are taken by one thread with sigwait; block them before gRPC starts its threads.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  srlm::coordinator::RunCoordinatorOptions options;
+  options.run_dir = run_dir;
+  options.force_config = force_config;
+  if (!config_path.empty()) {
+    absl::StatusOr<srlm::RunConfig> config = srlm::LoadRunConfig(config_path);
+    if (!config.ok()) {
+      SRLM_LOG(ERROR) << config.status();
+      return 2;
+    }
+    options.config = *config;
+  }
+  auto run = srlm::coordinator::RunCoordinator::Open(options);
+  if (!run.ok()) {
+    SRLM_LOG(ERROR) << run.status();
+    return 2;
+  }
+  bool generated = false;
+  absl::StatusOr<std::string> token = srlm::coordinator::ResolveServerToken(token_file, run_dir, &generated);
+  if (!token.ok()) {
+    SRLM_LOG(ERROR) << token.status();
+    return 2;
+  }
+  if (generated) SRLM_LOG(INFO) << "generated a bearer token in " << run_dir << "/token (mode 0600)";
+  srlm::coordinator::ServerOptions server_options;
+  server_options.listen = listen;
+  server_options.token = *token;
+  server_options.tls_cert_file = tls_cert;
+  server_options.tls_key_file = tls_key;
+  server_options.tls_client_ca_file = tls_client_ca;
+  server_options.max_message_bytes = (*run)->config().coordinator.max_message_bytes;
+  auto server = srlm::coordinator::CoordinatorServer::Start(run->get(), server_options);
+  if (!server.ok()) {
+    SRLM_LOG(ERROR) << server.status();
+    return 2;
+  }
+  const int port = (*server)->port();
+  std::cout << "srlm-coordinator listening on port " << port << std::endl;
+  if (!port_file.empty() && !WritePortFile(port_file, port)) {
+    SRLM_LOG(ERROR) << "cannot write --port-file " << port_file;
+    return 2;
+  }
+  std::thread signal_thread([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    SRLM_LOG(INFO) << "signal " << received << ": shutting down";
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  signal_thread.join();
+  server->reset();
+  run->reset();  // drains the group committer
+  SRLM_LOG(INFO) << "stopped";
+  return 0;
 }

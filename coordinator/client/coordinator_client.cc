@@ -1,0 +1,169 @@
+// Implementation of coordinator/client/coordinator_client.h.
+#include "coordinator/client/coordinator_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace srlm::coordinator {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status, const char* rpc) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(rpc, ": ", status.error_message()));
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(const ClientOptions& given) {
+  ClientOptions options = given;
+  if (options.token.empty() && !options.token_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(options.token_file, "token file");
+    if (!text.ok()) return text.status();
+    options.token = std::string(absl::StripAsciiWhitespace(*text));
+  }
+  if (options.token.empty()) {
+    if (const char* env = std::getenv("SRLM_TOKEN"); env) options.token = env;
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  arguments.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  if (!options.tls_root_ca_file.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    absl::StatusOr<std::string> ca = ReadFile(options.tls_root_ca_file, "TLS root CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    if (!options.tls_client_cert_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadFile(options.tls_client_cert_file, "TLS client certificate");
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadFile(options.tls_client_key_file, "TLS client key");
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    if (!options.tls_server_name.empty()) {
+      arguments.SetSslTargetNameOverride(options.tls_server_name);
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  auto channel = grpc::CreateCustomChannel(options.address, credentials, arguments);
+  return std::make_unique<CoordinatorClient>(v1::Coordinator::NewStub(channel), options);
+}
+
+CoordinatorClient::CoordinatorClient(std::unique_ptr<v1::Coordinator::StubInterface> stub,
+                                     ClientOptions options)
+    : stub_(std::move(stub)), options_(std::move(options)) {}
+
+void CoordinatorClient::Prepare(grpc::ClientContext* context, double deadline_seconds) const {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+}
+
+#define SRLM_CLIENT_UNARY(Method, Response)                               \
+  grpc::ClientContext context;                                            \
+  Prepare(&context, options_.deadline_seconds);                           \
+  Response response;                                                      \
+  grpc::Status status = stub_->Method(&context, request, &response);      \
+  if (!status.ok()) return FromGrpcStatus(status, #Method);               \
+  return response
+
+absl::StatusOr<v1::RegisterWorkerResponse> CoordinatorClient::RegisterWorker(
+    const v1::RegisterWorkerRequest& request) {
+  SRLM_CLIENT_UNARY(RegisterWorker, v1::RegisterWorkerResponse);
+}
+absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(const v1::HeartbeatRequest& request) {
+  SRLM_CLIENT_UNARY(Heartbeat, v1::HeartbeatResponse);
+}
+absl::StatusOr<v1::LeaseShardResponse> CoordinatorClient::LeaseShard(const v1::LeaseShardRequest& request) {
+  SRLM_CLIENT_UNARY(LeaseShard, v1::LeaseShardResponse);
+}
+absl::StatusOr<v1::SubmitShardResponse> CoordinatorClient::SubmitShard(const v1::SubmitShardRequest& request) {
+  SRLM_CLIENT_UNARY(SubmitShard, v1::SubmitShardResponse);
+}
+absl::StatusOr<v1::ReportTrainStepResponse> CoordinatorClient::ReportTrainStep(
+    const v1::ReportTrainStepRequest& request) {
+  SRLM_CLIENT_UNARY(ReportTrainStep, v1::ReportTrainStepResponse);
+}
+absl::StatusOr<v1::ReportCheckpointResponse> CoordinatorClient::ReportCheckpoint(
+    const v1::ReportCheckpointRequest& request) {
+  SRLM_CLIENT_UNARY(ReportCheckpoint, v1::ReportCheckpointResponse);
+}
+absl::StatusOr<v1::GetStatusResponse> CoordinatorClient::GetStatus() {
+  v1::GetStatusRequest request;
+  SRLM_CLIENT_UNARY(GetStatus, v1::GetStatusResponse);
+}
+
+#undef SRLM_CLIENT_UNARY
+
+absl::Status CoordinatorClient::StreamPairs(const v1::StreamPairsRequest& request,
+                                            const std::function<bool(const v1::TrainingPair&)>& on_item) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.stream_deadline_seconds);
+  auto reader = stub_->StreamPairs(&context, request);
+  v1::TrainingPair pair;
+  while (reader->Read(&pair)) {
+    if (!on_item(pair)) {
+      context.TryCancel();
+      reader->Finish().ok();
+      return absl::OkStatus();
+    }
+  }
+  return FromGrpcStatus(reader->Finish(), "StreamPairs");
+}
+
+absl::Status CoordinatorClient::ExportPairs(int64_t iteration,
+                                            const std::function<bool(const v1::ExportedPair&)>& on_item) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.stream_deadline_seconds);
+  v1::ExportPairsRequest request;
+  request.set_iteration(iteration);
+  auto reader = stub_->ExportPairs(&context, request);
+  v1::ExportedPair pair;
+  while (reader->Read(&pair)) {
+    if (!on_item(pair)) {
+      context.TryCancel();
+      reader->Finish().ok();
+      return absl::OkStatus();
+    }
+  }
+  return FromGrpcStatus(reader->Finish(), "ExportPairs");
+}
+
+absl::Status CoordinatorClient::WatchStatus(double interval_seconds,
+                                            const std::function<bool(const v1::GetStatusResponse&)>& on_item) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.stream_deadline_seconds);
+  v1::WatchStatusRequest request;
+  request.set_interval_seconds(interval_seconds);
+  auto reader = stub_->WatchStatus(&context, request);
+  v1::GetStatusResponse status;
+  while (reader->Read(&status)) {
+    if (!on_item(status)) {
+      context.TryCancel();
+      reader->Finish().ok();
+      return absl::OkStatus();
+    }
+  }
+  return FromGrpcStatus(reader->Finish(), "WatchStatus");
+}
+
+}  // namespace srlm::coordinator

@@ -1,0 +1,119 @@
+// Implementation of coordinator/prompt_filter.h.
+#include "coordinator/prompt_filter.h"
+
+#include <algorithm>
+#include <cctype>
+
+
+namespace srlm::coordinator {
+namespace {
+
+uint64_t Fnv1a(std::string_view s, uint64_t hash = 1469598103934665603ULL) {
+  for (unsigned char c : s) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+}  // namespace
+
+std::string_view TrimPrompt(std::string_view text) {
+  size_t begin = 0, end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  return text.substr(begin, end - begin);
+}
+
+std::string NormalizePrompt(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool pending_space = false;
+  for (unsigned char c : text) {
+    if (std::isspace(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (std::ispunct(c)) continue;
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += static_cast<char>(std::tolower(c));
+  }
+  return out;
+}
+
+std::vector<uint64_t> PromptNgrams(std::string_view normalized, int64_t n) {
+  std::vector<std::string_view> words;
+  size_t start = 0;
+  while (start < normalized.size()) {
+    size_t end = normalized.find(' ', start);
+    if (end == std::string_view::npos) end = normalized.size();
+    if (end > start) words.push_back(normalized.substr(start, end - start));
+    start = end + 1;
+  }
+  std::vector<uint64_t> grams;
+  if (words.empty()) return grams;
+  size_t width = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(n, 1)), words.size());
+  for (size_t i = 0; i + width <= words.size(); ++i) {
+    uint64_t hash = 1469598103934665603ULL;
+    for (size_t j = 0; j < width; ++j) hash = Fnv1a(words[i + j], Fnv1a("\x1f", hash));
+    grams.push_back(hash);
+  }
+  std::sort(grams.begin(), grams.end());
+  grams.erase(std::unique(grams.begin(), grams.end()), grams.end());
+  return grams;
+}
+
+double NgramOverlap(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
+  if (a.empty() || b.empty()) return 0.0;
+  size_t shared = 0;
+  for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
+    if (a[i] == b[j]) {
+      ++shared, ++i, ++j;
+    } else if (a[i] < b[j]) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  return static_cast<double>(shared) / static_cast<double>(std::min(a.size(), b.size()));
+}
+
+PromptFilter::PromptFilter(PromptFilterOptions options) : options_(options) {}
+
+PromptVerdict PromptFilter::Offer(std::string_view text) {
+  std::string_view trimmed = TrimPrompt(text);
+  if (static_cast<int64_t>(trimmed.size()) < options_.min_chars ||
+      static_cast<int64_t>(trimmed.size()) > options_.max_chars) {
+    return PromptVerdict::kLength;
+  }
+  std::string normalized = NormalizePrompt(trimmed);
+  if (normalized_.count(normalized)) return PromptVerdict::kDuplicate;
+  std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
+  // Candidates: accepted prompts sharing at least one gram; count the shared grams of each.
+  std::unordered_map<int32_t, int32_t> shared;
+  for (uint64_t gram : grams) {
+    auto it = index_.find(gram);
+    if (it == index_.end()) continue;
+    for (int32_t other : it->second) ++shared[other];
+  }
+  for (const auto& [other, count] : shared) {
+    size_t smaller = std::min(grams.size(), grams_[other].size());
+    if (smaller > 0 && static_cast<double>(count) / smaller >= options_.near_duplicate_threshold) {
+      return PromptVerdict::kNearDuplicate;
+    }
+  }
+  AddAccepted(trimmed);
+  return PromptVerdict::kAccepted;
+}
+
+void PromptFilter::AddAccepted(std::string_view text) {
+  std::string normalized = NormalizePrompt(TrimPrompt(text));
+  std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
+  int32_t id = static_cast<int32_t>(grams_.size());
+  for (uint64_t gram : grams) index_[gram].push_back(id);
+  grams_.push_back(std::move(grams));
+  normalized_.insert(std::move(normalized));
+}
+
+}  // namespace srlm::coordinator

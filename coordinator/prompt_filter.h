@@ -1,0 +1,51 @@
+// Filters self-instructed prompts into an iteration's pool: length bounds, exact duplicates after
+// normalisation (lowercase, punctuation stripped, whitespace collapsed) and near-duplicates by word
+// n-gram overlap, as Self-Instruct does. Overlap of prompts a and b is |G(a) ∩ G(b)| / min(|G(a)|,
+// |G(b)|) over their sets of word n-grams (a prompt shorter than n words has its whole word
+// sequence as its one gram). Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace srlm::coordinator {
+
+enum class PromptVerdict { kAccepted, kDuplicate, kNearDuplicate, kLength };
+
+struct PromptFilterOptions {
+  int64_t min_chars = 4;      // after trimming surrounding whitespace
+  int64_t max_chars = 512;
+  int64_t ngram = 3;
+  double near_duplicate_threshold = 0.7;
+};
+
+// `text` without surrounding whitespace.
+std::string_view TrimPrompt(std::string_view text);
+// Lowercase, ASCII punctuation removed, runs of whitespace collapsed to one space, trimmed.
+std::string NormalizePrompt(std::string_view text);
+// The set of word n-grams of a normalised prompt, hashed.
+std::vector<uint64_t> PromptNgrams(std::string_view normalized, int64_t n);
+// The overlap of two n-gram sets (each sorted and unique) as defined above; 0 when either is empty.
+double NgramOverlap(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
+
+class PromptFilter {
+ public:
+  explicit PromptFilter(PromptFilterOptions options);
+  // Judges `text` against every accepted prompt; when accepted, it joins the accepted set.
+  PromptVerdict Offer(std::string_view text);
+  // Adds an already-accepted prompt (e.g. from the database at start-up) without judging it.
+  void AddAccepted(std::string_view text);
+  int64_t accepted() const { return static_cast<int64_t>(grams_.size()); }
+
+ private:
+  PromptFilterOptions options_;
+  std::unordered_set<std::string> normalized_;
+  std::vector<std::vector<uint64_t>> grams_;                   // per accepted prompt
+  std::unordered_map<uint64_t, std::vector<int32_t>> index_;   // gram -> accepted prompts
+};
+
+}  // namespace srlm::coordinator

@@ -1,0 +1,1219 @@
+// Implementation of coordinator/run_coordinator.h.
+#include "coordinator/run_coordinator.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "coordinator/pair_shuffle.h"
+#include "coordinator/run_schema.h"
+
+namespace srlm::coordinator {
+namespace {
+
+constexpr int64_t kWaitMs = 200;             // "nothing now" back-off handed to workers
+constexpr int64_t kPromptShardBudget = 4;    // PROMPTS gives up after 4x the shards that suffice
+constexpr int kHistogramBuckets = 10;
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct LeaseKey {
+  int64_t iteration = 0;
+  char kind = 'G';  // 'P' PROMPTS, 'G' GENERATE
+  int64_t shard = 0;
+  int32_t attempt = 0;
+};
+
+std::string MakeLeaseId(int64_t iteration, char kind, int64_t shard, int32_t attempt) {
+  return absl::StrCat("i", iteration, "-", std::string(1, kind), "-s", shard, "-a", attempt);
+}
+
+absl::StatusOr<LeaseKey> ParseLeaseId(const std::string& lease_id) {
+  std::vector<std::string> parts = absl::StrSplit(lease_id, '-');
+  LeaseKey key;
+  int64_t attempt = 0;
+  if (parts.size() != 4 || parts[0].size() < 2 || parts[0][0] != 'i' || parts[1].size() != 1 ||
+      (parts[1][0] != 'P' && parts[1][0] != 'G') || parts[2].size() < 2 || parts[2][0] != 's' ||
+      parts[3].size() < 2 || parts[3][0] != 'a' ||
+      !absl::SimpleAtoi(parts[0].substr(1), &key.iteration) ||
+      !absl::SimpleAtoi(parts[2].substr(1), &key.shard) ||
+      !absl::SimpleAtoi(parts[3].substr(1), &attempt)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease_id '", lease_id, "' is malformed (expected e.g. i1-G-s0-a1)"));
+  }
+  key.kind = parts[1][0];
+  key.attempt = static_cast<int32_t>(attempt);
+  return key;
+}
+
+std::string GenerateRunId() {
+  std::random_device device;
+  uint64_t bits = (static_cast<uint64_t>(device()) << 32) ^ device();
+  return absl::StrCat("run-", SystemNowMs() / 1000, "-", absl::Hex(bits & 0xffffffffffULL));
+}
+
+bool Finite(double x) { return std::isfinite(x); }
+
+// Checks one GENERATE result; fills pair texts left empty from the candidates.
+absl::Status ValidatePromptResult(v1::PromptResult* result) {
+  const std::string where = absl::StrCat("result for prompt ", result->prompt_id(), ": ");
+  const int num_candidates = result->candidates_size();
+  for (int i = 0; i < num_candidates; ++i) {
+    if (result->candidates(i).num_tokens() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "candidates[", i, "].num_tokens < 0"));
+    }
+  }
+  for (int i = 0; i < result->judgements_size(); ++i) {
+    const v1::Judgement& j = result->judgements(i);
+    if (num_candidates > 0 && (j.candidate_index() < 0 || j.candidate_index() >= num_candidates)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "judgements[", i, "].candidate_index ",
+                                                     j.candidate_index(), " is not a candidate"));
+    }
+    if (!j.unparsable() && !Finite(j.score())) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "judgements[", i, "].score is not finite"));
+    }
+  }
+  if (result->mean_scores_size() != 0 && result->mean_scores_size() != num_candidates) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "mean_scores has ", result->mean_scores_size(),
+                                                   " entries for ", num_candidates, " candidates"));
+  }
+  for (double score : result->mean_scores()) {
+    if (!Finite(score)) return absl::InvalidArgumentError(where + "a mean score is not finite");
+  }
+  switch (result->outcome_case()) {
+    case v1::PromptResult::kDropReason:
+      if (result->drop_reason() == v1::DROP_REASON_UNSPECIFIED) {
+        return absl::InvalidArgumentError(where + "drop_reason is DROP_REASON_UNSPECIFIED");
+      }
+      return absl::OkStatus();
+    case v1::PromptResult::kPair: break;
+    default:
+      return absl::InvalidArgumentError(where + "neither a pair nor a drop_reason");
+  }
+  v1::PreferencePair* pair = result->mutable_pair();
+  if (num_candidates > 0) {
+    for (int index : {pair->chosen_index(), pair->rejected_index()}) {
+      if (index < 0 || index >= num_candidates) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "pair candidate index ", index, " out of range [0, ", num_candidates, ")"));
+      }
+    }
+    if (pair->chosen_index() == pair->rejected_index()) {
+      return absl::InvalidArgumentError(where + "pair chosen_index equals rejected_index");
+    }
+    const std::string& chosen = result->candidates(pair->chosen_index()).text();
+    const std::string& rejected = result->candidates(pair->rejected_index()).text();
+    if (pair->chosen().empty()) pair->set_chosen(chosen);
+    if (pair->rejected().empty()) pair->set_rejected(rejected);
+    if (pair->chosen() != chosen || pair->rejected() != rejected) {
+      return absl::InvalidArgumentError(where + "pair texts differ from the candidates they name");
+    }
+  }
+  if (pair->chosen().empty() || pair->rejected().empty()) {
+    return absl::InvalidArgumentError(where + "pair chosen and rejected texts must not be empty");
+  }
+  for (double x : {pair->chosen_score(), pair->rejected_score(), pair->ref_chosen_logprob(),
+                   pair->ref_rejected_logprob()}) {
+    if (!Finite(x)) return absl::InvalidArgumentError(where + "pair scores and log-probs must be finite");
+  }
+  if (pair->chosen_num_tokens() < 0 || pair->rejected_num_tokens() < 0) {
+    return absl::InvalidArgumentError(where + "pair token counts must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+v1::Phase TrainingPhaseOf(int64_t iteration, const RunConfig& config) {
+  return iteration == 0 && config.run.sft ? v1::PHASE_SFT : v1::PHASE_TRAIN;
+}
+
+}  // namespace
+
+RunCoordinator::RunCoordinator(RunCoordinatorOptions options)
+    : run_dir_(options.run_dir), options_(std::move(options)) {
+  clock_ = options_.clock_ms ? options_.clock_ms : std::function<int64_t()>(SystemNowMs);
+}
+
+RunCoordinator::~RunCoordinator() {
+  committer_.reset();  // commits what is queued before the connection closes
+}
+
+std::string RunCoordinator::database_path() const { return run_dir_ + "/state.db"; }
+
+absl::StatusOr<std::unique_ptr<RunCoordinator>> RunCoordinator::Open(RunCoordinatorOptions options) {
+  if (options.run_dir.empty()) return absl::InvalidArgumentError("run directory is empty");
+  std::unique_ptr<RunCoordinator> coordinator(new RunCoordinator(std::move(options)));
+  SRLM_RETURN_IF_ERROR(coordinator->Initialize());
+  return coordinator;
+}
+
+absl::Status RunCoordinator::Initialize() {
+  std::error_code error;
+  std::filesystem::create_directories(run_dir_, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create run directory ", run_dir_, ": ", error.message()));
+  }
+  SRLM_ASSIGN_OR_RETURN(writer_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadWrite));
+  SqliteDb& db = *writer_db_;
+  SRLM_RETURN_IF_ERROR(CreateSchema(db));
+  SRLM_ASSIGN_OR_RETURN(std::optional<std::string> stored_yaml, GetRunValue(db, "config_yaml"));
+  const int64_t now = Now();
+  SRLM_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  if (!stored_yaml) {
+    config_ = options_.config.value_or(RunConfig{});
+    SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(config_), "run configuration");
+    config_yaml_ = RunConfigToYaml(config_);
+    run_id_ = GenerateRunId();
+    iteration_ = config_.run.sft ? 0 : 1;
+    phase_ = config_.run.sft ? v1::PHASE_SFT : v1::PHASE_PROMPTS;
+    model_dir_ = config_.model.path;
+    phase_started_ms_ = now;
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "run_id", run_id_));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "iteration", absl::StrCat(iteration_)));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase", absl::StrCat(static_cast<int>(phase_))));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "model_dir", model_dir_));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase_started_ms", absl::StrCat(now)));
+    SRLM_RETURN_IF_ERROR(AddEvent(db, now, "run_created", run_id_));
+  } else {
+    SRLM_ASSIGN_OR_RETURN(RunConfig stored, ParseRunConfig(*stored_yaml, database_path() + " (stored config)"));
+    config_ = stored;
+    config_yaml_ = *stored_yaml;
+    if (options_.config) {
+      std::string given = RunConfigToYaml(*options_.config);
+      if (given != *stored_yaml) {
+        if (!options_.force_config) {
+          db.Exec("ROLLBACK").IgnoreError();
+          std::vector<std::string> a = absl::StrSplit(given, '\n'), b = absl::StrSplit(*stored_yaml, '\n');
+          size_t line = 0;
+          while (line < a.size() && line < b.size() && a[line] == b[line]) ++line;
+          return absl::FailedPreconditionError(absl::StrCat(
+              "run directory ", run_dir_, " holds a different run configuration than --config (first "
+              "difference: stored '", line < b.size() ? b[line] : "", "' vs given '",
+              line < a.size() ? a[line] : "", "'); omit --config to resume with the stored one, or "
+              "pass --force-config to replace it"));
+        }
+        SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(*options_.config), "run configuration");
+        config_ = *options_.config;
+        config_yaml_ = given;
+        SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
+        SRLM_RETURN_IF_ERROR(AddEvent(db, now, "config_replaced", "--force-config"));
+        SRLM_LOG(WARNING) << "replaced the stored run configuration (--force-config)";
+      }
+    }
+    auto get = [&](const std::string& key) -> absl::StatusOr<std::string> {
+      SRLM_ASSIGN_OR_RETURN(std::optional<std::string> value, GetRunValue(db, key));
+      if (!value) return absl::DataLossError(absl::StrCat(database_path(), " lacks run key ", key));
+      return *value;
+    };
+    SRLM_ASSIGN_OR_RETURN(run_id_, get("run_id"));
+    SRLM_ASSIGN_OR_RETURN(std::string iteration, get("iteration"));
+    SRLM_ASSIGN_OR_RETURN(std::string phase, get("phase"));
+    SRLM_ASSIGN_OR_RETURN(model_dir_, get("model_dir"));
+    SRLM_ASSIGN_OR_RETURN(std::string started, get("phase_started_ms"));
+    int phase_number = 0;
+    if (!absl::SimpleAtoi(iteration, &iteration_) || !absl::SimpleAtoi(phase, &phase_number) ||
+        !absl::SimpleAtoi(started, &phase_started_ms_) || !v1::Phase_IsValid(phase_number)) {
+      return absl::DataLossError(absl::StrCat(database_path(), ": corrupt iteration or phase"));
+    }
+    phase_ = static_cast<v1::Phase>(phase_number);
+    SRLM_RETURN_IF_ERROR(AddEvent(db, now, "resumed",
+                                  absl::StrCat("iteration ", iteration_, " ", v1::Phase_Name(phase_))));
+  }
+  // Workers stay valid across restarts: they keep calling with the ids they hold.
+  SRLM_ASSIGN_OR_RETURN(Statement * workers,
+                        db.Prepare("SELECT worker_id, rank, world_size, hostname, pid, device "
+                                   "FROM workers ORDER BY registered_ms, rowid"));
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, workers->Step());
+    if (!row) break;
+    WorkerInfo info;
+    std::string id = workers->ColumnText(0);
+    info.rank = static_cast<int32_t>(workers->ColumnInt(1));
+    info.world_size = static_cast<int32_t>(workers->ColumnInt(2));
+    info.hostname = workers->ColumnText(3);
+    info.pid = workers->ColumnInt(4);
+    info.device = workers->ColumnText(5);
+    info.last_heartbeat_ms = now;
+    worker_by_rank_[info.rank] = id;
+    workers_[id] = info;
+    ++next_worker_number_;
+  }
+  workers->Reset();
+  SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
+  SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
+  SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
+  committer_ = std::make_unique<GroupCommitter>(writer_db_.get());
+  SRLM_LOG(INFO) << "run " << run_id_ << " in " << run_dir_ << ": iteration " << iteration_
+                 << ", phase " << v1::Phase_Name(phase_) << ", model " << model_dir_;
+  return absl::OkStatus();
+}
+
+absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
+  ResetPhaseLocked(v1::PHASE_PROMPTS);  // every counter from zero, then from the database
+  const int64_t lease_ms = static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
+  // PROMPTS counters of the iteration.
+  SRLM_ASSIGN_OR_RETURN(Statement * counts,
+                        db.Prepare("SELECT COALESCE(SUM(dropped_duplicate),0), "
+                                   "COALESCE(SUM(dropped_near_duplicate),0), COALESCE(SUM(dropped_length),0) "
+                                   "FROM leases WHERE iteration = ? AND kind = 'P' AND state = 'completed'"));
+  counts->Bind(1, iteration_);
+  SRLM_ASSIGN_OR_RETURN(bool has_counts, counts->Step());
+  if (has_counts) {
+    dropped_duplicate_ = counts->ColumnInt(0);
+    dropped_near_duplicate_ = counts->ColumnInt(1);
+    dropped_length_ = counts->ColumnInt(2);
+  }
+  counts->Reset();
+  SRLM_ASSIGN_OR_RETURN(Statement * prompts,
+                        db.Prepare("SELECT text FROM prompts WHERE iteration = ? ORDER BY prompt_id"));
+  prompts->Bind(1, iteration_);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, prompts->Step());
+    if (!row) break;
+    if (phase_ == v1::PHASE_PROMPTS) prompt_filter_->AddAccepted(prompts->ColumnText(0));
+    ++prompts_accepted_;
+  }
+  prompts->Reset();
+  if (phase_ != v1::PHASE_PROMPTS && phase_ != v1::PHASE_SFT) {
+    SRLM_ASSIGN_OR_RETURN(std::optional<std::string> pool, GetRunValue(db, "pool_size"));
+    SRLM_ASSIGN_OR_RETURN(std::optional<std::string> size, GetRunValue(db, "generate_shard_size"));
+    if (pool && size) {
+      absl::SimpleAtoi(*pool, &pool_size_);
+      absl::SimpleAtoi(*size, &generate_shard_size_);
+    }
+  }
+  if (phase_ == v1::PHASE_PROMPTS || phase_ == v1::PHASE_GENERATE) {
+    const char kind = phase_ == v1::PHASE_PROMPTS ? 'P' : 'G';
+    if (kind == 'G') shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
+    SRLM_ASSIGN_OR_RETURN(Statement * leases,
+                          db.Prepare("SELECT shard_id, attempt, state, worker_id FROM leases "
+                                     "WHERE iteration = ? AND kind = ? ORDER BY shard_id, attempt"));
+    leases->Bind(1, iteration_).Bind(2, std::string(1, kind));
+    int64_t shard = -1;
+    int32_t attempt = 0, completed = 0;
+    std::string state, worker;
+    auto flush = [&] {
+      if (shard < 0) return;
+      ShardState restored = completed > 0 ? ShardState::kDone
+                            : state == "active" ? ShardState::kLeased : ShardState::kWaiting;
+      // A restart grants every open lease a fresh period: heartbeats are not persisted.
+      shards_.Restore(shard, restored, attempt, completed, worker, Now() + lease_ms);
+    };
+    while (true) {
+      SRLM_ASSIGN_OR_RETURN(bool row, leases->Step());
+      if (!row) break;
+      int64_t row_shard = leases->ColumnInt(0);
+      if (row_shard != shard) {
+        flush();
+        shard = row_shard;
+        completed = 0;
+      }
+      attempt = static_cast<int32_t>(leases->ColumnInt(1));
+      state = leases->ColumnText(2);
+      worker = leases->ColumnText(3);
+      if (state == "completed") completed = attempt;
+    }
+    flush();
+    leases->Reset();
+  }
+  // GENERATE counters of the iteration.
+  SRLM_ASSIGN_OR_RETURN(Statement * results,
+                        db.Prepare("SELECT num_candidates, num_judgements, has_pair, drop_reason, "
+                                   "mean_scores FROM results WHERE iteration = ?"));
+  results->Bind(1, iteration_);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, results->Step());
+    if (!row) break;
+    ++results_accepted_;
+    candidates_ += results->ColumnInt(0);
+    judgements_ += results->ColumnInt(1);
+    pairs_ += results->ColumnInt(2);
+    ties_ += results->ColumnInt(3) == v1::DROP_REASON_TIE;
+    unparsable_ += results->ColumnInt(3) == v1::DROP_REASON_UNPARSABLE;
+    v1::PromptResult scores;
+    for (absl::string_view piece : absl::StrSplit(results->ColumnText(4), ',', absl::SkipEmpty())) {
+      double score;
+      if (absl::SimpleAtod(piece, &score)) scores.add_mean_scores(score);
+    }
+    AddScoresLocked(scores);
+  }
+  results->Reset();
+  SRLM_ASSIGN_OR_RETURN(Statement * checkpoints,
+                        db.Prepare("SELECT rank, dir, world_size FROM checkpoints WHERE iteration = ?"));
+  checkpoints->Bind(1, iteration_);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, checkpoints->Step());
+    if (!row) break;
+    checkpoint_dirs_[static_cast<int32_t>(checkpoints->ColumnInt(0))] = checkpoints->ColumnText(1);
+    checkpoint_world_size_ = static_cast<int32_t>(checkpoints->ColumnInt(2));
+  }
+  checkpoints->Reset();
+  SRLM_ASSIGN_OR_RETURN(Statement * step,
+                        db.Prepare("SELECT step, total_steps, loss FROM train_steps WHERE iteration = ? "
+                                   "ORDER BY rowid DESC LIMIT 1"));
+  step->Bind(1, iteration_);
+  SRLM_ASSIGN_OR_RETURN(bool has_step, step->Step());
+  if (has_step) {
+    train_step_ = step->ColumnInt(0);
+    train_total_steps_ = step->ColumnInt(1);
+    train_loss_ = step->ColumnDouble(2);
+  }
+  step->Reset();
+  return absl::OkStatus();
+}
+
+void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
+  shards_ = ShardPool();
+  phase_rate_.Reset();
+  if (phase == v1::PHASE_PROMPTS || phase == v1::PHASE_SFT || phase == v1::PHASE_DONE) {
+    PromptFilterOptions filter;
+    filter.min_chars = config_.prompts.min_chars;
+    filter.max_chars = config_.prompts.max_chars;
+    filter.ngram = config_.prompts.ngram;
+    filter.near_duplicate_threshold = config_.prompts.near_duplicate_threshold;
+    prompt_filter_ = std::make_unique<PromptFilter>(filter);
+    pool_size_ = 0;
+    prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
+    results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = 0;
+    score_histogram_.assign(kHistogramBuckets, 0);
+    checkpoint_dirs_.clear();
+    checkpoint_world_size_ = 0;
+    train_step_ = train_total_steps_ = 0;
+    train_loss_ = 0;
+  }
+}
+
+void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes) {
+  const int64_t now = Now();
+  SRLM_LOG(INFO) << "iteration " << iteration_ << ": " << v1::Phase_Name(phase_) << " -> "
+                 << v1::Phase_Name(phase);
+  phase_ = phase;
+  phase_started_ms_ = now;
+  if (phase != v1::PHASE_COMMIT) ResetPhaseLocked(phase);
+  writes->push_back([iteration = iteration_, phase, now, model_dir = model_dir_](SqliteDb& db) {
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "iteration", absl::StrCat(iteration)));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase", absl::StrCat(static_cast<int>(phase))));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "model_dir", model_dir));
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase_started_ms", absl::StrCat(now)));
+    return AddEvent(db, now, "phase", absl::StrCat("iteration ", iteration, " ", v1::Phase_Name(phase)));
+  });
+}
+
+bool RunCoordinator::PromptsPhaseCompleteLocked() const {
+  const int64_t wanted = config_.prompts.per_iteration;
+  const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
+  const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
+  return prompts_accepted_ >= wanted ||
+         (shards_.total() >= budget && shards_.done() == shards_.total());
+}
+
+void RunCoordinator::StartGenerateLocked(std::vector<GroupCommitter::Write>* writes) {
+  const int64_t pool = prompts_accepted_;
+  SetPhaseLocked(v1::PHASE_GENERATE, writes);
+  pool_size_ = pool;
+  generate_shard_size_ = std::max<int64_t>(1, config_.generate.shard_size);
+  shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
+  writes->push_back([pool, size = generate_shard_size_](SqliteDb& db) {
+    SRLM_RETURN_IF_ERROR(PutRunValue(db, "pool_size", absl::StrCat(pool)));
+    return PutRunValue(db, "generate_shard_size", absl::StrCat(size));
+  });
+  if (pool_size_ == 0) FinishGenerateLocked(writes);
+}
+
+void RunCoordinator::FinishGenerateLocked(std::vector<GroupCommitter::Write>* writes) {
+  const int64_t pool = pool_size_, shard_size = generate_shard_size_;
+  const int64_t pairs = pairs_;
+  SetPhaseLocked(TrainingPhaseOf(iteration_, config_), writes);
+  pool_size_ = pool;
+  generate_shard_size_ = shard_size;
+  // Freeze: give every accepted pair its position in the (seed, iteration) shuffle.
+  writes->push_back([iteration = iteration_, seed = config_.run.seed, pairs](SqliteDb& db) {
+    SRLM_ASSIGN_OR_RETURN(Statement * select,
+                          db.Prepare("SELECT prompt_id FROM results WHERE iteration = ? AND has_pair = 1 "
+                                     "ORDER BY prompt_id"));
+    select->Bind(1, iteration);
+    std::vector<int64_t> prompt_ids;
+    while (true) {
+      SRLM_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      prompt_ids.push_back(select->ColumnInt(0));
+    }
+    select->Reset();
+    if (static_cast<int64_t>(prompt_ids.size()) != pairs) {
+      return absl::InternalError(absl::StrCat("freeze: ", prompt_ids.size(), " pairs stored, ", pairs,
+                                              " counted"));
+    }
+    std::vector<int64_t> positions = ShuffledPositions(pairs, seed, iteration);
+    SRLM_ASSIGN_OR_RETURN(Statement * update,
+                          db.Prepare("UPDATE results SET position = ? WHERE iteration = ? AND prompt_id = ?"));
+    for (size_t i = 0; i < prompt_ids.size(); ++i) {
+      update->Reset();
+      SRLM_RETURN_IF_ERROR(update->Bind(1, positions[i]).Bind(2, iteration).Bind(3, prompt_ids[i]).Run());
+    }
+    return PutRunValue(db, "frozen_pairs", absl::StrCat(pairs));
+  });
+}
+
+uint64_t RunCoordinator::EnqueueLocked(std::vector<GroupCommitter::Write> writes) {
+  if (writes.empty()) return committer_->LastEnqueued();
+  if (writes.size() == 1) return committer_->Enqueue(std::move(writes[0]));
+  return committer_->Enqueue([writes = std::move(writes)](SqliteDb& db) {
+    for (const GroupCommitter::Write& write : writes) SRLM_RETURN_IF_ERROR(write(db));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status RunCoordinator::CheckWorkerLocked(const std::string& worker_id) const {
+  if (worker_id.empty()) return absl::InvalidArgumentError("worker_id is empty");
+  if (!workers_.count(worker_id)) {
+    return absl::NotFoundError(absl::StrCat("unknown worker_id '", worker_id, "': RegisterWorker first"));
+  }
+  return absl::OkStatus();
+}
+
+void RunCoordinator::AddScoresLocked(const v1::PromptResult& result) {
+  const double lo = config_.judge.min_score, hi = config_.judge.max_score;
+  for (double score : result.mean_scores()) {
+    int bucket = hi > lo ? static_cast<int>((score - lo) / (hi - lo) * kHistogramBuckets) : 0;
+    bucket = std::clamp(bucket, 0, kHistogramBuckets - 1);
+    ++score_histogram_[bucket];
+  }
+}
+
+int64_t RunCoordinator::ShardSeed(int64_t iteration, char kind, int64_t shard) const {
+  uint64_t x = static_cast<uint64_t>(config_.run.seed) * 0x9E3779B97F4A7C15ULL;
+  x ^= static_cast<uint64_t>(iteration) * 0xBF58476D1CE4E5B9ULL + static_cast<uint64_t>(kind);
+  x ^= static_cast<uint64_t>(shard) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return static_cast<int64_t>(x & 0x7fffffffffffffffULL);
+}
+
+// --- RPCs ------------------------------------------------------------------------------------
+
+absl::StatusOr<v1::RegisterWorkerResponse> RunCoordinator::RegisterWorker(
+    const v1::RegisterWorkerRequest& request) {
+  if (request.world_size() < 1) return absl::InvalidArgumentError("world_size must be >= 1");
+  if (request.rank() < 0 || request.rank() >= request.world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("rank ", request.rank(), " is outside [0, world_size ",
+                                                   request.world_size(), ")"));
+  }
+  v1::RegisterWorkerResponse response;
+  uint64_t sequence;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const int64_t now = Now();
+    std::string worker_id = absl::StrCat("r", request.rank(), "-w", next_worker_number_++);
+    std::vector<GroupCommitter::Write> writes;
+    auto previous = worker_by_rank_.find(request.rank());
+    if (previous != worker_by_rank_.end()) {
+      // A relaunch of this rank: its old leases go back to the pool at once.
+      std::vector<int64_t> released = shards_.Release(previous->second);
+      response.set_released_leases(static_cast<int32_t>(released.size()));
+      writes.push_back([old = previous->second](SqliteDb& db) {
+        SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                              db.Prepare("UPDATE leases SET state = 'released' "
+                                         "WHERE worker_id = ? AND state = 'active'"));
+        return stmt->Bind(1, old).Run();
+      });
+    }
+    WorkerInfo info;
+    info.rank = request.rank();
+    info.world_size = request.world_size();
+    info.hostname = request.hostname();
+    info.pid = request.pid();
+    info.device = request.device();
+    info.last_heartbeat_ms = now;
+    workers_[worker_id] = info;
+    worker_by_rank_[request.rank()] = worker_id;
+    writes.push_back([worker_id, info, now](SqliteDb& db) {
+      SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                            db.Prepare("INSERT INTO workers(worker_id, rank, world_size, hostname, pid, "
+                                       "device, registered_ms) VALUES(?, ?, ?, ?, ?, ?, ?)"));
+      SRLM_RETURN_IF_ERROR(stmt->Bind(1, worker_id).Bind(2, int64_t{info.rank}).Bind(3, int64_t{info.world_size})
+                               .Bind(4, info.hostname).Bind(5, info.pid).Bind(6, info.device).Bind(7, now).Run());
+      return AddEvent(db, now, "worker_registered",
+                      absl::StrCat(worker_id, " ", info.hostname, " pid ", info.pid, " ", info.device));
+    });
+    sequence = EnqueueLocked(std::move(writes));
+    response.set_worker_id(worker_id);
+    response.set_run_config_yaml(config_yaml_);
+    response.set_iteration(iteration_);
+    response.set_phase(phase_);
+    response.set_model_dir(model_dir_);
+    response.set_run_id(run_id_);
+    response.set_heartbeat_seconds(config_.coordinator.heartbeat_seconds);
+    response.set_lease_seconds(config_.coordinator.lease_seconds);
+    response.set_run_seed(config_.run.seed);
+  }
+  committer_->WaitDurable(sequence);
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> RunCoordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+  const int64_t now = Now();
+  WorkerInfo& worker = workers_[request.worker_id()];
+  worker.last_heartbeat_ms = now;
+  if (request.has_stats()) worker.stats = request.stats();
+  const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
+  v1::HeartbeatResponse response;
+  response.set_leases_extended(shards_.Extend(request.worker_id(), expiry));
+  response.set_lease_expiry_unix_ms(expiry);
+  response.set_iteration(iteration_);
+  response.set_phase(phase_);
+  response.set_model_dir(model_dir_);
+  return response;
+}
+
+absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::LeaseShardRequest& request) {
+  v1::LeaseShardResponse response;
+  uint64_t sequence = 0;
+  int64_t first_prompt = 0, end_prompt = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    const WorkerInfo& worker = workers_[request.worker_id()];
+    const int64_t now = Now();
+    response.set_iteration(iteration_);
+    response.set_phase(phase_);
+    switch (phase_) {
+      case v1::PHASE_SFT:
+      case v1::PHASE_TRAIN:
+      case v1::PHASE_COMMIT:
+        if (checkpoint_dirs_.count(worker.rank)) {
+          response.mutable_wait()->set_wait_ms(kWaitMs);
+          response.mutable_wait()->set_reason("this rank reported its checkpoint; waiting for the others");
+        } else {
+          v1::TrainPhase* train = response.mutable_train();
+          train->set_iteration(iteration_);
+          train->set_phase(TrainingPhaseOf(iteration_, config_));
+          train->set_num_pairs(pairs_);
+          train->set_model_dir(model_dir_);
+        }
+        return response;
+      case v1::PHASE_DONE:
+        response.mutable_done()->set_final_model_dir(model_dir_);
+        return response;
+      case v1::PHASE_PROMPTS:
+      case v1::PHASE_GENERATE:
+        break;
+      default:
+        return absl::InternalError("coordinator in an unknown phase");
+    }
+    const bool prompts = phase_ == v1::PHASE_PROMPTS;
+    const char kind = prompts ? 'P' : 'G';
+    shards_.ExpireLeases(now);
+    if (prompts && shards_.waiting() == 0) {
+      const int64_t wanted = config_.prompts.per_iteration;
+      const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
+      const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
+      if (prompts_accepted_ + shards_.leased() * shard_size < wanted && shards_.total() < budget) {
+        shards_.AddShard();
+      }
+    }
+    const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
+    std::optional<int64_t> shard = shards_.LeaseNext(request.worker_id(), expiry);
+    if (!shard) {
+      response.mutable_wait()->set_wait_ms(kWaitMs);
+      response.mutable_wait()->set_reason(absl::StrCat("every shard of ", v1::Phase_Name(phase_),
+                                                       " is leased or done"));
+      return response;
+    }
+    const int32_t attempt = shards_.slot(*shard).attempt;
+    const std::string lease_id = MakeLeaseId(iteration_, kind, *shard, attempt);
+    v1::ShardLease* lease = response.mutable_lease();
+    lease->set_shard_id(*shard);
+    lease->set_lease_id(lease_id);
+    lease->set_attempt(attempt);
+    lease->set_expiry_unix_ms(expiry);
+    lease->set_iteration(iteration_);
+    const int64_t seed = ShardSeed(iteration_, kind, *shard);
+    if (prompts) {
+      response.mutable_prompts()->set_num_prompts(std::max<int64_t>(1, config_.prompts.shard_size));
+      response.mutable_prompts()->set_seed(static_cast<uint64_t>(seed));
+    } else {
+      response.mutable_generate()->set_seed(static_cast<uint64_t>(seed));
+      first_prompt = *shard * generate_shard_size_;
+      end_prompt = std::min(pool_size_, first_prompt + generate_shard_size_);
+    }
+    std::vector<GroupCommitter::Write> writes;
+    writes.push_back([lease_id, iteration = iteration_, kind, shard = *shard, attempt,
+                      worker_id = request.worker_id(), expiry](SqliteDb& db) {
+      if (attempt > 1) {
+        SRLM_ASSIGN_OR_RETURN(Statement * older,
+                              db.Prepare("UPDATE leases SET state = 'released' WHERE iteration = ? AND "
+                                         "kind = ? AND shard_id = ? AND state = 'active'"));
+        SRLM_RETURN_IF_ERROR(older->Bind(1, iteration).Bind(2, std::string(1, kind)).Bind(3, shard).Run());
+      }
+      SRLM_ASSIGN_OR_RETURN(Statement * insert,
+                            db.Prepare("INSERT INTO leases(lease_id, iteration, kind, shard_id, attempt, "
+                                       "worker_id, expiry_ms, state) VALUES(?, ?, ?, ?, ?, ?, ?, 'active')"));
+      return insert->Bind(1, lease_id).Bind(2, iteration).Bind(3, std::string(1, kind)).Bind(4, shard)
+          .Bind(5, int64_t{attempt}).Bind(6, worker_id).Bind(7, expiry).Run();
+    });
+    sequence = EnqueueLocked(std::move(writes));
+  }
+  committer_->WaitDurable(sequence);
+  if (response.has_generate()) {
+    SRLM_RETURN_IF_ERROR(ReadShardPrompts(response.iteration(), first_prompt, end_prompt,
+                                          response.mutable_generate()));
+  }
+  return response;
+}
+
+absl::Status RunCoordinator::ReadShardPrompts(int64_t iteration, int64_t first, int64_t end,
+                                              v1::GenerateShard* shard) {
+  std::lock_guard<std::mutex> lock(reader_mutex_);
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                        reader_db_->Prepare("SELECT prompt_id, text FROM prompts WHERE iteration = ? "
+                                            "AND prompt_id >= ? AND prompt_id < ? ORDER BY prompt_id"));
+  stmt->Bind(1, iteration).Bind(2, first).Bind(3, end);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    v1::PoolPrompt* prompt = shard->add_prompts();
+    prompt->set_prompt_id(stmt->ColumnInt(0));
+    prompt->set_text(stmt->ColumnText(1));
+  }
+  stmt->Reset();
+  if (shard->prompts_size() != end - first) {
+    return absl::DataLossError(absl::StrCat("iteration ", iteration, ": prompts [", first, ", ", end,
+                                            ") missing from the pool"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitShard(
+    const v1::SubmitShardRequest& request) {
+  SRLM_ASSIGN_OR_RETURN(LeaseKey key, ParseLeaseId(request.lease_id()));
+  if (request.result_case() == v1::SubmitShardRequest::RESULT_NOT_SET) {
+    return absl::InvalidArgumentError("submission carries neither prompts nor generate results");
+  }
+  if ((key.kind == 'P') != (request.result_case() == v1::SubmitShardRequest::kPrompts)) {
+    return absl::InvalidArgumentError(absl::StrCat("lease ", request.lease_id(), " is a ",
+                                                   key.kind == 'P' ? "PROMPTS" : "GENERATE",
+                                                   " lease but the submission carries the other kind"));
+  }
+  uint64_t sequence = 0;
+  absl::StatusOr<v1::SubmitShardResponse> response;
+  bool look_up_finished_phase = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    const char current_kind = phase_ == v1::PHASE_PROMPTS ? 'P' : phase_ == v1::PHASE_GENERATE ? 'G' : 0;
+    if (key.iteration != iteration_ || key.kind != current_kind) {
+      look_up_finished_phase = true;
+      sequence = committer_->LastEnqueued();
+    } else {
+      switch (shards_.Check(key.shard, key.attempt)) {
+        case SubmissionCheck::kUnknown:
+          return absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+        case SubmissionCheck::kHandedOn:
+          return absl::FailedPreconditionError(absl::StrCat(
+              "lease ", request.lease_id(), " expired and its shard was handed on (attempt ",
+              shards_.slot(key.shard).attempt, ")"));
+        case SubmissionCheck::kDoneByOther:
+          return absl::FailedPreconditionError(absl::StrCat(
+              "shard ", key.shard, " was completed by attempt ", shards_.slot(key.shard).completed_attempt,
+              "; lease ", request.lease_id(), " is void"));
+        case SubmissionCheck::kDuplicate: {
+          v1::SubmitShardResponse duplicate;
+          duplicate.set_duplicate(true);
+          duplicate.set_iteration(iteration_);
+          duplicate.set_phase(phase_);
+          response = duplicate;
+          sequence = committer_->LastEnqueued();  // the first copy may still be committing
+          break;
+        }
+        case SubmissionCheck::kAccept:
+          response = key.kind == 'P' ? SubmitPromptsLocked(request, key.shard, key.attempt, &sequence)
+                                     : SubmitGenerateLocked(request, key.shard, key.attempt, &sequence);
+          if (!response.ok()) return response.status();
+          break;
+      }
+    }
+  }
+  committer_->WaitDurable(sequence);
+  if (!look_up_finished_phase) return response;
+  // The lease belongs to a finished phase: OK only if this very lease's result was accepted.
+  std::string state;
+  {
+    std::lock_guard<std::mutex> lock(reader_mutex_);
+    SRLM_ASSIGN_OR_RETURN(Statement * stmt, reader_db_->Prepare("SELECT state FROM leases WHERE lease_id = ?"));
+    stmt->Bind(1, request.lease_id());
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (row) state = stmt->ColumnText(0);
+    stmt->Reset();
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state == "completed") {
+    v1::SubmitShardResponse duplicate;
+    duplicate.set_duplicate(true);
+    duplicate.set_iteration(iteration_);
+    duplicate.set_phase(phase_);
+    return duplicate;
+  }
+  if (state.empty()) return absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "lease ", request.lease_id(), " belongs to a phase that has ended (the run is at iteration ",
+      iteration_, ", ", v1::Phase_Name(phase_), ")"));
+}
+
+absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
+    const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence) {
+  const int64_t now = Now();
+  const int64_t wanted = config_.prompts.per_iteration;
+  v1::SubmitShardResponse response;
+  std::vector<std::pair<int64_t, std::string>> accepted;
+  for (const std::string& text : request.prompts().prompts()) {
+    if (prompts_accepted_ >= wanted) break;  // the pool is full; the rest is surplus
+    switch (prompt_filter_->Offer(text)) {
+      case PromptVerdict::kAccepted:
+        accepted.emplace_back(prompts_accepted_++, std::string(TrimPrompt(text)));
+        response.set_prompts_accepted(response.prompts_accepted() + 1);
+        break;
+      case PromptVerdict::kDuplicate:
+        response.set_prompts_dropped_duplicate(response.prompts_dropped_duplicate() + 1);
+        break;
+      case PromptVerdict::kNearDuplicate:
+        response.set_prompts_dropped_near_duplicate(response.prompts_dropped_near_duplicate() + 1);
+        break;
+      case PromptVerdict::kLength:
+        response.set_prompts_dropped_length(response.prompts_dropped_length() + 1);
+        break;
+    }
+  }
+  dropped_duplicate_ += response.prompts_dropped_duplicate();
+  dropped_near_duplicate_ += response.prompts_dropped_near_duplicate();
+  dropped_length_ += response.prompts_dropped_length();
+  shards_.Complete(shard);
+  workers_[request.worker_id()].shards_submitted++;
+  phase_rate_.Record(now, prompts_accepted_);
+  std::vector<GroupCommitter::Write> writes;
+  writes.push_back([iteration = iteration_, lease_id = request.lease_id(), accepted, response, now](SqliteDb& db) {
+    SRLM_ASSIGN_OR_RETURN(Statement * insert,
+                          db.Prepare("INSERT INTO prompts(iteration, prompt_id, text, lease_id) VALUES(?, ?, ?, ?)"));
+    for (const auto& [id, text] : accepted) {
+      insert->Reset();
+      SRLM_RETURN_IF_ERROR(insert->Bind(1, iteration).Bind(2, id).Bind(3, text).Bind(4, lease_id).Run());
+    }
+    SRLM_ASSIGN_OR_RETURN(Statement * lease,
+                          db.Prepare("UPDATE leases SET state = 'completed', completed_ms = ?, prompts_accepted = ?, "
+                                     "dropped_duplicate = ?, dropped_near_duplicate = ?, dropped_length = ? "
+                                     "WHERE lease_id = ?"));
+    return lease->Bind(1, now).Bind(2, response.prompts_accepted()).Bind(3, response.prompts_dropped_duplicate())
+        .Bind(4, response.prompts_dropped_near_duplicate()).Bind(5, response.prompts_dropped_length())
+        .Bind(6, lease_id).Run();
+  });
+  if (PromptsPhaseCompleteLocked()) StartGenerateLocked(&writes);
+  *sequence = EnqueueLocked(std::move(writes));
+  response.set_iteration(iteration_);
+  response.set_phase(phase_);
+  return response;
+}
+
+absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitGenerateLocked(
+    const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence) {
+  const int64_t first = shard * generate_shard_size_;
+  const int64_t end = std::min(pool_size_, first + generate_shard_size_);
+  const v1::GenerateResult& submitted = request.generate();
+  if (submitted.results_size() != end - first) {
+    return absl::InvalidArgumentError(absl::StrCat("shard ", shard, " holds ", end - first,
+                                                   " prompts but the submission has ",
+                                                   submitted.results_size(), " results"));
+  }
+  std::vector<v1::PromptResult> results(submitted.results().begin(), submitted.results().end());
+  std::vector<bool> seen(end - first, false);
+  for (v1::PromptResult& result : results) {
+    const int64_t id = result.prompt_id();
+    if (id < first || id >= end) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt_id ", id, " is not in shard ", shard,
+                                                     " (prompts ", first, "..", end - 1, ")"));
+    }
+    if (seen[id - first]) return absl::InvalidArgumentError(absl::StrCat("prompt_id ", id, " appears twice"));
+    seen[id - first] = true;
+    SRLM_RETURN_IF_ERROR(ValidatePromptResult(&result));
+  }
+  // Valid: apply.
+  const int64_t now = Now();
+  v1::SubmitShardResponse response;
+  for (const v1::PromptResult& result : results) {
+    ++results_accepted_;
+    candidates_ += result.candidates_size();
+    judgements_ += result.judgements_size();
+    if (result.has_pair()) {
+      ++pairs_;
+      response.set_pairs_accepted(response.pairs_accepted() + 1);
+    } else if (result.drop_reason() == v1::DROP_REASON_TIE) {
+      ++ties_;
+    } else {
+      ++unparsable_;
+    }
+    AddScoresLocked(result);
+  }
+  response.set_results_accepted(static_cast<int64_t>(results.size()));
+  shards_.Complete(shard);
+  workers_[request.worker_id()].shards_submitted++;
+  phase_rate_.Record(now, results_accepted_);
+  std::vector<GroupCommitter::Write> writes;
+  writes.push_back([iteration = iteration_, shard, lease_id = request.lease_id(),
+                    worker_id = request.worker_id(), results = std::move(results), now](SqliteDb& db) {
+    SRLM_ASSIGN_OR_RETURN(
+        Statement * insert,
+        db.Prepare("INSERT INTO results(iteration, prompt_id, shard_id, lease_id, worker_id, has_pair, "
+                   "drop_reason, chosen, rejected, chosen_score, rejected_score, ref_chosen_logprob, "
+                   "ref_rejected_logprob, chosen_num_tokens, rejected_num_tokens, num_candidates, "
+                   "num_judgements, mean_scores, detail, accepted_ms) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    std::string detail;
+    for (const v1::PromptResult& result : results) {
+      insert->Reset();
+      insert->Bind(1, iteration).Bind(2, result.prompt_id()).Bind(3, shard).Bind(4, lease_id)
+          .Bind(5, worker_id).Bind(6, int64_t{result.has_pair()}).Bind(7, int64_t{result.drop_reason()});
+      if (result.has_pair()) {
+        const v1::PreferencePair& pair = result.pair();
+        insert->Bind(8, pair.chosen()).Bind(9, pair.rejected()).Bind(10, pair.chosen_score())
+            .Bind(11, pair.rejected_score()).Bind(12, pair.ref_chosen_logprob())
+            .Bind(13, pair.ref_rejected_logprob()).Bind(14, pair.chosen_num_tokens())
+            .Bind(15, pair.rejected_num_tokens());
+      }
+      detail.clear();
+      result.SerializeToString(&detail);
+      insert->Bind(16, int64_t{result.candidates_size()}).Bind(17, int64_t{result.judgements_size()})
+          .Bind(18, absl::StrJoin(result.mean_scores(), ",")).BindBlob(19, detail).Bind(20, now);
+      SRLM_RETURN_IF_ERROR(insert->Run());
+    }
+    SRLM_ASSIGN_OR_RETURN(Statement * lease,
+                          db.Prepare("UPDATE leases SET state = 'completed', completed_ms = ? WHERE lease_id = ?"));
+    return lease->Bind(1, now).Bind(2, lease_id).Run();
+  });
+  if (shards_.done() == shards_.total()) FinishGenerateLocked(&writes);
+  *sequence = EnqueueLocked(std::move(writes));
+  response.set_iteration(iteration_);
+  response.set_phase(phase_);
+  return response;
+}
+
+absl::Status RunCoordinator::StreamPairs(const v1::StreamPairsRequest& request,
+                                         const std::function<bool(const v1::TrainingPair&)>& emit) {
+  if (request.world_size() < 1) return absl::InvalidArgumentError("world_size must be >= 1");
+  if (request.rank() < 0 || request.rank() >= request.world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("rank ", request.rank(), " is outside [0, ",
+                                                   request.world_size(), ")"));
+  }
+  uint64_t sequence;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    const bool frozen = request.iteration() < iteration_ ||
+                        (request.iteration() == iteration_ &&
+                         (phase_ == v1::PHASE_TRAIN || phase_ == v1::PHASE_COMMIT || phase_ == v1::PHASE_SFT));
+    if (request.iteration() < 0 || !frozen) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the pairs of iteration ", request.iteration(), " are not frozen (the run is at iteration ",
+          iteration_, ", ", v1::Phase_Name(phase_), ")"));
+    }
+    sequence = committer_->LastEnqueued();
+  }
+  committer_->WaitDurable(sequence);  // the freeze (positions) has committed
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                        SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
+  SRLM_RETURN_IF_ERROR(db->Exec("BEGIN"));  // one snapshot for the count and the rows
+  SRLM_ASSIGN_OR_RETURN(int64_t total,
+                        db->QueryInt(absl::StrCat("SELECT COUNT(*) FROM results WHERE iteration = ",
+                                                  request.iteration(), " AND position IS NOT NULL"), 0));
+  SRLM_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      db->Prepare("SELECT r.position, r.prompt_id, p.text, r.chosen, r.rejected, r.chosen_score, "
+                  "r.rejected_score, r.ref_chosen_logprob, r.ref_rejected_logprob, r.chosen_num_tokens, "
+                  "r.rejected_num_tokens FROM results r JOIN prompts p ON p.iteration = r.iteration AND "
+                  "p.prompt_id = r.prompt_id WHERE r.iteration = ? AND r.position IS NOT NULL AND "
+                  "r.position % ? = ? ORDER BY r.position"));
+  stmt->Bind(1, request.iteration()).Bind(2, int64_t{request.world_size()}).Bind(3, int64_t{request.rank()});
+  v1::TrainingPair pair;
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    pair.set_position(stmt->ColumnInt(0));
+    pair.set_total(total);
+    pair.set_prompt_id(stmt->ColumnInt(1));
+    pair.set_prompt(stmt->ColumnText(2));
+    pair.set_chosen(stmt->ColumnText(3));
+    pair.set_rejected(stmt->ColumnText(4));
+    pair.set_chosen_score(stmt->ColumnDouble(5));
+    pair.set_rejected_score(stmt->ColumnDouble(6));
+    pair.set_ref_chosen_logprob(stmt->ColumnDouble(7));
+    pair.set_ref_rejected_logprob(stmt->ColumnDouble(8));
+    pair.set_chosen_num_tokens(stmt->ColumnInt(9));
+    pair.set_rejected_num_tokens(stmt->ColumnInt(10));
+    if (!emit(pair)) break;
+  }
+  stmt->Reset();
+  return db->Exec("COMMIT");
+}
+
+absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(
+    const v1::ReportTrainStepRequest& request) {
+  if (request.step() < 0 || request.total_steps() < 0) {
+    return absl::InvalidArgumentError("step and total_steps must be >= 0");
+  }
+  if (request.tokens() < 0) return absl::InvalidArgumentError("tokens must be >= 0");
+  v1::ReportTrainStepResponse response;
+  uint64_t sequence;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    if (request.iteration() != iteration_ ||
+        (phase_ != v1::PHASE_SFT && phase_ != v1::PHASE_TRAIN && phase_ != v1::PHASE_COMMIT)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "iteration ", request.iteration(), " is not training (the run is at iteration ", iteration_,
+          ", ", v1::Phase_Name(phase_), ")"));
+    }
+    const int64_t now = Now();
+    if (request.step() >= train_step_) {
+      train_step_ = request.step();
+      train_total_steps_ = request.total_steps();
+      train_loss_ = request.loss();
+    }
+    phase_rate_.Record(now, train_step_);
+    std::string metrics;
+    for (const auto& [name, value] : request.metrics()) absl::StrAppend(&metrics, name, "=", value, " ");
+    sequence = EnqueueLocked({[request, metrics, now](SqliteDb& db) {
+      SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                            db.Prepare("INSERT INTO train_steps(iteration, step, total_steps, worker_id, loss, "
+                                       "metrics, tokens, reported_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+      return stmt->Bind(1, request.iteration()).Bind(2, request.step()).Bind(3, request.total_steps())
+          .Bind(4, request.worker_id()).Bind(5, request.loss()).Bind(6, metrics).Bind(7, request.tokens())
+          .Bind(8, now).Run();
+    }});
+    response.set_iteration(iteration_);
+    response.set_phase(phase_);
+  }
+  committer_->WaitDurable(sequence);
+  return response;
+}
+
+absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
+    const v1::ReportCheckpointRequest& request) {
+  if (request.world_size() < 1) return absl::InvalidArgumentError("world_size must be >= 1");
+  if (request.rank() < 0 || request.rank() >= request.world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("rank ", request.rank(), " is outside [0, ",
+                                                   request.world_size(), ")"));
+  }
+  if (request.checkpoint_dir().empty()) return absl::InvalidArgumentError("checkpoint_dir is empty");
+  v1::ReportCheckpointResponse response;
+  uint64_t sequence;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    auto fill = [&] {
+      response.set_iteration(iteration_);
+      response.set_phase(phase_);
+      response.set_ranks_reported(static_cast<int32_t>(checkpoint_dirs_.size()));
+      response.set_world_size(checkpoint_world_size_ > 0 ? checkpoint_world_size_ : request.world_size());
+      response.set_model_dir(model_dir_);
+    };
+    if (request.iteration() < iteration_) {  // committed already: a retry after the commit
+      response.set_committed(true);
+      fill();
+      sequence = committer_->LastEnqueued();
+    } else if (request.iteration() > iteration_ ||
+               (phase_ != v1::PHASE_SFT && phase_ != v1::PHASE_TRAIN && phase_ != v1::PHASE_COMMIT)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "iteration ", request.iteration(), " has nothing to checkpoint (the run is at iteration ",
+          iteration_, ", ", v1::Phase_Name(phase_), ")"));
+    } else if (checkpoint_world_size_ > 0 && checkpoint_world_size_ != request.world_size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "world_size ", request.world_size(), " differs from the ", checkpoint_world_size_,
+          " of the ranks that already reported iteration ", iteration_));
+    } else {
+      const int64_t now = Now();
+      checkpoint_world_size_ = request.world_size();
+      checkpoint_dirs_[request.rank()] = request.checkpoint_dir();
+      std::vector<GroupCommitter::Write> writes;
+      writes.push_back([request, now](SqliteDb& db) {
+        SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                              db.Prepare("INSERT OR REPLACE INTO checkpoints(iteration, rank, world_size, dir, "
+                                         "worker_id, reported_ms) VALUES(?, ?, ?, ?, ?, ?)"));
+        return stmt->Bind(1, request.iteration()).Bind(2, int64_t{request.rank()})
+            .Bind(3, int64_t{request.world_size()}).Bind(4, request.checkpoint_dir())
+            .Bind(5, request.worker_id()).Bind(6, now).Run();
+      });
+      if (static_cast<int32_t>(checkpoint_dirs_.size()) == checkpoint_world_size_) {
+        // Every rank holds the checkpoint durable: commit the iteration.
+        const int64_t committed = iteration_;
+        const std::string dir = checkpoint_dirs_.count(0) ? checkpoint_dirs_[0] : checkpoint_dirs_.begin()->second;
+        response.set_ranks_reported(checkpoint_world_size_);
+        model_dir_ = dir;
+        ++iteration_;
+        writes.push_back([committed, dir, now](SqliteDb& db) {
+          SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                                db.Prepare("INSERT OR REPLACE INTO commits(iteration, model_dir, committed_ms) "
+                                           "VALUES(?, ?, ?)"));
+          return stmt->Bind(1, committed).Bind(2, dir).Bind(3, now).Run();
+        });
+        SetPhaseLocked(iteration_ > config_.run.iterations ? v1::PHASE_DONE : v1::PHASE_PROMPTS, &writes);
+        response.set_committed(true);
+        response.set_iteration(iteration_);
+        response.set_phase(phase_);
+        response.set_world_size(request.world_size());
+        response.set_model_dir(model_dir_);
+      } else {
+        if (phase_ != v1::PHASE_COMMIT) SetPhaseLocked(v1::PHASE_COMMIT, &writes);
+        fill();
+      }
+      sequence = EnqueueLocked(std::move(writes));
+    }
+  }
+  committer_->WaitDurable(sequence);
+  return response;
+}
+
+v1::GetStatusResponse RunCoordinator::GetStatus() {
+  v1::GetStatusResponse status;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t now = Now();
+  shards_.ExpireLeases(now);
+  status.set_iteration(iteration_);
+  status.set_phase(phase_);
+  status.set_run_id(run_id_);
+  status.set_total_iterations(config_.run.iterations);
+  status.set_model_dir(model_dir_);
+  v1::ShardCounts* shards = status.mutable_shards();
+  shards->set_total(shards_.total());
+  shards->set_done(shards_.done());
+  shards->set_leased(shards_.leased());
+  shards->set_waiting(shards_.waiting());
+  status.set_prompts_wanted(config_.prompts.per_iteration);
+  status.set_prompts_accepted(prompts_accepted_);
+  status.set_prompts_dropped_duplicate(dropped_duplicate_);
+  status.set_prompts_dropped_near_duplicate(dropped_near_duplicate_);
+  status.set_prompts_dropped_length(dropped_length_);
+  status.set_candidates(candidates_);
+  status.set_judgements(judgements_);
+  status.set_pairs(pairs_);
+  status.set_dropped_ties(ties_);
+  status.set_dropped_unparsable(unparsable_);
+  for (int64_t count : score_histogram_) status.add_score_histogram(count);
+  status.set_score_min(config_.judge.min_score);
+  status.set_score_max(config_.judge.max_score);
+  status.set_results_accepted(results_accepted_);
+  double tokens_per_second = 0;
+  const int64_t alive_ms = static_cast<int64_t>(3000 * config_.coordinator.heartbeat_seconds);
+  for (const auto& [id, worker] : workers_) {
+    if (worker_by_rank_[worker.rank] != id) continue;  // superseded by a relaunch of its rank
+    v1::WorkerStatus* w = status.add_workers();
+    w->set_worker_id(id);
+    w->set_hostname(worker.hostname);
+    w->set_rank(worker.rank);
+    w->set_device(worker.device);
+    w->set_last_heartbeat_unix_ms(worker.last_heartbeat_ms);
+    w->set_tokens_per_second(worker.stats.tokens_per_second());
+    w->set_tokens_generated(worker.stats.tokens_generated());
+    w->set_shards_submitted(worker.shards_submitted);
+    w->set_leases_held(shards_.LeasesHeldBy(id));
+    if (now - worker.last_heartbeat_ms <= alive_ms) tokens_per_second += worker.stats.tokens_per_second();
+  }
+  status.set_tokens_per_second(tokens_per_second);
+  double done = 0, total = 0;
+  switch (phase_) {
+    case v1::PHASE_PROMPTS: done = prompts_accepted_; total = config_.prompts.per_iteration; break;
+    case v1::PHASE_GENERATE:
+      done = results_accepted_;
+      total = pool_size_;
+      status.set_results_per_second(phase_rate_.Rate());
+      break;
+    case v1::PHASE_SFT:
+    case v1::PHASE_TRAIN: done = train_step_; total = train_total_steps_; break;
+    case v1::PHASE_COMMIT:
+      done = checkpoint_dirs_.size();
+      total = checkpoint_world_size_;
+      break;
+    case v1::PHASE_DONE: done = total = 1; break;
+    default: break;
+  }
+  status.set_phase_progress(total > 0 ? std::min(1.0, done / total) : 0.0);
+  const double rate = phase_rate_.Rate();
+  status.set_phase_eta_seconds(total > 0 && rate > 0 ? std::max(0.0, (total - done) / rate)
+                               : phase_ == v1::PHASE_DONE ? 0.0 : -1.0);
+  status.set_train_step(train_step_);
+  status.set_train_total_steps(train_total_steps_);
+  status.set_train_loss(train_loss_);
+  status.set_ranks_reported(static_cast<int32_t>(checkpoint_dirs_.size()));
+  status.set_world_size(checkpoint_world_size_);
+  status.set_server_time_unix_ms(now);
+  status.set_phase_started_unix_ms(phase_started_ms_);
+  return status;
+}
+
+absl::Status RunCoordinator::ExportPairs(int64_t iteration,
+                                         const std::function<bool(const v1::ExportedPair&)>& emit) {
+  if (iteration < 0) return absl::InvalidArgumentError("iteration must be >= 0");
+  committer_->WaitDurable(committer_->LastEnqueued());
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                        SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
+  SRLM_RETURN_IF_ERROR(db->Exec("BEGIN"));
+  std::string model_dir = config_.model.path;
+  {
+    SRLM_ASSIGN_OR_RETURN(Statement * stmt, db->Prepare("SELECT model_dir FROM commits WHERE iteration = ?"));
+    stmt->Bind(1, iteration - 1);
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (row) model_dir = stmt->ColumnText(0);
+    stmt->Reset();
+  }
+  SRLM_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      db->Prepare("SELECT r.prompt_id, p.text, r.chosen, r.rejected, r.chosen_score, r.rejected_score, "
+                  "r.ref_chosen_logprob, r.ref_rejected_logprob, r.chosen_num_tokens, r.rejected_num_tokens, "
+                  "r.shard_id, r.lease_id, r.worker_id, r.accepted_ms, r.mean_scores FROM results r JOIN "
+                  "prompts p ON p.iteration = r.iteration AND p.prompt_id = r.prompt_id "
+                  "WHERE r.iteration = ? AND r.has_pair = 1 ORDER BY r.prompt_id"));
+  stmt->Bind(1, iteration);
+  v1::ExportedPair pair;
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    pair.Clear();
+    pair.set_iteration(iteration);
+    pair.set_prompt_id(stmt->ColumnInt(0));
+    pair.set_prompt(stmt->ColumnText(1));
+    pair.set_chosen(stmt->ColumnText(2));
+    pair.set_rejected(stmt->ColumnText(3));
+    pair.set_chosen_score(stmt->ColumnDouble(4));
+    pair.set_rejected_score(stmt->ColumnDouble(5));
+    pair.set_ref_chosen_logprob(stmt->ColumnDouble(6));
+    pair.set_ref_rejected_logprob(stmt->ColumnDouble(7));
+    pair.set_chosen_num_tokens(stmt->ColumnInt(8));
+    pair.set_rejected_num_tokens(stmt->ColumnInt(9));
+    pair.set_shard_id(stmt->ColumnInt(10));
+    pair.set_lease_id(stmt->ColumnText(11));
+    absl::StatusOr<LeaseKey> key = ParseLeaseId(pair.lease_id());
+    if (key.ok()) pair.set_attempt(key->attempt);
+    pair.set_worker_id(stmt->ColumnText(12));
+    pair.set_model_dir(model_dir);
+    pair.set_accepted_unix_ms(stmt->ColumnInt(13));
+    for (absl::string_view piece : absl::StrSplit(stmt->ColumnText(14), ',', absl::SkipEmpty())) {
+      double score;
+      if (absl::SimpleAtod(piece, &score)) pair.add_candidate_scores(score);
+    }
+    if (!emit(pair)) break;
+  }
+  stmt->Reset();
+  return db->Exec("COMMIT");
+}
+
+}  // namespace srlm::coordinator

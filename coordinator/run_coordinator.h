@@ -1,0 +1,137 @@
+// The run's state machine, knowing nothing of gRPC: registration, heartbeats, shard leases and
+// submissions, the frozen pair set, training progress and checkpoint commits, over the iteration
+// cycle (SFT at iteration 0) -> PROMPTS -> GENERATE -> TRAIN -> COMMIT -> next iteration or DONE.
+// Every transition changes memory under one lock and queues its SQL to the group committer in the
+// same critical section; a call returns only after that SQL committed, so an acknowledged
+// transition survives a crash. Status counters live in memory, rebuilt from the database at Open.
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/run_config.h"
+#include "coordinator/group_committer.h"
+#include "coordinator/prompt_filter.h"
+#include "coordinator/rate_meter.h"
+#include "coordinator/shard_pool.h"
+#include "coordinator/sqlite_db.h"
+#include "srlm/v1/coordinator.pb.h"
+
+namespace srlm::coordinator {
+
+struct RunCoordinatorOptions {
+  std::string run_dir;                  // created if missing; holds state.db
+  std::optional<RunConfig> config;      // --config; nullopt: the stored one (or defaults, first start)
+  bool force_config = false;            // replace a stored config that differs from `config`
+  std::function<int64_t()> clock_ms;    // wall clock in Unix ms; default the system clock
+};
+
+class RunCoordinator {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunCoordinator>> Open(RunCoordinatorOptions options);
+  ~RunCoordinator();
+
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest& request);
+  absl::StatusOr<v1::SubmitShardResponse> SubmitShard(const v1::SubmitShardRequest& request);
+  // Calls `emit` for each of the rank's pairs in position order; stops early when it returns false.
+  absl::Status StreamPairs(const v1::StreamPairsRequest& request,
+                           const std::function<bool(const v1::TrainingPair&)>& emit);
+  absl::StatusOr<v1::ReportTrainStepResponse> ReportTrainStep(
+      const v1::ReportTrainStepRequest& request);
+  absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(
+      const v1::ReportCheckpointRequest& request);
+  v1::GetStatusResponse GetStatus();
+  // The iteration's accepted pairs in prompt-id order, with provenance.
+  absl::Status ExportPairs(int64_t iteration,
+                           const std::function<bool(const v1::ExportedPair&)>& emit);
+
+  const RunConfig& config() const { return config_; }
+  const std::string& run_dir() const { return run_dir_; }
+  std::string database_path() const;
+  // Group-commit statistics (transactions, writes).
+  uint64_t transactions() const { return committer_->transactions(); }
+  uint64_t writes_committed() const { return committer_->writes_committed(); }
+
+ private:
+  struct WorkerInfo {
+    int32_t rank = 0;
+    int32_t world_size = 1;
+    std::string hostname, device;
+    int64_t pid = 0;
+    int64_t last_heartbeat_ms = 0;
+    v1::WorkerStats stats;
+    int64_t shards_submitted = 0;
+  };
+
+  explicit RunCoordinator(RunCoordinatorOptions options);
+  absl::Status Initialize();
+  absl::Status LoadPhaseState(SqliteDb& db);
+  int64_t Now() const { return clock_(); }
+
+  // All *Locked methods need mutex_ held.
+  void ResetPhaseLocked(v1::Phase phase);
+  void SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes);
+  void StartGenerateLocked(std::vector<GroupCommitter::Write>* writes);
+  void FinishGenerateLocked(std::vector<GroupCommitter::Write>* writes);
+  bool PromptsPhaseCompleteLocked() const;
+  uint64_t EnqueueLocked(std::vector<GroupCommitter::Write> writes);
+  absl::Status CheckWorkerLocked(const std::string& worker_id) const;
+  void AddScoresLocked(const v1::PromptResult& result);
+  absl::StatusOr<v1::SubmitShardResponse> SubmitPromptsLocked(
+      const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence);
+  absl::StatusOr<v1::SubmitShardResponse> SubmitGenerateLocked(
+      const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence);
+  absl::Status ReadShardPrompts(int64_t iteration, int64_t first, int64_t end,
+                                v1::GenerateShard* shard);
+  int64_t ShardSeed(int64_t iteration, char kind, int64_t shard) const;
+
+  // Fixed at Open.
+  std::string run_dir_;
+  RunCoordinatorOptions options_;
+  std::function<int64_t()> clock_;
+  RunConfig config_;
+  std::string config_yaml_;
+  std::string run_id_;
+  std::unique_ptr<SqliteDb> writer_db_;   // owned by the committer's thread after Open
+  std::unique_ptr<GroupCommitter> committer_;
+  std::mutex reader_mutex_;
+  std::unique_ptr<SqliteDb> reader_db_;   // lease-time prompt reads
+
+  mutable std::mutex mutex_;
+  // Run.
+  int64_t iteration_ = 0;
+  v1::Phase phase_ = v1::PHASE_UNSPECIFIED;
+  std::string model_dir_;
+  int64_t phase_started_ms_ = 0;
+  int64_t next_worker_number_ = 1;
+  std::map<std::string, WorkerInfo> workers_;
+  std::map<int32_t, std::string> worker_by_rank_;
+  // Phase.
+  ShardPool shards_;
+  std::unique_ptr<PromptFilter> prompt_filter_;
+  int64_t pool_size_ = 0;          // GENERATE and later: prompts in the iteration's pool
+  int64_t generate_shard_size_ = 1;
+  int64_t prompts_accepted_ = 0, dropped_duplicate_ = 0, dropped_near_duplicate_ = 0,
+          dropped_length_ = 0;
+  int64_t results_accepted_ = 0, candidates_ = 0, judgements_ = 0, pairs_ = 0, ties_ = 0,
+          unparsable_ = 0;
+  std::vector<int64_t> score_histogram_;
+  std::map<int32_t, std::string> checkpoint_dirs_;  // rank -> dir, for the current iteration
+  int32_t checkpoint_world_size_ = 0;
+  int64_t train_step_ = 0, train_total_steps_ = 0;
+  double train_loss_ = 0;
+  RateMeter phase_rate_;           // units of phase progress per second
+};
+
+}  // namespace srlm::coordinator

@@ -1,0 +1,74 @@
+// Implementation of coordinator/run_schema.h.
+#include "coordinator/run_schema.h"
+
+#include "common/status_macros.h"
+
+namespace srlm::coordinator {
+
+absl::Status CreateSchema(SqliteDb& db) {
+  return db.Exec(R"sql(
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workers (
+  worker_id TEXT PRIMARY KEY, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,
+  hostname TEXT NOT NULL, pid INTEGER NOT NULL, device TEXT NOT NULL, registered_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+  lease_id TEXT PRIMARY KEY, iteration INTEGER NOT NULL, kind TEXT NOT NULL,
+  shard_id INTEGER NOT NULL, attempt INTEGER NOT NULL, worker_id TEXT NOT NULL,
+  expiry_ms INTEGER NOT NULL, state TEXT NOT NULL,  -- active | completed | released
+  completed_ms INTEGER, prompts_accepted INTEGER NOT NULL DEFAULT 0,
+  dropped_duplicate INTEGER NOT NULL DEFAULT 0, dropped_near_duplicate INTEGER NOT NULL DEFAULT 0,
+  dropped_length INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS leases_by_shard ON leases(iteration, kind, shard_id, attempt);
+CREATE TABLE IF NOT EXISTS prompts (
+  iteration INTEGER NOT NULL, prompt_id INTEGER NOT NULL, text TEXT NOT NULL, lease_id TEXT NOT NULL,
+  PRIMARY KEY (iteration, prompt_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS results (
+  iteration INTEGER NOT NULL, prompt_id INTEGER NOT NULL, shard_id INTEGER NOT NULL,
+  lease_id TEXT NOT NULL, worker_id TEXT NOT NULL, has_pair INTEGER NOT NULL,
+  drop_reason INTEGER NOT NULL, chosen TEXT, rejected TEXT, chosen_score REAL, rejected_score REAL,
+  ref_chosen_logprob REAL, ref_rejected_logprob REAL, chosen_num_tokens INTEGER,
+  rejected_num_tokens INTEGER, num_candidates INTEGER NOT NULL, num_judgements INTEGER NOT NULL,
+  mean_scores TEXT NOT NULL, detail BLOB NOT NULL, accepted_ms INTEGER NOT NULL, position INTEGER,
+  PRIMARY KEY (iteration, prompt_id));
+CREATE INDEX IF NOT EXISTS results_by_position ON results(iteration, position);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  iteration INTEGER NOT NULL, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,
+  dir TEXT NOT NULL, worker_id TEXT NOT NULL, reported_ms INTEGER NOT NULL,
+  PRIMARY KEY (iteration, rank));
+CREATE TABLE IF NOT EXISTS commits (
+  iteration INTEGER PRIMARY KEY, model_dir TEXT NOT NULL, committed_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS train_steps (
+  iteration INTEGER NOT NULL, step INTEGER NOT NULL, total_steps INTEGER NOT NULL,
+  worker_id TEXT NOT NULL, loss REAL NOT NULL, metrics TEXT NOT NULL, tokens INTEGER NOT NULL,
+  reported_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+  detail TEXT NOT NULL);
+)sql");
+}
+
+absl::Status PutRunValue(SqliteDb& db, const std::string& key, const std::string& value) {
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                        db.Prepare("INSERT INTO run(key, value) VALUES(?, ?) "
+                                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  return stmt->Bind(1, key).Bind(2, value).Run();
+}
+
+absl::StatusOr<std::optional<std::string>> GetRunValue(SqliteDb& db, const std::string& key) {
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt, db.Prepare("SELECT value FROM run WHERE key = ?"));
+  stmt->Bind(1, key);
+  SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+  std::optional<std::string> value;
+  if (row) value = stmt->ColumnText(0);
+  stmt->Reset();
+  return value;
+}
+
+absl::Status AddEvent(SqliteDb& db, int64_t unix_ms, const std::string& kind,
+                      const std::string& detail) {
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                        db.Prepare("INSERT INTO events(unix_ms, kind, detail) VALUES(?, ?, ?)"));
+  return stmt->Bind(1, unix_ms).Bind(2, kind).Bind(3, detail).Run();
+}
+
+}  // namespace srlm::coordinator
