@@ -1,0 +1,349 @@
+// Implementation of worker/loop/worker_loop.h.
+#include "worker/loop/worker_loop.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "worker/loop/judge.h"
+#include "worker/loop/shard_work.h"
+
+namespace srlm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+absl::StatusOr<std::vector<std::string>> ReadIftPrompts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("IFT data not readable: ", path));
+  std::vector<std::string> prompts;
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_discarded() || !row.contains("prompt") || !row["prompt"].is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": no string 'prompt'"));
+    }
+    prompts.push_back(row["prompt"].get<std::string>());
+  }
+  return prompts;
+}
+
+// Calls Heartbeat every `period` seconds until destroyed. Keeps the latest model_dir it heard of.
+class HeartbeatThread {
+ public:
+  HeartbeatThread(CoordinatorLink& link, std::string worker_id, double period_seconds)
+      : link_(link), worker_id_(std::move(worker_id)), period_(period_seconds) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~HeartbeatThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void AddTokens(int64_t tokens, int64_t prompts) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_ += tokens;
+    prompts_ += prompts;
+  }
+
+ private:
+  void Loop() {
+    const auto start = Clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::duration<double>(period_), [this] { return stop_; })) {
+      v1::HeartbeatRequest request;
+      request.set_worker_id(worker_id_);
+      request.mutable_stats()->set_tokens_generated(tokens_);
+      request.mutable_stats()->set_prompts_processed(prompts_);
+      request.mutable_stats()->set_tokens_per_second(static_cast<double>(tokens_) /
+                                                     std::max(1e-9, SecondsSince(start)));
+      lock.unlock();
+      auto response = link_.Heartbeat(request);
+      if (!response.ok()) SRLM_LOG(WARNING) << "heartbeat failed: " << response.status();
+      lock.lock();
+    }
+  }
+  CoordinatorLink& link_;
+  const std::string worker_id_;
+  const double period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  int64_t tokens_ = 0, prompts_ = 0;
+  std::thread thread_;
+};
+
+// Everything one registered worker holds.
+class Worker {
+ public:
+  Worker(CoordinatorLink& link, WorkerBackend& backend, const WorkerIdentity& identity,
+         const WorkerLoopOptions& options)
+      : link_(link), backend_(backend), identity_(identity), options_(options) {}
+
+  absl::StatusOr<WorkerLoopSummary> Run();
+
+ private:
+  absl::Status Register();
+  absl::Status EnsureModel(const std::string& model_dir);
+  absl::Status DoPromptsShard(const v1::LeaseShardResponse& lease);
+  absl::Status DoGenerateShard(const v1::LeaseShardResponse& lease);
+  absl::Status DoTraining(const v1::TrainPhase& train);
+  absl::Status Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response);
+  void Wait(double seconds);
+  bool StopRequested() const { return options_.stop_requested && options_.stop_requested->load(); }
+
+  CoordinatorLink& link_;
+  WorkerBackend& backend_;
+  const WorkerIdentity identity_;
+  const WorkerLoopOptions options_;
+
+  std::string worker_id_;
+  RunConfig config_;
+  std::string current_model_dir_;
+  std::vector<std::string> ift_prompts_;
+  std::unique_ptr<JudgeTemplate> judge_template_;
+  std::unique_ptr<JudgeScoreParser> score_parser_;
+  std::string loaded_model_dir_;
+  std::unique_ptr<LoopModel> model_;
+  std::unique_ptr<HeartbeatThread> heartbeat_;
+  int64_t last_trained_iteration_ = -1;
+  std::string reported_checkpoint_dir_;  // until the commit is seen
+  WorkerLoopSummary summary_;
+};
+
+absl::Status Worker::Register() {
+  v1::RegisterWorkerRequest request;
+  request.set_hostname(identity_.hostname);
+  request.set_pid(identity_.pid);
+  request.set_rank(identity_.rank);
+  request.set_world_size(identity_.world_size);
+  request.set_device(identity_.device);
+  SRLM_ASSIGN_OR_RETURN(v1::RegisterWorkerResponse reg, link_.RegisterWorker(request));
+  worker_id_ = reg.worker_id();
+  SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));
+  current_model_dir_ = reg.model_dir();
+  SRLM_ASSIGN_OR_RETURN(ift_prompts_, ReadIftPrompts(config_.data.ift));
+  SRLM_ASSIGN_OR_RETURN(JudgeTemplate templ, JudgeTemplate::FromFile(config_.judge.template_file));
+  judge_template_ = std::make_unique<JudgeTemplate>(std::move(templ));
+  SRLM_ASSIGN_OR_RETURN(JudgeScoreParser parser,
+                        JudgeScoreParser::Create(config_.judge.score_pattern, config_.judge.min_score,
+                                                 config_.judge.max_score));
+  score_parser_ = std::make_unique<JudgeScoreParser>(std::move(parser));
+  SRLM_LOG(INFO) << "registered as " << worker_id_ << " (run " << reg.run_id() << ", iteration "
+                 << reg.iteration() << ", phase " << v1::Phase_Name(reg.phase()) << ", model "
+                 << reg.model_dir() << ")";
+  heartbeat_ = std::make_unique<HeartbeatThread>(
+      link_, worker_id_, reg.heartbeat_seconds() > 0 ? reg.heartbeat_seconds() : config_.coordinator.heartbeat_seconds);
+  return absl::OkStatus();
+}
+
+absl::Status Worker::EnsureModel(const std::string& model_dir) {
+  if (model_ && loaded_model_dir_ == model_dir) return absl::OkStatus();
+  const auto start = Clock::now();
+  model_.reset();
+  SRLM_ASSIGN_OR_RETURN(model_, backend_.LoadModel(model_dir));
+  loaded_model_dir_ = model_dir;
+  SRLM_LOG(INFO) << "loaded model " << model_dir << " in " << SecondsSince(start) << " s";
+  return absl::OkStatus();
+}
+
+absl::Status Worker::Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response) {
+  request.set_worker_id(worker_id_);
+  SRLM_ASSIGN_OR_RETURN(*response, link_.SubmitShard(request));
+  return absl::OkStatus();
+}
+
+absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
+  const auto start = Clock::now();
+  SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
+  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
+                   [this](const std::string& m) { return backend_.FormatChat(m); }};
+  SRLM_ASSIGN_OR_RETURN(v1::PromptsResult result, RunPromptsShard(lease.prompts(), ctx, *model_));
+  v1::SubmitShardRequest request;
+  request.set_lease_id(lease.lease().lease_id());
+  const int written = result.prompts_size();
+  *request.mutable_prompts() = std::move(result);
+  v1::SubmitShardResponse response;
+  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response));
+  ++summary_.prompts_shards;
+  SRLM_LOG(INFO) << "iteration " << lease.iteration() << " PROMPTS shard " << lease.lease().shard_id()
+                 << ": " << written << "/" << lease.prompts().num_prompts() << " parsed, "
+                 << response.prompts_accepted() << " accepted"
+                 << (response.duplicate() ? " (duplicate submission)" : "") << ", "
+                 << SecondsSince(start) << " s";
+  return absl::OkStatus();
+}
+
+// One round: lease shard (done by the caller) -> generate -> judge -> build pairs -> reference
+// log-probs (RunGenerateShard) -> submit.
+absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
+  const auto start = Clock::now();
+  SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
+  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
+                   [this](const std::string& m) { return backend_.FormatChat(m); }};
+  SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, *model_));
+  int64_t pairs = 0, unparsable = 0, judgements = 0, tokens = 0;
+  for (const auto& r : result.results()) {
+    pairs += r.has_pair();
+    for (const auto& j : r.judgements()) unparsable += j.unparsable();
+    judgements += r.judgements_size();
+    for (const auto& c : r.candidates()) tokens += c.num_tokens();
+  }
+  heartbeat_->AddTokens(tokens, result.results_size());
+  v1::SubmitShardRequest request;
+  request.set_lease_id(lease.lease().lease_id());
+  *request.mutable_generate() = std::move(result);
+  v1::SubmitShardResponse response;
+  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response));
+  ++summary_.generate_shards;
+  summary_.pairs_submitted += response.duplicate() ? 0 : pairs;
+  SRLM_LOG(INFO) << "iteration " << lease.iteration() << " GENERATE shard " << lease.lease().shard_id()
+                 << ": " << lease.generate().prompts_size() << " prompts, " << pairs << " pairs, "
+                 << unparsable << "/" << judgements << " judgements unparsable"
+                 << (response.duplicate() ? " (duplicate submission)" : "") << ", "
+                 << SecondsSince(start) << " s";
+  return absl::OkStatus();
+}
+
+absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
+  const auto start = Clock::now();
+  const std::string out_dir = absl::StrCat(options_.checkpoint_root, "/iter-", train.iteration() + 1);
+  // Free the generation model before training loads its own copy.
+  model_.reset();
+  loaded_model_dir_.clear();
+  TrainStepReporter report = [&](const TrainStepReport& step) {
+    v1::ReportTrainStepRequest request;
+    request.set_worker_id(worker_id_);
+    request.set_iteration(train.iteration());
+    request.set_step(step.step);
+    request.set_total_steps(step.total_steps);
+    request.set_loss(step.loss);
+    request.set_tokens(step.tokens);
+    for (const auto& [name, value] : step.metrics) (*request.mutable_metrics())[name] = value;
+    if (identity_.rank == 0) {
+      auto response = link_.ReportTrainStep(request);
+      if (!response.ok()) SRLM_LOG(WARNING) << "ReportTrainStep failed: " << response.status();
+    }
+  };
+  if (train.phase() == v1::PHASE_SFT) {
+    SRLM_LOG(INFO) << "iteration 0: SFT from " << train.model_dir() << " -> " << out_dir;
+    SRLM_RETURN_IF_ERROR(backend_.TrainSft(config_, train.model_dir(), out_dir, report));
+  } else {
+    std::vector<v1::TrainingPair> pairs;
+    int64_t total = train.num_pairs();
+    v1::StreamPairsRequest request;
+    request.set_worker_id(worker_id_);
+    request.set_iteration(train.iteration());
+    request.set_rank(identity_.rank);
+    request.set_world_size(identity_.world_size);
+    SRLM_RETURN_IF_ERROR(link_.StreamPairs(request, [&](const v1::TrainingPair& pair) {
+      pairs.push_back(pair);
+      total = pair.total();
+      return true;
+    }));
+    SRLM_LOG(INFO) << "iteration " << train.iteration() << ": DPO on " << pairs.size() << " of "
+                   << total << " pairs from " << train.model_dir() << " -> " << out_dir;
+    SRLM_RETURN_IF_ERROR(backend_.TrainDpo(config_, train.model_dir(), pairs, total, out_dir, report));
+  }
+  v1::ReportCheckpointRequest request;
+  request.set_worker_id(worker_id_);
+  request.set_rank(identity_.rank);
+  request.set_world_size(identity_.world_size);
+  request.set_iteration(train.iteration());
+  request.set_checkpoint_dir(out_dir);
+  SRLM_ASSIGN_OR_RETURN(v1::ReportCheckpointResponse response, link_.ReportCheckpoint(request));
+  last_trained_iteration_ = train.iteration();
+  ++summary_.trainings;
+  reported_checkpoint_dir_ = out_dir;
+  if (response.committed() && !response.model_dir().empty()) {
+    current_model_dir_ = response.model_dir();
+    reported_checkpoint_dir_.clear();
+  }
+  SRLM_LOG(INFO) << "iteration " << train.iteration() << ": checkpoint " << out_dir << " reported ("
+                 << response.ranks_reported() << "/" << response.world_size() << " ranks"
+                 << (response.committed() ? ", committed" : "") << "), training took "
+                 << SecondsSince(start) << " s";
+  return absl::OkStatus();
+}
+
+void Worker::Wait(double seconds) {
+  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < until && !StopRequested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+absl::StatusOr<WorkerLoopSummary> Worker::Run() {
+  SRLM_RETURN_IF_ERROR(Register());
+  while (!StopRequested()) {
+    v1::LeaseShardRequest request;
+    request.set_worker_id(worker_id_);
+    SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, link_.LeaseShard(request));
+    switch (lease.work_case()) {
+      case v1::LeaseShardResponse::kPrompts:
+        SRLM_RETURN_IF_ERROR(DoPromptsShard(lease));
+        break;
+      case v1::LeaseShardResponse::kGenerate:
+        SRLM_RETURN_IF_ERROR(DoGenerateShard(lease));
+        break;
+      case v1::LeaseShardResponse::kTrain:
+        if (lease.train().iteration() <= last_trained_iteration_) {
+          Wait(0.2);  // this rank reported; the others have not yet
+          break;
+        }
+        current_model_dir_ = lease.train().model_dir();
+        SRLM_RETURN_IF_ERROR(DoTraining(lease.train()));
+        break;
+      case v1::LeaseShardResponse::kWait:
+        Wait(std::min(options_.max_wait_seconds, std::max(0.01, lease.wait().wait_ms() / 1000.0)));
+        break;
+      case v1::LeaseShardResponse::kDone:
+        SRLM_LOG(INFO) << "run done; final model " << lease.done().final_model_dir();
+        summary_.run_done = true;
+        heartbeat_.reset();
+        return summary_;
+      default:
+        Wait(0.5);
+        break;
+    }
+    // Work of a later iteration means the checkpoint this rank reported was committed: it is M_t now
+    // (every rank names the same directory, which rank 0 wrote).
+    if (last_trained_iteration_ >= 0 && lease.iteration() > last_trained_iteration_ &&
+        !reported_checkpoint_dir_.empty()) {
+      current_model_dir_ = reported_checkpoint_dir_;
+      reported_checkpoint_dir_.clear();
+    }
+  }
+  summary_.stopped = true;
+  heartbeat_.reset();
+  SRLM_LOG(INFO) << "stop requested: leaving after the current unit of work";
+  return summary_;
+}
+
+}  // namespace
+
+absl::StatusOr<WorkerLoopSummary> RunWorkerLoop(CoordinatorLink& link, WorkerBackend& backend,
+                                                const WorkerIdentity& identity,
+                                                const WorkerLoopOptions& options) {
+  Worker worker(link, backend, identity, options);
+  return worker.Run();
+}
+
+}  // namespace srlm

@@ -1,0 +1,256 @@
+// Tests of the worker's phase-following loop against an in-memory coordinator for one rank that
+// walks SFT -> PROMPTS -> GENERATE -> TRAIN -> DONE, and a backend that records what it was asked.
+#include "worker/loop/worker_loop.h"
+
+#include <fstream>
+#include <mutex>
+
+#include <gtest/gtest.h>
+
+#include "common/run_config.h"
+
+namespace srlm {
+namespace {
+
+class EchoModel : public LoopModel {
+ public:
+  explicit EchoModel(std::string dir) : dir_(std::move(dir)) {}
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig&,
+                                                     const std::vector<uint64_t>& seeds) override {
+    std::vector<GeneratedText> out;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      GeneratedText g;
+      if (prompts[i].rfind("Below are example tasks.", 0) == 0) {
+        g.text = "Spell the word " + std::to_string(seeds[i] % 1000);
+      } else if (prompts[i].find("JUDGE") != std::string::npos) {
+        // The judge gives the candidate's own number modulo 6 as its score.
+        const size_t at = prompts[i].find("ANSWER=");
+        g.text = "Score: " + std::to_string(std::stoul(prompts[i].substr(at + 7)) % 6);
+      } else {
+        g.text = std::to_string(seeds[i] % 97);
+      }
+      g.num_tokens = 1;
+      out.push_back(g);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string&, const std::vector<std::string>& responses) override {
+    return std::vector<ScoredResponse>(responses.size(), ScoredResponse{-1.0, 2});
+  }
+  std::string dir_;
+};
+
+class RecordingBackend : public WorkerBackend {
+ public:
+  absl::StatusOr<std::string> FormatChat(const std::string& m) override { return "[" + m + "]"; }
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    loaded.push_back(dir);
+    return std::make_unique<EchoModel>(dir);
+  }
+  absl::Status TrainSft(const RunConfig&, const std::string& model_dir, const std::string& out_dir,
+                        const TrainStepReporter& report) override {
+    trained.push_back("sft " + model_dir + " -> " + out_dir);
+    report({1, 1, 2.5, 10, {}});
+    return absl::OkStatus();
+  }
+  absl::Status TrainDpo(const RunConfig&, const std::string& model_dir,
+                        const std::vector<v1::TrainingPair>& pairs, int64_t total,
+                        const std::string& out_dir, const TrainStepReporter& report) override {
+    trained.push_back("dpo " + model_dir + " -> " + out_dir + " pairs " + std::to_string(pairs.size()) +
+                      "/" + std::to_string(total));
+    dpo_pairs = pairs;
+    report({1, 1, 0.69, 10, {{"reward_accuracy", 0.5}}});
+    return absl::OkStatus();
+  }
+  std::vector<std::string> loaded, trained;
+  std::vector<v1::TrainingPair> dpo_pairs;
+};
+
+// One rank; phases advance as the worker completes them.
+class FakeCoordinator : public CoordinatorLink {
+ public:
+  explicit FakeCoordinator(std::string yaml) : yaml_(std::move(yaml)) {}
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log.push_back("register rank " + std::to_string(r.rank()));
+    v1::RegisterWorkerResponse out;
+    out.set_worker_id("w1");
+    out.set_run_config_yaml(yaml_);
+    out.set_model_dir("/m0");
+    out.set_heartbeat_seconds(0.05);
+    return out;
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++heartbeats;
+    return v1::HeartbeatResponse();
+  }
+  absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    v1::LeaseShardResponse out;
+    out.set_iteration(iteration_);
+    out.set_phase(phase_);
+    if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
+      out.mutable_train()->set_iteration(iteration_);
+      out.mutable_train()->set_phase(phase_);
+      out.mutable_train()->set_model_dir(model_dir_);
+      out.mutable_train()->set_num_pairs(static_cast<int64_t>(pairs_.size()));
+    } else if (phase_ == v1::PHASE_PROMPTS) {
+      out.mutable_lease()->set_lease_id("L-prompts");
+      out.mutable_prompts()->set_num_prompts(3);
+      out.mutable_prompts()->set_seed(5);
+    } else if (phase_ == v1::PHASE_GENERATE) {
+      out.mutable_lease()->set_lease_id("L-generate");
+      out.mutable_generate()->set_seed(6);
+      for (size_t i = 0; i < pool_.size(); ++i) {
+        auto* p = out.mutable_generate()->add_prompts();
+        p->set_prompt_id(static_cast<int64_t>(i));
+        p->set_text(pool_[i]);
+      }
+    } else {
+      out.mutable_done()->set_final_model_dir(model_dir_);
+    }
+    log.push_back(std::string("lease ") + v1::Phase_Name(phase_));
+    return out;
+  }
+  absl::StatusOr<v1::SubmitShardResponse> SubmitShard(const v1::SubmitShardRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log.push_back("submit " + r.lease_id());
+    v1::SubmitShardResponse out;
+    if (r.has_prompts()) {
+      for (const auto& p : r.prompts().prompts()) pool_.push_back(p);
+      phase_ = v1::PHASE_GENERATE;
+    } else {
+      for (const auto& res : r.generate().results()) {
+        if (!res.has_pair()) continue;
+        v1::TrainingPair tp;
+        tp.set_prompt(pool_[res.prompt_id()]);
+        tp.set_chosen(res.pair().chosen());
+        tp.set_rejected(res.pair().rejected());
+        pairs_.push_back(tp);
+      }
+      phase_ = v1::PHASE_TRAIN;
+    }
+    return out;
+  }
+  absl::StatusOr<v1::ReportTrainStepResponse> ReportTrainStep(const v1::ReportTrainStepRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log.push_back("step " + std::to_string(r.step()) + "/" + std::to_string(r.total_steps()));
+    return v1::ReportTrainStepResponse();
+  }
+  absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(const v1::ReportCheckpointRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log.push_back("checkpoint " + std::to_string(r.iteration()) + " " + r.checkpoint_dir());
+    model_dir_ = r.checkpoint_dir();
+    ++iteration_;
+    phase_ = iteration_ > 1 ? v1::PHASE_DONE : v1::PHASE_PROMPTS;
+    v1::ReportCheckpointResponse out;
+    out.set_committed(true);
+    out.set_model_dir(model_dir_);
+    return out;
+  }
+  absl::Status StreamPairs(const v1::StreamPairsRequest& r,
+                           const std::function<bool(const v1::TrainingPair&)>& on_pair) override {
+    std::vector<v1::TrainingPair> pairs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      log.push_back("stream " + std::to_string(r.rank()) + "/" + std::to_string(r.world_size()));
+      pairs = pairs_;
+    }
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      pairs[i].set_position(static_cast<int64_t>(i));
+      pairs[i].set_total(static_cast<int64_t>(pairs.size()));
+      if (!on_pair(pairs[i])) break;
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> log;
+  int heartbeats = 0;
+
+ private:
+  std::mutex mu_;
+  std::string yaml_;
+  int64_t iteration_ = 0;
+  v1::Phase phase_ = v1::PHASE_SFT;
+  std::string model_dir_ = "/m0";
+  std::vector<std::string> pool_;
+  std::vector<v1::TrainingPair> pairs_;
+};
+
+TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
+  const std::string dir = ::testing::TempDir();
+  { std::ofstream(dir + "/ift.jsonl") << "{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
+                                      << "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n"; }
+  { std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}"; }
+  RunConfig config;
+  config.data.ift = dir + "/ift.jsonl";
+  config.judge.template_file = dir + "/judge.txt";
+  config.judge.samples = 2;
+  config.generate.candidates = 4;
+  config.prompts.shots = 2;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  RecordingBackend backend;
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  EXPECT_EQ(summary->prompts_shards, 1);
+  EXPECT_EQ(summary->generate_shards, 1);
+  EXPECT_EQ(summary->trainings, 2);
+
+  const std::vector<std::string> expected_log = {
+      "register rank 0",   "lease PHASE_SFT",        "step 1/1",
+      "checkpoint 0 /ckpt/iter-1", "lease PHASE_PROMPTS", "submit L-prompts",
+      "lease PHASE_GENERATE", "submit L-generate", "lease PHASE_TRAIN",
+      "stream 0/1",        "step 1/1",               "checkpoint 1 /ckpt/iter-2",
+      "lease PHASE_DONE"};
+  EXPECT_EQ(coordinator.log, expected_log);
+  // Self-instruct and generation ran on M_1 (the SFT checkpoint), DPO started from M_1.
+  ASSERT_FALSE(backend.loaded.empty());
+  for (const auto& d : backend.loaded) EXPECT_EQ(d, "/ckpt/iter-1");
+  ASSERT_EQ(backend.trained.size(), 2u);
+  EXPECT_EQ(backend.trained[0], "sft /m0 -> /ckpt/iter-1");
+  EXPECT_EQ(backend.trained[1].rfind("dpo /ckpt/iter-1 -> /ckpt/iter-2 pairs ", 0), 0u) << backend.trained[1];
+  // Candidates are "<n>" and the judge scores n % 6: pairs exist, chosen beats rejected.
+  EXPECT_GT(backend.dpo_pairs.size(), 0u);
+  for (const auto& p : backend.dpo_pairs) {
+    EXPECT_GT(std::stoi(p.chosen()) % 6, std::stoi(p.rejected()) % 6);
+  }
+  EXPECT_EQ(summary->pairs_submitted, static_cast<int64_t>(backend.dpo_pairs.size()));
+}
+
+TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {
+  RunConfig config;
+  const std::string dir = ::testing::TempDir();
+  { std::ofstream(dir + "/ift2.jsonl") << "{\"prompt\": \"p\", \"response\": \"r\"}\n"; }
+  config.data.ift = dir + "/ift2.jsonl";
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  RecordingBackend backend;
+  std::atomic<bool> stop{true};
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  options.stop_requested = &stop;
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 1, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(summary->stopped);
+  EXPECT_EQ(coordinator.log, std::vector<std::string>{"register rank 0"});
+  EXPECT_TRUE(backend.trained.empty());
+}
+
+TEST(WorkerLoopTest, BadIftDataFailsRegistrationWithTheLine) {
+  RunConfig config;
+  const std::string dir = ::testing::TempDir();
+  { std::ofstream(dir + "/bad.jsonl") << "{\"prompt\": \"p\"}\n{\"response\": \"no prompt\"}\n"; }
+  config.data.ift = dir + "/bad.jsonl";
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  RecordingBackend backend;
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{}, WorkerLoopOptions{});
+  ASSERT_FALSE(summary.ok());
+  EXPECT_NE(summary.status().message().find("bad.jsonl:2"), std::string::npos) << summary.status();
+}
+
+}  // namespace
+}  // namespace srlm
