@@ -18,7 +18,7 @@ void ShardPool::ToWaiting(int64_t shard) {
   by_expiry_.erase({slot.expiry_ms, shard});
   by_worker_.erase({slot.worker_id, shard});
   slot.state = ShardState::kWaiting;
-  waiting_.push_back(shard);
+  waiting_.push_front(shard);  // returned work goes first: it is the oldest
 }
 
 std::vector<int64_t> ShardPool::ExpireLeases(int64_t now_ms) {

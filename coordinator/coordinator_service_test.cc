@@ -1,0 +1,590 @@
+// In-process tests of every Coordinator RPC through the real gRPC server and the client library:
+// the iteration cycle SFT -> PROMPTS -> GENERATE -> TRAIN -> COMMIT -> DONE, the prompt filter, lease
+// expiry and hand-on, duplicate submissions, re-registration, authentication, argument checks and
+// resuming from the database. Time is a fake clock, so lease expiry is exact.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "coordinator/client/coordinator_client.h"
+#include "coordinator/coordinator_server.h"
+#include "coordinator/pair_shuffle.h"
+#include "coordinator/run_coordinator.h"
+#include "coordinator/sqlite_db.h"
+
+namespace srlm::coordinator {
+namespace {
+
+constexpr char kToken[] = "test-token-123";
+
+RunConfig SmallConfig() {
+  RunConfig config;
+  config.model.path = "/models/m0";
+  config.run.sft = true;
+  config.run.iterations = 1;
+  config.run.seed = 77;
+  config.prompts.per_iteration = 6;
+  config.prompts.shard_size = 3;
+  config.generate.shard_size = 2;
+  config.coordinator.lease_seconds = 10;
+  return config;
+}
+
+class CoordinatorServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/srlm_coord_test_XXXXXX";
+    run_dir_ = mkdtemp(pattern);
+    Start(SmallConfig());
+  }
+  void TearDown() override {
+    Stop();
+    std::filesystem::remove_all(run_dir_);
+  }
+
+  void Start(std::optional<RunConfig> config, bool force = false) {
+    RunCoordinatorOptions options;
+    options.run_dir = run_dir_;
+    options.config = config;
+    options.force_config = force;
+    options.clock_ms = [this] { return now_ms_.load(); };
+    auto run = RunCoordinator::Open(options);
+    ASSERT_TRUE(run.ok()) << run.status();
+    run_ = std::move(*run);
+    ServerOptions server_options;
+    server_options.listen = "127.0.0.1:0";
+    server_options.token = kToken;
+    auto server = CoordinatorServer::Start(run_.get(), server_options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client_ = MakeClient(kToken);
+  }
+  void Stop() {
+    client_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+    run_.reset();
+  }
+  std::unique_ptr<CoordinatorClient> MakeClient(const std::string& token) {
+    ClientOptions options;
+    options.token = token;
+    options.deadline_seconds = 20;
+    return std::make_unique<CoordinatorClient>(
+        v1::Coordinator::NewStub(server_->grpc_server()->InProcessChannel(grpc::ChannelArguments())),
+        options);
+  }
+  std::string Register(int rank, int world_size) {
+    v1::RegisterWorkerRequest request;
+    request.set_hostname("host");
+    request.set_pid(100 + rank);
+    request.set_rank(rank);
+    request.set_world_size(world_size);
+    request.set_device("cpu");
+    auto response = client_->RegisterWorker(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->worker_id() : "";
+  }
+  v1::LeaseShardResponse Lease(const std::string& worker) {
+    v1::LeaseShardRequest request;
+    request.set_worker_id(worker);
+    auto response = client_->LeaseShard(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::LeaseShardResponse();
+  }
+  absl::StatusOr<v1::SubmitShardResponse> SubmitPrompts(const std::string& worker, const std::string& lease,
+                                                        std::vector<std::string> prompts) {
+    v1::SubmitShardRequest request;
+    request.set_worker_id(worker);
+    request.set_lease_id(lease);
+    for (auto& p : prompts) request.mutable_prompts()->add_prompts(p);
+    return client_->SubmitShard(request);
+  }
+  // A GENERATE result for every prompt of the shard: a pair unless the prompt id is divisible by 5.
+  static v1::SubmitShardRequest GenerateRequest(const std::string& worker, const v1::LeaseShardResponse& lease) {
+    v1::SubmitShardRequest request;
+    request.set_worker_id(worker);
+    request.set_lease_id(lease.lease().lease_id());
+    for (const v1::PoolPrompt& prompt : lease.generate().prompts()) {
+      v1::PromptResult* result = request.mutable_generate()->add_results();
+      result->set_prompt_id(prompt.prompt_id());
+      for (int c = 0; c < 3; ++c) {
+        v1::Candidate* candidate = result->add_candidates();
+        candidate->set_text("answer " + std::to_string(c) + " to " + prompt.text());
+        candidate->set_num_tokens(5 + c);
+        v1::Judgement* judgement = result->add_judgements();
+        judgement->set_candidate_index(c);
+        judgement->set_raw_text("Score: " + std::to_string(c + 1));
+        judgement->set_score(c + 1);
+        result->add_mean_scores(c + 1);
+      }
+      if (prompt.prompt_id() % 5 == 0) {
+        result->set_drop_reason(v1::DROP_REASON_TIE);
+      } else {
+        v1::PreferencePair* pair = result->mutable_pair();
+        pair->set_chosen_index(2);
+        pair->set_rejected_index(0);
+        pair->set_chosen_score(3);
+        pair->set_rejected_score(1);
+        pair->set_ref_chosen_logprob(-10.5 - prompt.prompt_id());
+        pair->set_ref_rejected_logprob(-12.25);
+        pair->set_chosen_num_tokens(7);
+        pair->set_rejected_num_tokens(5);
+      }
+    }
+    return request;
+  }
+  absl::StatusOr<v1::ReportCheckpointResponse> Checkpoint(const std::string& worker, int rank, int ws,
+                                                          int64_t iteration, const std::string& dir) {
+    v1::ReportCheckpointRequest request;
+    request.set_worker_id(worker);
+    request.set_rank(rank);
+    request.set_world_size(ws);
+    request.set_iteration(iteration);
+    request.set_checkpoint_dir(dir);
+    return client_->ReportCheckpoint(request);
+  }
+  // SFT at iteration 0 with two ranks -> iteration 1 PROMPTS.
+  void FinishSft(const std::string& w0, const std::string& w1) {
+    ASSERT_TRUE(Checkpoint(w0, 0, 2, 0, "/ckpt/m1").ok());
+    auto done = Checkpoint(w1, 1, 2, 0, "/ckpt/m1");
+    ASSERT_TRUE(done.ok()) << done.status();
+    ASSERT_TRUE(done->committed());
+  }
+  // Fills the PROMPTS pool with 6 distinct prompts.
+  void FillPrompts(const std::string& worker) {
+    for (int shard = 0; shard < 2; ++shard) {
+      v1::LeaseShardResponse lease = Lease(worker);
+      ASSERT_TRUE(lease.has_prompts()) << lease.DebugString();
+      std::vector<std::string> prompts;
+      for (int i = 0; i < 3; ++i) {
+        prompts.push_back("Explain topic number " + std::to_string(shard * 3 + i) + " in plain words " +
+                          std::string(1, 'a' + shard * 3 + i) + " please");
+      }
+      ASSERT_TRUE(SubmitPrompts(worker, lease.lease().lease_id(), prompts).ok());
+    }
+  }
+
+  std::string run_dir_;
+  std::atomic<int64_t> now_ms_{1'700'000'000'000};
+  std::unique_ptr<RunCoordinator> run_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::unique_ptr<CoordinatorClient> client_;
+};
+
+TEST(PromptFilterTest, NormalisesAndDropsDuplicatesNearDuplicatesAndLengths) {
+  EXPECT_EQ(NormalizePrompt("  Hello,   WORLD!\n How are\tyou? "), "hello world how are you");
+  PromptFilter filter({/*min_chars=*/4, /*max_chars=*/60, /*ngram=*/2, /*threshold=*/0.5});
+  EXPECT_EQ(filter.Offer("Write a poem about the sea"), PromptVerdict::kAccepted);
+  EXPECT_EQ(filter.Offer("write a POEM about the sea!!"), PromptVerdict::kDuplicate);
+  // Bigrams: write a | a poem | poem about | about the | the ocean -> 3 of 5 shared (0.6 >= 0.5).
+  EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kNearDuplicate);
+  EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted);
+  EXPECT_EQ(filter.Offer("abc"), PromptVerdict::kLength);
+  EXPECT_EQ(filter.Offer(std::string(61, 'x')), PromptVerdict::kLength);
+  EXPECT_EQ(filter.accepted(), 2);
+  // Overlap is over the smaller gram set: a prompt inside a longer accepted one is near-duplicate.
+  auto a = PromptNgrams("one two three four five six", 3);
+  auto b = PromptNgrams("two three four", 3);
+  EXPECT_DOUBLE_EQ(NgramOverlap(a, b), 1.0);
+  EXPECT_DOUBLE_EQ(NgramOverlap(a, PromptNgrams("seven eight nine", 3)), 0.0);
+}
+
+TEST(PairShuffleTest, PermutationDeterministicAndSeedDependent) {
+  std::vector<int64_t> a = ShuffledPositions(1000, 5, 1);
+  std::vector<int64_t> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(sorted[i], i);
+  EXPECT_EQ(a, ShuffledPositions(1000, 5, 1));
+  EXPECT_NE(a, ShuffledPositions(1000, 5, 2));
+  EXPECT_NE(a, ShuffledPositions(1000, 6, 1));
+  int fixed = 0;
+  for (int64_t i = 0; i < 1000; ++i) fixed += a[i] == i;
+  EXPECT_LT(fixed, 10);  // a shuffle, not the identity (expected ~1 fixed point)
+}
+
+TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {
+  for (const std::string& token : {std::string(), std::string("wrong")}) {
+    auto client = MakeClient(token);
+    EXPECT_EQ(client->GetStatus().status().code(), absl::StatusCode::kUnauthenticated);
+    v1::RegisterWorkerRequest request;
+    request.set_rank(0);
+    request.set_world_size(1);
+    EXPECT_EQ(client->RegisterWorker(request).status().code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(client->WatchStatus(0.1, [](const v1::GetStatusResponse&) { return true; }).code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(client->ExportPairs(1, [](const v1::ExportedPair&) { return true; }).code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  auto status = client_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->workers_size(), 0);
+  EXPECT_EQ(status->iteration(), 0);
+  EXPECT_EQ(status->phase(), v1::PHASE_SFT);
+}
+
+TEST_F(CoordinatorServiceTest, FullIterationCycleFromSftToDone) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  auto registered = client_->GetStatus();
+  ASSERT_TRUE(registered.ok());
+  EXPECT_EQ(registered->workers_size(), 2);
+
+  // SFT at iteration 0: both ranks train; progress is reported; every rank must report.
+  v1::LeaseShardResponse sft = Lease(w0);
+  ASSERT_TRUE(sft.has_train()) << sft.DebugString();
+  EXPECT_EQ(sft.train().phase(), v1::PHASE_SFT);
+  EXPECT_EQ(sft.train().model_dir(), "/models/m0");
+  v1::ReportTrainStepRequest step;
+  step.set_worker_id(w0);
+  step.set_iteration(0);
+  step.set_step(3);
+  step.set_total_steps(10);
+  step.set_loss(1.25);
+  (*step.mutable_metrics())["lr"] = 1e-5;
+  ASSERT_TRUE(client_->ReportTrainStep(step).ok());
+  EXPECT_EQ(client_->GetStatus()->train_step(), 3);
+  EXPECT_DOUBLE_EQ(client_->GetStatus()->train_loss(), 1.25);
+  auto first = Checkpoint(w0, 0, 2, 0, "/ckpt/m1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->committed());
+  EXPECT_EQ(first->phase(), v1::PHASE_COMMIT);
+  EXPECT_EQ(first->ranks_reported(), 1);
+  EXPECT_TRUE(Lease(w0).has_wait());  // this rank is done; the other is not
+  EXPECT_TRUE(Lease(w1).has_train());
+  EXPECT_EQ(client_->GetStatus()->iteration(), 0);  // not advanced before every rank reported
+  auto second = Checkpoint(w1, 1, 2, 0, "/ckpt/m1");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->committed());
+  EXPECT_EQ(second->iteration(), 1);
+  EXPECT_EQ(second->phase(), v1::PHASE_PROMPTS);
+  EXPECT_EQ(second->model_dir(), "/ckpt/m1");
+  // A retry of a committed report is OK and changes nothing.
+  auto retry = Checkpoint(w1, 1, 2, 0, "/ckpt/m1");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->committed());
+  EXPECT_EQ(retry->iteration(), 1);
+
+  // PROMPTS: the filter drops duplicates, near-duplicates and bad lengths.
+  v1::LeaseShardResponse p0 = Lease(w0);
+  ASSERT_TRUE(p0.has_prompts()) << p0.DebugString();
+  EXPECT_EQ(p0.prompts().num_prompts(), 3);
+  EXPECT_EQ(p0.lease().attempt(), 1);
+  auto submitted = SubmitPrompts(w0, p0.lease().lease_id(),
+                                 {"Describe how rainbows form in the sky", "describe how RAINBOWS form in the sky!",
+                                  "Describe how rainbows form in the sky today", "no", "List three uses of copper wire"});
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_EQ(submitted->prompts_accepted(), 2);
+  EXPECT_EQ(submitted->prompts_dropped_duplicate(), 1);
+  EXPECT_EQ(submitted->prompts_dropped_near_duplicate(), 1);
+  EXPECT_EQ(submitted->prompts_dropped_length(), 1);
+  EXPECT_EQ(submitted->phase(), v1::PHASE_PROMPTS);
+  v1::LeaseShardResponse p1 = Lease(w1);
+  ASSERT_TRUE(p1.has_prompts());
+  ASSERT_TRUE(SubmitPrompts(w1, p1.lease().lease_id(),
+                            {"Why is the ocean salty", "How do vaccines train immunity", "What is a prime number"})
+                  .ok());
+  v1::LeaseShardResponse p2 = Lease(w0);
+  ASSERT_TRUE(p2.has_prompts());
+  auto last_prompts = SubmitPrompts(w0, p2.lease().lease_id(),
+                                    {"Compare cats and dogs as pets", "Explain the rules of chess briefly"});
+  ASSERT_TRUE(last_prompts.ok());
+  EXPECT_EQ(last_prompts->prompts_accepted(), 1);  // the pool holds exactly per_iteration (6)
+  EXPECT_EQ(last_prompts->phase(), v1::PHASE_GENERATE);
+  auto status = client_->GetStatus();
+  EXPECT_EQ(status->prompts_accepted(), 6);
+  EXPECT_EQ(status->prompts_dropped_duplicate(), 1);
+  EXPECT_EQ(status->prompts_dropped_near_duplicate(), 1);
+  EXPECT_EQ(status->prompts_dropped_length(), 1);
+  EXPECT_EQ(status->shards().total(), 3);  // 6 prompts / shard_size 2
+
+  // GENERATE: three shards of two prompts; prompt 0 is a tie, the others pairs.
+  std::set<int64_t> seen_prompts;
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string& worker = shard % 2 ? w1 : w0;
+    v1::LeaseShardResponse lease = Lease(worker);
+    ASSERT_TRUE(lease.has_generate()) << lease.DebugString();
+    ASSERT_EQ(lease.generate().prompts_size(), 2);
+    for (const auto& prompt : lease.generate().prompts()) {
+      EXPECT_FALSE(prompt.text().empty());
+      seen_prompts.insert(prompt.prompt_id());
+    }
+    auto accepted = client_->SubmitShard(GenerateRequest(worker, lease));
+    ASSERT_TRUE(accepted.ok()) << accepted.status();
+    EXPECT_EQ(accepted->results_accepted(), 2);
+    EXPECT_EQ(accepted->phase(), shard == 2 ? v1::PHASE_TRAIN : v1::PHASE_GENERATE);
+  }
+  EXPECT_EQ(seen_prompts, (std::set<int64_t>{0, 1, 2, 3, 4, 5}));
+  status = client_->GetStatus();
+  EXPECT_EQ(status->phase(), v1::PHASE_TRAIN);
+  EXPECT_EQ(status->pairs(), 4);  // prompts 0 and 5 are ties
+  EXPECT_EQ(status->dropped_ties(), 2);
+  EXPECT_EQ(status->candidates(), 18);
+  EXPECT_EQ(status->judgements(), 18);
+  int64_t histogram_total = 0;
+  for (int64_t count : status->score_histogram()) histogram_total += count;
+  EXPECT_EQ(histogram_total, 18);
+  EXPECT_EQ(status->score_histogram(2), 6);  // score 1 of [0,5] in 10 buckets -> bucket 2
+  EXPECT_EQ(status->score_histogram(9), 0);
+
+  // TRAIN: the frozen pairs split by position across ranks, in the documented shuffle.
+  v1::LeaseShardResponse train = Lease(w0);
+  ASSERT_TRUE(train.has_train());
+  EXPECT_EQ(train.train().num_pairs(), 4);
+  EXPECT_EQ(train.train().model_dir(), "/ckpt/m1");
+  std::map<int64_t, int64_t> prompt_at_position;
+  for (int rank = 0; rank < 2; ++rank) {
+    v1::StreamPairsRequest request;
+    request.set_worker_id(rank ? w1 : w0);
+    request.set_iteration(1);
+    request.set_rank(rank);
+    request.set_world_size(2);
+    int64_t last = -1;
+    ASSERT_TRUE(client_->StreamPairs(request, [&](const v1::TrainingPair& pair) {
+      EXPECT_EQ(pair.position() % 2, rank);
+      EXPECT_GT(pair.position(), last);
+      last = pair.position();
+      EXPECT_EQ(pair.total(), 4);
+      EXPECT_EQ(pair.chosen(), "answer 2 to " + pair.prompt());
+      EXPECT_EQ(pair.rejected(), "answer 0 to " + pair.prompt());
+      EXPECT_DOUBLE_EQ(pair.ref_chosen_logprob(), -10.5 - pair.prompt_id());
+      prompt_at_position[pair.position()] = pair.prompt_id();
+      return true;
+    }).ok());
+  }
+  std::vector<int64_t> expected_positions = ShuffledPositions(4, 77, 1);  // pairs 1,2,3,4 in id order
+  ASSERT_EQ(prompt_at_position.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(prompt_at_position[expected_positions[i]], i + 1);
+
+  // COMMIT -> DONE (run.iterations = 1).
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 1, "/ckpt/m2").ok());
+  auto done = Checkpoint(w1, 1, 2, 1, "/ckpt/m2");
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(done->committed());
+  EXPECT_EQ(done->phase(), v1::PHASE_DONE);
+  v1::LeaseShardResponse final_lease = Lease(w0);
+  ASSERT_TRUE(final_lease.has_done());
+  EXPECT_EQ(final_lease.done().final_model_dir(), "/ckpt/m2");
+
+  // Export of iteration 1: the four pairs with provenance, in prompt order.
+  std::vector<v1::ExportedPair> exported;
+  ASSERT_TRUE(client_->ExportPairs(1, [&](const v1::ExportedPair& p) { exported.push_back(p); return true; }).ok());
+  ASSERT_EQ(exported.size(), 4u);
+  EXPECT_EQ(exported[0].prompt_id(), 1);
+  EXPECT_EQ(exported[0].model_dir(), "/ckpt/m1");
+  EXPECT_EQ(exported[0].attempt(), 1);
+  EXPECT_THAT(exported[0].candidate_scores(), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_FALSE(exported[0].worker_id().empty());
+}
+
+TEST_F(CoordinatorServiceTest, ExpiredLeaseHandedOnIsRefusedAndDuplicatesAreAcceptedOnce) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+
+  v1::LeaseShardResponse first = Lease(w0);
+  ASSERT_TRUE(first.has_generate());
+  // A heartbeat extends the lease: 8 s later plus 8 s more is still inside 10 s of the heartbeat.
+  now_ms_ += 8000;
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(w0);
+  heartbeat.mutable_stats()->set_tokens_per_second(123.5);
+  auto beat = client_->Heartbeat(heartbeat);
+  ASSERT_TRUE(beat.ok());
+  EXPECT_EQ(beat->leases_extended(), 1);
+  now_ms_ += 8000;
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 1);
+  EXPECT_DOUBLE_EQ(client_->GetStatus()->tokens_per_second(), 123.5);
+  // Now it expires; w1 gets the same shard as attempt 2.
+  now_ms_ += 3000;
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 0);
+  v1::LeaseShardResponse second = Lease(w1);
+  ASSERT_TRUE(second.has_generate());
+  EXPECT_EQ(second.lease().shard_id(), first.lease().shard_id());
+  EXPECT_EQ(second.lease().attempt(), 2);
+  const int64_t results_before = client_->GetStatus()->results_accepted();
+  auto stale = client_->SubmitShard(GenerateRequest(w0, first));
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition) << stale.status();
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), results_before);  // changed nothing
+
+  // The same submission twice: accepted once, OK both times.
+  auto once = client_->SubmitShard(GenerateRequest(w1, second));
+  ASSERT_TRUE(once.ok()) << once.status();
+  EXPECT_FALSE(once->duplicate());
+  auto twice = client_->SubmitShard(GenerateRequest(w1, second));
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  EXPECT_TRUE(twice->duplicate());
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), results_before + 2);
+  // The stale lease stays refused once its shard is done by the other attempt.
+  EXPECT_EQ(client_->SubmitShard(GenerateRequest(w0, first)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // An expired lease whose shard was not handed on is still taken.
+  v1::LeaseShardResponse third = Lease(w0);
+  ASSERT_TRUE(third.has_generate());
+  now_ms_ += 20000;
+  auto late = client_->SubmitShard(GenerateRequest(w0, third));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_FALSE(late->duplicate());
+
+  // Duplicates of a lease from a phase that has ended are still answered OK.
+  v1::LeaseShardResponse fourth = Lease(w0);
+  ASSERT_TRUE(fourth.has_generate());
+  auto last = client_->SubmitShard(GenerateRequest(w0, fourth));
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->phase(), v1::PHASE_TRAIN);
+  auto after_phase = client_->SubmitShard(GenerateRequest(w0, fourth));
+  ASSERT_TRUE(after_phase.ok()) << after_phase.status();
+  EXPECT_TRUE(after_phase->duplicate());
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 6);
+}
+
+TEST_F(CoordinatorServiceTest, BadRequestsAreInvalidArgumentAndChangeNothing) {
+  v1::RegisterWorkerRequest bad_rank;
+  bad_rank.set_rank(2);
+  bad_rank.set_world_size(2);
+  auto refused = client_->RegisterWorker(bad_rank);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("rank 2"));
+  EXPECT_EQ(client_->GetStatus()->workers_size(), 0);
+
+  v1::LeaseShardRequest unknown;
+  unknown.set_worker_id("nobody");
+  EXPECT_EQ(client_->LeaseShard(unknown).status().code(), absl::StatusCode::kNotFound);
+
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  EXPECT_EQ(Checkpoint(w0, 0, 2, 5, "/x").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Checkpoint(w0, 0, 2, 0, "").status().code(), absl::StatusCode::kInvalidArgument);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  v1::StreamPairsRequest early;
+  early.set_worker_id(w0);
+  early.set_iteration(1);
+  early.set_world_size(1);
+  EXPECT_EQ(client_->StreamPairs(early, [](const v1::TrainingPair&) { return true; }).code(),
+            absl::StatusCode::kFailedPrecondition);  // not frozen yet
+
+  v1::LeaseShardResponse lease = Lease(w0);
+  ASSERT_TRUE(lease.has_generate());
+  v1::SubmitShardRequest malformed = GenerateRequest(w0, lease);
+  malformed.set_lease_id("garbage");
+  EXPECT_EQ(client_->SubmitShard(malformed).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::SubmitShardRequest missing = GenerateRequest(w0, lease);
+  missing.mutable_generate()->mutable_results()->RemoveLast();
+  EXPECT_EQ(client_->SubmitShard(missing).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::SubmitShardRequest bad_index = GenerateRequest(w0, lease);
+  bad_index.mutable_generate()->mutable_results(1)->mutable_pair()->set_chosen_index(9);
+  auto index_refused = client_->SubmitShard(bad_index);
+  EXPECT_EQ(index_refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(index_refused.status().message()), ::testing::HasSubstr("out of range"));
+  v1::SubmitShardRequest wrong_kind = GenerateRequest(w0, lease);
+  wrong_kind.mutable_prompts()->add_prompts("x");
+  EXPECT_EQ(client_->SubmitShard(wrong_kind).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::SubmitShardRequest no_outcome = GenerateRequest(w0, lease);
+  no_outcome.mutable_generate()->mutable_results(1)->clear_pair();
+  EXPECT_EQ(client_->SubmitShard(no_outcome).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 0);
+  // After the refusals the lease still takes the valid submission.
+  EXPECT_TRUE(client_->SubmitShard(GenerateRequest(w0, lease)).ok());
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 2);
+}
+
+TEST_F(CoordinatorServiceTest, ReRegisteringARankReleasesItsLeasesAtOnce) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  v1::LeaseShardResponse held = Lease(w0);
+  ASSERT_TRUE(held.has_prompts());
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 1);
+  v1::RegisterWorkerRequest again;
+  again.set_rank(0);
+  again.set_world_size(2);
+  auto relaunched = client_->RegisterWorker(again);
+  ASSERT_TRUE(relaunched.ok());
+  EXPECT_EQ(relaunched->released_leases(), 1);
+  EXPECT_NE(relaunched->worker_id(), w0);
+  EXPECT_EQ(relaunched->iteration(), 1);
+  EXPECT_EQ(relaunched->model_dir(), "/ckpt/m1");
+  EXPECT_FALSE(relaunched->run_config_yaml().empty());
+  auto parsed = ParseRunConfig(relaunched->run_config_yaml(), "registration");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->prompts.per_iteration, 6);
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 0);
+  v1::LeaseShardResponse handed = Lease(w1);
+  ASSERT_TRUE(handed.has_prompts());
+  EXPECT_EQ(handed.lease().shard_id(), held.lease().shard_id());
+  EXPECT_EQ(handed.lease().attempt(), 2);
+}
+
+TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  v1::LeaseShardResponse lease = Lease(w1);
+  ASSERT_TRUE(lease.has_generate());
+  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w1, lease)).ok());
+  v1::LeaseShardResponse open_lease = Lease(w0);
+  ASSERT_TRUE(open_lease.has_generate());
+  v1::GetStatusResponse before = *client_->GetStatus();
+  Stop();
+
+  RunConfig different = SmallConfig();
+  different.prompts.per_iteration = 99;
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_;
+  options.config = different;
+  auto refused = RunCoordinator::Open(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("--force-config"));
+
+  Start(std::nullopt);  // the stored config
+  v1::GetStatusResponse after = *client_->GetStatus();
+  EXPECT_EQ(after.run_id(), before.run_id());
+  EXPECT_EQ(after.iteration(), 1);
+  EXPECT_EQ(after.phase(), v1::PHASE_GENERATE);
+  EXPECT_EQ(after.model_dir(), "/ckpt/m1");
+  EXPECT_EQ(after.results_accepted(), 2);
+  EXPECT_EQ(after.pairs(), before.pairs());
+  EXPECT_EQ(after.prompts_accepted(), 6);
+  EXPECT_EQ(after.shards().done(), 1);
+  EXPECT_EQ(after.shards().leased(), 1);
+  EXPECT_EQ(after.workers_size(), 2);
+  EXPECT_THAT(after.score_histogram(), ::testing::ElementsAreArray(before.score_histogram()));
+  // Workers keep their ids; the open lease is still theirs and is accepted; the duplicate too.
+  auto resumed = client_->SubmitShard(GenerateRequest(w0, open_lease));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  auto duplicate = client_->SubmitShard(GenerateRequest(w1, lease));
+  ASSERT_TRUE(duplicate.ok());
+  EXPECT_TRUE(duplicate->duplicate());
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 4);
+  Stop();
+
+  Start(different, /*force=*/true);
+  EXPECT_EQ(client_->GetStatus()->prompts_wanted(), 99);
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 4);
+}
+
+TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
+  int updates = 0;
+  ASSERT_TRUE(client_->WatchStatus(0.1, [&](const v1::GetStatusResponse& status) {
+    EXPECT_EQ(status.phase(), v1::PHASE_SFT);
+    return ++updates < 3;
+  }).ok());
+  EXPECT_EQ(updates, 3);
+}
+
+TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
+  auto db = SqliteDb::Open(run_->database_path(), SqliteDb::Mode::kReadOnly);
+  ASSERT_TRUE(db.ok());
+  auto stmt = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(stmt.ok());
+  ASSERT_TRUE(*(*stmt)->Step());
+  EXPECT_EQ((*stmt)->ColumnText(0), "wal");
+}
+
+}  // namespace
+}  // namespace srlm::coordinator
