@@ -1,0 +1,253 @@
+// Unit tests of the tokenizer pieces: Unicode tables against Python's unicodedata, UTF-8 validation and
+// lossy repair against Python's decoder, the pre-tokenizer on hand-checked strings, special and added
+// tokens, loading errors, and the chat templates against the published model-family formats.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/tokenizer/byte_level_bpe.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
+#include "common/tokenizer/tokenizer_test_data.h"
+#include "common/tokenizer/unicode_tables.h"
+#include "common/tokenizer/utf8.h"
+
+namespace srlm {
+namespace {
+
+using testing_util::RunPython;
+using testing_util::TokenizerTestDataDir;
+
+std::unique_ptr<Tokenizer> Load(const std::string& name) {
+  auto tok = LoadTokenizer(TokenizerTestDataDir() + "/" + name);
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? std::move(tok).value() : nullptr;
+}
+
+TEST(UnicodeTables, LettersNumbersAndSpacesMatchPythonUnicodedata) {
+  // Ranges recomputed by Python now, independent of the committed table.
+  const std::string out = RunPython(
+      "import unicodedata\n"
+      "for cls in 'LN':\n"
+      "    start = None\n"
+      "    for cp in range(0x110001):\n"
+      "        inside = cp < 0x110000 and unicodedata.category(chr(cp)).startswith(cls)\n"
+      "        if inside and start is None: start = cp\n"
+      "        elif not inside and start is not None: print(cls, start, cp - 1); start = None\n"
+      "print('S', *[cp for cp in range(0x110000) if chr(cp).isspace() and not 0x1C <= cp <= 0x1F])\n");
+  ASSERT_FALSE(out.empty());
+  std::vector<bool> letter(0x110000), number(0x110000), space(0x110000);
+  std::istringstream lines(out);
+  std::string kind;
+  while (lines >> kind) {
+    if (kind == "S") {
+      std::string rest;
+      std::getline(lines, rest);
+      std::istringstream cps(rest);
+      long cp;
+      while (cps >> cp) space[cp] = true;
+      continue;
+    }
+    long first, last;
+    lines >> first >> last;
+    for (long cp = first; cp <= last; ++cp) (kind == "L" ? letter : number)[cp] = true;
+  }
+  int letters = 0, wrong = 0;
+  for (char32_t cp = 0; cp < 0x110000; ++cp) {
+    letters += letter[cp];
+    if (IsUnicodeLetter(cp) != letter[cp] || IsUnicodeNumber(cp) != number[cp] || IsUnicodeWhitespace(cp) != space[cp]) {
+      if (++wrong <= 5) ADD_FAILURE() << "code point " << static_cast<long>(cp);
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(letters, 100000);  // the dump really held the letter ranges
+}
+
+TEST(Utf8, ValidateRejectsMalformedSequencesWithOffset) {
+  EXPECT_TRUE(utf8::Validate("plain ascii, café, 日本, 😀").ok());
+  const std::vector<std::pair<std::string, int>> bad = {
+      {"\xff", 0}, {"ab\xc3", 2}, {"ab\xc0\xaf", 2}, {"x\xed\xa0\x80", 1}, {"\xf4\x90\x80\x80", 0},
+      {"ok \x80", 3}, {"\xe2\x82", 0}, {"😀\xf0\x9f\x98", 4}};
+  for (const auto& [text, offset] : bad) {
+    const absl::Status status = utf8::Validate(text);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(status.message().find(absl::StrCat("byte offset ", offset)), std::string::npos) << status;
+  }
+}
+
+TEST(Utf8, RepairLossyMatchesPythonReplaceDecoder) {
+  std::mt19937 rng(7);
+  std::vector<std::string> inputs = {"\xf0\x9f\x98", "\xff\xfe", "a\xe2\x82z", "\xed\xa0\x80", "\xc0\xaf", "ok"};
+  const std::string pool = "\x80\xbf\xc2\xc3\xe0\xe2\xed\xf0\xf4\xf5\xff\x9f\x98\x80" "aZ ";
+  for (int i = 0; i < 300; ++i) {
+    std::string s;
+    for (int k = rng() % 8; k >= 0; --k) s.push_back(pool[rng() % pool.size()]);
+    inputs.push_back(s);
+  }
+  std::string hex_list;
+  for (const std::string& s : inputs) {
+    hex_list += "'";
+    for (unsigned char c : s) hex_list += absl::StrCat(absl::Hex(c, absl::kZeroPad2));
+    hex_list += "',";
+  }
+  const std::string out = RunPython(
+      "import sys\nfor h in [" + hex_list + "]:\n"
+      "    sys.stdout.write(bytes.fromhex(h).decode('utf-8', 'replace').encode('utf-8').hex() + '\\n')\n");
+  std::istringstream lines(out);
+  for (const std::string& s : inputs) {
+    std::string want_hex, got_hex;
+    ASSERT_TRUE(std::getline(lines, want_hex));
+    for (unsigned char c : utf8::RepairLossy(s)) got_hex += absl::StrCat(absl::Hex(c, absl::kZeroPad2));
+    EXPECT_EQ(got_hex, want_hex);
+  }
+}
+
+TEST(Tokenizers, InvalidUtf8InputIsAClearError) {
+  for (const char* name : {"gpt2", "qwen2", "sp_bpe"}) {
+    auto tok = Load(name);
+    ASSERT_NE(tok, nullptr);
+    auto ids = tok->Encode("valid start \xc3\x28 then junk");
+    ASSERT_FALSE(ids.ok()) << name;
+    EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(ids.status().message().find("not valid UTF-8"), std::string::npos) << ids.status();
+    EXPECT_NE(ids.status().message().find("byte offset 12"), std::string::npos) << ids.status();
+  }
+}
+
+std::vector<std::string> Split(const std::string& pattern, const std::string& text) {
+  auto regex = ParseSplitRegex(pattern);
+  EXPECT_TRUE(regex.ok()) << regex.status();
+  std::vector<std::string> words;
+  SplitWithRegex(*regex, text, &words);
+  return words;
+}
+
+TEST(PreTokenizer, HandCheckedSplits) {
+  const std::string llama3 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  EXPECT_EQ(Split(llama3, "Hello  world\n\n  123456 don'T!!\n"),
+            (std::vector<std::string>{"Hello", " ", " world", "\n\n", " ", " ", "123", "456", " don", "'T", "!!\n"}));
+  EXPECT_EQ(Split(GptTwoSplitPattern(), "Hello  world  \t12 don'T café"),
+            (std::vector<std::string>{"Hello", " ", " world", "  ", "\t", "12", " don", "'", "T", " café"}));
+  EXPECT_EQ(ParseSplitRegex("\\w+").status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(Tokenizers, SpecialAndAddedTokensInsideText) {
+  auto qwen = Load("qwen2");
+  ASSERT_NE(qwen, nullptr);
+  const int32_t im_start = *qwen->TokenToId("<|im_start|>"), im_end = *qwen->TokenToId("<|im_end|>");
+  auto ids = qwen->Encode("<|im_start|>user\nhi<|im_end|>");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->front(), im_start);
+  EXPECT_EQ(ids->back(), im_end);
+  EXPECT_EQ(*qwen->Decode(*ids), "user\nhi");  // special tokens skipped
+  EXPECT_EQ(qwen->eos_id(), im_end);
+  EXPECT_EQ(qwen->bos_id(), -1);
+
+  // A non-special added token survives decoding; "<mask>" (lstrip) takes the space on its left.
+  auto added = qwen->Encode("a<custom_added>b");
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(*qwen->Decode(*added), "a<custom_added>b");
+  auto masked = qwen->Encode("x <mask>"), plain_x = qwen->Encode("x");
+  ASSERT_TRUE(masked.ok() && plain_x.ok());
+  std::vector<int32_t> want = *plain_x;
+  want.push_back(*qwen->TokenToId("<mask>"));
+  EXPECT_EQ(*masked, want);
+
+  auto bad = qwen->Decode({static_cast<int32_t>(qwen->vocab_size())});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(qwen->TokenToId("no such token").has_value());
+}
+
+TEST(Tokenizers, VocabSizeAndSpecialIdsMatchReference) {
+  const std::string root = TokenizerTestDataDir();
+  const std::string out = RunPython(
+      "from tokenizers import Tokenizer\nimport sentencepiece as spm\n"
+      "t = Tokenizer.from_file('" + root + "/llama3/tokenizer.json')\n"
+      "sp = spm.SentencePieceProcessor(model_file='" + root + "/sp_bpe/tokenizer.model')\n"
+      "print(t.get_vocab_size(True), t.token_to_id('<|begin_of_text|>'), t.token_to_id('<|eot_id|>'),"
+      " sp.get_piece_size(), sp.bos_id(), sp.eos_id(), sp.piece_to_id('\u2581the'))\n");
+  std::istringstream in(out);
+  int64_t vocab, bos, eot, sp_vocab, sp_bos, sp_eos, sp_the;
+  ASSERT_TRUE(in >> vocab >> bos >> eot >> sp_vocab >> sp_bos >> sp_eos >> sp_the) << out;
+  auto llama3 = Load("llama3");
+  auto sp = Load("sp_bpe");
+  ASSERT_NE(llama3, nullptr);
+  ASSERT_NE(sp, nullptr);
+  EXPECT_EQ(llama3->vocab_size(), vocab);
+  EXPECT_EQ(llama3->bos_id(), bos);
+  EXPECT_EQ(llama3->eos_id(), eot);
+  EXPECT_EQ(sp->vocab_size(), sp_vocab);
+  EXPECT_EQ(sp->bos_id(), sp_bos);
+  EXPECT_EQ(sp->eos_id(), sp_eos);
+  EXPECT_EQ(sp->TokenToId("\u2581the"), sp_the);
+  EXPECT_FALSE(sp->TokenToId("not-a-piece-at-all").has_value());
+}
+
+TEST(LoadTokenizer, ErrorsNameTheProblem) {
+  const auto dir = std::filesystem::path(TokenizerTestDataDir()) / "broken";
+  std::filesystem::create_directories(dir);
+  auto missing = LoadTokenizer(dir.string());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  // A byte-level tokenizer.json whose split regex the scanner does not implement.
+  std::ifstream in(TokenizerTestDataDir() + "/llama3/tokenizer.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string json = text.str();
+  const std::string digits = R"(\\p{N}{1,3})";
+  ASSERT_NE(json.find(digits), std::string::npos);
+  json.replace(json.find(digits), digits.size(), R"(\\d{2})");
+  std::ofstream(dir / "tokenizer.json") << json;
+  auto unsupported = LoadTokenizer(dir.string());
+  EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(unsupported.status().message().find("tokenizer.json"), std::string::npos) << unsupported.status();
+}
+
+TEST(ChatTemplate, PublishedFormats) {
+  // Llama-2-chat: {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }} (BOS added as an id).
+  EXPECT_EQ(*FormatChatPrompt("llama2", "  What is 2+2?\n"), "[INST] What is 2+2? [/INST]");
+  // Llama 3 Instruct: header, "\n\n", trimmed content, <|eot_id|>, then the assistant header.
+  EXPECT_EQ(*FormatChatPrompt("llama3", "What is 2+2?"),
+            "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // ChatML (Qwen2, SmolLM2): content kept as is.
+  EXPECT_EQ(*FormatChatPrompt("chatml", "What is 2+2?"),
+            "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(*FormatChatPrompt("plain", "What is 2+2?"), "What is 2+2?");
+  EXPECT_EQ(FormatChatPrompt("vicuna", "x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ChatTurnEnd("llama3"), "<|eot_id|>");
+  EXPECT_EQ(ChatTurnEnd("chatml"), "<|im_end|>");
+  EXPECT_EQ(ChatTurnEnd("llama2"), "</s>");
+  EXPECT_EQ(ChatTurnEnd("plain"), "");
+}
+
+TEST(ChatTemplate, EncodeChatPromptPrependsBosAndKeepsSpecialTokensWhole) {
+  auto llama3 = Load("llama3");
+  ASSERT_NE(llama3, nullptr);
+  auto ids = EncodeChatPrompt(*llama3, "llama3", "Hi there");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->front(), llama3->bos_id());
+  int eot_count = 0;
+  for (int32_t id : *ids) eot_count += id == *llama3->TokenToId("<|eot_id|>");
+  EXPECT_EQ(eot_count, 1);
+  // The same ids as HF tokenizers on the text with "<|begin_of_text|>" written in front.
+  const std::string out = RunPython(
+      "from tokenizers import Tokenizer\n"
+      "t = Tokenizer.from_file('" + TokenizerTestDataDir() + "/llama3/tokenizer.json')\n"
+      "print(*t.encode('<|begin_of_text|>' + '<|start_header_id|>user<|end_header_id|>\\n\\nHi there<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\\n\\n', add_special_tokens=False).ids)\n");
+  std::istringstream in(out);
+  std::vector<int32_t> want;
+  int32_t id;
+  while (in >> id) want.push_back(id);
+  EXPECT_EQ(*ids, want);
+}
+
+}  // namespace
+}  // namespace srlm
