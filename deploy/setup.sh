@@ -25,7 +25,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev libabsl-dev libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev
-  nlohmann-json3-dev libsqlite3-dev libsentencepiece-dev libcli11-dev
+  nlohmann-json3-dev libsqlite3-dev libsentencepiece-dev libicu-dev libcli11-dev
   slurm-wlm munge python3-grpcio python3-grpc-tools
 )
 
