@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <queue>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -334,28 +335,59 @@ std::vector<int32_t> ByteLevelBpeTokenizer::MergeWord(const std::string& word) c
     const auto it = vocab_.find(mapped);
     if (it != vocab_.end()) return {it->second};
   }
-  std::vector<int32_t> symbols;
+  // Symbols in a linked list; a min-heap of candidate merges ordered by (rank, position) so that the
+  // lowest-ranked pair is merged first and ties go to the leftmost, as Hugging Face does. O(n log n).
+  struct Symbol {
+    int32_t id;
+    int32_t prev;
+    int32_t next;
+  };
+  struct Candidate {
+    int32_t rank;
+    int32_t pos;  // index of the left symbol
+    int32_t left_id;
+    int32_t right_id;
+    int32_t merged_id;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::vector<Symbol> symbols;
   symbols.reserve(word.size());
   for (unsigned char b : word) {
-    if (byte_token_id_[b] >= 0) symbols.push_back(byte_token_id_[b]);  // bytes missing from the vocab are dropped, as HF does without unk
+    // Bytes missing from the vocab are dropped, as Hugging Face does for a BPE without unk_token.
+    if (byte_token_id_[b] < 0) continue;
+    const int32_t index = static_cast<int32_t>(symbols.size());
+    symbols.push_back({byte_token_id_[b], index - 1, index + 1});
   }
-  while (symbols.size() > 1) {
-    int32_t best_rank = std::numeric_limits<int32_t>::max();
-    size_t best_pos = 0;
-    int32_t best_id = -1;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      const auto it = merges_.find(PairKey(symbols[i], symbols[i + 1]));
-      if (it != merges_.end() && it->second.rank < best_rank) {
-        best_rank = it->second.rank;
-        best_pos = i;
-        best_id = it->second.merged_id;
-      }
+  if (symbols.empty()) return {};
+  symbols.back().next = -1;
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  auto push_pair = [&](int32_t left) {
+    if (left < 0 || symbols[left].next < 0) return;
+    const Symbol& l = symbols[left];
+    const Symbol& r = symbols[l.next];
+    const auto it = merges_.find(PairKey(l.id, r.id));
+    if (it != merges_.end()) queue.push({it->second.rank, left, l.id, r.id, it->second.merged_id});
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) push_pair(i);
+  std::vector<bool> removed(symbols.size(), false);
+  while (!queue.empty()) {
+    const Candidate top = queue.top();
+    queue.pop();
+    Symbol& left = symbols[top.pos];
+    if (removed[top.pos] || left.next < 0 || left.id != top.left_id || symbols[left.next].id != top.right_id) {
+      continue;  // stale: one side has been merged since this candidate was pushed
     }
-    if (best_id < 0) break;
-    symbols[best_pos] = best_id;
-    symbols.erase(symbols.begin() + best_pos + 1);
+    const int32_t right_index = left.next;
+    left.id = top.merged_id;
+    left.next = symbols[right_index].next;
+    if (left.next >= 0) symbols[left.next].prev = top.pos;
+    removed[right_index] = true;
+    push_pair(left.prev);
+    push_pair(top.pos);
   }
-  return symbols;
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i >= 0; i = symbols[i].next) ids.push_back(symbols[i].id);
+  return ids;
 }
 
 absl::StatusOr<std::string> ByteLevelBpeTokenizer::Decode(const std::vector<int32_t>& ids) const {
