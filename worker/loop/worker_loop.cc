@@ -296,6 +296,13 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
     v1::LeaseShardRequest request;
     request.set_worker_id(worker_id_);
     SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, link_.LeaseShard(request));
+    // Work of a later iteration means the checkpoint this rank reported was committed: it is M_t now
+    // (every rank names the same directory, which rank 0 wrote).
+    if (last_trained_iteration_ >= 0 && lease.iteration() > last_trained_iteration_ &&
+        !reported_checkpoint_dir_.empty()) {
+      current_model_dir_ = reported_checkpoint_dir_;
+      reported_checkpoint_dir_.clear();
+    }
     switch (lease.work_case()) {
       case v1::LeaseShardResponse::kPrompts:
         SRLM_RETURN_IF_ERROR(DoPromptsShard(lease));
@@ -322,13 +329,6 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
       default:
         Wait(0.5);
         break;
-    }
-    // Work of a later iteration means the checkpoint this rank reported was committed: it is M_t now
-    // (every rank names the same directory, which rank 0 wrote).
-    if (last_trained_iteration_ >= 0 && lease.iteration() > last_trained_iteration_ &&
-        !reported_checkpoint_dir_.empty()) {
-      current_model_dir_ = reported_checkpoint_dir_;
-      reported_checkpoint_dir_.clear();
     }
   }
   summary_.stopped = true;

@@ -1,0 +1,109 @@
+// A scripted WorkerBackend for end-to-end tests of the loop's distributed protocol without a
+// neural model: it "answers" the demo's "Reverse the word: X" tasks right or wrong by seed, judges
+// by checking the reversal (Score: 5 right, Score: 1 wrong), writes self-instruct prompts from the
+// seed, and "trains" by having rank 0 write a checkpoint folder (the other ranks wait for it, as
+// they would in a collective). What it produces is therefore known independently of the loop.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "worker/loop/worker_loop.h"
+
+namespace srlm::e2e {
+
+inline std::string WordFromSeed(uint64_t seed, int length) {
+  std::string w;
+  for (int i = 0; i < length; ++i) {
+    w += static_cast<char>('a' + seed % 26);
+    seed /= 26;
+  }
+  return w;
+}
+
+class ScriptedModel : public LoopModel {
+ public:
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig&,
+                                                     const std::vector<uint64_t>& seeds) override {
+    static const std::regex kJudge(R"(Task: Reverse the word: (\w+)\nAnswer: (\w*)\n)");
+    static const std::regex kAsk(R"(^\[Reverse the word: (\w+)\]$)");
+    std::vector<GeneratedText> out;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::smatch m;
+      GeneratedText g;
+      g.finish_reason = "eos";
+      if (prompts[i].rfind("Below are example tasks.", 0) == 0) {
+        g.text = "Reverse the word: " + WordFromSeed(seeds[i], 6) + "\n";
+        g.finish_reason = "stop";
+      } else if (std::regex_search(prompts[i], m, kJudge)) {
+        const std::string word = m[1], answer = m[2];
+        g.text = std::string(word.rbegin(), word.rend()) == answer ? "right.\nScore: 5" : "wrong.\nScore: 1";
+      } else if (std::regex_match(prompts[i], m, kAsk)) {
+        const std::string word = m[1];
+        g.text = seeds[i] % 2 == 0 ? std::string(word.rbegin(), word.rend()) : word;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("scripted model: unexpected prompt ", prompts[i]));
+      }
+      g.num_tokens = static_cast<int64_t>(g.text.size());
+      out.push_back(g);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string&, const std::vector<std::string>& responses) override {
+    std::vector<ScoredResponse> out;
+    for (const auto& r : responses) out.push_back({-1.0 * static_cast<double>(r.size()), static_cast<int64_t>(r.size())});
+    return out;
+  }
+};
+
+class ScriptedBackend : public WorkerBackend {
+ public:
+  explicit ScriptedBackend(int rank) : rank_(rank) {}
+  absl::StatusOr<std::string> FormatChat(const std::string& m) override { return "[" + m + "]"; }
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    loaded_dirs.push_back(dir);
+    return std::make_unique<ScriptedModel>();
+  }
+  absl::Status TrainSft(const RunConfig&, const std::string& model_dir, const std::string& out_dir,
+                        const TrainStepReporter& report) override {
+    report({1, 1, 1.0, 1, {}});
+    return WriteOrWait(out_dir, "sft from " + model_dir + "\n");
+  }
+  absl::Status TrainDpo(const RunConfig&, const std::string& model_dir,
+                        const std::vector<v1::TrainingPair>& pairs, int64_t total,
+                        const std::string& out_dir, const TrainStepReporter& report) override {
+    std::string text = absl::StrCat("dpo from ", model_dir, " total ", total, "\n");
+    for (const auto& p : pairs) {
+      absl::StrAppend(&text, p.position(), " ", p.prompt(), " | ", p.chosen(), " > ", p.rejected(), "\n");
+    }
+    report({1, 1, 0.5, 1, {}});
+    return WriteOrWait(out_dir, text, absl::StrCat("/pairs-rank", rank_, ".txt"));
+  }
+  std::vector<std::string> loaded_dirs;  // every LoadModel, in order
+
+ private:
+  absl::Status WriteOrWait(const std::string& out_dir, const std::string& text,
+                           const std::string& per_rank_file = "") {
+    std::filesystem::create_directories(out_dir);
+    if (!per_rank_file.empty()) std::ofstream(out_dir + per_rank_file) << text;
+    if (rank_ == 0) {
+      std::ofstream(out_dir + "/model.txt.tmp") << text;
+      std::filesystem::rename(out_dir + "/model.txt.tmp", out_dir + "/model.txt");
+      return absl::OkStatus();
+    }
+    for (int i = 0; i < 600; ++i) {
+      if (std::filesystem::exists(out_dir + "/model.txt")) return absl::OkStatus();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return absl::DeadlineExceededError("rank 0 did not write " + out_dir);
+  }
+  int rank_;
+};
+
+}  // namespace srlm::e2e
