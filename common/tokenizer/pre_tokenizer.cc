@@ -37,13 +37,18 @@ struct CodePoints {
   size_t size() const { return cp.size(); }
 };
 
-char32_t AsciiLower(char32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+// Case folding for the contraction letters under (?i): ASCII, plus U+017F LATIN SMALL LETTER LONG S,
+// which Unicode folds to 's' (Oniguruma matches "'ſ" as a contraction).
+char32_t FoldCase(char32_t c) {
+  if (c == 0x17F) return 's';
+  return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
 
 // 's|'t|'re|'ve|'m|'ll|'d, optionally ASCII case-insensitive. Returns the match length or 0.
 size_t MatchContraction(const CodePoints& t, size_t i, bool ignore_case) {
   const size_t n = t.size();
   if (t.cp[i] != '\'' || i + 1 >= n) return 0;
-  auto at = [&](size_t k) { return ignore_case ? AsciiLower(t.cp[k]) : t.cp[k]; };
+  auto at = [&](size_t k) { return ignore_case ? FoldCase(t.cp[k]) : t.cp[k]; };
   const char32_t c1 = at(i + 1);
   if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
   if (i + 2 >= n) return 0;

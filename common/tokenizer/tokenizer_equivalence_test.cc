@@ -71,7 +71,7 @@ TEST_P(TokenizerEquivalenceTest, IdsAndDecodeMatchReferenceOnCorpus) {
   if (!ties.empty()) {
     // Each differing line must be an equal-score alternative (both are best Viterbi paths), i.e. the total
     // piece score (from the Python reference) is the same and the pieces spell the same text.
-    EXPECT_LE(ties.size(), 5u) << "more than a handful of unigram differences is not tie-breaking";
+    EXPECT_LE(ties.size(), corpus.size() / 50) << "more than 2% of lines differing is not tie-breaking";
     const std::string out = testing_util::RunPython(
         "import json, sentencepiece as spm\n"
         "sp = spm.SentencePieceProcessor(model_file='" + dir + "/tokenizer.model')\n"

@@ -92,6 +92,11 @@ def make_corpus(rng, n_lines):
               "x" * 300, " " * 40 + "end", "😀" * 20, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
               "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
               "text <mask> more", "a<custom_added>b", "tab\tand\u00a0nbsp\u3000ideographic"]
+    # Fuzz lines: random strings over a pool of characters at the edges of the regexes' classes.
+    pool = (list(" \t\n\r\u00a0\u3000\u2003\u200b\u0085\u000b\u000c\u001c") + list("'sStTrReEvVmMlLdD\u017f") +
+            list("aZé0159²½Ⅻ١１\u0301\u0308!?.,-_\"#") + ["中", "日", "한", "😀", "👍🏽", "\u200d", "\ufe0f", "ß", "İ"])
+    for _ in range(600):
+        lines.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 40))))
     return lines
 
 
