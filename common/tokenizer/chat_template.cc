@@ -1,6 +1,8 @@
 // The four chat formats, written from the published Jinja templates of each model family.
 #include "common/tokenizer/chat_template.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -35,6 +37,17 @@ std::string ChatTurnEnd(const std::string& template_name) {
   if (template_name == "llama3") return "<|eot_id|>";
   if (template_name == "chatml") return "<|im_end|>";
   return "";
+}
+
+std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::string& template_name) {
+  std::vector<int32_t> ids;
+  if (tokenizer.eos_id() >= 0) ids.push_back(tokenizer.eos_id());
+  const std::string turn_end = ChatTurnEnd(template_name);
+  if (!turn_end.empty()) {
+    const std::optional<int32_t> id = tokenizer.TokenToId(turn_end);
+    if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  }
+  return ids;
 }
 
 absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,

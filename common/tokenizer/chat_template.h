@@ -26,6 +26,11 @@ std::string ChatTurnEnd(const std::string& template_name);
 // True for plain, llama2, llama3 and chatml.
 bool IsKnownChatTemplate(const std::string& template_name);
 
+// Token ids that end an assistant turn: eos_id() (when >= 0) and the id of ChatTurnEnd(template_name) when
+// the tokenizer has it as one token. Stop generation on these ids: Decode skips special tokens, so a
+// "<|eot_id|>" never shows up in decoded text.
+std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::string& template_name);
+
 // bos_id() (when >= 0) followed by Encode(FormatChatPrompt(template_name, user_message)).
 absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,
                                                       const std::string& user_message);

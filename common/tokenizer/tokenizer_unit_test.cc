@@ -249,5 +249,19 @@ TEST(ChatTemplate, EncodeChatPromptPrependsBosAndKeepsSpecialTokensWhole) {
   EXPECT_EQ(*ids, want);
 }
 
+TEST(ChatTemplate, StopTokenIds) {
+  auto llama3 = Load("llama3");
+  auto qwen = Load("qwen2");
+  auto gpt2 = Load("gpt2");
+  auto sp = Load("sp_bpe");
+  ASSERT_TRUE(llama3 && qwen && gpt2 && sp);
+  // llama3's eos (from tokenizer_config.json) is <|eot_id|> itself: listed once.
+  EXPECT_EQ(ChatStopTokenIds(*llama3, "llama3"), std::vector<int32_t>{*llama3->TokenToId("<|eot_id|>")});
+  EXPECT_EQ(ChatStopTokenIds(*gpt2, "chatml"), std::vector<int32_t>{*gpt2->TokenToId("<|endoftext|>")});
+  EXPECT_EQ(ChatStopTokenIds(*sp, "llama2"), std::vector<int32_t>{2});  // "</s>" is the eos piece
+  const auto qwen_ids = ChatStopTokenIds(*qwen, "chatml");
+  EXPECT_EQ(qwen_ids, std::vector<int32_t>{*qwen->TokenToId("<|im_end|>")});
+}
+
 }  // namespace
 }  // namespace srlm
