@@ -1,20 +1,102 @@
-// srlmctl: the operator's client for a running srlm coordinator.
+// srlmctl: the operator's client for a running srlm coordinator (status, watch, export-pairs).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <iostream>
 #include <string>
 
 #include "common/logging.h"
+#include "coordinator/client/coordinator_client.h"
+#include "coordinator/ctl/status_format.h"
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "srlmctl: " << status << std::endl;
+  return status.code() == absl::StatusCode::kUnauthenticated ? 3 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   srlm::SetLogIdentity("srlmctl", -1);
   CLI::App app{"srlmctl: watch and operate an srlm run through its coordinator."};
   app.require_subcommand(1);
-  std::string coordinator = "127.0.0.1:50051";
-  app.add_option("--coordinator", coordinator, "coordinator HOST:PORT")->capture_default_str();
-  app.add_subcommand("status", "print the run's iteration, phase and progress");
-  app.add_subcommand("watch", "live progress bars until the run ends");
-  app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
+  srlm::coordinator::ClientOptions options;
+  options.deadline_seconds = 10;
+  std::string run_dir;
+  app.add_option("--coordinator", options.address, "coordinator HOST:PORT")->capture_default_str();
+  app.add_option("--token-file", options.token_file, "bearer token file (else $SRLM_TOKEN, else <run-dir>/token)");
+  app.add_option("--run-dir", run_dir, "run directory: its generated token file is used when no other is given");
+  app.add_option("--timeout", options.deadline_seconds, "deadline of each call, seconds")->capture_default_str();
+  app.add_option("--tls-ca", options.tls_root_ca_file, "PEM CA of the server certificate (turns TLS on)");
+  app.add_option("--tls-cert", options.tls_client_cert_file, "PEM client certificate (mutual TLS)");
+  app.add_option("--tls-key", options.tls_client_key_file, "PEM client key (mutual TLS)");
+  app.add_option("--tls-server-name", options.tls_server_name, "name to check in the server certificate");
+  bool json = false;
+  CLI::App* status_cmd = app.add_subcommand("status", "print the run's iteration, phase and progress");
+  status_cmd->add_flag("--json", json, "machine-readable JSON");
+  double interval = 1.0;
+  CLI::App* watch_cmd = app.add_subcommand("watch", "live progress bars until the run is DONE (Ctrl-C stops)");
+  watch_cmd->add_option("--interval", interval, "seconds between updates")->capture_default_str();
+  int64_t iteration = -1;
+  std::string output;
+  CLI::App* export_cmd = app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
+  export_cmd->add_option("--iteration", iteration, "iteration whose pairs to export")->required();
+  export_cmd->add_option("--output", output, "output file (default: standard output)");
   CLI11_PARSE(app, argc, argv);
-  SRLM_LOG(ERROR) << "srlmctl is not built yet";
-  return 1;
+
+  if (options.token_file.empty() && !std::getenv("SRLM_TOKEN") && !run_dir.empty()) {
+    options.token_file = run_dir + "/token";
+  }
+  auto client = srlm::coordinator::CoordinatorClient::Connect(options);
+  if (!client.ok()) return Fail(client.status());
+
+  if (status_cmd->parsed()) {
+    auto status = (*client)->GetStatus();
+    if (!status.ok()) return Fail(status.status());
+    if (json) {
+      std::cout << srlm::ctl::StatusToJson(*status).dump(2) << std::endl;
+    } else {
+      std::cout << srlm::ctl::FormatStatus(*status, NowMs());
+    }
+    return 0;
+  }
+  if (watch_cmd->parsed()) {
+    const bool terminal = ::isatty(STDOUT_FILENO);
+    absl::Status watched = (*client)->WatchStatus(interval, [&](const srlm::v1::GetStatusResponse& status) {
+      // In a terminal: redraw in place (cursor home, clear screen); otherwise one block per update.
+      if (terminal) std::cout << "\033[H\033[2J";
+      std::cout << srlm::ctl::FormatStatus(status, NowMs());
+      if (!terminal) std::cout << "--\n";
+      std::cout.flush();
+      return status.phase() != srlm::v1::PHASE_DONE;
+    });
+    if (!watched.ok()) return Fail(watched);
+    return 0;
+  }
+  std::ofstream file;
+  if (!output.empty()) {
+    file.open(output);
+    if (!file) return Fail(absl::NotFoundError("cannot write " + output));
+  }
+  std::ostream& out = output.empty() ? std::cout : file;
+  int64_t count = 0;
+  absl::Status exported = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
+    out << srlm::ctl::ExportedPairToJson(pair).dump() << "\n";
+    ++count;
+    return static_cast<bool>(out);
+  });
+  if (!exported.ok()) return Fail(exported);
+  out.flush();
+  if (!output.empty()) std::cerr << "srlmctl: wrote " << count << " pairs to " << output << std::endl;
+  return 0;
 }

@@ -1,0 +1,174 @@
+// srlmctl against the real srlm-coordinator on loopback: a one-worker run is driven to DONE
+// through the client library, then `srlmctl status`, `status --json`, `watch` and `export-pairs`
+// are run as processes and their output checked; a wrong token exits with UNAUTHENTICATED (3).
+// Also the pure formatting helpers.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/client/coordinator_client.h"
+#include "coordinator/ctl/status_format.h"
+#include "tests/coordinator_process.h"
+
+namespace srlm {
+namespace {
+
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result{-1, ""};
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+TEST(StatusFormatTest, BarsAndDurations) {
+  EXPECT_EQ(ctl::ProgressBar(0.5, 10), "[#####.....]  50.0%");
+  EXPECT_EQ(ctl::ProgressBar(2.0, 4), "[####] 100.0%");
+  EXPECT_EQ(ctl::FormatDuration(3723), "1h02m03s");
+  EXPECT_EQ(ctl::FormatDuration(65), "1m05s");
+  EXPECT_EQ(ctl::FormatDuration(-1), "?");
+  v1::ExportedPair pair;
+  pair.set_prompt("p");
+  pair.set_chosen("c");
+  pair.set_rejected("r");
+  pair.set_lease_id("i1-G-s0-a2");
+  nlohmann::json j = ctl::ExportedPairToJson(pair);
+  EXPECT_EQ(j["prompt"], "p");
+  EXPECT_EQ(j["chosen"], "c");
+  EXPECT_EQ(j["rejected"], "r");
+  EXPECT_EQ(j["provenance"]["lease_id"], "i1-G-s0-a2");
+}
+
+TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
+  char pattern[] = "/tmp/srlm_ctl_test_XXXXXX";
+  const std::string run_dir = mkdtemp(pattern);
+  {
+    std::ofstream config(run_dir + "/run.yaml");
+    config << "run:\n  sft: false\n  iterations: 1\n"
+              "prompts:\n  per_iteration: 5\n  shard_size: 5\n"
+              "generate:\n  shard_size: 5\n";
+  }
+  // No token given: the coordinator generates <run-dir>/token, which srlmctl --run-dir reads.
+  test_support::CoordinatorProcess process(run_dir, {"--config", run_dir + "/run.yaml"});
+  ASSERT_TRUE(process.Start());
+  coordinator::ClientOptions options;
+  options.address = process.address();
+  options.token_file = run_dir + "/token";
+  auto client = std::move(coordinator::CoordinatorClient::Connect(options)).value();
+  v1::RegisterWorkerRequest registration;
+  registration.set_rank(0);
+  registration.set_world_size(1);
+  registration.set_hostname("ctl-host");
+  auto worker = client->RegisterWorker(registration);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  v1::LeaseShardRequest lease_request;
+  lease_request.set_worker_id(worker->worker_id());
+  auto prompts = client->LeaseShard(lease_request);
+  ASSERT_TRUE(prompts.ok() && prompts->has_prompts());
+  v1::SubmitShardRequest submit;
+  submit.set_worker_id(worker->worker_id());
+  submit.set_lease_id(prompts->lease().lease_id());
+  for (const char* p : {"Name three rivers of Europe", "Explain photosynthesis simply", "Why do cats purr",
+                        "Give a haiku about winter", "How does a compass work"}) {
+    submit.mutable_prompts()->add_prompts(p);
+  }
+  ASSERT_TRUE(client->SubmitShard(submit).ok());
+  auto generate = client->LeaseShard(lease_request);
+  ASSERT_TRUE(generate.ok() && generate->has_generate()) << generate.status();
+  v1::SubmitShardRequest results;
+  results.set_worker_id(worker->worker_id());
+  results.set_lease_id(generate->lease().lease_id());
+  for (const v1::PoolPrompt& prompt : generate->generate().prompts()) {
+    v1::PromptResult* r = results.mutable_generate()->add_results();
+    r->set_prompt_id(prompt.prompt_id());
+    r->add_candidates()->set_text("fine answer \"quoted\"\nline two");
+    r->add_candidates()->set_text("poor answer");
+    r->add_mean_scores(4.5);
+    r->add_mean_scores(2);
+    if (prompt.prompt_id() == 2) {
+      r->set_drop_reason(v1::DROP_REASON_TIE);
+      continue;
+    }
+    r->mutable_pair()->set_chosen_index(0);
+    r->mutable_pair()->set_rejected_index(1);
+    r->mutable_pair()->set_chosen_score(4.5);
+    r->mutable_pair()->set_rejected_score(2);
+    r->mutable_pair()->set_ref_chosen_logprob(-3.5);
+    r->mutable_pair()->set_ref_rejected_logprob(-7.25);
+  }
+  ASSERT_TRUE(client->SubmitShard(results).ok());
+
+  const std::string ctl = std::string(std::getenv("SRLM_BUILD_DIR")) + "/coordinator/ctl/srlmctl";
+  const std::string base = absl::StrCat(ctl, " --coordinator ", process.address(), " --run-dir ", run_dir);
+  CommandResult text = RunCommand(base + " status");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_THAT(text.output, ::testing::HasSubstr("phase TRAIN"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 4"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("1 ties"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
+  CommandResult json_text = RunCommand(base + " status --json");
+  ASSERT_EQ(json_text.exit_code, 0) << json_text.output;
+  nlohmann::json status = nlohmann::json::parse(json_text.output);
+  EXPECT_EQ(status["phase"], "TRAIN");
+  EXPECT_EQ(status["iteration"], 1);
+  EXPECT_EQ(status["pairs"], 4);
+  EXPECT_EQ(status["prompts"]["accepted"], 5);
+  EXPECT_EQ(status["workers"].size(), 1u);
+
+  const std::string out = run_dir + "/pairs.jsonl";
+  CommandResult exported = RunCommand(base + " export-pairs --iteration 1 --output " + out);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  std::ifstream lines(out);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    nlohmann::json pair = nlohmann::json::parse(line);
+    EXPECT_FALSE(pair["prompt"].get<std::string>().empty());
+    EXPECT_EQ(pair["chosen"], "fine answer \"quoted\"\nline two");
+    EXPECT_EQ(pair["rejected"], "poor answer");
+    EXPECT_EQ(pair["chosen_score"], 4.5);
+    EXPECT_EQ(pair["ref_rejected_logprob"], -7.25);
+    EXPECT_EQ(pair["provenance"]["worker_id"], worker->worker_id());
+    EXPECT_EQ(pair["provenance"]["attempt"], 1);
+    ++count;
+  }
+  EXPECT_EQ(count, 4);
+
+  // Finish the run; watch then ends by itself at DONE.
+  v1::ReportCheckpointRequest checkpoint;
+  checkpoint.set_worker_id(worker->worker_id());
+  checkpoint.set_iteration(1);
+  checkpoint.set_world_size(1);
+  checkpoint.set_checkpoint_dir("/ckpt/m2");
+  ASSERT_TRUE(client->ReportCheckpoint(checkpoint).ok());
+  CommandResult watch = RunCommand(base + " watch --interval 0.1");
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, ::testing::HasSubstr("phase DONE"));
+  EXPECT_THAT(watch.output, ::testing::HasSubstr("100.0%"));
+
+  CommandResult refused = RunCommand(absl::StrCat("SRLM_TOKEN=wrong ", ctl, " --coordinator ",
+                                                  process.address(), " status 2>&1"));
+  EXPECT_EQ(refused.exit_code, 3) << refused.output;
+  EXPECT_THAT(refused.output, ::testing::HasSubstr("UNAUTHENTICATED"));
+  EXPECT_EQ(process.Kill(SIGTERM), 0);
+  std::filesystem::remove_all(run_dir);
+}
+
+}  // namespace
+}  // namespace srlm
