@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   std::string run_dir, listen = "127.0.0.1:50051", config_path, token_file, port_file;
   std::string tls_cert, tls_key, tls_client_ca;
   bool force_config = false;
+  size_t max_writes_per_transaction = 0;
   app.add_option("--run-dir", run_dir, "run directory (created if missing; holds state.db)")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)")->capture_default_str();
   app.add_option("--config", config_path, "run configuration YAML (first start: stored in the run directory)");
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls_cert, "PEM server certificate (with --tls-key: serve TLS)");
   app.add_option("--tls-key", tls_key, "PEM server private key");
   app.add_option("--tls-client-ca", tls_client_ca, "PEM CA that client certificates must chain to (mutual TLS)");
+  app.add_option("--max-writes-per-transaction", max_writes_per_transaction,
+                 "group commit: most transitions per SQLite transaction; 0 unlimited, 1 turns group commit "
+                 "off (for benchmarks)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   // Signals are taken by one thread with sigwait; block them before gRPC starts its threads.
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
   srlm::coordinator::RunCoordinatorOptions options;
   options.run_dir = run_dir;
   options.force_config = force_config;
+  options.max_writes_per_transaction = max_writes_per_transaction;
   if (!config_path.empty()) {
     absl::StatusOr<srlm::RunConfig> config = srlm::LoadRunConfig(config_path);
     if (!config.ok()) {

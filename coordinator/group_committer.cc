@@ -5,7 +5,8 @@
 
 namespace srlm::coordinator {
 
-GroupCommitter::GroupCommitter(SqliteDb* db) : db_(db), writer_([this] { WriterLoop(); }) {}
+GroupCommitter::GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction)
+    : db_(db), max_writes_per_transaction_(max_writes_per_transaction), writer_([this] { WriterLoop(); }) {}
 
 GroupCommitter::~GroupCommitter() {
   {
@@ -55,8 +56,14 @@ void GroupCommitter::WriterLoop() {
       std::unique_lock<std::mutex> lock(mutex_);
       queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) return;
-      batch.swap(queue_);
-      batch_last = last_enqueued_;
+      if (max_writes_per_transaction_ == 0 || queue_.size() <= max_writes_per_transaction_) {
+        batch.swap(queue_);
+      } else {
+        auto end = queue_.begin() + static_cast<std::ptrdiff_t>(max_writes_per_transaction_);
+        batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
+        queue_.erase(queue_.begin(), end);
+      }
+      batch_last = last_durable_ + batch.size();
     }
     absl::Status status = db_->Exec("BEGIN IMMEDIATE");
     for (Write& write : batch) {

@@ -22,8 +22,10 @@ class GroupCommitter {
  public:
   using Write = std::function<absl::Status(SqliteDb&)>;
 
-  // `db` is used only by the writer thread from now on.
-  explicit GroupCommitter(SqliteDb* db);
+  // `db` is used only by the writer thread from now on. `max_writes_per_transaction` 0 batches
+  // everything queued; 1 gives one transaction (and one fsync) per write, the baseline without
+  // group commit.
+  explicit GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction = 0);
   ~GroupCommitter();  // commits what is queued, then stops the writer
 
   // Queues `write`; returns its sequence number (1, 2, ...).
@@ -40,6 +42,7 @@ class GroupCommitter {
   void WriterLoop();
 
   SqliteDb* db_;
+  size_t max_writes_per_transaction_;
   mutable std::mutex mutex_;
   std::condition_variable queued_;
   std::condition_variable durable_;

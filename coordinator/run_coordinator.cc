@@ -255,7 +255,7 @@ absl::Status RunCoordinator::Initialize() {
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
-  committer_ = std::make_unique<GroupCommitter>(writer_db_.get());
+  committer_ = std::make_unique<GroupCommitter>(writer_db_.get(), options_.max_writes_per_transaction);
   SRLM_LOG(INFO) << "run " << run_id_ << " in " << run_dir_ << ": iteration " << iteration_
                  << ", phase " << v1::Phase_Name(phase_) << ", model " << model_dir_;
   return absl::OkStatus();

@@ -33,6 +33,7 @@ struct RunCoordinatorOptions {
   std::optional<RunConfig> config;      // --config; nullopt: the stored one (or defaults, first start)
   bool force_config = false;            // replace a stored config that differs from `config`
   std::function<int64_t()> clock_ms;    // wall clock in Unix ms; default the system clock
+  size_t max_writes_per_transaction = 0;  // group commit: 0 unlimited; 1 turns it off (benchmarks)
 };
 
 class RunCoordinator {
