@@ -3,11 +3,38 @@
 
 #include <algorithm>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/tokenizer/unicode_tables.h"
+#include "common/tokenizer/utf8.h"
 
 namespace srlm {
+namespace {
+
+// Python's str.strip(), which the Jinja templates use: Unicode white space plus U+001C..U+001F.
+bool IsPythonSpace(char32_t c) { return IsUnicodeWhitespace(c) || (c >= 0x1C && c <= 0x1F); }
+
+std::string PythonStrip(std::string_view text) {
+  if (!utf8::Validate(text).ok()) return std::string(text);  // Encode reports invalid UTF-8 later
+  size_t begin = 0, end = text.size();
+  while (begin < end) {
+    char32_t c;
+    const int len = utf8::DecodeAt(text, begin, &c);
+    if (!IsPythonSpace(c)) break;
+    begin += len;
+  }
+  while (end > begin) {
+    size_t start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    char32_t c;
+    utf8::DecodeAt(text, start, &c);
+    if (!IsPythonSpace(c)) break;
+    end = start;
+  }
+  return std::string(text.substr(begin, end - begin));
+}
+
+}  // namespace
 
 bool IsKnownChatTemplate(const std::string& name) {
   return name == "plain" || name == "llama2" || name == "llama3" || name == "chatml";
@@ -17,12 +44,12 @@ absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, c
   if (template_name == "plain") return user_message;
   if (template_name == "llama2") {
     // {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}
-    return absl::StrCat("[INST] ", absl::StripAsciiWhitespace(user_message), " [/INST]");
+    return absl::StrCat("[INST] ", PythonStrip(user_message), " [/INST]");
   }
   if (template_name == "llama3") {
     // '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + content | trim + '<|eot_id|>', then the
     // generation prompt '<|start_header_id|>assistant<|end_header_id|>\n\n'.
-    return absl::StrCat("<|start_header_id|>user<|end_header_id|>\n\n", absl::StripAsciiWhitespace(user_message),
+    return absl::StrCat("<|start_header_id|>user<|end_header_id|>\n\n", PythonStrip(user_message),
                         "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
   }
   if (template_name == "chatml") {

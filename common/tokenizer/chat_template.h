@@ -3,7 +3,8 @@
 //   llama2  "[INST] {message} [/INST]"                (Llama-2-chat; the response starts with " ", ends " </s>")
 //   llama3  "<|start_header_id|>user<|end_header_id|>\n\n{message}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 //   chatml  "<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n"   (Qwen2, SmolLM2)
-// llama2 and llama3 strip white space around the message, as their published Jinja templates do.
+// llama2 and llama3 strip white space around the message (Python's str.strip(), as their published Jinja
+// templates do).
 // BOS ("<s>", "<|begin_of_text|>") is NOT part of the text, because SentencePiece does not parse "<s>"
 // written in text: EncodeChatPrompt prepends tokenizer.bos_id() when the tokenizer has one.
 #pragma once

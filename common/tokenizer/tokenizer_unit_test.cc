@@ -16,12 +16,15 @@
 #include "common/tokenizer/tokenizer_test_data.h"
 #include "common/tokenizer/unicode_tables.h"
 #include "common/tokenizer/utf8.h"
+#include "nlohmann/json.hpp"
 
 namespace srlm {
 namespace {
 
 using testing_util::RunPython;
 using testing_util::TokenizerTestDataDir;
+
+std::string nlohmann_like_json_string(const std::string& s) { return nlohmann::json(s).dump(); }
 
 std::unique_ptr<Tokenizer> Load(const std::string& name) {
   auto tok = LoadTokenizer(TokenizerTestDataDir() + "/" + name);
@@ -225,6 +228,48 @@ TEST(ChatTemplate, PublishedFormats) {
   EXPECT_EQ(ChatTurnEnd("chatml"), "<|im_end|>");
   EXPECT_EQ(ChatTurnEnd("llama2"), "</s>");
   EXPECT_EQ(ChatTurnEnd("plain"), "");
+}
+
+// The published Jinja chat templates (Llama-2-chat, Meta-Llama-3-Instruct, ChatML), rendered by jinja2 for
+// one user turn with the generation prompt, with the BOS text removed (srlm adds BOS as an id).
+TEST(ChatTemplate, MatchesPublishedJinjaTemplatesRenderedByJinja2) {
+  const std::vector<std::string> messages = {"What is 2+2?", "  padded\n\t", "\u00a0nbsp edges\u3000",
+                                             "multi\nline\n\nmessage", "émoji 😀 and 中文", ""};
+  std::string py_messages;
+  for (const std::string& m : messages) py_messages += nlohmann_like_json_string(m) + ",";
+  const std::string out = RunPython(
+      "import json, jinja2\n"
+      "LLAMA2 = \"{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+      "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+      "{% for message in loop_messages %}{% if loop.index0 == 0 and system_message != false %}{% set content = "
+      "'<<SYS>>\\\\n' + system_message + '\\\\n<</SYS>>\\\\n\\\\n' + message['content'] %}{% else %}{% set content = "
+      "message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + "
+      "' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}"
+      "{% endfor %}\"\n"
+      "LLAMA3 = \"{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+      "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\\\n\\\\n'+ message['content'] | trim + '<|eot_id|>' %}"
+      "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\\\n\\\\n' }}{% endif %}\"\n"
+      "CHATML = \"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\\\n' + message['content'] + "
+      "'<|im_end|>' + '\\\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\\\n' }}{% endif %}\"\n"
+      "env = jinja2.Environment()\n"
+      "out = []\n"
+      "for m in [" + py_messages + "]:\n"
+      "    for name, t, bos in (('llama2', LLAMA2, '<s>'), ('llama3', LLAMA3, '<|begin_of_text|>'), ('chatml', CHATML, '')):\n"
+      "        text = env.from_string(t).render(messages=[{'role': 'user', 'content': m}], bos_token=bos,"
+      " eos_token='</s>', add_generation_prompt=True)\n"
+      "        out.append([name, m, text[len(bos):]])\n"
+      "print(json.dumps(out))\n");
+  ASSERT_FALSE(out.empty());
+  size_t checked = 0;
+  for (const auto& row : nlohmann::json::parse(out)) {
+    const std::string name = row[0], message = row[1], want = row[2];
+    auto got = FormatChatPrompt(name, message);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, want) << name << " " << nlohmann::json(message).dump();
+    ++checked;
+  }
+  EXPECT_EQ(checked, messages.size() * 3);
 }
 
 TEST(ChatTemplate, EncodeChatPromptPrependsBosAndKeepsSpecialTokensWhole) {
