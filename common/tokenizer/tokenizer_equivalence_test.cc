@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/tokenizer/tokenizer.h"
@@ -110,6 +111,32 @@ TEST(ByteLevelRoundTrip, DecodeOfEncodeIsTheTextWithoutSpecialTokens) {
     }
     EXPECT_GT(checked, 1500) << name;
   }
+}
+
+// Encode from several threads at once on one tokenizer (shared word cache) gives the single-thread ids.
+TEST(ByteLevelConcurrency, ParallelEncodeMatchesSequential) {
+  const std::string& root = testing_util::TokenizerTestDataDir();
+  auto tokenizer = LoadTokenizer(root + "/llama3");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  std::vector<std::string> lines;
+  for (const nlohmann::json& row : ReadJsonLines(root + "/corpus.jsonl")) lines.push_back(row.get<std::string>());
+  std::vector<std::vector<int32_t>> want;
+  for (const std::string& line : lines) want.push_back(*(*tokenizer)->Encode(line));
+  auto fresh = LoadTokenizer(root + "/llama3");  // empty cache, so the threads race to fill it
+  ASSERT_TRUE(fresh.ok());
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = 0; i < lines.size(); ++i) {
+        const size_t k = (i * 7 + t * 131) % lines.size();  // different orders per thread
+        auto ids = (*fresh)->Encode(lines[k]);
+        if (!ids.ok() || *ids != want[k]) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
 }
 
 }  // namespace
