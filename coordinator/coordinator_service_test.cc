@@ -586,5 +586,56 @@ TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
   EXPECT_EQ((*stmt)->ColumnText(0), "wal");
 }
 
+// Mutual TLS over loopback with certificates made by the openssl command: a client holding the CA
+// and a certificate it signed is served; one without a client certificate, or without TLS, is not.
+TEST(CoordinatorTlsTest, MutualTlsServesOnlyClientsWithACertificate) {
+  char pattern[] = "/tmp/srlm_tls_test_XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  const std::string script = "cd " + dir + " && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=srlm-test-ca && "
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > ext && "
+      "for who in server client; do "
+      "openssl req -newkey rsa:2048 -nodes -keyout $who.key -out $who.csr -subj /CN=$who && "
+      "openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $who.pem -days 1 "
+      "-extfile ext || exit 1; done";
+  ASSERT_EQ(std::system(("(" + script + ") > " + dir + "/openssl.log 2>&1").c_str()), 0) << "openssl failed";
+  RunCoordinatorOptions options;
+  options.run_dir = dir + "/run";
+  auto run = RunCoordinator::Open(options);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ServerOptions server_options;
+  server_options.listen = "127.0.0.1:0";
+  server_options.token = kToken;
+  server_options.tls_cert_file = dir + "/server.pem";
+  server_options.tls_key_file = dir + "/server.key";
+  server_options.tls_client_ca_file = dir + "/ca.pem";
+  auto server = CoordinatorServer::Start(run->get(), server_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto connect = [&](bool tls, bool client_cert) {
+    ClientOptions client;
+    client.address = "127.0.0.1:" + std::to_string((*server)->port());
+    client.token = kToken;
+    client.deadline_seconds = 5;
+    if (tls) {
+      client.tls_root_ca_file = dir + "/ca.pem";
+      client.tls_server_name = "localhost";
+      if (client_cert) {
+        client.tls_client_cert_file = dir + "/client.pem";
+        client.tls_client_key_file = dir + "/client.key";
+      }
+    }
+    return std::move(CoordinatorClient::Connect(client)).value();
+  };
+  auto served = connect(true, true)->GetStatus();
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->phase(), v1::PHASE_SFT);
+  EXPECT_FALSE(connect(true, false)->GetStatus().ok());
+  EXPECT_FALSE(connect(false, false)->GetStatus().ok());
+  (*server)->Shutdown();
+  server->reset();
+  run->reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace srlm::coordinator
