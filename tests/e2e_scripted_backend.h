@@ -27,9 +27,11 @@ inline std::string WordFromSeed(uint64_t seed, int length) {
 
 class ScriptedModel : public LoopModel {
  public:
+  explicit ScriptedModel(int delay_ms = 0) : delay_ms_(delay_ms) {}
   absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
                                                      const SamplingConfig&,
                                                      const std::vector<uint64_t>& seeds) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     static const std::regex kJudge(R"(Task: Reverse the word: (\w+)\nAnswer: (\w*)\n)");
     static const std::regex kAsk(R"(^\[Reverse the word: (\w+)\]$)");
     std::vector<GeneratedText> out;
@@ -60,15 +62,20 @@ class ScriptedModel : public LoopModel {
     for (const auto& r : responses) out.push_back({-1.0 * static_cast<double>(r.size()), static_cast<int64_t>(r.size())});
     return out;
   }
+
+ private:
+  int delay_ms_;
 };
 
 class ScriptedBackend : public WorkerBackend {
  public:
-  explicit ScriptedBackend(int rank) : rank_(rank) {}
+  // Delays make the phases last long enough for fault tests to strike inside them.
+  explicit ScriptedBackend(int rank, int generate_delay_ms = 0, int train_delay_ms = 0)
+      : rank_(rank), generate_delay_ms_(generate_delay_ms), train_delay_ms_(train_delay_ms) {}
   absl::StatusOr<std::string> FormatChat(const std::string& m) override { return "[" + m + "]"; }
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
     loaded_dirs.push_back(dir);
-    return std::make_unique<ScriptedModel>();
+    return std::make_unique<ScriptedModel>(generate_delay_ms_);
   }
   absl::Status TrainSft(const RunConfig&, const std::string& model_dir, const std::string& out_dir,
                         const TrainStepReporter& report) override {
@@ -83,6 +90,7 @@ class ScriptedBackend : public WorkerBackend {
       absl::StrAppend(&text, p.position(), " ", p.prompt(), " | ", p.chosen(), " > ", p.rejected(), "\n");
     }
     report({1, 1, 0.5, 1, {}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(train_delay_ms_));
     return WriteOrWait(out_dir, text, absl::StrCat("/pairs-rank", rank_, ".txt"));
   }
   std::vector<std::string> loaded_dirs;  // every LoadModel, in order
@@ -104,6 +112,8 @@ class ScriptedBackend : public WorkerBackend {
     return absl::DeadlineExceededError("rank 0 did not write " + out_dir);
   }
   int rank_;
+  int generate_delay_ms_;
+  int train_delay_ms_;
 };
 
 }  // namespace srlm::e2e

@@ -12,6 +12,16 @@ namespace {
 // Seed streams of one shard: the first part names the use, so streams never collide.
 enum SeedUse : int64_t { kShots = 1, kPromptSample = 2, kCandidate = 3, kJudge = 4 };
 
+// 64-bit FNV-1a of a prompt's text.
+int64_t TextHash(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return static_cast<int64_t>(h);
+}
+
 v1::Candidate ToProto(const GeneratedText& g) {
   v1::Candidate c;
   c.set_text(g.text);
@@ -70,7 +80,10 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     // 1. N candidates.
     std::vector<std::string> requests(static_cast<size_t>(n), chat_prompt);
     std::vector<uint64_t> seeds;
-    for (int64_t c = 0; c < n; ++c) seeds.push_back(DeriveSeed(shard.seed(), {kCandidate, p, c}));
+    const int64_t text_hash = TextHash(pool_prompt.text());
+    for (int64_t c = 0; c < n; ++c) {
+      seeds.push_back(DeriveSeed(ctx.run_seed, {kCandidate, ctx.iteration, text_hash, c}));
+    }
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> candidates,
                           model.Generate(requests, config.generate.sampling, seeds));
     SRLM_RETURN_IF_ERROR(CheckCount(candidates, requests.size(), "candidates"));
@@ -84,7 +97,7 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
                                                                        candidates[c].text)));
       for (int64_t j = 0; j < k; ++j) {
         judge_requests.push_back(judge_prompt);
-        seeds.push_back(DeriveSeed(shard.seed(), {kJudge, p, c, j}));
+        seeds.push_back(DeriveSeed(ctx.run_seed, {kJudge, ctx.iteration, text_hash, c, j}));
       }
     }
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> judgements,

@@ -2,7 +2,8 @@
 //   PROMPTS:  few-shot self-instruct prompts -> sample -> parse new prompts
 //   GENERATE: for each prompt: N candidates -> k judgements each -> mean scores -> pair ->
 //             reference log-probabilities of chosen and rejected under M_t.
-// Every random draw is seeded from the shard's seed and the item's position, so a retried shard
+// Every random draw is seeded reproducibly (self-instruct: the shard's seed and the item's position;
+// candidates and judgements: the run seed, the iteration and the prompt's text), so a retried shard
 // (another worker, after a crash) produces the same result. Not thread-safe (uses one LoopModel).
 #pragma once
 
@@ -27,6 +28,11 @@ struct ShardContext {
   const JudgeTemplate* judge_template = nullptr;
   const JudgeScoreParser* score_parser = nullptr;
   ChatFormatter format_chat;
+  // Candidates and judgements are seeded by (run_seed, iteration, prompt text), not by the shard:
+  // the pool's order (hence which shard holds a prompt) can differ between runs that submitted in
+  // another order, and a prompt must still get the same samples.
+  uint64_t run_seed = 0;
+  int64_t iteration = 0;
 };
 
 absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,

@@ -3,6 +3,7 @@
 // known independently of the code under test.
 #include "worker/loop/shard_work.h"
 
+#include <algorithm>
 #include <map>
 #include <regex>
 
@@ -135,14 +136,26 @@ TEST_F(ShardWorkTest, GenerateShardPairsRightOverWrongWithReferenceLogprobs) {
   EXPECT_GT(unparsable, 0);  // about 1 in 7 judge seeds
 }
 
-TEST_F(ShardWorkTest, SameShardSeedGivesTheSameResultAndAnotherSeedDiffers) {
-  ScriptedModel a, b, c;
+TEST_F(ShardWorkTest, SamplesDependOnRunSeedIterationAndPromptNotOnShardPlacement) {
+  ScriptedModel a, b, c, d;
+  ctx_.run_seed = 5;
+  ctx_.iteration = 1;
   auto first = RunGenerateShard(Shard(7), ctx_, a);
-  auto again = RunGenerateShard(Shard(7), ctx_, b);
-  auto other = RunGenerateShard(Shard(8), ctx_, c);
-  ASSERT_TRUE(first.ok() && again.ok() && other.ok());
-  EXPECT_EQ(first->SerializeAsString(), again->SerializeAsString());
-  EXPECT_NE(first->SerializeAsString(), other->SerializeAsString());
+  auto other_shard_seed = RunGenerateShard(Shard(8), ctx_, b);
+  ASSERT_TRUE(first.ok() && other_shard_seed.ok());
+  EXPECT_EQ(first->SerializeAsString(), other_shard_seed->SerializeAsString());
+  // The same prompts in reverse order (another shard layout): each prompt's result is unchanged.
+  v1::GenerateShard reversed = Shard(7);
+  std::reverse(reversed.mutable_prompts()->begin(), reversed.mutable_prompts()->end());
+  auto moved = RunGenerateShard(reversed, ctx_, c);
+  ASSERT_TRUE(moved.ok());
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(first->results(i).SerializeAsString(), moved->results(5 - i).SerializeAsString());
+  }
+  ctx_.run_seed = 6;
+  auto other_run = RunGenerateShard(Shard(7), ctx_, d);
+  ASSERT_TRUE(other_run.ok());
+  EXPECT_NE(first->SerializeAsString(), other_run->SerializeAsString());
 }
 
 TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {

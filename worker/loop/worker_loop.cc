@@ -115,6 +115,7 @@ class Worker {
   const WorkerLoopOptions options_;
 
   std::string worker_id_;
+  uint64_t run_seed_ = 0;
   RunConfig config_;
   std::string current_model_dir_;
   std::vector<std::string> ift_prompts_;
@@ -137,6 +138,7 @@ absl::Status Worker::Register() {
   request.set_device(identity_.device);
   SRLM_ASSIGN_OR_RETURN(v1::RegisterWorkerResponse reg, link_.RegisterWorker(request));
   worker_id_ = reg.worker_id();
+  run_seed_ = static_cast<uint64_t>(reg.run_seed());
   SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));
   current_model_dir_ = reg.model_dir();
   SRLM_ASSIGN_OR_RETURN(ift_prompts_, ReadIftPrompts(config_.data.ift));
@@ -197,7 +199,8 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   const auto start = Clock::now();
   SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
   ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
-                   [this](const std::string& m) { return backend_.FormatChat(m); }};
+                   [this](const std::string& m) { return backend_.FormatChat(m); }, run_seed_,
+                   lease.iteration()};
   SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, *model_));
   int64_t pairs = 0, unparsable = 0, judgements = 0, tokens = 0;
   for (const auto& r : result.results()) {
