@@ -1,0 +1,136 @@
+// Implementation of worker/train/atomic_dir.h. Plain POSIX calls: libtorch exports its own copy of
+// std::filesystem's out-of-line functions, and its remove_all crashes when called from our code.
+#include "worker/train/atomic_dir.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace srlm {
+namespace {
+
+absl::Status Errno(const std::string& what) { return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno))); }
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Names in a folder, without "." and "..".
+std::vector<std::string> ListNames(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  if (path.empty() || Exists(path)) return absl::OkStatus();
+  const size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) SRLM_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + path);
+  return absl::OkStatus();
+}
+
+// fsyncs every file and folder under `dir` (depth first), then `dir`.
+absl::Status FsyncTree(const std::string& dir) {
+  for (const std::string& name : ListNames(dir)) {
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return Errno("stat " + path);
+    if (S_ISDIR(st.st_mode)) {
+      SRLM_RETURN_IF_ERROR(FsyncTree(path));
+    } else if (S_ISREG(st.st_mode)) {
+      SRLM_RETURN_IF_ERROR(FsyncPath(path));
+    }
+  }
+  return FsyncPath(dir);
+}
+
+}  // namespace
+
+absl::Status FsyncPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + path + " for fsync");
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return absl::InternalError(absl::StrCat("fsync ", path, ": ", std::strerror(saved)));
+  return absl::OkStatus();
+}
+
+void RemoveTree(const std::string& path) {
+  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
+}
+
+absl::Status WriteDirectoryAtomically(const std::string& final_dir,
+                                      const std::function<absl::Status(const std::string& tmp_dir)>& write_contents) {
+  std::string target = final_dir;
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  const size_t slash = target.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
+  const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
+  const std::string prefix = "." + name + ".tmp-";
+  const std::string tmp = parent + "/" + prefix + std::to_string(::getpid());
+  SRLM_RETURN_IF_ERROR(MakeDirs(parent));
+  for (const std::string& entry : ListNames(parent)) {  // crashed writers' leftovers
+    if (entry.rfind(prefix, 0) == 0) RemoveTree(parent + "/" + entry);
+  }
+  if (::mkdir(tmp.c_str(), 0755) != 0) return Errno("mkdir " + tmp);
+
+  SRLM_RETURN_IF_ERROR_CTX(write_contents(tmp), absl::StrCat("writing ", final_dir));
+  SRLM_RETURN_IF_ERROR(FsyncTree(tmp));
+
+  if (Exists(target)) {  // rename(2) cannot replace a non-empty folder: move the old one aside
+    const std::string old = parent + "/." + name + ".old-" + std::to_string(::getpid());
+    RemoveTree(old);
+    if (::rename(target.c_str(), old.c_str()) != 0) return Errno("rename " + target);
+    if (::rename(tmp.c_str(), target.c_str()) != 0) return Errno("rename " + tmp + " -> " + target);
+    RemoveTree(old);
+  } else if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    return Errno("rename " + tmp + " -> " + target);
+  }
+  return FsyncPath(parent);
+}
+
+std::string CheckpointDir(const std::string& out_dir, int64_t step) {
+  return absl::StrCat(out_dir, "/checkpoint-", step);
+}
+
+absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
+                                                               const std::string& marker_file) {
+  std::optional<std::string> best;
+  int64_t best_step = -1;
+  for (const std::string& name : ListNames(out_dir)) {
+    int64_t step = 0;
+    if (name.rfind("checkpoint-", 0) != 0 || !absl::SimpleAtoi(name.substr(11), &step)) continue;
+    const std::string dir = out_dir + "/" + name;
+    if (!Exists(dir + "/" + marker_file)) continue;
+    if (step > best_step) {
+      best_step = step;
+      best = dir;
+    }
+  }
+  return best;
+}
+
+}  // namespace srlm

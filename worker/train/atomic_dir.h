@@ -1,0 +1,36 @@
+// Atomic checkpoint directories: the contents are written into a temporary sibling
+// (".<name>.tmp-<pid>"), every file and the folder are fsynced, then the folder is renamed to its
+// final name and the parent fsynced. A crash at any point leaves either the previous state or the
+// whole new checkpoint; readers only look at final names ("checkpoint-<step>"), never temporaries.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace srlm {
+
+// Writes `final_dir` atomically: `write_contents(tmp_dir)` fills the temporary folder. An existing
+// `final_dir` is replaced. Leftover temporaries of this name from crashed writers are removed.
+absl::Status WriteDirectoryAtomically(const std::string& final_dir,
+                                      const std::function<absl::Status(const std::string& tmp_dir)>& write_contents);
+
+// The name of the checkpoint of `step` under `out_dir`: "<out_dir>/checkpoint-<step>".
+std::string CheckpointDir(const std::string& out_dir, int64_t step);
+
+// The whole checkpoint with the highest step under `out_dir` (one holding `marker_file`), or
+// nullopt when there is none. Temporaries are ignored.
+absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
+                                                               const std::string& marker_file);
+
+// fsyncs a file or a folder.
+absl::Status FsyncPath(const std::string& path);
+
+// Removes a file or a folder tree; missing paths are fine. Best effort.
+void RemoveTree(const std::string& path);
+
+}  // namespace srlm

@@ -1,0 +1,54 @@
+// Training examples in token ids and their JSONL readers. SFT lines: prompt, response (text) or
+// prompt_ids, response_ids. DPO lines: prompt, chosen, rejected (text) or prompt_ids, chosen_ids,
+// rejected_ids, optionally with ref_chosen_logprob and ref_rejected_logprob. Bad lines (a missing
+// key, an empty response, a sequence over the length limit) are reported with their line number.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace srlm {
+
+using TokenIds = std::vector<int32_t>;
+
+struct SftExample {
+  TokenIds prompt_ids;    // the whole prompt, BOS and chat template included
+  TokenIds response_ids;  // the response the loss is on, EOS included
+};
+
+struct PreferenceExample {
+  TokenIds prompt_ids;
+  TokenIds chosen_ids;
+  TokenIds rejected_ids;
+  // Summed log-probabilities of chosen/rejected under the frozen reference model, when known.
+  std::optional<double> ref_chosen_logprob;
+  std::optional<double> ref_rejected_logprob;
+};
+
+// Turns the text of a line into token ids (a tokenizer with the run's chat template). Text lines
+// fail with a message naming the line when no encoder is given.
+class TextEncoder {
+ public:
+  virtual ~TextEncoder() = default;
+  virtual absl::StatusOr<TokenIds> EncodePrompt(const std::string& prompt) const = 0;      // template, BOS
+  virtual absl::StatusOr<TokenIds> EncodeResponse(const std::string& response) const = 0;  // EOS appended
+};
+
+struct ExampleLimits {
+  int64_t max_seq_len = 0;   // prompt + response tokens; 0: no limit
+  int64_t vocab_size = 0;    // ids must be in [0, vocab_size); 0: unchecked
+};
+
+// Reads every line; on any bad line returns INVALID_ARGUMENT listing the first bad lines as
+// "<path>:<line>: <problem>". Empty lines are skipped. An empty file is an error.
+absl::StatusOr<std::vector<SftExample>> ReadSftJsonl(const std::string& path, const TextEncoder* encoder,
+                                                     const ExampleLimits& limits);
+absl::StatusOr<std::vector<PreferenceExample>> ReadPreferenceJsonl(const std::string& path,
+                                                                   const TextEncoder* encoder,
+                                                                   const ExampleLimits& limits);
+
+}  // namespace srlm

@@ -1,0 +1,23 @@
+// MPI plumbing shared by the MPI and NCCL communicators: one-time MPI initialisation and the host
+// collectives over MPI_COMM_WORLD. Collective calls follow worker/train/communicator.h's rules.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace srlm::mpi {
+
+// Initialises MPI once per process (MPI_THREAD_FUNNELED); MPI_Finalize runs at exit.
+absl::Status EnsureInitialized();
+int WorldRank();
+int WorldSize();
+// Rank among the processes on this node (for picking a GPU).
+int LocalRank();
+absl::Status AllReduceDoubles(std::vector<double>* values, bool max);
+absl::Status BroadcastBytes(void* data, size_t bytes, int root);
+absl::Status Barrier();
+// Turns an MPI error code into a Status naming the call.
+absl::Status CheckMpi(int rc, const char* what);
+
+}  // namespace srlm::mpi

@@ -1,0 +1,73 @@
+// Test helpers for the trainer's tests: temporary folders and calling the Python reference.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/train/atomic_dir.h"
+
+namespace srlm::testing {
+
+inline std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : fallback;
+}
+
+inline std::string SourceDir() { return EnvOr("SRLM_SOURCE_DIR", "/work/main"); }
+inline std::string BuildDir() { return EnvOr("SRLM_BUILD_DIR", "/work/main/build-trainer"); }
+inline std::string VenvPython() { return EnvOr("SRLM_VENV_PYTHON", SourceDir() + "/.venv/bin/python"); }
+
+// A fresh folder under /tmp, removed by the destructor.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = "/tmp/srlm_train_XXXXXX";
+    path_ = ::mkdtemp(templ.data());
+  }
+  ~TempDir() {
+    RemoveTree(path_);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs a command through the shell; returns its exit status.
+inline int Shell(const std::string& command) {
+  const int rc = std::system(command.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+// Runs worker/train/testdata/<script> on a JSON request and returns its JSON answer.
+inline nlohmann::json RunPythonReference(const std::string& script, const nlohmann::json& request,
+                                         const TempDir& dir) {
+  const std::string in = dir / "request.json", out = dir / "answer.json";
+  WriteFile(in, request.dump());
+  const std::string cmd = VenvPython() + " " + SourceDir() + "/worker/train/testdata/" + script + " " + in + " " +
+                          out + " 2>" + (dir / "python.err");
+  const int rc = Shell(cmd);
+  EXPECT_EQ(rc, 0) << cmd << "\n" << ReadFile(dir / "python.err");
+  return rc == 0 ? nlohmann::json::parse(ReadFile(out)) : nlohmann::json();
+}
+
+}  // namespace srlm::testing

@@ -1,0 +1,231 @@
+// Implementation of worker/train/train_command.h.
+#include "worker/train/train_command.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/run_config.h"
+#include "common/status_macros.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/tokenizer.h"
+#include "worker/model/checkpoint_io.h"
+#include "worker/train/atomic_dir.h"
+
+namespace srlm {
+namespace {
+
+struct CommandFlags {
+  std::string config_path, model, ref_model, data, out, communicator = "auto";
+  bool resume = false;
+  int64_t save_every = 0, stop_after = 0;
+  // Values of the overriding flags; applied only when given.
+  TrainConfig train;
+  DpoConfig dpo;
+  ModelConfig model_config;
+};
+
+// Encodes text lines with the model's tokenizer and the run's chat template.
+class TokenizerTextEncoder : public TextEncoder {
+ public:
+  TokenizerTextEncoder(std::unique_ptr<Tokenizer> tokenizer, std::string chat_template)
+      : tokenizer_(std::move(tokenizer)), template_(std::move(chat_template)) {}
+  absl::StatusOr<TokenIds> EncodePrompt(const std::string& prompt) const override {
+    return EncodeChatPrompt(*tokenizer_, template_, prompt);
+  }
+  absl::StatusOr<TokenIds> EncodeResponse(const std::string& response) const override {
+    SRLM_ASSIGN_OR_RETURN(TokenIds ids, tokenizer_->Encode(response));
+    // The turn ends with the template's end-of-turn token when the vocabulary has it, else EOS.
+    std::optional<int32_t> turn_end;
+    if (!ChatTurnEnd(template_).empty()) turn_end = tokenizer_->TokenToId(ChatTurnEnd(template_));
+    if (turn_end.has_value()) {
+      ids.push_back(*turn_end);
+    } else if (tokenizer_->eos_id() >= 0) {
+      ids.push_back(tokenizer_->eos_id());
+    }
+    return ids;
+  }
+
+ private:
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::string template_;
+};
+
+absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "'"));
+}
+
+absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::function<void(RunConfig&)>>& overrides,
+                             TrainingObjective objective) {
+  RunConfig config;
+  if (!flags.config_path.empty()) {
+    SRLM_ASSIGN_OR_RETURN(config, LoadRunConfig(flags.config_path));
+  }
+  for (const auto& apply : overrides) apply(config);
+  SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(config), "flags");
+  const bool sft = objective == TrainingObjective::kSft;
+  if (flags.model.empty() && config.model.path.empty()) return absl::InvalidArgumentError("--model is required");
+  const std::string model_dir = flags.model.empty() ? config.model.path : flags.model;
+  std::string data_path = flags.data;
+  if (data_path.empty() && sft) data_path = config.data.ift;
+  if (data_path.empty()) return absl::InvalidArgumentError("--data is required");
+
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
+  SetLogIdentity("worker", comm->rank());
+  SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype));
+  torch::Device device(config.model.device == "cuda" && comm->backend_name() == "nccl"
+                           ? torch::Device(torch::kCUDA, torch::cuda::device_count() > 0
+                                                             ? static_cast<int>(comm->rank() % torch::cuda::device_count())
+                                                             : 0)
+                           : torch::Device(config.model.device));
+
+  // Resume from the newest whole checkpoint under --out, when asked and there is one.
+  std::optional<std::string> resume_dir;
+  if (flags.resume && !flags.out.empty()) {
+    SRLM_ASSIGN_OR_RETURN(resume_dir, FindLatestCheckpoint(flags.out, "trainer_state.json"));
+  }
+  SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(resume_dir.value_or(model_dir), device, dtype));
+
+  // Data: token ids, or text through the model's tokenizer when it has one.
+  std::unique_ptr<TokenizerTextEncoder> encoder;
+  if (auto tokenizer = LoadTokenizer(model_dir); tokenizer.ok()) {
+    encoder = std::make_unique<TokenizerTextEncoder>(*std::move(tokenizer), config.model.chat_template);
+  }
+  ExampleLimits limits{config.model.max_seq_len > 0 ? config.model.max_seq_len : model->config.max_position_embeddings,
+                       model->config.vocab_size};
+  std::vector<SftExample> sft_examples;
+  std::vector<PreferenceExample> pairs;
+  if (sft) {
+    SRLM_ASSIGN_OR_RETURN(sft_examples, ReadSftJsonl(data_path, encoder.get(), limits));
+  } else {
+    SRLM_ASSIGN_OR_RETURN(pairs, ReadPreferenceJsonl(data_path, encoder.get(), limits));
+  }
+  std::optional<LlamaModel> reference;
+  bool need_reference = false;
+  for (const PreferenceExample& p : pairs) need_reference = need_reference || !p.ref_chosen_logprob.has_value();
+  if (need_reference) {
+    const std::string ref_dir = flags.ref_model.empty() ? model_dir : flags.ref_model;
+    SRLM_ASSIGN_OR_RETURN(LlamaModel ref, LoadModel(ref_dir, device, dtype));
+    reference = ref;
+  }
+
+  TrainerOptions options;
+  options.objective = objective;
+  options.train = sft ? config.sft : config.dpo.train;
+  options.dpo = config.dpo;
+  options.out_dir = flags.out;
+  options.save_every = flags.save_every;
+  options.tokenizer_dir = model_dir;
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                        Trainer::Create(model, std::move(reference), comm.get(), options));
+  if (resume_dir.has_value()) {
+    SRLM_RETURN_IF_ERROR(trainer->LoadTrainingState(*resume_dir));
+    if (comm->rank() == 0) SRLM_LOG(INFO) << "resumed from " << *resume_dir << " at step " << trainer->step();
+  }
+  const int64_t num_examples = static_cast<int64_t>(sft ? sft_examples.size() : pairs.size());
+  if (comm->rank() == 0) {
+    SRLM_LOG(INFO) << (sft ? "sft" : "dpo") << ": " << num_examples << " examples, "
+                   << TotalSteps(options.train, num_examples) << " steps, global batch " << options.train.batch_size
+                   << ", " << comm->world_size() << " rank(s) over " << comm->backend_name();
+  }
+  trainer->set_max_steps_this_call(flags.stop_after);
+  SRLM_ASSIGN_OR_RETURN(TrainingSummary summary,
+                        sft ? trainer->TrainSft(sft_examples) : trainer->TrainDpo(pairs));
+  if (!flags.out.empty() && summary.steps_done > 0) {
+    SRLM_RETURN_IF_ERROR(trainer->SaveCheckpoint(CheckpointDir(flags.out, trainer->step())));
+  }
+  if (comm->rank() == 0) {
+    SRLM_LOG(INFO) << "done: step " << trainer->step() << ", " << summary.skipped_steps << " skipped step(s)";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
+  const bool sft = objective == TrainingObjective::kSft;
+  CLI::App* cmd = app.add_subcommand(
+      sft ? "sft" : "dpo",
+      sft ? "Supervised fine-tuning on JSONL (prompt, response or prompt_ids, response_ids); alone or under mpirun"
+          : "DPO on JSONL pairs (prompt, chosen, rejected or *_ids, optional ref_*_logprob); alone or under mpirun");
+  auto flags = std::make_shared<CommandFlags>();
+  auto overrides = std::make_shared<std::vector<std::function<void(RunConfig&)>>>();
+  const std::string section = sft ? "sft" : "dpo";
+  // A flag that, when given, overrides config key <section>.<key>.
+  auto train_field = [&](const std::string& flag, auto member, const std::string& help) {
+    using T = std::remove_reference_t<decltype(flags->train.*member)>;
+    auto value = std::make_shared<T>();
+    CLI::Option* opt = cmd->add_option(flag, *value, help + " (YAML " + section + "." + flag.substr(2) + ")");
+    overrides->push_back([opt, value, member, sft](RunConfig& c) {
+      if (opt->count() > 0) (sft ? c.sft : c.dpo.train).*member = *value;
+    });
+  };
+  cmd->add_option("--config", flags->config_path, "run YAML (flags override it)");
+  cmd->add_option("--model", flags->model, "start model directory (HF layout); YAML model.path");
+  cmd->add_option("--data", flags->data, "training JSONL");
+  cmd->add_option("--out", flags->out, "output folder: checkpoints go to <out>/checkpoint-<step>");
+  cmd->add_option("--save-every", flags->save_every, "also checkpoint every N steps (0: only at the end)");
+  cmd->add_flag("--resume", flags->resume, "continue from the newest whole checkpoint in --out");
+  cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end");
+  cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")->capture_default_str();
+  train_field("--steps", &TrainConfig::steps, "optimizer steps; 0: epochs over the data");
+  train_field("--epochs", &TrainConfig::epochs, "passes over the data when --steps is 0");
+  train_field("--batch-size", &TrainConfig::batch_size, "global batch in examples, whatever the ranks");
+  train_field("--micro-batch-size", &TrainConfig::micro_batch_size, "examples per forward/backward per rank");
+  train_field("--lr", &TrainConfig::lr, "peak learning rate");
+  train_field("--lr-schedule", &TrainConfig::lr_schedule, "constant | linear | cosine");
+  train_field("--min-lr", &TrainConfig::min_lr, "learning rate at the end of the decay");
+  train_field("--warmup-steps", &TrainConfig::warmup_steps, "linear warm-up steps");
+  train_field("--weight-decay", &TrainConfig::weight_decay, "AdamW weight decay");
+  train_field("--max-grad-norm", &TrainConfig::max_grad_norm, "clip the global gradient norm; 0 turns it off");
+  train_field("--dropout", &TrainConfig::dropout, "dropout during training");
+  train_field("--seed", &TrainConfig::seed, "seeds data order and dropout");
+  auto model_field = [&](const std::string& flag, std::string ModelConfig::*member, const std::string& help) {
+    auto value = std::make_shared<std::string>();
+    CLI::Option* opt = cmd->add_option(flag, *value, help);
+    overrides->push_back([opt, value, member](RunConfig& c) { if (opt->count() > 0) c.model.*member = *value; });
+  };
+  model_field("--device", &ModelConfig::device, "cpu | cuda (YAML model.device)");
+  model_field("--dtype", &ModelConfig::dtype, "float32 | bfloat16 (YAML model.dtype)");
+  model_field("--chat-template", &ModelConfig::chat_template, "plain | llama2 | llama3 | chatml (YAML model.chat_template)");
+  {
+    auto value = std::make_shared<int64_t>();
+    CLI::Option* opt = cmd->add_option("--max-seq-len", *value, "longest prompt+response (YAML model.max_seq_len)");
+    overrides->push_back([opt, value](RunConfig& c) { if (opt->count() > 0) c.model.max_seq_len = *value; });
+  }
+  if (!sft) {
+    cmd->add_option("--ref-model", flags->ref_model, "frozen reference model for pairs without ref_*_logprob (default: --model)");
+    auto beta = std::make_shared<double>();
+    CLI::Option* beta_opt = cmd->add_option("--beta", *beta, "DPO temperature (YAML dpo.beta)");
+    auto loss = std::make_shared<std::string>();
+    CLI::Option* loss_opt = cmd->add_option("--loss", *loss, "sigmoid | ipo (YAML dpo.loss)");
+    auto ls = std::make_shared<double>();
+    CLI::Option* ls_opt = cmd->add_option("--label-smoothing", *ls, "assumed label noise (YAML dpo.label_smoothing)");
+    auto norm = std::make_shared<bool>(false);
+    CLI::Option* norm_opt = cmd->add_flag("--length-normalize", *norm, "per-token mean log-probs (YAML dpo.length_normalize)");
+    overrides->push_back([=](RunConfig& c) {
+      if (beta_opt->count() > 0) c.dpo.beta = *beta;
+      if (loss_opt->count() > 0) c.dpo.loss = *loss;
+      if (ls_opt->count() > 0) c.dpo.label_smoothing = *ls;
+      if (norm_opt->count() > 0) c.dpo.length_normalize = *norm;
+    });
+  }
+  cmd->callback([flags, overrides, objective] {
+    absl::Status status;
+    try {
+      status = RunTrainCommand(*flags, *overrides, objective);
+    } catch (const c10::Error& e) {
+      status = absl::InternalError(e.what_without_backtrace());
+    }
+    if (!status.ok()) {
+      SRLM_LOG(ERROR) << status;
+      std::exit(1);
+    }
+  });
+}
+
+}  // namespace srlm
