@@ -388,9 +388,17 @@ TEST_F(CoordinatorServiceTest, ExpiredLeaseHandedOnIsRefusedAndDuplicatesAreAcce
 
   v1::LeaseShardResponse first = Lease(w0);
   ASSERT_TRUE(first.has_generate());
+  // A heartbeat naming other leases extends none of this worker's (an orphaned grant expires).
+  v1::HeartbeatRequest naming_others;
+  naming_others.set_worker_id(w0);
+  naming_others.add_lease_ids("i1-G-s2-a1");
+  auto none = client_->Heartbeat(naming_others);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->leases_extended(), 0);
   // A heartbeat extends the lease: 8 s later plus 8 s more is still inside 10 s of the heartbeat.
   now_ms_ += 8000;
   v1::HeartbeatRequest heartbeat;
+  heartbeat.add_lease_ids(first.lease().lease_id());
   heartbeat.set_worker_id(w0);
   heartbeat.mutable_stats()->set_tokens_per_second(123.5);
   auto beat = client_->Heartbeat(heartbeat);

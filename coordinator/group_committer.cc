@@ -5,8 +5,11 @@
 
 namespace srlm::coordinator {
 
-GroupCommitter::GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction)
-    : db_(db), max_writes_per_transaction_(max_writes_per_transaction), writer_([this] { WriterLoop(); }) {}
+GroupCommitter::GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction, Write stamp)
+    : db_(db),
+      max_writes_per_transaction_(max_writes_per_transaction),
+      stamp_(std::move(stamp)),
+      writer_([this] { WriterLoop(); }) {}
 
 GroupCommitter::~GroupCommitter() {
   {
@@ -70,6 +73,7 @@ void GroupCommitter::WriterLoop() {
       if (!status.ok()) break;
       status = write(*db_);
     }
+    if (status.ok() && stamp_) status = stamp_(*db_);
     if (status.ok()) status = db_->Exec("COMMIT");
     if (!status.ok()) {
       // Memory already holds these transitions; continuing would serve state that is not durable.

@@ -25,7 +25,8 @@ class GroupCommitter {
   // `db` is used only by the writer thread from now on. `max_writes_per_transaction` 0 batches
   // everything queued; 1 gives one transaction (and one fsync) per write, the baseline without
   // group commit.
-  explicit GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction = 0);
+  // `stamp` (optional) runs last in every transaction (the coordinator records the commit time).
+  explicit GroupCommitter(SqliteDb* db, size_t max_writes_per_transaction = 0, Write stamp = {});
   ~GroupCommitter();  // commits what is queued, then stops the writer
 
   // Queues `write`; returns its sequence number (1, 2, ...).
@@ -43,6 +44,7 @@ class GroupCommitter {
 
   SqliteDb* db_;
   size_t max_writes_per_transaction_;
+  Write stamp_;
   mutable std::mutex mutex_;
   std::condition_variable queued_;
   std::condition_variable durable_;

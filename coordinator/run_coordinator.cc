@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -255,7 +256,9 @@ absl::Status RunCoordinator::Initialize() {
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
-  committer_ = std::make_unique<GroupCommitter>(writer_db_.get(), options_.max_writes_per_transaction);
+  committer_ = std::make_unique<GroupCommitter>(
+      writer_db_.get(), options_.max_writes_per_transaction,
+      [this](SqliteDb& db) { return PutRunValue(db, "last_commit_ms", absl::StrCat(Now())); });
   SRLM_LOG(INFO) << "run " << run_id_ << " in " << run_dir_ << ": iteration " << iteration_
                  << ", phase " << v1::Phase_Name(phase_) << ", model " << model_dir_;
   return absl::OkStatus();
@@ -263,7 +266,6 @@ absl::Status RunCoordinator::Initialize() {
 
 absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   ResetPhaseLocked(v1::PHASE_PROMPTS);  // every counter from zero, then from the database
-  const int64_t lease_ms = static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
   // PROMPTS counters of the iteration.
   SRLM_ASSIGN_OR_RETURN(Statement * counts,
                         db.Prepare("SELECT COALESCE(SUM(dropped_duplicate),0), "
@@ -298,19 +300,25 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   if (phase_ == v1::PHASE_PROMPTS || phase_ == v1::PHASE_GENERATE) {
     const char kind = phase_ == v1::PHASE_PROMPTS ? 'P' : 'G';
     if (kind == 'G') shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
+    // Lease clocks stop while the coordinator is down: open leases get the downtime added
+    // (measured from the last commit), so workers that could not heartbeat keep their work, and a
+    // lease nobody heartbeats still expires however often the coordinator restarts.
+    SRLM_ASSIGN_OR_RETURN(std::optional<std::string> last_commit, GetRunValue(db, "last_commit_ms"));
+    int64_t last_commit_ms = 0;
+    if (last_commit) absl::SimpleAtoi(*last_commit, &last_commit_ms);
+    const int64_t downtime = last_commit_ms > 0 ? std::max<int64_t>(0, Now() - last_commit_ms) : 0;
     SRLM_ASSIGN_OR_RETURN(Statement * leases,
-                          db.Prepare("SELECT shard_id, attempt, state, worker_id FROM leases "
+                          db.Prepare("SELECT shard_id, attempt, state, worker_id, expiry_ms FROM leases "
                                      "WHERE iteration = ? AND kind = ? ORDER BY shard_id, attempt"));
     leases->Bind(1, iteration_).Bind(2, std::string(1, kind));
-    int64_t shard = -1;
+    int64_t shard = -1, expiry = 0;
     int32_t attempt = 0, completed = 0;
     std::string state, worker;
     auto flush = [&] {
       if (shard < 0) return;
       ShardState restored = completed > 0 ? ShardState::kDone
                             : state == "active" ? ShardState::kLeased : ShardState::kWaiting;
-      // A restart grants every open lease a fresh period: heartbeats are not persisted.
-      shards_.Restore(shard, restored, attempt, completed, worker, Now() + lease_ms);
+      shards_.Restore(shard, restored, attempt, completed, worker, expiry + downtime);
     };
     while (true) {
       SRLM_ASSIGN_OR_RETURN(bool row, leases->Step());
@@ -324,6 +332,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
       attempt = static_cast<int32_t>(leases->ColumnInt(1));
       state = leases->ColumnText(2);
       worker = leases->ColumnText(3);
+      expiry = leases->ColumnInt(4);
       if (state == "completed") completed = attempt;
     }
     flush();
@@ -571,7 +580,35 @@ absl::StatusOr<v1::HeartbeatResponse> RunCoordinator::Heartbeat(const v1::Heartb
   if (request.has_stats()) worker.stats = request.stats();
   const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
   v1::HeartbeatResponse response;
-  response.set_leases_extended(shards_.Extend(request.worker_id(), expiry));
+  std::function<bool(int64_t, int32_t)> keep;
+  std::set<std::pair<int64_t, int32_t>> named;
+  const char kind = phase_ == v1::PHASE_PROMPTS ? 'P' : 'G';
+  for (const std::string& lease_id : request.lease_ids()) {
+    absl::StatusOr<LeaseKey> key = ParseLeaseId(lease_id);
+    if (!key.ok()) return key.status();
+    if (key->iteration == iteration_ && key->kind == kind) named.insert({key->shard, key->attempt});
+  }
+  if (request.lease_ids_size() > 0) {
+    keep = [&named](int64_t shard, int32_t attempt) { return named.count({shard, attempt}) > 0; };
+  }
+  std::vector<int64_t> extended = shards_.Extend(request.worker_id(), expiry, keep);
+  response.set_leases_extended(static_cast<int32_t>(extended.size()));
+  if (!extended.empty()) {
+    // Persisted without waiting: a lost extension only shortens a lease after a crash.
+    std::vector<std::string> lease_ids;
+    for (int64_t shard : extended) {
+      lease_ids.push_back(MakeLeaseId(iteration_, kind, shard, shards_.slot(shard).attempt));
+    }
+    EnqueueLocked({[lease_ids, expiry](SqliteDb& db) {
+      SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                            db.Prepare("UPDATE leases SET expiry_ms = ? WHERE lease_id = ? AND state = 'active'"));
+      for (const std::string& id : lease_ids) {
+        stmt->Reset();
+        SRLM_RETURN_IF_ERROR(stmt->Bind(1, expiry).Bind(2, id).Run());
+      }
+      return absl::OkStatus();
+    }});
+  }
   response.set_lease_expiry_unix_ms(expiry);
   response.set_iteration(iteration_);
   response.set_phase(phase_);

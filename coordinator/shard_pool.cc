@@ -48,17 +48,19 @@ std::optional<int64_t> ShardPool::LeaseNext(const std::string& worker_id, int64_
   return std::nullopt;
 }
 
-int32_t ShardPool::Extend(const std::string& worker_id, int64_t expiry_ms) {
-  int32_t count = 0;
+std::vector<int64_t> ShardPool::Extend(const std::string& worker_id, int64_t expiry_ms,
+                                       const std::function<bool(int64_t, int32_t)>& keep) {
+  std::vector<int64_t> extended;
   for (auto it = by_worker_.lower_bound({worker_id, INT64_MIN});
        it != by_worker_.end() && it->first == worker_id; ++it) {
     ShardSlot& slot = slots_[it->second];
+    if (keep && !keep(it->second, slot.attempt)) continue;
     by_expiry_.erase({slot.expiry_ms, it->second});
     slot.expiry_ms = expiry_ms;
     by_expiry_.insert({expiry_ms, it->second});
-    ++count;
+    extended.push_back(it->second);
   }
-  return count;
+  return extended;
 }
 
 std::vector<int64_t> ShardPool::Release(const std::string& worker_id) {

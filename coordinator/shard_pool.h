@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -45,8 +46,10 @@ class ShardPool {
   std::vector<int64_t> ExpireLeases(int64_t now_ms);
   // Leases the oldest waiting shard to `worker_id`; nullopt when none waits.
   std::optional<int64_t> LeaseNext(const std::string& worker_id, int64_t expiry_ms);
-  // Extends every lease held by `worker_id` to `expiry_ms`; returns how many.
-  int32_t Extend(const std::string& worker_id, int64_t expiry_ms);
+  // Extends the leases held by `worker_id` (those whose (shard, attempt) `keep` accepts, or all
+  // when `keep` is empty) to `expiry_ms`; returns the extended shard ids.
+  std::vector<int64_t> Extend(const std::string& worker_id, int64_t expiry_ms,
+                              const std::function<bool(int64_t, int32_t)>& keep = {});
   // Returns every lease held by `worker_id` to the waiting queue; returns their shard ids.
   std::vector<int64_t> Release(const std::string& worker_id);
   SubmissionCheck Check(int64_t shard, int32_t attempt) const;
