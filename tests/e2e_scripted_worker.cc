@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -34,6 +35,15 @@ int main(int argc, char** argv) {
   app.add_option("--train-delay-ms", train_delay_ms);
   app.add_option("--retry-seconds", retry_seconds);
   app.add_option("--export-pairs", export_path);
+  // Launch scripts call `<worker> run --coordinator ... --checkpoint-root ...`: accept the verb, and
+  // take the delays and the export path from the environment when they cannot pass flags.
+  if (argc > 1 && std::string(argv[1]) == "run") {
+    --argc;
+    ++argv;
+  }
+  if (const char* v = std::getenv("E2E_GENERATE_DELAY_MS")) generate_delay_ms = std::atoi(v);
+  if (const char* v = std::getenv("E2E_TRAIN_DELAY_MS")) train_delay_ms = std::atoi(v);
+  if (const char* v = std::getenv("E2E_EXPORT_PAIRS")) export_path = v;
   CLI11_PARSE(app, argc, argv);
 
   const std::string pid_dir = checkpoint_root + "/../pids";

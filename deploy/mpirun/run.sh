@@ -15,6 +15,7 @@ PORT="${PORT:-50051}"                                      # user: coordinator p
 COORD_HOST="${COORD_HOST:-$(hostname)}"                    # user: name the workers reach the coordinator by
 MPIRUN_ARGS="${MPIRUN_ARGS:-}"                             # user: extra mpirun flags (e.g. --bind-to none)
 THREADS="${THREADS:-1}"                                    # user: intra-op threads per worker (OMP_NUM_THREADS)
+WORKER_BIN="${WORKER_BIN:-$BUILD_DIR/worker/srlm-worker}"  # user: the worker binary (or a wrapper)
 
 mkdir -p "$RUN_DIR"
 # The bearer token every RPC carries: $SRLM_TOKEN, else one made once per run directory.
@@ -47,5 +48,5 @@ done
 log "starting $NP worker ranks"
 # shellcheck disable=SC2086
 mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN $MPIRUN_ARGS \
-  "$BUILD_DIR/worker/srlm-worker" run --coordinator "$COORD_HOST:$PORT"
+  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints"
 log "workers finished"
