@@ -477,6 +477,7 @@ void RunCoordinator::FinishGenerateLocked(std::vector<GroupCommitter::Write>* wr
 }
 
 uint64_t RunCoordinator::EnqueueLocked(std::vector<GroupCommitter::Write> writes) {
+  ++state_version_;
   if (writes.empty()) return committer_->LastEnqueued();
   if (writes.size() == 1) return committer_->Enqueue(std::move(writes[0]));
   return committer_->Enqueue([writes = std::move(writes)](SqliteDb& db) {
@@ -577,6 +578,7 @@ absl::StatusOr<v1::HeartbeatResponse> RunCoordinator::Heartbeat(const v1::Heartb
   const int64_t now = Now();
   WorkerInfo& worker = workers_[request.worker_id()];
   worker.last_heartbeat_ms = now;
+  ++state_version_;
   if (request.has_stats()) worker.stats = request.stats();
   const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
   v1::HeartbeatResponse response;
@@ -653,7 +655,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     }
     const bool prompts = phase_ == v1::PHASE_PROMPTS;
     const char kind = prompts ? 'P' : 'G';
-    shards_.ExpireLeases(now);
+    if (!shards_.ExpireLeases(now).empty()) ++state_version_;
     if (prompts && shards_.waiting() == 0) {
       const int64_t wanted = config_.prompts.per_iteration;
       const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
@@ -1121,10 +1123,17 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
 }
 
 v1::GetStatusResponse RunCoordinator::GetStatus() {
-  v1::GetStatusResponse status;
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t now = Now();
-  shards_.ExpireLeases(now);
+  if (!shards_.ExpireLeases(now).empty()) ++state_version_;
+  if (cached_status_version_ == state_version_ && now - cached_status_ms_ < 100 && now >= cached_status_ms_) {
+    cached_status_.set_server_time_unix_ms(now);
+    return cached_status_;
+  }
+  v1::GetStatusResponse& status = cached_status_;
+  status.Clear();
+  cached_status_version_ = state_version_;
+  cached_status_ms_ = now;
   status.set_iteration(iteration_);
   status.set_phase(phase_);
   status.set_run_id(run_id_);

@@ -133,6 +133,11 @@ class RunCoordinator {
   int64_t train_step_ = 0, train_total_steps_ = 0;
   double train_loss_ = 0;
   RateMeter phase_rate_;           // units of phase progress per second
+  // GetStatus reuses its last answer while nothing changed (state_version_) for up to 100 ms.
+  uint64_t state_version_ = 1;
+  uint64_t cached_status_version_ = 0;
+  int64_t cached_status_ms_ = 0;
+  v1::GetStatusResponse cached_status_;
 };
 
 }  // namespace srlm::coordinator
