@@ -594,6 +594,37 @@ TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
   EXPECT_EQ((*stmt)->ColumnText(0), "wal");
 }
 
+// The message size limit: a request over it is refused (RESOURCE_EXHAUSTED) and changes nothing.
+TEST(CoordinatorLimitsTest, OversizedRequestIsRefused) {
+  char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  RunCoordinatorOptions options;
+  options.run_dir = dir;
+  auto run = RunCoordinator::Open(options);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ServerOptions server_options;
+  server_options.listen = "127.0.0.1:0";
+  server_options.token = kToken;
+  server_options.max_message_bytes = 64 << 10;
+  auto server = CoordinatorServer::Start(run->get(), server_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ClientOptions client_options;
+  client_options.address = "127.0.0.1:" + std::to_string((*server)->port());
+  client_options.token = kToken;
+  auto client = std::move(CoordinatorClient::Connect(client_options)).value();
+  v1::RegisterWorkerRequest big;
+  big.set_world_size(1);
+  big.set_hostname(std::string(100 << 10, 'h'));
+  EXPECT_EQ(client->RegisterWorker(big).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client->GetStatus()->workers_size(), 0);
+  big.set_hostname("small");
+  EXPECT_TRUE(client->RegisterWorker(big).ok());
+  (*server)->Shutdown();
+  server->reset();
+  run->reset();
+  std::filesystem::remove_all(dir);
+}
+
 // Mutual TLS over loopback with certificates made by the openssl command: a client holding the CA
 // and a certificate it signed is served; one without a client certificate, or without TLS, is not.
 TEST(CoordinatorTlsTest, MutualTlsServesOnlyClientsWithACertificate) {
