@@ -33,7 +33,10 @@ auto RetryingCoordinatorLink::Retry(const char* rpc, Call call) -> decltype(call
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (status.ok() || !IsTransientRpcError(status) || elapsed + backoff > retry_seconds_) {
-      if (attempt > 0 && status.ok()) SRLM_LOG(INFO) << rpc << " succeeded after " << attempt << " retries";
+      if (attempt > 0 && status.ok()) {
+        ++recoveries_;
+        SRLM_LOG(INFO) << rpc << " succeeded after " << attempt << " retries";
+      }
       return result;
     }
     if (attempt == 0) SRLM_LOG(WARNING) << rpc << " failed (" << status << "); retrying for up to " << retry_seconds_ << " s";

@@ -6,6 +6,8 @@
 // Thread-safe when the wrapped link is.
 #pragma once
 
+#include <atomic>
+
 #include "worker/loop/worker_loop.h"
 
 namespace srlm {
@@ -22,12 +24,14 @@ class RetryingCoordinatorLink : public CoordinatorLink {
   absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(const v1::ReportCheckpointRequest& r) override;
   absl::Status StreamPairs(const v1::StreamPairsRequest& r,
                            const std::function<bool(const v1::TrainingPair&)>& on_pair) override;
+  uint64_t recoveries() const override { return recoveries_.load(); }
 
  private:
   template <typename Call>
   auto Retry(const char* rpc, Call call) -> decltype(call());
   CoordinatorLink& inner_;
   double retry_seconds_;
+  std::atomic<uint64_t> recoveries_{0};
 };
 
 // True for the codes a restarting coordinator produces.

@@ -298,7 +298,17 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
   while (!StopRequested()) {
     v1::LeaseShardRequest request;
     request.set_worker_id(worker_id_);
+    const uint64_t recoveries_before = link_.recoveries();
     SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, link_.LeaseShard(request));
+    if (link_.recoveries() != recoveries_before) {
+      // The coordinator restarted around this call: an earlier attempt may have taken a lease whose
+      // reply was lost, and heartbeats would keep it alive forever. Registering again returns every
+      // lease of this rank to the pool (this one included); then lease afresh.
+      SRLM_LOG(WARNING) << "coordinator restarted during LeaseShard: registering again";
+      heartbeat_.reset();
+      SRLM_RETURN_IF_ERROR(Register());
+      continue;
+    }
     // Work of a later iteration means the checkpoint this rank reported was committed: it is M_t now
     // (every rank names the same directory, which rank 0 wrote).
     if (last_trained_iteration_ >= 0 && lease.iteration() > last_trained_iteration_ &&

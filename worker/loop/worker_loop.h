@@ -38,6 +38,9 @@ class CoordinatorLink {
   virtual absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(const v1::ReportCheckpointRequest& r) = 0;
   virtual absl::Status StreamPairs(const v1::StreamPairsRequest& r,
                                    const std::function<bool(const v1::TrainingPair&)>& on_pair) = 0;
+  // How many calls have succeeded only after retries (a coordinator restart); 0 for links that
+  // do not retry. A LeaseShard that needed retries may have left a lease whose reply was lost.
+  virtual uint64_t recoveries() const { return 0; }
 };
 
 // Reports one optimizer step (1-based) to the coordinator.
