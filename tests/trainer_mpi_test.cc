@@ -1,0 +1,197 @@
+// End-to-end tests of `srlm-worker sft|dpo` as real processes, alone and under real mpirun:
+// data parallelism (-np 2 and 3 equal -np 1 with the same global batch, also uneven), resume bit for
+// bit, a checkpoint killed half-way is never loaded, NaN/Inf on one rank skips the step on all,
+// bad data is reported with its line number.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "worker/model/checkpoint_io.h"
+#include "worker/train/atomic_dir.h"
+#include "worker/train/test_util.h"
+
+namespace srlm {
+namespace {
+
+using ::srlm::testing::ReadFile;
+using ::srlm::testing::Shell;
+using ::srlm::testing::TempDir;
+using ::srlm::testing::WriteFile;
+
+TempDir* g_dir = nullptr;
+int g_python_rc = -1;
+
+std::string Worker() { return testing::BuildDir() + "/worker/srlm-worker"; }
+std::string Model() { return *g_dir / "model"; }
+
+std::string Mpirun(int ranks) {
+  return ranks == 1 ? "" : "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+// Runs a worker command (under mpirun when ranks > 1); returns the exit code, output in `log`.
+int RunWorker(int ranks, const std::string& args, const std::string& log, const std::string& env = "") {
+  return Shell(env + " " + Mpirun(ranks) + Worker() + " " + args + " >" + log + " 2>&1");
+}
+
+class TrainerProcessTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_dir = new TempDir();
+    g_python_rc = Shell(testing::VenvPython() + " " + testing::SourceDir() +
+                        "/worker/train/testdata/train_reference.py make --seed 3 --out " + Model() + " >" +
+                        (*g_dir / "python.log") + " 2>&1");
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> len(1, 6), id(3, 60);
+    std::uniform_real_distribution<double> ref(-50.0, -10.0);
+    auto ids = [&] {
+      nlohmann::json a = nlohmann::json::array();
+      for (int n = len(rng); n > 0; --n) a.push_back(id(rng));
+      return a;
+    };
+    std::string pairs, sft;
+    for (int i = 0; i < 11; ++i) {
+      nlohmann::json p = ids(), c = ids(), r = ids();
+      pairs += nlohmann::json{{"prompt_ids", p}, {"chosen_ids", c}, {"rejected_ids", r},
+                              {"ref_chosen_logprob", ref(rng)}, {"ref_rejected_logprob", ref(rng)}}.dump() + "\n";
+      sft += nlohmann::json{{"prompt_ids", p}, {"response_ids", c}}.dump() + "\n";
+    }
+    WriteFile(*g_dir / "pairs.jsonl", pairs);
+    WriteFile(*g_dir / "sft.jsonl", sft);
+  }
+  static void TearDownTestSuite() {
+    delete g_dir;
+    g_dir = nullptr;
+  }
+  void SetUp() override { ASSERT_EQ(g_python_rc, 0) << ReadFile(*g_dir / "python.log"); }
+};
+
+std::map<std::string, torch::Tensor> Weights(const std::string& dir) {
+  std::map<std::string, torch::Tensor> out;
+  absl::StatusOr<LlamaModel> m = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  EXPECT_TRUE(m.ok()) << dir << ": " << m.status();
+  if (!m.ok()) return out;
+  for (const auto& item : (*m)->named_parameters()) out[item.key()] = item.value().detach().clone();
+  return out;
+}
+
+// max |a - b| <= rel * max |b| for every tensor (rel 0: bit for bit).
+void ExpectSameWeights(const std::string& a_dir, const std::string& b_dir, double rel) {
+  auto a = Weights(a_dir), b = Weights(b_dir);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (const auto& [name, want] : b) {
+    const torch::Tensor& got = a[name];
+    if (rel == 0) {
+      EXPECT_TRUE(torch::equal(got, want)) << name << " differs between " << a_dir << " and " << b_dir;
+    } else {
+      const double error = (got - want).abs().max().item<double>(), scale = want.abs().max().item<double>();
+      EXPECT_LE(error, rel * scale) << name << ": " << a_dir << " vs " << b_dir << " max error " << error;
+    }
+  }
+}
+
+std::string DpoArgs(const std::string& out, int batch, int steps) {
+  return "dpo --model " + Model() + " --data " + (*g_dir / "pairs.jsonl") + " --out " + out + " --steps " +
+         std::to_string(steps) + " --batch-size " + std::to_string(batch) +
+         " --micro-batch-size 2 --lr 5e-3 --lr-schedule cosine --min-lr 1e-4 --warmup-steps 1 --weight-decay 0.01"
+         " --max-grad-norm 1.0 --beta 0.2 --dropout 0 --seed 9";
+}
+
+TEST_F(TrainerProcessTest, MpiRanksGiveTheSameParametersAsOneRank) {
+  // Global batch 7 over 11 pairs: 7 + 4 per epoch, split 4+3 on 2 ranks, 3+2+2 / 2+1+1 on 3 ranks.
+  for (int ranks : {1, 2, 3}) {
+    const std::string out = *g_dir / ("dp" + std::to_string(ranks));
+    ASSERT_EQ(RunWorker(ranks, DpoArgs(out, 7, 5), out + ".log"), 0) << ReadFile(out + ".log");
+  }
+  const std::string log2 = ReadFile(*g_dir / "dp2.log");
+  EXPECT_NE(log2.find("2 rank(s) over mpi"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("step 5/5 loss"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("margin"), std::string::npos) << log2;
+  ExpectSameWeights(CheckpointDir(*g_dir / "dp2", 5), CheckpointDir(*g_dir / "dp1", 5), 1e-5);
+  ExpectSameWeights(CheckpointDir(*g_dir / "dp3", 5), CheckpointDir(*g_dir / "dp1", 5), 1e-5);
+  // And training moved the weights at all.
+  auto start = Weights(Model()), end = Weights(CheckpointDir(*g_dir / "dp1", 5));
+  EXPECT_FALSE(torch::equal(start["lm_head.weight"], end["lm_head.weight"]));
+}
+
+std::string SftArgs(const std::string& out) {
+  return "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
+         " --steps 8 --batch-size 4 --micro-batch-size 1 --lr 3e-3 --lr-schedule linear --min-lr 1e-4"
+         " --warmup-steps 2 --weight-decay 0.01 --max-grad-norm 0.5 --dropout 0.1 --seed 5";
+}
+
+TEST_F(TrainerProcessTest, ResumeUnderMpirunIsBitForBitAndAKilledCheckpointIsNeverLoaded) {
+  const std::string straight = *g_dir / "straight", resumed = *g_dir / "resumed", killed = *g_dir / "killed";
+  ASSERT_EQ(RunWorker(2, SftArgs(straight), straight + ".log"), 0) << ReadFile(straight + ".log");
+
+  // 4 steps, stop, resume, 4 more.
+  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --stop-after 4", resumed + ".1.log"), 0) << ReadFile(resumed + ".1.log");
+  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --resume", resumed + ".2.log"), 0) << ReadFile(resumed + ".2.log");
+  EXPECT_NE(ReadFile(resumed + ".2.log").find("at step 4"), std::string::npos) << ReadFile(resumed + ".2.log");
+  ExpectSameWeights(CheckpointDir(resumed, 8), CheckpointDir(straight, 8), 0);
+
+  // Killed (SIGKILL) while writing checkpoint-4, after its weights were written.
+  EXPECT_NE(RunWorker(2, SftArgs(killed) + " --save-every 2", killed + ".1.log", "SRLM_TEST_CRASH_DURING_CHECKPOINT=4"), 0);
+  auto latest = FindLatestCheckpoint(killed, "trainer_state.json");
+  ASSERT_TRUE(latest.ok());
+  ASSERT_TRUE(latest->has_value()) << ReadFile(killed + ".1.log");
+  EXPECT_EQ(**latest, CheckpointDir(killed, 2));
+  struct stat st;
+  EXPECT_NE(::stat(CheckpointDir(killed, 4).c_str(), &st), 0);
+  EXPECT_EQ(::stat((killed + "/.checkpoint-4.tmp-").c_str(), &st), -1);  // named with the pid; listed below
+  const int leftovers = Shell("ls -a " + killed + " | grep -q '^.checkpoint-4.tmp-'");
+  EXPECT_EQ(leftovers, 0) << "the half-written temporary should be there, under its temporary name";
+  ASSERT_EQ(RunWorker(2, SftArgs(killed) + " --save-every 2 --resume", killed + ".2.log"), 0) << ReadFile(killed + ".2.log");
+  EXPECT_NE(ReadFile(killed + ".2.log").find("checkpoint-2 at step 2"), std::string::npos) << ReadFile(killed + ".2.log");
+  ExpectSameWeights(CheckpointDir(killed, 8), CheckpointDir(straight, 8), 0);
+}
+
+TEST_F(TrainerProcessTest, NonFiniteGradientOnOneRankSkipsTheStepOnAll) {
+  // Pair 0's reference log-prob overflows float32: under IPO its gradient is infinite.
+  std::string pairs = "{\"prompt_ids\": [5, 6], \"chosen_ids\": [7], \"rejected_ids\": [8], "
+                      "\"ref_chosen_logprob\": 1e39, \"ref_rejected_logprob\": -3}\n";
+  for (int i = 0; i < 3; ++i) {
+    pairs += "{\"prompt_ids\": [9, " + std::to_string(10 + i) + "], \"chosen_ids\": [11], \"rejected_ids\": [12], "
+             "\"ref_chosen_logprob\": -4, \"ref_rejected_logprob\": -3}\n";
+  }
+  WriteFile(*g_dir / "poisoned.jsonl", pairs);
+  const std::string args = " --model " + Model() + " --data " + (*g_dir / "poisoned.jsonl") +
+                           " --steps 4 --batch-size 2 --micro-batch-size 1 --lr 1e-2 --loss ipo --dropout 0 --out ";
+  for (int ranks : {1, 2}) {
+    const std::string out = *g_dir / ("nan" + std::to_string(ranks));
+    ASSERT_EQ(RunWorker(ranks, "dpo" + args + out, out + ".log"), 0) << ReadFile(out + ".log");
+    const std::string log = ReadFile(out + ".log");
+    // 4 steps = 2 epochs of 2 batches: the poisoned pair is in exactly 2 of them.
+    EXPECT_NE(log.find("done: step 4, 2 skipped step(s)"), std::string::npos) << log;
+    EXPECT_NE(log.find("SKIPPED(non-finite)"), std::string::npos) << log;
+  }
+  for (const auto& [name, w] : Weights(CheckpointDir(*g_dir / "nan2", 4))) {
+    EXPECT_TRUE(w.isfinite().all().item<bool>()) << name;
+  }
+  ExpectSameWeights(CheckpointDir(*g_dir / "nan2", 4), CheckpointDir(*g_dir / "nan1", 4), 1e-5);
+}
+
+TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
+  std::string too_long = "{\"prompt_ids\": [";
+  for (int i = 0; i < 70; ++i) too_long += (i ? ", " : "") + std::to_string(3);
+  too_long += "], \"response_ids\": [3]}\n";
+  WriteFile(*g_dir / "bad.jsonl",
+            "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
+            "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
+            "{\"prompt_ids\": [1, 2]}\n" + too_long);
+  const std::string out = *g_dir / "bad";
+  EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "bad.jsonl") + " --out " + out, out + ".log"), 1);
+  const std::string log = ReadFile(out + ".log");
+  EXPECT_NE(log.find("bad.jsonl:2: 'response' is empty"), std::string::npos) << log;
+  EXPECT_NE(log.find("bad.jsonl:3: missing key 'response'"), std::string::npos) << log;
+  EXPECT_NE(log.find("bad.jsonl:4: prompt + response is 71 tokens, over the limit of 64"), std::string::npos) << log;
+  auto latest = FindLatestCheckpoint(out, "trainer_state.json");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_FALSE(latest->has_value());
+  EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --lr-schedule step", out + ".log"), 1);
+  EXPECT_NE(ReadFile(out + ".log").find("lr_schedule"), std::string::npos) << ReadFile(out + ".log");
+}
+
+}  // namespace
+}  // namespace srlm
