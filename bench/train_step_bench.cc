@@ -1,0 +1,116 @@
+// Benchmark: srlm's SFT and DPO training step (tokens/s) on the d_model 256, 4-layer Llama against
+// a plain PyTorch step in Python (bench/train_step_reference.py) on the same data, run side by side
+// in turns; under mpirun, the share of the step spent in the gradient all-reduce.
+//   train_step_bench --dir DIR [--steps 5 --batch 8 --threads 1 --baseline]   (DIR from the .py `make`)
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
+#include "worker/model/checkpoint_io.h"
+#include "worker/train/trainer.h"
+
+namespace {
+
+struct Result {
+  double tokens_per_second = 0;
+  double step_seconds = 0;
+  double allreduce_share = 0;
+};
+
+Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::string& objective, int batch, int steps) {
+  auto model = srlm::LoadModel(dir, torch::kCPU, torch::kFloat32);
+  if (!model.ok()) SRLM_LOG(FATAL) << model.status();
+  srlm::TrainerOptions o;
+  o.train.steps = steps + 1;  // step 1 warms up
+  o.train.batch_size = batch;
+  o.train.micro_batch_size = batch;
+  o.train.lr = 1e-4;
+  o.train.lr_schedule = "constant";
+  o.train.min_lr = 0;
+  o.train.max_grad_norm = 1.0;
+  o.train.dropout = 0;
+  o.log_every = 0;
+  auto trainer = srlm::Trainer::Create(*model, std::nullopt, comm, o);
+  if (!trainer.ok()) SRLM_LOG(FATAL) << trainer.status();
+  absl::StatusOr<srlm::TrainingSummary> summary;
+  if (objective == "sft") {
+    auto data = srlm::ReadSftJsonl(dir + "/sft.jsonl", nullptr, {});
+    if (!data.ok()) SRLM_LOG(FATAL) << data.status();
+    summary = (*trainer)->TrainSft(*data);
+  } else {
+    auto data = srlm::ReadPreferenceJsonl(dir + "/dpo.jsonl", nullptr, {});
+    if (!data.ok()) SRLM_LOG(FATAL) << data.status();
+    summary = (*trainer)->TrainDpo(*data);
+  }
+  if (!summary.ok()) SRLM_LOG(FATAL) << summary.status();
+  Result r;
+  double tokens = 0, seconds = 0, allreduce = 0;
+  for (size_t i = 1; i < summary->history.size(); ++i) {
+    tokens += summary->history[i].tokens;
+    seconds += summary->history[i].seconds;
+    allreduce += summary->history[i].allreduce_seconds;
+  }
+  r.tokens_per_second = tokens / seconds;
+  r.step_seconds = seconds / steps;
+  r.allreduce_share = allreduce / seconds;
+  return r;
+}
+
+Result TimePython(const std::string& dir, const std::string& objective, int batch, int steps, int threads) {
+  const char* py = std::getenv("SRLM_VENV_PYTHON");
+  const std::string cmd = absl::StrFormat("%s %s/bench/train_step_reference.py time --dir %s --objective %s --batch %d --steps %d --threads %d",
+                                          py ? py : SRLM_VENV_PYTHON_PATH, SRLM_SOURCE_DIR_PATH, dir, objective, batch, steps, threads);
+  FILE* pipe = popen(cmd.c_str(), "r");
+  char buffer[4096] = {0};
+  std::string out;
+  while (pipe && fgets(buffer, sizeof(buffer), pipe)) out += buffer;
+  if (!pipe || pclose(pipe) != 0) SRLM_LOG(FATAL) << "baseline failed: " << cmd;
+  Result r;
+  std::sscanf(out.c_str(), "{\"tokens_per_second\": %lf, \"step_seconds\": %lf", &r.tokens_per_second, &r.step_seconds);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"srlm trainer step benchmark"};
+  std::string dir;
+  int steps = 5, batch = 8, threads = 1, rounds = 2;
+  bool baseline = true;
+  app.add_option("--dir", dir, "model and data from train_step_reference.py make")->required();
+  app.add_option("--steps", steps, "timed steps per run (after one warm-up step)");
+  app.add_option("--batch", batch, "global batch (examples; DPO forwards 2x sequences)");
+  app.add_option("--threads", threads, "intra-op threads on both sides");
+  app.add_option("--rounds", rounds, "alternating rounds srlm / Python; the best of each is reported");
+  app.add_flag("!--no-baseline", baseline, "skip the Python baseline (e.g. under mpirun)");
+  CLI11_PARSE(app, argc, argv);
+  torch::set_num_threads(threads);
+  auto comm = srlm::MakeCommunicator("auto", "cpu");
+  if (!comm.ok()) SRLM_LOG(FATAL) << comm.status();
+  srlm::SetLogIdentity("bench", (*comm)->rank());
+  const bool print = (*comm)->rank() == 0;
+  if (print) std::printf("objective  ranks  srlm tok/s  python tok/s  ratio  srlm step s  all-reduce share\n");
+  for (const std::string objective : {"sft", "dpo"}) {
+    Result best, best_py;
+    for (int round = 0; round < rounds; ++round) {
+      Result r = TimeSrlm(comm->get(), dir, objective, batch, steps);
+      if (r.tokens_per_second > best.tokens_per_second) best = r;
+      if (baseline && print) {
+        Result p = TimePython(dir, objective, batch, steps, threads);
+        if (p.tokens_per_second > best_py.tokens_per_second) best_py = p;
+      }
+    }
+    if (print) {
+      std::printf("%-9s  %5d  %10.0f  %12.0f  %5.2f  %11.3f  %16.3f\n", objective.c_str(), (*comm)->world_size(),
+                  best.tokens_per_second, best_py.tokens_per_second,
+                  best_py.tokens_per_second > 0 ? best.tokens_per_second / best_py.tokens_per_second : 0.0,
+                  best.step_seconds, best.allreduce_share);
+    }
+  }
+  return 0;
+}

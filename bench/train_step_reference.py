@@ -1,0 +1,103 @@
+"""Baseline for bench/train_step_bench: a plain PyTorch (transformers LlamaForCausalLM) training step.
+
+make --out DIR              the d_model 256, 4-layer Llama (vocab 4096) in the HF layout, plus
+                            DIR/sft.jsonl and DIR/dpo.jsonl (token ids, DPO with precomputed
+                            reference log-probs) that both sides train on.
+time --dir DIR --objective sft|dpo --batch B --steps N --threads T
+                            times N steps (after one warm-up) of: forward over the padded batch,
+                            masked loss, backward, clip_grad_norm_, torch.optim.AdamW; prints JSON
+                            {"tokens_per_second": ..., "step_seconds": ...}.
+"""
+import argparse
+import json
+import os
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+import transformers
+
+SEQ = dict(prompt=(32, 64), response=(32, 64))
+
+
+def make(args):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                                      tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    transformers.LlamaForCausalLM(config).save_pretrained(args.out, safe_serialization=True)
+    rng = random.Random(0)
+    ids = lambda lo, hi: [rng.randrange(3, 4096) for _ in range(rng.randint(lo, hi))]
+    with open(os.path.join(args.out, "sft.jsonl"), "w") as sft, open(os.path.join(args.out, "dpo.jsonl"), "w") as dpo:
+        for _ in range(256):
+            p = ids(*SEQ["prompt"])
+            sft.write(json.dumps({"prompt_ids": p, "response_ids": ids(*SEQ["response"])}) + "\n")
+            dpo.write(json.dumps({"prompt_ids": p, "chosen_ids": ids(*SEQ["response"]),
+                                  "rejected_ids": ids(*SEQ["response"]),
+                                  "ref_chosen_logprob": -300.0, "ref_rejected_logprob": -310.0}) + "\n")
+
+
+def batch_tensors(seqs):
+    T = max(len(p) + len(r) for p, r in seqs)
+    ids = torch.zeros(len(seqs), T, dtype=torch.long)
+    att = torch.zeros_like(ids)
+    resp = torch.zeros_like(ids)
+    for b, (p, r) in enumerate(seqs):
+        ids[b, :len(p) + len(r)] = torch.tensor(p + r)
+        att[b, :len(p) + len(r)] = 1
+        resp[b, len(p):len(p) + len(r)] = 1
+    return ids, att, resp
+
+
+def seq_logprobs(model, ids, att, resp):
+    logits = model(input_ids=ids, attention_mask=att).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None])[..., 0]
+    return (logp * resp[:, 1:]).sum(1)
+
+
+def time_steps(args):
+    torch.set_num_threads(args.threads)
+    model = transformers.LlamaForCausalLM.from_pretrained(args.dir, torch_dtype=torch.float32).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+    lines = [json.loads(l) for l in open(os.path.join(args.dir, args.objective + ".jsonl"))]
+    tokens_total, seconds = 0, 0.0
+    for step in range(args.steps + 1):
+        chunk = lines[step * args.batch:(step + 1) * args.batch]
+        start = time.perf_counter()
+        if args.objective == "sft":
+            ids, att, resp = batch_tensors([(l["prompt_ids"], l["response_ids"]) for l in chunk])
+            loss = -seq_logprobs(model, ids, att, resp).sum() / resp.sum()
+        else:
+            seqs = [(l["prompt_ids"], l["chosen_ids"]) for l in chunk] + [(l["prompt_ids"], l["rejected_ids"]) for l in chunk]
+            ids, att, resp = batch_tensors(seqs)
+            lp = seq_logprobs(model, ids, att, resp)
+            n = len(chunk)
+            ref = torch.tensor([l["ref_chosen_logprob"] for l in chunk] + [l["ref_rejected_logprob"] for l in chunk])
+            h = (lp[:n] - lp[n:]) - (ref[:n] - ref[n:])
+            loss = -F.logsigmoid(0.1 * h).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step > 0:  # step 0 warms up
+            seconds += time.perf_counter() - start
+            tokens_total += int(att.sum())
+    print(json.dumps({"tokens_per_second": tokens_total / seconds, "step_seconds": seconds / args.steps}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["make", "time"])
+    ap.add_argument("--out")
+    ap.add_argument("--dir")
+    ap.add_argument("--objective", default="sft")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    make(args) if args.command == "make" else time_steps(args)
+
+
+if __name__ == "__main__":
+    main()
