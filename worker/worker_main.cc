@@ -3,11 +3,20 @@
 
 #include "common/logging.h"
 
+namespace srlm {
+void RegisterInitModelCommand(CLI::App& app);  // worker/cmd_init_model.cc
+void RegisterGenerateCommand(CLI::App& app);   // worker/cmd_generate.cc
+void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
+}  // namespace srlm
+
 int main(int argc, char** argv) {
   srlm::SetLogIdentity("worker", -1);
   CLI::App app{
       "srlm-worker: one process per GPU (or CPU slot). Holds the model M_t; generates, judges and\n"
       "trains. `run` follows a coordinator; the other commands work offline on files."};
+  srlm::RegisterInitModelCommand(app);
+  srlm::RegisterGenerateCommand(app);
+  srlm::RegisterLogprobsCommand(app);
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   return 0;

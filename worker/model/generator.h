@@ -1,0 +1,51 @@
+// Batched text generation with a preallocated KV cache: prompts of different lengths are
+// left-padded into one batch, prefilled in one pass, then decoded one token per step for all
+// sequences. Sampling per SamplingOptions; one seed per sequence, so the same seeds and batch give
+// the same output. Not thread-safe per model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/tokenizer/tokenizer.h"
+#include "worker/model/llama.h"
+
+namespace srlm {
+
+struct SamplingOptions {
+  double temperature = 1.0;      // <= 0: greedy
+  double top_p = 1.0;            // nucleus sampling threshold; 1 = off
+  int64_t top_k = 0;             // 0 = off
+  int64_t max_new_tokens = 256;  // per sequence
+  std::vector<std::string> stop;  // stop strings: generation ends once the text contains one
+  std::vector<int32_t> extra_eos_ids;  // more ids that end a sequence (e.g. a chat turn-end token)
+};
+
+struct Generation {
+  std::vector<int32_t> tokens;  // generated ids, without the EOS id
+  std::string text;             // decoded tokens, cut before the stop string when one matched
+  std::string finish_reason;    // "eos" | "stop" | "length"
+};
+
+absl::StatusOr<std::vector<Generation>> Generate(LlamaModel& model, const Tokenizer& tokenizer,
+                                                 const std::vector<std::vector<int32_t>>& prompts,
+                                                 const SamplingOptions& options, const std::vector<uint64_t>& seeds);
+
+// The token-level core of Generate. `eos_ids` end a sequence (reason "eos"); `should_stop(i,
+// tokens)`, when given, is asked after each new token of sequence i and ends it (reason "stop").
+struct TokenGeneration {
+  std::vector<int32_t> tokens;
+  std::string finish_reason;
+};
+using StopPredicate = std::function<bool(size_t sequence, const std::vector<int32_t>& tokens)>;
+absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
+                                                            const std::vector<std::vector<int32_t>>& prompts,
+                                                            const SamplingOptions& options,
+                                                            const std::vector<uint64_t>& seeds,
+                                                            const std::vector<int64_t>& eos_ids,
+                                                            const StopPredicate& should_stop = nullptr);
+
+}  // namespace srlm

@@ -1,0 +1,196 @@
+#include "worker/model/llama.h"
+
+#include <cmath>
+
+namespace srlm {
+namespace {
+
+torch::Tensor RotateHalf(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+}  // namespace
+
+torch::Tensor RotaryInverseFrequencies(const LlamaConfig& config) {
+  const int64_t dim = config.resolved_head_dim();
+  auto exponents = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(dim);
+  auto inv_freq = 1.0 / torch::pow(torch::tensor(config.rope_theta, torch::kFloat32), exponents);
+  if (!config.rope_scaling) return inv_freq;
+  const auto& s = *config.rope_scaling;
+  const double old_len = static_cast<double>(s.original_max_position_embeddings);
+  const double low_freq_wavelen = old_len / s.low_freq_factor;
+  const double high_freq_wavelen = old_len / s.high_freq_factor;
+  auto wavelen = 2 * M_PI / inv_freq;
+  auto inv_freq_llama = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  auto smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  auto smoothed = (1 - smooth) * inv_freq_llama / s.factor + smooth * inv_freq_llama;
+  auto is_medium = torch::logical_not(wavelen < high_freq_wavelen).logical_and(torch::logical_not(wavelen > low_freq_wavelen));
+  return torch::where(is_medium, smoothed, inv_freq_llama);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_in) : eps(eps_in) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat32);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.resolved_head_dim()) {
+  q_proj = register_module("q_proj", MakeLinear(c.hidden_size, num_heads * head_dim, c.qkv_bias()));
+  k_proj = register_module("k_proj", MakeLinear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias()));
+  v_proj = register_module("v_proj", MakeLinear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias()));
+  o_proj = register_module("o_proj", MakeLinear(num_heads * head_dim, c.hidden_size, c.o_bias()));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
+                                          torch::Tensor cache_v, int64_t offset, double dropout) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj->forward(x).view({B, T, num_heads, head_dim}).transpose(1, 2);     // (B,H,T,D)
+  auto k = k_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // (B,KH,T,D)
+  auto v = v_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
+  q = q * cos + RotateHalf(q) * sin;
+  k = k * cos + RotateHalf(k) * sin;
+  if (cache_k.defined()) {
+    cache_k.narrow(2, offset, T).copy_(k);
+    cache_v.narrow(2, offset, T).copy_(v);
+    k = cache_k.narrow(2, 0, offset + T);
+    v = cache_v.narrow(2, 0, offset + T);
+  }
+  std::optional<torch::Tensor> mask;
+  if (attn_mask.defined()) mask = attn_mask;
+  auto out = at::scaled_dot_product_attention(q, k, v, mask, dropout, is_causal && !attn_mask.defined(),
+                                              /*scale=*/std::nullopt, /*enable_gqa=*/num_kv_heads != num_heads);
+  out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
+  return o_proj->forward(out);
+}
+
+LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
+  gate_proj = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) {
+  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMlp(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+LlamaBackboneImpl::LlamaBackboneImpl(const LlamaConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  auto list = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layers.push_back(LlamaDecoderLayer(c));
+    list->push_back(layers.back());
+  }
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : config(c) {
+  model = register_module("model", LlamaBackbone(c));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", MakeLinear(c.hidden_size, c.vocab_size, false));
+  inv_freq_ = RotaryInverseFrequencies(c);
+  dropout_ = 0.0;
+}
+
+const torch::Tensor& LlamaModelImpl::output_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+std::pair<torch::Tensor, torch::Tensor> LlamaModelImpl::RotaryTables(const torch::Tensor& position_ids) {
+  if (inv_freq_.device() != position_ids.device()) inv_freq_ = inv_freq_.to(position_ids.device());
+  auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;  // (B,T,D/2)
+  auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);                    // (B,1,T,D)
+  const auto dtype = this->dtype();
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+torch::Tensor LlamaModelImpl::RunLayers(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                        const torch::Tensor& attn_mask, bool is_causal, KVCache* cache) {
+  auto [cos, sin] = RotaryTables(position_ids);
+  const double p = is_training() ? dropout_ : 0.0;
+  auto h = model->embed_tokens->forward(input_ids);
+  const int64_t offset = cache ? cache->length : 0;
+  for (size_t i = 0; i < model->layers.size(); ++i) {
+    auto& layer = model->layers[i];
+    torch::Tensor ck, cv;
+    if (cache) {
+      ck = cache->keys[i];
+      cv = cache->values[i];
+    }
+    auto a = layer->self_attn->forward(layer->input_layernorm->forward(h), cos, sin, attn_mask, is_causal, ck, cv,
+                                       offset, p);
+    if (p > 0) a = torch::dropout(a, p, true);
+    h = h + a;
+    auto m = layer->mlp->forward(layer->post_attention_layernorm->forward(h));
+    if (p > 0) m = torch::dropout(m, p, true);
+    h = h + m;
+  }
+  if (cache) cache->length += input_ids.size(1);
+  return model->norm->forward(h);
+}
+
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  torch::Tensor position_ids, mask;
+  if (!attention_mask.defined() || attention_mask.all().item<bool>()) {
+    position_ids = torch::arange(T, input_ids.options()).unsqueeze(0).expand({B, T});
+  } else {
+    auto keep = attention_mask.to(torch::kBool);
+    position_ids = (keep.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
+    auto causal = torch::ones({T, T}, keep.options()).tril();
+    auto eye = torch::eye(T, keep.options());
+    // A padding query attends to itself so that no row is empty (its output is ignored).
+    mask = causal.unsqueeze(0).logical_and(keep.unsqueeze(1)).logical_or(eye).unsqueeze(1);  // (B,1,T,T)
+  }
+  auto h = RunLayers(input_ids, position_ids, mask, /*is_causal=*/true, nullptr);
+  return torch::matmul(h, output_weight().t()).to(torch::kFloat32);
+}
+
+torch::Tensor LlamaModelImpl::forward_cached(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                             const torch::Tensor& attn_mask, KVCache* cache, bool last_only) {
+  const int64_t T = input_ids.size(1);
+  TORCH_CHECK(cache->length + T <= cache->capacity(), "KV cache overflow: ", cache->length, " + ", T, " > ",
+              cache->capacity());
+  torch::Tensor mask = attn_mask;
+  bool is_causal = false;
+  if (!mask.defined() && T > 1) {
+    if (cache->length == 0) {
+      is_causal = true;
+    } else {  // new tokens see all cached slots and the new ones causally
+      auto opts = torch::TensorOptions().dtype(torch::kBool).device(input_ids.device());
+      auto past = torch::ones({T, cache->length}, opts);
+      mask = torch::cat({past, torch::ones({T, T}, opts).tril()}, 1).view({1, 1, T, cache->length + T});
+    }
+  }
+  auto h = RunLayers(input_ids, position_ids, mask, is_causal, cache);
+  if (last_only) h = h.narrow(1, T - 1, 1);
+  return torch::matmul(h, output_weight().t()).to(torch::kFloat32);
+}
+
+KVCache LlamaModelImpl::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache cache;
+  auto opts = torch::TensorOptions().dtype(dtype()).device(device());
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::zeros({batch, config.num_key_value_heads, capacity, config.resolved_head_dim()}, opts));
+    cache.values.push_back(torch::zeros({batch, config.num_key_value_heads, capacity, config.resolved_head_dim()}, opts));
+  }
+  return cache;
+}
+
+}  // namespace srlm

@@ -1,0 +1,62 @@
+// LlamaConfig: the Hugging Face config.json of a Llama-family decoder (Llama 2/3, Mistral, Qwen2,
+// SmolLM), read and written as JSON. No libtorch. Reads both the transformers 4 keys (rope_theta,
+// rope_scaling) and the transformers 5 key rope_parameters; writes the 4.x keys, which 5.x accepts.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace srlm {
+
+// Llama 3 frequency-dependent rope scaling ("rope_type": "llama3").
+struct Llama3RopeScaling {
+  double factor = 8.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct LlamaConfig {
+  std::string model_type = "llama";  // "llama", "mistral", "qwen2" (q/k/v bias) ...
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 4096;
+  int64_t intermediate_size = 11008;
+  int64_t num_hidden_layers = 32;
+  int64_t num_attention_heads = 32;
+  int64_t num_key_value_heads = 32;  // < num_attention_heads: grouped-query attention
+  int64_t head_dim = 0;              // 0: hidden_size / num_attention_heads
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  std::optional<Llama3RopeScaling> rope_scaling;  // Llama 3 only; none: plain rope
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // bias on q/k/v (and on o_proj for model_type llama)
+  bool mlp_bias = false;        // bias on gate/up/down (Llama only)
+  double attention_dropout = 0.0;
+  int64_t bos_token_id = -1;                // -1 when none
+  int64_t eos_token_id = -1;                // the first EOS id, -1 when none
+  std::vector<int64_t> eos_token_ids;       // all EOS ids (Llama 3 lists several)
+  std::string torch_dtype = "float32";      // the dtype the weights are stored in
+
+  int64_t resolved_head_dim() const {
+    return head_dim > 0 ? head_dim : hidden_size / num_attention_heads;
+  }
+  // q/k/v projections carry a bias (Qwen2 always, Llama when attention_bias).
+  bool qkv_bias() const { return attention_bias || model_type == "qwen2"; }
+  // o_proj carries a bias (Llama's attention_bias; Qwen2 never).
+  bool o_bias() const { return attention_bias && model_type != "qwen2"; }
+};
+
+// Checks the sizes are positive and consistent (heads divide, kv heads divide heads).
+absl::Status ValidateLlamaConfig(const LlamaConfig& config);
+absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text);
+absl::StatusOr<LlamaConfig> LoadLlamaConfig(const std::string& config_json_path);
+std::string LlamaConfigToJson(const LlamaConfig& config);
+absl::Status SaveLlamaConfig(const LlamaConfig& config, const std::string& config_json_path);
+
+}  // namespace srlm

@@ -1,0 +1,216 @@
+// srlm's Llama model against Hugging Face transformers: tiny random models that transformers
+// creates and saves (fixed seed) load here and give the same logits (rtol 1e-4, atol 1e-5, float32),
+// the same padded-batch log-prob sums and the same 32 greedy tokens; models srlm saves load in
+// transformers with the same logits.
+#include <algorithm>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "worker/model/checkpoint_io.h"
+#include "worker/model/generator.h"
+#include "worker/model/logprobs.h"
+#include "worker/model/model_test_util.h"
+#include "worker/model/safetensors.h"
+
+namespace srlm {
+namespace {
+
+using testing_util::MakeTempDir;
+using testing_util::RemoveTree;
+using testing_util::RunHfReference;
+
+// One transformers-made model per kind, made once per test binary run.
+class HfModels {
+ public:
+  static HfModels& Get() {
+    static HfModels models;
+    return models;
+  }
+  std::string Dir(const std::string& kind) {
+    if (!made_) {  // one python process makes every kind: importing transformers takes seconds
+      made_ = true;
+      EXPECT_EQ(RunHfReference("make --kind llama,llama_gqa_tied,llama3_scaling,qwen2,qwen2_tied --out " + root_), 0);
+    }
+    return root_ + "/" + kind;
+  }
+  ~HfModels() { RemoveTree(root_); }
+
+ private:
+  HfModels() : root_(MakeTempDir("srlm_model_test_")) {}
+  std::string root_;
+  bool made_ = false;
+};
+
+std::map<std::string, torch::Tensor> ReadReference(const std::string& path) {
+  auto file = SafetensorsFile::Open(path);
+  EXPECT_TRUE(file.ok()) << file.status();
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : file->entries()) out[e.name] = *file->Read(e.name);
+  return out;
+}
+
+void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const double max_diff = (actual - expected).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-4, 1e-5)) << what << ": max abs difference " << max_diff;
+}
+
+class HfParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfParity, LogitsLogprobsAndGreedyMatchTransformers) {
+  const std::string dir = HfModels::Get().Dir(GetParam());
+  auto ref = ReadReference(dir + "/reference.safetensors");
+  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  torch::NoGradGuard no_grad;
+  auto ids = ref["input_ids"].to(torch::kInt64);
+  ExpectClose((*model)->forward(ids), ref["logits"], "logits");
+
+  // Right-padded batch: the sums must equal those of each row run alone in transformers.
+  auto attn = ref["padded_attention_mask"].to(torch::kInt64);
+  auto resp = ref["padded_response_mask"].to(torch::kInt64);
+  auto padded_ids = ids * attn;  // padding id 0
+  auto sums = SequenceLogprobs(*model, padded_ids, attn, resp);
+  ExpectClose(sums, ref["padded_logprob_sums"], "padded log-prob sums");
+
+  // Greedy, full recompute each step.
+  auto seq = ids.narrow(1, 0, 7).narrow(0, 0, 1);
+  for (int step = 0; step < 32; ++step) {
+    auto next = (*model)->forward(seq).select(1, seq.size(1) - 1).argmax(-1, true);
+    seq = torch::cat({seq, next}, 1);
+  }
+  EXPECT_TRUE(torch::equal(seq[0].narrow(0, 7, 32), ref["greedy_ids"].to(torch::kInt64)))
+      << "srlm " << seq[0].narrow(0, 7, 32) << " transformers " << ref["greedy_ids"];
+}
+
+TEST_P(HfParity, SavedModelLoadsInTransformersWithSameLogits) {
+  const std::string dir = HfModels::Get().Dir(GetParam());
+  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string out = MakeTempDir("srlm_saved_");
+  SaveModelOptions options;
+  options.max_shard_bytes = 64 * 1024;  // several shards + index, as large checkpoints are written
+  ASSERT_TRUE(SaveModel(*model, out, options).ok());
+  torch::NoGradGuard no_grad;
+  auto ids = torch::randint(3, (*model)->config.vocab_size, {2, 19}, torch::kInt64);
+  auto logits = (*model)->forward(ids);
+  ASSERT_TRUE(WriteSafetensors(out + "/srlm_reference.safetensors", {{"input_ids", ids}, {"logits", logits}}).ok());
+  EXPECT_EQ(RunHfReference("check --dir " + out), 0);
+  // And it loads back here to the same logits.
+  auto again = LoadModel(out, torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(torch::equal((*again)->forward(ids), logits));
+  RemoveTree(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, HfParity,
+                         ::testing::Values("llama", "llama_gqa_tied", "llama3_scaling", "qwen2", "qwen2_tied"));
+
+TEST_P(HfParity, CachedGreedyGenerationMatchesTransformers) {
+  const std::string dir = HfModels::Get().Dir(GetParam());
+  auto ref = ReadReference(dir + "/reference.safetensors");
+  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto ids = ref["input_ids"].to(torch::kInt64);
+  std::vector<int32_t> prompt;
+  for (int t = 0; t < 7; ++t) prompt.push_back(static_cast<int32_t>(ids[0][t].item<int64_t>()));
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  greedy.max_new_tokens = 32;
+  // The reference prompt alone, and batched with a longer and a shorter prompt (left padding).
+  std::vector<int32_t> longer, shorter = {5, 6};
+  for (int t = 0; t < 13; ++t) longer.push_back(static_cast<int32_t>(ids[1][t].item<int64_t>()));
+  auto alone = GenerateTokens(*model, {prompt}, greedy, {1}, /*eos_ids=*/{});
+  auto batched = GenerateTokens(*model, {longer, prompt, shorter}, greedy, {1, 2, 3}, {});
+  auto shorter_alone = GenerateTokens(*model, {shorter}, greedy, {3}, {});
+  ASSERT_TRUE(alone.ok() && batched.ok() && shorter_alone.ok());
+  std::vector<int32_t> expected;
+  for (int t = 0; t < 32; ++t) expected.push_back(static_cast<int32_t>(ref["greedy_ids"][t].item<int64_t>()));
+  EXPECT_EQ((*alone)[0].tokens, expected);
+  EXPECT_EQ((*alone)[0].finish_reason, "length");
+  EXPECT_EQ((*batched)[1].tokens, expected);
+  EXPECT_EQ((*batched)[2].tokens, (*shorter_alone)[0].tokens);
+}
+
+// A tokenizer over the tiny vocabulary: id i is the letter 'a' + i % 26; ids 0..2 are special.
+class LetterTokenizer : public Tokenizer {
+ public:
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const override {
+    std::vector<int32_t> ids;
+    for (char c : text) ids.push_back(3 + (c - 'a'));
+    return ids;
+  }
+  absl::StatusOr<std::string> Decode(const std::vector<int32_t>& ids) const override {
+    std::string s;
+    for (int32_t id : ids) {
+      if (id >= 3) s.push_back(static_cast<char>('a' + (id - 3) % 26));
+    }
+    return s;
+  }
+  int32_t eos_id() const override { return 2; }
+};
+
+TEST(Generate, SeedsStopStringsAndEos) {
+  auto model = LoadModel(HfModels::Get().Dir("llama"), torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  LetterTokenizer tokenizer;
+  SamplingOptions sampling;
+  sampling.temperature = 1.0;
+  sampling.top_p = 0.9;
+  sampling.top_k = 40;
+  sampling.max_new_tokens = 24;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 12}, {1, 7}, {1, 5, 9, 12}};
+  auto first = Generate(*model, tokenizer, prompts, sampling, {11, 12, 13});
+  auto second = Generate(*model, tokenizer, prompts, sampling, {11, 12, 13});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ((*first)[i].tokens, (*second)[i].tokens) << "same seed and batch, sequence " << i;
+    EXPECT_EQ((*first)[i].text, (*second)[i].text);
+    if ((*first)[i].finish_reason == "length") EXPECT_EQ((*first)[i].tokens.size(), 24u);
+  }
+  // Same prompt, different seeds: different samples (24 tokens over ~90 choices).
+  EXPECT_NE((*first)[0].tokens, (*first)[2].tokens);
+
+  // A stop string taken from the middle of an unconstrained sample ends generation there.
+  const std::string text = (*first)[0].text;
+  ASSERT_GE(text.size(), 8u);
+  SamplingOptions with_stop = sampling;
+  with_stop.stop = {text.substr(4, 2)};
+  auto stopped = Generate(*model, tokenizer, {prompts[0]}, with_stop, {11});
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ((*stopped)[0].finish_reason, "stop");
+  EXPECT_EQ((*stopped)[0].text, text.substr(0, text.find(with_stop.stop[0])));
+
+  // EOS: declare the 4th greedy token an EOS id; generation ends where it first appears.
+  SamplingOptions greedy = sampling;
+  greedy.temperature = 0;
+  auto plain = GenerateTokens(*model, {prompts[0]}, greedy, {1}, {});
+  ASSERT_TRUE(plain.ok());
+  const int32_t eos_id = (*plain)[0].tokens[3];
+  const auto first_eos = std::find((*plain)[0].tokens.begin(), (*plain)[0].tokens.end(), eos_id);
+  auto ended = GenerateTokens(*model, {prompts[0]}, greedy, {1}, {eos_id});
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ((*ended)[0].finish_reason, "eos");
+  EXPECT_EQ((*ended)[0].tokens, std::vector<int32_t>((*plain)[0].tokens.begin(), first_eos));
+}
+
+TEST(SequenceLogprobs, IsDifferentiable) {
+  const std::string dir = HfModels::Get().Dir("llama");
+  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->train();
+  auto ids = torch::randint(3, 97, {2, 12}, torch::kInt64);
+  auto attn = torch::ones({2, 12}, torch::kInt64);
+  auto resp = torch::zeros({2, 12}, torch::kInt64);
+  resp.narrow(1, 5, 7).fill_(1);
+  auto sums = SequenceLogprobs(*model, ids, attn, resp);
+  sums.sum().backward();
+  auto grad = (*model)->model->layers[0]->self_attn->q_proj->weight.grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+}
+
+}  // namespace
+}  // namespace srlm
