@@ -224,7 +224,7 @@ TEST_F(TrainerModelTest, SftLowersTheLossOnAToySet) {
 
 TEST_F(TrainerModelTest, DpoRaisesTheChosenVersusRejectedMargin) {
   std::vector<PreferenceExample> pairs;
-  for (const SftExample& e : ToySft()) pairs.push_back({e.prompt_ids, e.response_ids, {e.prompt_ids.back(), 4, 2}});
+  for (const SftExample& e : ToySft()) pairs.push_back({e.prompt_ids, e.response_ids, {e.prompt_ids.back(), 4, 2}, std::nullopt, std::nullopt});
   auto comm = MakeSingleProcessCommunicator();
   TrainerOptions o = Options(TrainingObjective::kDpo);
   o.train.steps = 15;
