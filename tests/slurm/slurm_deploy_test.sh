@@ -50,8 +50,14 @@ grep -q "GENERATE shard" "$DIR/job.out" || fail "no GENERATE shard in the first 
 scancel --batch --signal=USR1 "$job" || fail "scancel --signal USR1"
 for _ in $(seq 200); do grep -q "requeued; the next start resumes" "$DIR/job.out" && break; sleep 0.1; done
 grep -q "requeued; the next start resumes" "$DIR/job.out" || fail "the script did not requeue"
-# Slurm delays a requeued job (BeginTime): until it starts again, ask for it to start now.
-for _ in $(seq 60); do
+# Slurm delays a requeued job (BeginTime) for a reason: slurmd revokes the old run's credential with
+# a one-second resolution, and a start within that second is killed for good ("Job credential
+# revoked"). So wait until the job is PENDING and 3 s more, then ask for it to start now.
+for _ in $(seq 300); do
+  [[ "$(squeue -h -j "$job" -o %T 2>/dev/null)" == PENDING ]] && break; sleep 0.2
+done
+sleep 3
+for _ in $(seq 240); do
   grep -q "restart 1" "$DIR/job.out" && break
   scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true
   sleep 0.5

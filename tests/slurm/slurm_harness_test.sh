@@ -36,12 +36,20 @@ job="$(sbatch --parsable "$DIR/job.sh")" || fail "sbatch failed"
 for _ in $(seq 100); do grep -q 'start restart=0' "$DIR/job.out" 2>/dev/null && break; sleep 0.2; done
 sleep 1
 scancel --batch --signal=USR1 "$job" || fail "scancel --signal"
-# Slurm delays a requeued job's start (BeginTime); a real cluster waits, the test moves it to now.
-for _ in $(seq 100); do
+# Slurm delays a requeued job's start (BeginTime); a real cluster waits, the test moves it to now,
+# but not within slurmd's one-second credential revocation window (a start there is killed for good
+# with "Job credential revoked"): PENDING, then 3 s, then start now (and again until it has).
+for _ in $(seq 300); do
   [[ "$(squeue -h -j "$job" -o %T 2>/dev/null)" == PENDING ]] && break; sleep 0.2
 done
-scontrol update JobId="$job" StartTime=now || true
-for _ in $(seq 300); do grep -q 'size=2 sum=3' "$DIR/job.out" 2>/dev/null && break; sleep 0.2; done
+sleep 3
+for _ in $(seq 60); do
+  grep -q 'start restart=1' "$DIR/job.out" 2>/dev/null && break
+  scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true
+  sleep 1
+done
+# Both ranks' lines: the second may land in job.out a moment after the first.
+for _ in $(seq 600); do [[ "$(grep -c 'size=2 sum=3' "$DIR/job.out" 2>/dev/null)" == 2 ]] && break; sleep 0.2; done
 cat "$DIR/job.out"
 grep -q got-usr1 "$DIR/job.out" || fail "the batch shell did not get USR1"
 grep -q 'start restart=1' "$DIR/job.out" || fail "the job did not start again after requeue"
