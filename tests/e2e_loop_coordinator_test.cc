@@ -64,10 +64,12 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
     o.token = "e2e-token";
     auto client = coordinator::CoordinatorClient::Connect(o);
     ASSERT_TRUE(client.ok());
-    while (watching) {
+    // One more poll after the workers finish: the run can reach DONE between two polls.
+    for (bool last = false; !last;) {
+      last = !watching;
       auto status = (*client)->GetStatus();
       if (status.ok()) phases_seen.insert(status->phase());
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (!last) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
 

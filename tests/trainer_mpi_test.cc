@@ -157,7 +157,7 @@ TEST_F(TrainerProcessTest, NonFiniteGradientOnOneRankSkipsTheStepOnAll) {
   }
   WriteFile(*g_dir / "poisoned.jsonl", pairs);
   const std::string args = " --model " + Model() + " --data " + (*g_dir / "poisoned.jsonl") +
-                           " --steps 4 --batch-size 2 --micro-batch-size 1 --lr 1e-2 --loss ipo --dropout 0 --out ";
+                           " --steps 4 --batch-size 2 --micro-batch-size 1 --lr 1e-4 --loss ipo --dropout 0 --out ";
   for (int ranks : {1, 2}) {
     const std::string out = *g_dir / ("nan" + std::to_string(ranks));
     ASSERT_EQ(RunWorker(ranks, "dpo" + args + out, out + ".log"), 0) << ReadFile(out + ".log");
@@ -169,7 +169,10 @@ TEST_F(TrainerProcessTest, NonFiniteGradientOnOneRankSkipsTheStepOnAll) {
   for (const auto& [name, w] : Weights(CheckpointDir(*g_dir / "nan2", 4))) {
     EXPECT_TRUE(w.isfinite().all().item<bool>()) << name;
   }
-  ExpectSameWeights(CheckpointDir(*g_dir / "nan2", 4), CheckpointDir(*g_dir / "nan1", 4), 1e-5);
+  // Adam normalises each update, so a parameter whose gradient is ~0 moves by up to lr in a direction
+  // set by rounding (summation order differs between 1 and 2 ranks): ~3e-5 relative here. A step
+  // skipped on one world size but not the other would differ by ~lr/scale = 2e-4.
+  ExpectSameWeights(CheckpointDir(*g_dir / "nan2", 4), CheckpointDir(*g_dir / "nan1", 4), 1e-4);
 }
 
 TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {

@@ -168,7 +168,9 @@ TEST(Generate, SeedsStopStringsAndEos) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     EXPECT_EQ((*first)[i].tokens, (*second)[i].tokens) << "same seed and batch, sequence " << i;
     EXPECT_EQ((*first)[i].text, (*second)[i].text);
-    if ((*first)[i].finish_reason == "length") EXPECT_EQ((*first)[i].tokens.size(), 24u);
+    if ((*first)[i].finish_reason == "length") {
+      EXPECT_EQ((*first)[i].tokens.size(), 24u);
+    }
   }
   // Same prompt, different seeds: different samples (24 tokens over ~90 choices).
   EXPECT_NE((*first)[0].tokens, (*first)[2].tokens);
