@@ -1,37 +1,36 @@
-// See sentencepiece_shim.h: keep this file free of abseil headers.
+// Opens the SentencePiece module in isolation (see sentencepiece_shim.h) and makes processors.
 #include "common/tokenizer/sentencepiece_shim.h"
 
-#include <sentencepiece_processor.h>
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
 
 namespace srlm {
 
-struct SentencePieceShim::Impl {
-  sentencepiece::SentencePieceProcessor processor;
-};
-
-SentencePieceShim::SentencePieceShim() : impl_(std::make_unique<Impl>()) {}
-SentencePieceShim::~SentencePieceShim() = default;
-
-std::string SentencePieceShim::Load(const std::string& model_path) {
-  const auto status = impl_->processor.Load(model_path);
-  return status.ok() ? "" : status.ToString();
+std::unique_ptr<SentencePieceShim> MakeSentencePieceShim(std::string* error) {
+  using Factory = SentencePieceShim* (*)();
+  static std::once_flag once;
+  static Factory factory = nullptr;
+  static std::string open_error;
+  std::call_once(once, [] {
+    const char* env = std::getenv("SRLM_SENTENCEPIECE_MODULE");
+    const std::string path = env != nullptr && *env != '\0' ? env : SRLM_SENTENCEPIECE_MODULE_PATH;
+    // Never closed: processors made from it may live until exit.
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (handle == nullptr) {
+      const char* why = ::dlerror();
+      open_error = "cannot open the SentencePiece module " + path + ": " + (why ? why : "unknown error");
+      return;
+    }
+    factory = reinterpret_cast<Factory>(::dlsym(handle, "srlm_sentencepiece_create"));
+    if (factory == nullptr) open_error = path + " has no srlm_sentencepiece_create";
+  });
+  if (factory == nullptr) {
+    *error = open_error;
+    return nullptr;
+  }
+  return std::unique_ptr<SentencePieceShim>(factory());
 }
-
-std::string SentencePieceShim::Encode(std::string_view text, std::vector<int>* ids) const {
-  const auto status = impl_->processor.Encode(text, ids);
-  return status.ok() ? "" : status.ToString();
-}
-
-std::string SentencePieceShim::Decode(const std::vector<int>& ids, std::string* text) const {
-  const auto status = impl_->processor.Decode(ids, text);
-  return status.ok() ? "" : status.ToString();
-}
-
-int SentencePieceShim::PieceSize() const { return impl_->processor.GetPieceSize(); }
-int SentencePieceShim::PieceToId(std::string_view piece) const { return impl_->processor.PieceToId(piece); }
-std::string SentencePieceShim::IdToPiece(int id) const { return impl_->processor.IdToPiece(id); }
-int SentencePieceShim::bos_id() const { return impl_->processor.bos_id(); }
-int SentencePieceShim::eos_id() const { return impl_->processor.eos_id(); }
-int SentencePieceShim::unk_id() const { return impl_->processor.unk_id(); }
 
 }  // namespace srlm

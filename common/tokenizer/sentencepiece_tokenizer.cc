@@ -7,12 +7,15 @@
 
 namespace srlm {
 
-SentencePieceTokenizer::SentencePieceTokenizer() : processor_(std::make_unique<SentencePieceShim>()) {}
+SentencePieceTokenizer::SentencePieceTokenizer() = default;
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::FromFile(const std::string& model_path) {
   std::unique_ptr<SentencePieceTokenizer> tok(new SentencePieceTokenizer());
-  const std::string error = tok->processor_->Load(model_path);
+  std::string error;
+  tok->processor_ = MakeSentencePieceShim(&error);
+  if (tok->processor_ == nullptr) return absl::FailedPreconditionError(error);
+  error = tok->processor_->Load(model_path);
   if (!error.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("cannot load SentencePiece model ", model_path, ": ", error));
   }
