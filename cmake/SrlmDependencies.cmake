@@ -31,6 +31,37 @@ find_package(Torch REQUIRED)
 if(Torch_VERSION AND Torch_VERSION VERSION_LESS 2.1)
   message(FATAL_ERROR "srlm needs libtorch >= 2.1; found ${Torch_VERSION} (Torch_DIR=${Torch_DIR})")
 endif()
+# libtorch ships an old copy of protobuf's headers in <prefix>/include/google. A translation unit
+# that includes both torch and our gRPC/protobuf headers (the worker's run loop) must see the
+# system protobuf, so torch's targets get their headers through a folder of links to everything
+# in <prefix>/include but that copy.
+set(_srlm_torch_include "")
+foreach(_dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${_dir}/google/protobuf" AND EXISTS "${_dir}/torch")
+    set(_srlm_torch_include "${_dir}")
+  endif()
+endforeach()
+if(_srlm_torch_include)
+  set(_shim "${CMAKE_BINARY_DIR}/torch-include")
+  file(MAKE_DIRECTORY "${_shim}")
+  file(GLOB _entries RELATIVE "${_srlm_torch_include}" "${_srlm_torch_include}/*")
+  foreach(_entry IN LISTS _entries)
+    if(NOT _entry STREQUAL "google" AND NOT EXISTS "${_shim}/${_entry}")
+      file(CREATE_LINK "${_srlm_torch_include}/${_entry}" "${_shim}/${_entry}" SYMBOLIC)
+    endif()
+  endforeach()
+  foreach(_target torch torch_library torch_cpu torch_cpu_library torch_cuda torch_cuda_library c10 c10_cuda)
+    if(TARGET ${_target})
+      get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+      if(_dirs)
+        # Only the prefix folder itself: "<prefix>/include" followed by ";" or the end.
+        string(REGEX REPLACE "${_srlm_torch_include}(;|$)" "${_shim}\\1" _dirs "${_dirs}")
+        set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_dirs}")
+      endif()
+    endif()
+  endforeach()
+endif()
+
 # TORCH_LIBRARIES carries torch's own compile flags (ABI); keep them off the torch-free targets.
 add_library(srlm_torch INTERFACE)
 target_link_libraries(srlm_torch INTERFACE ${TORCH_LIBRARIES})
