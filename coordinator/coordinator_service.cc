@@ -117,8 +117,12 @@ grpc::Status CoordinatorService::WatchStatus(grpc::ServerContext* context,
     v1::GetStatusResponse status = run_->GetStatus();
     if (!writer->Write(status)) break;
     if (status.phase() == v1::PHASE_DONE) break;
+    // The next update after `period`, or at once when the iteration or phase changes, so that a
+    // watcher sees every phase however short.
     const auto next = std::chrono::steady_clock::now() + period;
-    while (!stopping_ && !context->IsCancelled() && std::chrono::steady_clock::now() < next) {
+    const std::pair<int64_t, v1::Phase> sent{status.iteration(), status.phase()};
+    while (!stopping_ && !context->IsCancelled() && std::chrono::steady_clock::now() < next &&
+           run_->IterationAndPhase() == sent) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }

@@ -1122,6 +1122,11 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
   return response;
 }
 
+std::pair<int64_t, v1::Phase> RunCoordinator::IterationAndPhase() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {iteration_, phase_};
+}
+
 v1::GetStatusResponse RunCoordinator::GetStatus() {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t now = Now();

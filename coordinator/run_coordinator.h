@@ -53,6 +53,8 @@ class RunCoordinator {
   absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(
       const v1::ReportCheckpointRequest& request);
   v1::GetStatusResponse GetStatus();
+  // The iteration and phase alone: cheap enough to poll often (WatchStatus sends every change).
+  std::pair<int64_t, v1::Phase> IterationAndPhase() const;
   // The iteration's accepted pairs in prompt-id order, with provenance.
   absl::Status ExportPairs(int64_t iteration,
                            const std::function<bool(const v1::ExportedPair&)>& emit);
