@@ -1,6 +1,8 @@
 // Implementation of worker/loop/pair_builder.h.
 #include "worker/loop/pair_builder.h"
 
+#include "absl/strings/ascii.h"
+
 namespace srlm {
 
 const char* PairOutcomeName(PairOutcome outcome) {
@@ -27,6 +29,10 @@ std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool
   return sum / static_cast<double>(count);
 }
 
+bool PairEligible(const JudgedCandidate& candidate) {
+  return !absl::StripAsciiWhitespace(candidate.text).empty();
+}
+
 PairResult BuildPreferencePair(const std::string& prompt,
                                const std::vector<JudgedCandidate>& candidates,
                                const PairOptions& options) {
@@ -39,7 +45,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
     }
     std::optional<double> mean = MeanJudgeScore(candidates[i].scores, options.require_all_scores);
     result.mean_scores.push_back(mean);
-    if (!mean) continue;
+    if (!mean || !PairEligible(candidates[i])) continue;
     ++scored;
     const int64_t idx = static_cast<int64_t>(i);
     if (best < 0 || *mean > *result.mean_scores[best]) best = idx;
@@ -60,7 +66,10 @@ PairResult BuildPreferencePair(const std::string& prompt,
     // Shortest among those near the top; it must still beat the rejected one.
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto& mean = result.mean_scores[i];
-      if (!mean || *mean <= worst_score || *mean < best_score - options.length_band) continue;
+      if (!mean || !PairEligible(candidates[i]) || *mean <= worst_score ||
+          *mean < best_score - options.length_band) {
+        continue;
+      }
       if (candidates[i].length < candidates[chosen].length) chosen = static_cast<int64_t>(i);
     }
   }

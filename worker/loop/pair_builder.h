@@ -52,6 +52,10 @@ struct PairResult {
 // The mean of the parsed scores; nullopt when none parsed (or, with require_all, when any failed).
 std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool require_all);
 
+// False for an empty (or white-space only) response: it keeps its mean score for the record but never
+// enters a pair, since neither DPO nor the coordinator takes an empty chosen or rejected text.
+bool PairEligible(const JudgedCandidate& candidate);
+
 // Builds the pair for one prompt. Among equal best means the earliest candidate wins (and among
 // equal worst the earliest loses) so that the result is deterministic.
 PairResult BuildPreferencePair(const std::string& prompt,

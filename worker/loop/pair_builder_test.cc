@@ -58,6 +58,24 @@ TEST(PairBuilderTest, FewerThanTwoScoredCandidatesGiveNoPair) {
   EXPECT_EQ(BuildPreferencePair("p", {}, PairOptions{}).outcome, PairOutcome::kTooFewScored);
 }
 
+TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
+  // A tiny model can end a candidate at once; the judge may still score the empty answer.
+  std::vector<JudgedCandidate> cands = {C("", {S(5)}), C("b", {S(4)}), C(" \n", {S(1)}), C("d", {S(2)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "b");
+  EXPECT_EQ(r.pair->rejected, "d");
+  ASSERT_TRUE(r.mean_scores[0].has_value());
+  EXPECT_EQ(*r.mean_scores[0], 5);
+  PairOptions length_control;
+  length_control.length_control = true;
+  length_control.length_band = 5;
+  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "b");
+  // Only empty responses scored: no pair.
+  EXPECT_EQ(BuildPreferencePair("p", {C("", {S(5)}), C("", {S(1)}), C("x", {S(3)})}, PairOptions{}).outcome,
+            PairOutcome::kTooFewScored);
+}
+
 TEST(PairBuilderTest, TiesAtTheTopResolveToTheEarliestCandidate) {
   std::vector<JudgedCandidate> cands = {C("a", {S(1)}), C("b", {S(5)}), C("c", {S(5)}),
                                         C("d", {S(1)})};
