@@ -7,6 +7,9 @@ namespace srlm {
 void RegisterInitModelCommand(CLI::App& app);  // worker/cmd_init_model.cc
 void RegisterGenerateCommand(CLI::App& app);   // worker/cmd_generate.cc
 void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
+void RegisterSftCommand(CLI::App& app);        // worker/cmd_sft.cc
+void RegisterDpoCommand(CLI::App& app);        // worker/cmd_dpo.cc
+void RegisterRunCommand(CLI::App& app);        // worker/cmd_run.cc
 }  // namespace srlm
 
 int main(int argc, char** argv) {
@@ -17,6 +20,9 @@ int main(int argc, char** argv) {
   srlm::RegisterInitModelCommand(app);
   srlm::RegisterGenerateCommand(app);
   srlm::RegisterLogprobsCommand(app);
+  srlm::RegisterSftCommand(app);
+  srlm::RegisterDpoCommand(app);
+  srlm::RegisterRunCommand(app);
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   return 0;

@@ -116,6 +116,7 @@ class Worker {
 
   std::string worker_id_;
   uint64_t run_seed_ = 0;
+  bool backend_configured_ = false;
   RunConfig config_;
   std::string current_model_dir_;
   std::vector<std::string> ift_prompts_;
@@ -148,6 +149,10 @@ absl::Status Worker::Register() {
                         JudgeScoreParser::Create(config_.judge.score_pattern, config_.judge.min_score,
                                                  config_.judge.max_score));
   score_parser_ = std::make_unique<JudgeScoreParser>(std::move(parser));
+  if (!backend_configured_) {  // collective, once per process (Register runs again after a coordinator restart)
+    SRLM_RETURN_IF_ERROR(backend_.Configure(config_));
+    backend_configured_ = true;
+  }
   SRLM_LOG(INFO) << "registered as " << worker_id_ << " (run " << reg.run_id() << ", iteration "
                  << reg.iteration() << ", phase " << v1::Phase_Name(reg.phase()) << ", model "
                  << reg.model_dir() << ")";

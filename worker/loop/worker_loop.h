@@ -57,6 +57,9 @@ using TrainStepReporter = std::function<void(const TrainStepReport&)>;
 class WorkerBackend {
  public:
   virtual ~WorkerBackend() = default;
+  // COLLECTIVE: called once on every rank with the run's configuration (from the coordinator at
+  // registration), before any other call.
+  virtual absl::Status Configure(const RunConfig& config) { return absl::OkStatus(); }
   // The run's chat template applied to one user message.
   virtual absl::StatusOr<std::string> FormatChat(const std::string& user_message) = 0;
   // M_t for generation, judging and reference log-probabilities. Not collective.

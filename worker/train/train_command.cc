@@ -13,6 +13,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/text_encoder.h"
 
 namespace srlm {
 namespace {
@@ -25,32 +26,6 @@ struct CommandFlags {
   TrainConfig train;
   DpoConfig dpo;
   ModelConfig model_config;
-};
-
-// Encodes text lines with the model's tokenizer and the run's chat template.
-class TokenizerTextEncoder : public TextEncoder {
- public:
-  TokenizerTextEncoder(std::unique_ptr<Tokenizer> tokenizer, std::string chat_template)
-      : tokenizer_(std::move(tokenizer)), template_(std::move(chat_template)) {}
-  absl::StatusOr<TokenIds> EncodePrompt(const std::string& prompt) const override {
-    return EncodeChatPrompt(*tokenizer_, template_, prompt);
-  }
-  absl::StatusOr<TokenIds> EncodeResponse(const std::string& response) const override {
-    SRLM_ASSIGN_OR_RETURN(TokenIds ids, tokenizer_->Encode(response));
-    // The turn ends with the template's end-of-turn token when the vocabulary has it, else EOS.
-    std::optional<int32_t> turn_end;
-    if (!ChatTurnEnd(template_).empty()) turn_end = tokenizer_->TokenToId(ChatTurnEnd(template_));
-    if (turn_end.has_value()) {
-      ids.push_back(*turn_end);
-    } else if (tokenizer_->eos_id() >= 0) {
-      ids.push_back(tokenizer_->eos_id());
-    }
-    return ids;
-  }
-
- private:
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::string template_;
 };
 
 absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name) {
@@ -93,7 +68,8 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   // Data: token ids, or text through the model's tokenizer when it has one.
   std::unique_ptr<TokenizerTextEncoder> encoder;
   if (auto tokenizer = LoadTokenizer(model_dir); tokenizer.ok()) {
-    encoder = std::make_unique<TokenizerTextEncoder>(*std::move(tokenizer), config.model.chat_template);
+    encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(*std::move(tokenizer)),
+                                                     config.model.chat_template);
   }
   ExampleLimits limits{config.model.max_seq_len > 0 ? config.model.max_seq_len : model->config.max_position_embeddings,
                        model->config.vocab_size};

@@ -113,7 +113,9 @@ std::vector<int64_t> GlobalBatchIndices(int64_t step, int64_t num_examples, int6
 
 std::vector<int64_t> RankSlice(const std::vector<int64_t>& global, int rank, int world_size) {
   std::vector<int64_t> mine;
-  for (size_t i = rank; i < global.size(); i += world_size) mine.push_back(global[i]);
+  for (int64_t index : global) {
+    if (index % world_size == rank) mine.push_back(index);
+  }
   return mine;
 }
 

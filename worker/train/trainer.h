@@ -69,7 +69,10 @@ struct TrainingSummary {
 int64_t TotalSteps(const TrainConfig& config, int64_t num_examples);
 
 // The example indices of global step `step` (a permutation per epoch from the seed; the last
-// batch of an epoch may be short), and the part of them that `rank` of `world_size` processes.
+// batch of an epoch may be short), and the part of them that `rank` of `world_size` processes: the
+// indices i with i % world_size == rank. A rank therefore only ever reads its own residue class of
+// the examples, which is exactly the slice the coordinator streams to it (TrainingPair.position),
+// so the loop's ranks need not hold each other's pairs.
 std::vector<int64_t> GlobalBatchIndices(int64_t step, int64_t num_examples, int64_t batch_size, int64_t seed);
 std::vector<int64_t> RankSlice(const std::vector<int64_t>& global, int rank, int world_size);
 

@@ -178,7 +178,10 @@ TEST(BatchTest, RanksSplitEveryGlobalBatchAndEpochsCoverTheData) {
       for (int world : {1, 2, 3}) {
         std::multiset<int64_t> joined;
         for (int r = 0; r < world; ++r) {
-          for (int64_t i : RankSlice(global, r, world)) joined.insert(i);
+          for (int64_t i : RankSlice(global, r, world)) {
+            EXPECT_EQ(i % world, r) << "a rank reads only its own residue class";
+            joined.insert(i);
+          }
         }
         EXPECT_EQ(joined, std::multiset<int64_t>(global.begin(), global.end()));
       }

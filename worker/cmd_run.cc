@@ -1,0 +1,120 @@
+// `srlm-worker run --coordinator HOST:PORT`: one worker rank of a run (one process per GPU or CPU
+// slot, started by mpirun or srun). Registers with the coordinator and follows its phases with the
+// libtorch backend (worker/run) until the run is DONE. Rank and world size come from the launcher
+// (OpenMPI or PMIx/Slurm environment); the training communicator must agree with them. SIGTERM and
+// SIGUSR1 stop the worker between units of work (a lease it held expires and is handed on).
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "coordinator/client/coordinator_client.h"
+#include "worker/loop/grpc_coordinator_link.h"
+#include "worker/loop/retrying_link.h"
+#include "worker/run/torch_worker_backend.h"
+
+namespace srlm {
+namespace {
+
+struct RunFlags {
+  coordinator::ClientOptions client;
+  std::string checkpoint_root = "checkpoints";
+  std::string device = "cpu";  // reported to the coordinator; the model runs where model.device says
+  double retry_seconds = 120;
+  double max_wait_seconds = 2.0;
+  TorchWorkerBackendOptions backend;
+};
+
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+
+// The first of `names` set in the environment, as an integer, or `fallback`.
+int EnvInt(std::initializer_list<const char*> names, int fallback) {
+  for (const char* name : names) {
+    if (const char* v = std::getenv(name); v != nullptr && *v != '\0') return std::atoi(v);
+  }
+  return fallback;
+}
+
+// Checks that the training communicator numbers the ranks as the launcher did (Configure made it).
+class CheckedBackend : public TorchWorkerBackend {
+ public:
+  CheckedBackend(TorchWorkerBackendOptions options, int rank, int world_size)
+      : TorchWorkerBackend(std::move(options)), launch_rank_(rank), launch_world_size_(world_size) {}
+  absl::Status Configure(const RunConfig& config) override {
+    SRLM_RETURN_IF_ERROR(TorchWorkerBackend::Configure(config));
+    if (rank() != launch_rank_ || world_size() != launch_world_size_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the launcher says rank ", launch_rank_, " of ", launch_world_size_, " but the communicator says rank ",
+          rank(), " of ", world_size(), " (start the workers with mpirun or srun --mpi=pmix)"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  int launch_rank_, launch_world_size_;
+};
+
+absl::Status RunWorker(RunFlags flags) {
+  // OpenMPI's mpirun, then PMIx/Slurm (srun), then a single process.
+  const int rank = EnvInt({"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}, 0);
+  const int world_size = EnvInt({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, 1);
+  SetLogIdentity("worker", rank);
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGUSR1, OnStopSignal);
+
+  SRLM_ASSIGN_OR_RETURN(auto client, coordinator::CoordinatorClient::Connect(flags.client));
+  GrpcCoordinatorLink grpc_link(std::move(client));
+  RetryingCoordinatorLink link(grpc_link, flags.retry_seconds);
+  CheckedBackend backend(flags.backend, rank, world_size);
+  WorkerLoopOptions options;
+  options.checkpoint_root = flags.checkpoint_root;
+  options.stop_requested = &g_stop;
+  options.max_wait_seconds = flags.max_wait_seconds;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  SRLM_ASSIGN_OR_RETURN(WorkerLoopSummary summary,
+                        RunWorkerLoop(link, backend, {host, getpid(), rank, world_size, flags.device}, options));
+  SRLM_LOG(INFO) << (summary.run_done ? "run done" : "stopped") << ": " << summary.prompts_shards
+                 << " prompts shard(s), " << summary.generate_shards << " generate shard(s), "
+                 << summary.pairs_submitted << " pair(s) submitted, " << summary.trainings << " training(s)";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RegisterRunCommand(CLI::App& app) {
+  auto flags = std::make_shared<RunFlags>();
+  auto* cmd = app.add_subcommand("run", "Join a run: register with the coordinator and follow its phases");
+  cmd->add_option("--coordinator", flags->client.address, "coordinator HOST:PORT")->required();
+  cmd->add_option("--checkpoint-root", flags->checkpoint_root, "where M_{t+1} is written (<root>/iter-<t+1>); "
+                  "shared by all ranks' hosts")->capture_default_str();
+  cmd->add_option("--token-file", flags->client.token_file, "bearer token file (default: $SRLM_TOKEN)");
+  cmd->add_option("--tls-ca", flags->client.tls_root_ca_file, "PEM CA: talk TLS to the coordinator");
+  cmd->add_option("--tls-cert", flags->client.tls_client_cert_file, "PEM client certificate (mutual TLS)");
+  cmd->add_option("--tls-key", flags->client.tls_client_key_file, "PEM client key (mutual TLS)");
+  cmd->add_option("--retry-seconds", flags->retry_seconds,
+                  "keep retrying an unreachable coordinator this long (it may be restarting)")
+      ->capture_default_str();
+  cmd->add_option("--max-wait-seconds", flags->max_wait_seconds, "cap on the coordinator's wait hints")
+      ->capture_default_str();
+  cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
+  cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch, "sequences decoded together")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--device-label", flags->device, "device name shown in srlmctl (the model runs on model.device)")
+      ->capture_default_str();
+  cmd->callback([flags]() {
+    absl::Status s = RunWorker(*flags);
+    if (!s.ok()) SRLM_LOG(ERROR) << "worker failed: " << s;
+    std::exit(s.ok() ? 0 : 1);
+  });
+}
+
+}  // namespace srlm

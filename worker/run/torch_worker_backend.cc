@@ -1,0 +1,165 @@
+// Implementation of worker/run/torch_worker_backend.h.
+#include "worker/run/torch_worker_backend.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/tokenizer/chat_template.h"
+#include "worker/model/checkpoint_io.h"
+#include "worker/model/llama_config.h"
+#include "worker/model/model_options.h"
+#include "worker/run/torch_loop_model.h"
+
+namespace srlm {
+
+absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
+  config_ = config;
+  if (!IsKnownChatTemplate(config.model.chat_template)) {
+    return absl::InvalidArgumentError(absl::StrCat("model.chat_template: unknown template '",
+                                                   config.model.chat_template, "'"));
+  }
+  if (communicator_ == nullptr) {
+    SRLM_ASSIGN_OR_RETURN(communicator_, MakeCommunicator(options_.communicator, config.model.device));
+  }
+  if (config.model.device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) return absl::FailedPreconditionError("model.device is cuda but no GPU is visible");
+    const size_t colon = config.model.device.find(':');
+    // "cuda" alone: ranks on a node take the GPUs in turn (as the NCCL communicator does).
+    const int index = colon != std::string::npos
+                          ? std::atoi(config.model.device.c_str() + colon + 1)
+                          : static_cast<int>(communicator_->rank() % torch::cuda::device_count());
+    device_ = torch::Device(torch::kCUDA, index);
+  } else {
+    device_ = torch::Device(torch::kCPU);
+  }
+  SRLM_ASSIGN_OR_RETURN(dtype_, ParseDtype(config.model.dtype, device_));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TorchWorkerBackend::FormatChat(const std::string& user_message) {
+  return FormatChatPrompt(config_.model.chat_template, user_message);
+}
+
+absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::Encoder(
+    const std::string& model_dir) const {
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(model_dir));
+  return std::make_shared<const TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(std::move(tokenizer)),
+                                                      config_.model.chat_template);
+}
+
+absl::StatusOr<ExampleLimits> TorchWorkerBackend::Limits(const std::string& model_dir) const {
+  SRLM_ASSIGN_OR_RETURN(LlamaConfig model, LoadLlamaConfig(model_dir + "/config.json"));
+  const int64_t context = model.max_position_embeddings;
+  return ExampleLimits{config_.model.max_seq_len > 0 ? std::min(config_.model.max_seq_len, context) : context,
+                       model.vocab_size};
+}
+
+absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const std::string& model_dir) {
+  SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
+  SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
+  return std::unique_ptr<LoopModel>(new TorchLoopModel(model, encoder, options_.max_generate_batch));
+}
+
+absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, const std::string& out_dir,
+                                              TrainerOptions options, int64_t num_examples,
+                                              const std::function<absl::StatusOr<TrainingSummary>(Trainer&)>& train) {
+  SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
+  options.tokenizer_dir = model_dir;
+  options.out_dir.clear();  // one checkpoint, at the end, to out_dir
+  // About 20 progress lines per training on rank 0; every step also goes to the coordinator.
+  options.log_every = std::max<int64_t>(1, TotalSteps(options.train, num_examples) / 20);
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                        Trainer::Create(model, std::nullopt, communicator_.get(), options));
+  SRLM_ASSIGN_OR_RETURN(TrainingSummary summary, train(*trainer));
+  if (summary.skipped_steps > 0) {
+    SRLM_LOG(WARNING) << summary.skipped_steps << " step(s) skipped for a non-finite gradient";
+  }
+  return trainer->SaveCheckpoint(out_dir);
+}
+
+namespace {
+
+TrainStepReport ToReport(const StepMetrics& m) {
+  TrainStepReport r;
+  r.step = m.step;
+  r.total_steps = m.total_steps;
+  r.loss = m.loss;
+  r.tokens = static_cast<int64_t>(m.tokens);
+  r.metrics = {{"lr", m.lr}, {"grad_norm", m.grad_norm}, {"skipped", m.skipped ? 1.0 : 0.0},
+               {"step_seconds", m.seconds}};
+  return r;
+}
+
+}  // namespace
+
+absl::Status TorchWorkerBackend::TrainSft(const RunConfig& config, const std::string& model_dir,
+                                          const std::string& out_dir, const TrainStepReporter& report) {
+  config_ = config;
+  SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
+  SRLM_ASSIGN_OR_RETURN(const ExampleLimits limits, Limits(model_dir));
+  SRLM_ASSIGN_OR_RETURN(std::vector<SftExample> examples, ReadSftJsonl(config.data.ift, encoder.get(), limits));
+  if (!config.data.eft.empty()) {
+    SRLM_ASSIGN_OR_RETURN(std::vector<SftExample> eft, ReadSftJsonl(config.data.eft, encoder.get(), limits));
+    examples.insert(examples.end(), eft.begin(), eft.end());
+  }
+  TrainerOptions options;
+  options.objective = TrainingObjective::kSft;
+  options.train = config.sft;
+  options.dpo = config.dpo;
+  if (rank() == 0) {
+    SRLM_LOG(INFO) << "SFT on " << examples.size() << " examples (IFT + EFT), "
+                   << TotalSteps(options.train, static_cast<int64_t>(examples.size())) << " steps of "
+                   << options.train.batch_size << " over " << world_size() << " rank(s)";
+  }
+  return TrainAndSave(model_dir, out_dir, options, static_cast<int64_t>(examples.size()), [&](Trainer& t) {
+    return t.TrainSft(examples, [&](const StepMetrics& m) { report(ToReport(m)); });
+  });
+}
+
+absl::Status TorchWorkerBackend::TrainDpo(const RunConfig& config, const std::string& model_dir,
+                                          const std::vector<v1::TrainingPair>& rank_pairs, int64_t total_pairs,
+                                          const std::string& out_dir, const TrainStepReporter& report) {
+  config_ = config;
+  SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
+  SRLM_ASSIGN_OR_RETURN(const ExampleLimits limits, Limits(model_dir));
+  // The frozen set indexed by position; this rank fills (and the trainer reads) only its residue
+  // class p % world_size == rank, the slice the coordinator streamed (trainer.h RankSlice).
+  std::vector<PreferenceExample> examples(static_cast<size_t>(std::max<int64_t>(0, total_pairs)));
+  for (const v1::TrainingPair& pair : rank_pairs) {
+    const int64_t p = pair.position();
+    if (p < 0 || p >= total_pairs || p % world_size() != rank()) {
+      return absl::InvalidArgumentError(absl::StrCat("pair at position ", p, " of ", total_pairs,
+                                                     " is not in rank ", rank(), "'s slice of ", world_size()));
+    }
+    PreferenceExample& e = examples[static_cast<size_t>(p)];
+    SRLM_ASSIGN_OR_RETURN(e.prompt_ids, encoder->EncodePrompt(pair.prompt()));
+    SRLM_ASSIGN_OR_RETURN(e.chosen_ids, encoder->EncodeResponse(pair.chosen()));
+    SRLM_ASSIGN_OR_RETURN(e.rejected_ids, encoder->EncodeResponse(pair.rejected()));
+    e.ref_chosen_logprob = pair.ref_chosen_logprob();
+    e.ref_rejected_logprob = pair.ref_rejected_logprob();
+    const size_t longest = e.prompt_ids.size() + std::max(e.chosen_ids.size(), e.rejected_ids.size());
+    if (limits.max_seq_len > 0 && static_cast<int64_t>(longest) > limits.max_seq_len) {
+      return absl::InvalidArgumentError(absl::StrCat("pair of prompt ", pair.prompt_id(), " is ", longest,
+                                                     " tokens, over the limit of ", limits.max_seq_len));
+    }
+  }
+  TrainerOptions options;
+  options.objective = TrainingObjective::kDpo;
+  options.train = config.dpo.train;
+  options.dpo = config.dpo;
+  if (total_pairs == 0) {
+    options.train.steps = 0;  // nothing to learn from: M_{t+1} is M_t
+    SRLM_LOG(WARNING) << "no preference pairs this iteration: the next model is a copy of " << model_dir;
+  }
+  return TrainAndSave(model_dir, out_dir, options, total_pairs,
+                      [&](Trainer& t) {
+                        return t.TrainDpo(examples, [&](const StepMetrics& m) {
+                          TrainStepReport r = ToReport(m);
+                          r.metrics["reward_margin"] = m.reward_margin;
+                          r.metrics["reward_accuracy"] = m.reward_accuracy;
+                          report(r);
+                        });
+                      });
+}
+
+}  // namespace srlm
