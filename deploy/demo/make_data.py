@@ -3,53 +3,81 @@
 
 The task family has answers that a program can check, so the demo can measure held-out accuracy and
 the judge's agreement with the truth:
-  reverse: "Reverse the word: cat"           -> "tac"
-  upper:   "Uppercase the word: dog"         -> "DOG"
+  reverse: "Reverse the letters: c a t"      -> "t a c"
+  upper:   "Uppercase the letters: d o g"    -> "D O G"
   add:     "Add: 3 + 4"                      -> "7"
-  first:   "First letter of: house"          -> "h"
-  double:  "Repeat twice: ab"                -> "ab ab"
+  first:   "First letter of: h o u s e"      -> "h"
+  double:  "Repeat twice: a b"               -> "a b , a b"
 Files under --out:
   ift.jsonl   {prompt, response}                           instruction data (correct answers)
   eft.jsonl   {prompt, response, task, answer, score}      judge data: prompt is judge_template.txt
               filled with (task, answer); response is the judgement, ending in "Score: n" where n
               is 5 for a correct answer, 2 for a wrong one of the right length, 1 otherwise
   eval.jsonl  {prompt, answer}                             held-out tasks (words never in ift/eft)
+  pretrain.jsonl {prompt, response}                        self-instruct task lists: the few-shot
+              prompt the worker writes, and one more task as the response (the demo pretrains on
+              these with ift and eft, as a base model would have seen lists of tasks)
   tokenizer.json                                           byte-level BPE trained on the above
+  tokenizer_config.json                                    its BOS and EOS tokens
 Usage: make_data.py [--out DIR] [--seed N] [--check]   (--check: regenerate in memory and compare)
 """
 import argparse
 import json
 import os
 import random
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+def spaced(word):
+    """Words are written letter by letter ("c a t"): each letter is then its own token, which a
+    0.9M-parameter model can learn to copy and reverse in minutes on a CPU (with whole words as
+    byte-level BPE pieces it must first learn every piece's spelling, which it does not in that time)."""
+    return " ".join(word)
+
+
 def answer_of(kind, arg):
     if kind == "reverse":
-        return arg[::-1]
+        return spaced(arg[::-1])
     if kind == "upper":
-        return arg.upper()
+        return spaced(arg.upper())
     if kind == "first":
         return arg[0]
     if kind == "double":
-        return f"{arg} {arg}"
+        return f"{spaced(arg)} , {spaced(arg)}"
     if kind == "add":
         a, b = arg
         return str(a + b)
     raise ValueError(kind)
 
 
+PROMPT_FORMATS = {
+    "reverse": "Reverse the letters: {}",
+    "upper": "Uppercase the letters: {}",
+    "first": "First letter of: {}",
+    "double": "Repeat twice: {}",
+}
+
+
 def prompt_of(kind, arg):
-    return {
-        "reverse": lambda: f"Reverse the word: {arg}",
-        "upper": lambda: f"Uppercase the word: {arg}",
-        "first": lambda: f"First letter of: {arg}",
-        "double": lambda: f"Repeat twice: {arg}",
-        "add": lambda: f"Add: {arg[0]} + {arg[1]}",
-    }[kind]()
+    if kind == "add":
+        return f"Add: {arg[0]} + {arg[1]}"
+    return PROMPT_FORMATS[kind].format(spaced(arg))
+
+
+def parse_task(prompt):
+    """(kind, arg) of a prompt of the task family, or None: the inverse of prompt_of."""
+    m = re.fullmatch(r"Add: ([0-9]) \+ ([0-9])", prompt.strip())
+    if m:
+        return "add", (int(m.group(1)), int(m.group(2)))
+    for kind, fmt in PROMPT_FORMATS.items():
+        m = re.fullmatch(re.escape(fmt).replace(r"\{\}", "{}").format(r"([a-z](?: [a-z])*)"), prompt.strip())
+        if m:
+            return kind, m.group(1).replace(" ", "")
+    return None
 
 
 def judge_score(answer, expected):
@@ -71,7 +99,7 @@ def wrong_answer(rng, kind, arg, expected):
     choices = []
     if kind in ("reverse", "upper", "double", "first"):
         word = arg
-        choices.append(word)                                   # copied the input
+        choices.append(spaced(word))                           # copied the input
         if len(word) > 1:
             i = rng.randrange(len(word))
             swapped = word[:i] + rng.choice(LETTERS) + word[i + 1:]
@@ -81,7 +109,7 @@ def wrong_answer(rng, kind, arg, expected):
         a, b = arg
         choices += [str(a + b + 1), str(a + b - 1), str(a * b), str(a) + str(b)]
     choices = [c for c in choices if c != expected and c]
-    return rng.choice(choices) if choices else expected + "x"
+    return rng.choice(choices) if choices else expected + " x"
 
 
 def make_items(rng, words, count):
@@ -102,6 +130,10 @@ def random_words(rng, count, exclude=()):
             seen.add(w)
             out.append(w)
     return out
+
+
+SELF_INSTRUCT_HEADER = "Below are example tasks. Write one new task in the same style.\n\n"
+SELF_INSTRUCT_MARKER = "### Task\n"
 
 
 def generate(seed):
@@ -129,11 +161,25 @@ def generate(seed):
         # Sums are few (100 in all), so held-out additions may also occur in training; the words
         # of the other kinds never do.
         evals.append({"prompt": prompt_of(kind, arg), "answer": answer_of(kind, arg), "kind": kind})
-    return {"ift.jsonl": ift, "eft.jsonl": eft, "eval.jsonl": evals}
+    # Task lists in the worker's self-instruct format (worker/loop/self_instruct.cc): the prompt is
+    # the header and 2-4 example tasks, the response one more task of the same family. A base model
+    # learns to continue such lists in pretraining; the tiny demo model learns it here.
+    pretrain = []
+    for _ in range(800):
+        shots = [prompt_of(kind, arg) for kind, arg in make_items(rng, train_words, rng.randint(2, 4))]
+        kind, arg = make_items(rng, train_words, 1)[0]
+        prompt = SELF_INSTRUCT_HEADER + "".join(SELF_INSTRUCT_MARKER + shot + "\n\n" for shot in shots)
+        pretrain.append({"prompt": prompt + SELF_INSTRUCT_MARKER, "response": prompt_of(kind, arg)})
+    return {"ift.jsonl": ift, "eft.jsonl": eft, "eval.jsonl": evals, "pretrain.jsonl": pretrain}
 
 
 def jsonl(rows):
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+
+
+# BOS starts every prompt; EOS ends every response (the plain chat template has no end-of-turn token).
+TOKENIZER_CONFIG = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
+                    "tokenizer_class": "PreTrainedTokenizerFast"}
 
 
 def train_tokenizer(files, out_path):
@@ -176,6 +222,9 @@ def main():
         texts = [r["prompt"] + "\n" + r["response"] for r in data["ift.jsonl"] + data["eft.jsonl"]]
         texts += ["Below are example tasks. Write one new task in the same style.\n\n### Task\n"]
         train_tokenizer(texts, os.path.join(args.out, "tokenizer.json"))
+        with open(os.path.join(args.out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+            json.dump(TOKENIZER_CONFIG, f, indent=2, sort_keys=True)
+            f.write("\n")
     print({k: len(v) for k, v in data.items()})
     return 0
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The real worker end to end: `srlm-worker run` (libtorch model, tokenizer, Trainer over MPI) as 2
+# ranks under real mpirun, launched by deploy/mpirun/run.sh with the srlm-coordinator binary, on a
+# tiny model: SFT + 1 self-rewarding iteration. A random model never writes "Score: n", so the test
+# first teaches a tiny model the judge's output format with `srlm-worker sft` (2 ranks, EFT data);
+# its judgements then parse and pairs form. Checks: the status RPC reported every phase and the
+# counter advanced to DONE at iteration 2; the pairs file of iteration 1 exists and every pair in it
+# has a chosen score above its rejected score and finite reference log-probabilities; the new
+# checkpoint loads and generates (srlm-worker generate).
+#   usage: e2e_mpirun_model_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+BUILD="$1"; SRC="$2"
+T="$(mktemp -d /tmp/srlm-e2e-model-XXXXXX)"
+WORKER="$BUILD/worker/srlm-worker"; SRLMCTL="$BUILD/coordinator/ctl/srlmctl"
+DATA="$SRC/deploy/demo/data"
+fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log "$T"/run/*.log; do [[ -f "$f" ]] && { echo "== $f"; tail -25 "$f"; }; done >&2; exit 1; }
+RUN_PID=""
+cleanup() { [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+root_args=(); [[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
+
+"$WORKER" init-model --out "$T/random" --tokenizer-from "$DATA" --hidden-size 64 --intermediate-size 128 \
+  --layers 2 --heads 4 --kv-heads 2 --max-position-embeddings 128 --tie-embeddings --seed 3 >"$T/init.log" 2>&1 \
+  || fail "init-model"
+mpirun "${root_args[@]}" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$WORKER" sft --model "$T/random" \
+  --data "$DATA/eft.jsonl" --out "$T/judge" --steps 60 --batch-size 32 --micro-batch-size 32 --lr 1e-2 \
+  --lr-schedule constant --dropout 0 >"$T/pretrain.log" 2>&1 || fail "pretraining the judge format"
+M0="$T/judge/checkpoint-60"
+[[ -f "$M0/config.json" ]] || fail "no pretrained checkpoint"
+
+cat >"$T/config.yaml" <<YAML
+model: {path: "$M0", chat_template: "plain"}
+data: {ift: "$DATA/ift.jsonl", eft: "$DATA/eft.jsonl"}
+run: {iterations: 1, seed: 11}
+prompts:
+  per_iteration: 32
+  shots: 2
+  shard_size: 4
+  sampling: {temperature: 1.0, top_p: 1.0, max_new_tokens: 10}
+  min_chars: 1
+  max_chars: 200
+generate:
+  candidates: 3
+  shard_size: 4
+  sampling: {temperature: 1.0, top_p: 1.0, max_new_tokens: 8}
+judge:
+  samples: 2
+  template_file: "$SRC/deploy/demo/judge_template.txt"
+  sampling: {temperature: 1.0, top_p: 1.0, max_new_tokens: 24}
+sft: {steps: 3, batch_size: 8, micro_batch_size: 4, lr: 1.0e-4, dropout: 0.0}
+dpo: {steps: 2, batch_size: 4, micro_batch_size: 2, lr: 1.0e-4, dropout: 0.0}
+coordinator: {heartbeat_seconds: 0.5, lease_seconds: 60}
+YAML
+
+export PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export NP=2 THREADS=1 BUILD_DIR="$BUILD" COORD_HOST=127.0.0.1
+bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run" >"$T/run.log" 2>&1 &
+RUN_PID=$!
+# Every phase through the status RPC: the WatchStatus stream (srlmctl watch, an update every 0.1 s)
+# from as soon as the coordinator answers until DONE.
+for _ in $(seq 600); do
+  "$SRLMCTL" --run-dir "$T/run" --coordinator "127.0.0.1:$PORT" watch --interval 0.1 >>"$T/watch.log" 2>/dev/null && break
+  kill -0 "$RUN_PID" 2>/dev/null || break
+  sleep 0.05
+done
+wait "$RUN_PID" || fail "run.sh exited with an error"
+RUN_PID=""
+phases=" $(grep -o 'iteration [0-9]* of [0-9]*  phase [A-Z]*' "$T/watch.log" | awk '{print $2 ":" $6}' | uniq | tr '\n' ' ')"
+echo "status seen:$phases"
+for want in 0:SFT 1:PROMPTS 1:GENERATE 1:TRAIN 2:DONE; do
+  grep -q " $want" <<<"$phases" || fail "the status RPC never reported $want"
+done
+grep -q "run done; pairs in" "$T/run.log" || fail "run.sh did not export the pairs"
+PAIRS="$T/run/pairs/iter-1.jsonl"
+[[ -s "$PAIRS" ]] || fail "no pairs in $PAIRS"
+python3 - "$PAIRS" <<'PY' || fail "bad pairs"
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ids = [r["prompt_id"] for r in rows]
+assert len(ids) == len(set(ids)), "a prompt has two pairs"
+for r in rows:
+    assert r["chosen_score"] > r["rejected_score"], r
+    assert math.isfinite(r["ref_chosen_logprob"]) and r["ref_chosen_logprob"] < 0, r
+    assert math.isfinite(r["ref_rejected_logprob"]) and r["ref_rejected_logprob"] < 0, r
+print(f"{len(rows)} pairs, chosen above rejected, reference log-probabilities finite")
+PY
+for i in 1 2; do [[ -f "$T/run/checkpoints/iter-$i/model.safetensors" ]] || fail "no checkpoint iter-$i"; done
+# The workers' reference log-probabilities (M_1, in GENERATE) equal what the offline command computes
+# for the same prompt and response: the loop and the trainer tokenize alike.
+python3 - "$PAIRS" "$T/ref.in.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        out.write(json.dumps({"prompt": r["prompt"], "response": r["chosen"], "want": r["ref_chosen_logprob"]}) + "\n")
+        out.write(json.dumps({"prompt": r["prompt"], "response": r["rejected"], "want": r["ref_rejected_logprob"]}) + "\n")
+PY
+"$WORKER" logprobs --model "$T/run/checkpoints/iter-1" --input "$T/ref.in.jsonl" --output "$T/ref.out.jsonl" \
+  >"$T/logprobs.log" 2>&1 || fail "srlm-worker logprobs"
+python3 - "$T/ref.out.jsonl" <<'PY' || fail "reference log-probabilities differ from srlm-worker logprobs"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+worst = max(abs(r["logprob"] - r["want"]) / max(1.0, abs(r["want"])) for r in rows)
+assert worst < 1e-4, f"largest relative difference {worst}"
+print(f"{len(rows)} reference log-probabilities match srlm-worker logprobs (worst {worst:.2e})")
+PY
+echo '{"prompt": "Add: 2 + 3"}' >"$T/probe.jsonl"
+"$WORKER" generate --model "$T/run/checkpoints/iter-2" --input "$T/probe.jsonl" --output "$T/probe.out.jsonl" \
+  --temperature 0 --max-new-tokens 4 >"$T/generate.log" 2>&1 || fail "the new checkpoint does not load"
+grep -q '"finish_reason"' "$T/probe.out.jsonl" || fail "no generation from the new checkpoint"
+rm -rf "$T"
+echo PASS
