@@ -113,18 +113,29 @@ grpc::Status CoordinatorService::WatchStatus(grpc::ServerContext* context,
   double interval = request->interval_seconds() > 0 ? request->interval_seconds() : 1.0;
   interval = std::clamp(interval, 0.1, 60.0);
   const auto period = std::chrono::milliseconds(static_cast<int64_t>(interval * 1000));
-  while (!stopping_ && !context->IsCancelled()) {
-    v1::GetStatusResponse status = run_->GetStatus();
-    if (!writer->Write(status)) break;
-    if (status.phase() == v1::PHASE_DONE) break;
-    // The next update after `period`, or at once when the iteration or phase changes, so that a
-    // watcher sees every phase however short.
-    const auto next = std::chrono::steady_clock::now() + period;
-    const std::pair<int64_t, v1::Phase> sent{status.iteration(), status.phase()};
-    while (!stopping_ && !context->IsCancelled() && std::chrono::steady_clock::now() < next &&
-           run_->IterationAndPhase() == sent) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // An update every `period`, and one for every phase transition in order as soon as it happens,
+  // so that a watcher sees each phase however short (a phase that began and ended between two
+  // writes is sent with its own iteration and phase and the counters as they stand).
+  int64_t sent_changes = run_->LastPhaseChange();
+  v1::GetStatusResponse status = run_->GetStatus();
+  if (!writer->Write(status)) return grpc::Status::OK;
+  auto next = std::chrono::steady_clock::now() + period;
+  while (!stopping_ && !context->IsCancelled() && status.phase() != v1::PHASE_DONE) {
+    // Wake at least every 100 ms to notice a cancelled call or a stopping server.
+    const auto wake = std::min(next, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    const std::vector<RunCoordinator::PhaseChange> changes = run_->WaitForPhaseChanges(sent_changes, wake);
+    if (changes.empty() && std::chrono::steady_clock::now() < next) continue;
+    status = run_->GetStatus();
+    for (const RunCoordinator::PhaseChange& change : changes) {
+      sent_changes = change.sequence;
+      if (change.iteration == status.iteration() && change.phase == status.phase()) continue;
+      v1::GetStatusResponse passed = status;
+      passed.set_iteration(change.iteration);
+      passed.set_phase(change.phase);
+      if (!writer->Write(passed)) return grpc::Status::OK;
     }
+    if (!writer->Write(status)) return grpc::Status::OK;
+    next = std::chrono::steady_clock::now() + period;
   }
   return grpc::Status::OK;
 }

@@ -411,6 +411,9 @@ void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter:
                  << v1::Phase_Name(phase);
   phase_ = phase;
   phase_started_ms_ = now;
+  phase_changes_.push_back({++phase_change_sequence_, iteration_, phase});
+  if (phase_changes_.size() > kPhaseChangeHistory) phase_changes_.pop_front();
+  phase_changed_.notify_all();
   if (phase != v1::PHASE_COMMIT) ResetPhaseLocked(phase);
   writes->push_back([iteration = iteration_, phase, now, model_dir = model_dir_](SqliteDb& db) {
     SRLM_RETURN_IF_ERROR(PutRunValue(db, "iteration", absl::StrCat(iteration)));
@@ -1122,9 +1125,20 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
   return response;
 }
 
-std::pair<int64_t, v1::Phase> RunCoordinator::IterationAndPhase() const {
+int64_t RunCoordinator::LastPhaseChange() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return {iteration_, phase_};
+  return phase_change_sequence_;
+}
+
+std::vector<RunCoordinator::PhaseChange> RunCoordinator::WaitForPhaseChanges(
+    int64_t after_sequence, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> lock(mutex_);
+  phase_changed_.wait_until(lock, deadline, [&] { return phase_change_sequence_ > after_sequence; });
+  std::vector<PhaseChange> changes;
+  for (const PhaseChange& change : phase_changes_) {
+    if (change.sequence > after_sequence) changes.push_back(change);
+  }
+  return changes;
 }
 
 v1::GetStatusResponse RunCoordinator::GetStatus() {

@@ -7,7 +7,10 @@
 // Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,8 +56,18 @@ class RunCoordinator {
   absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(
       const v1::ReportCheckpointRequest& request);
   v1::GetStatusResponse GetStatus();
-  // The iteration and phase alone: cheap enough to poll often (WatchStatus sends every change).
-  std::pair<int64_t, v1::Phase> IterationAndPhase() const;
+  // Every phase transition gets the next sequence number; the last kPhaseChangeHistory are kept in
+  // memory so that a status stream can send each phase, however short, in order.
+  struct PhaseChange {
+    int64_t sequence = 0;
+    int64_t iteration = 0;
+    v1::Phase phase = v1::PHASE_UNSPECIFIED;
+  };
+  static constexpr size_t kPhaseChangeHistory = 64;
+  int64_t LastPhaseChange() const;
+  // The transitions after `after_sequence` (oldest first; empty if there were none by `deadline`).
+  std::vector<PhaseChange> WaitForPhaseChanges(int64_t after_sequence,
+                                               std::chrono::steady_clock::time_point deadline) const;
   // The iteration's accepted pairs in prompt-id order, with provenance.
   absl::Status ExportPairs(int64_t iteration,
                            const std::function<bool(const v1::ExportedPair&)>& emit);
@@ -112,6 +125,9 @@ class RunCoordinator {
   std::unique_ptr<SqliteDb> reader_db_;   // lease-time prompt reads
 
   mutable std::mutex mutex_;
+  mutable std::condition_variable phase_changed_;  // notified with mutex_ held by SetPhaseLocked
+  std::deque<PhaseChange> phase_changes_;           // the most recent kPhaseChangeHistory
+  int64_t phase_change_sequence_ = 0;
   // Run.
   int64_t iteration_ = 0;
   v1::Phase phase_ = v1::PHASE_UNSPECIFIED;

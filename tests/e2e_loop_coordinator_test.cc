@@ -3,7 +3,6 @@
 // scripted backend. Checks: the iteration counter advances, every phase shows in GetStatus, every
 // pool prompt has exactly one accepted result, the exported pairs are the right ones (chosen is the
 // correct reversal), and each rank trained on its own disjoint slice of the frozen pair set.
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -55,22 +54,24 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
   ASSERT_TRUE(server.ok()) << server.status();
   const std::string address = "127.0.0.1:" + std::to_string((*server)->port());
 
-  // Watch the phases through the status RPC while the run goes.
-  std::atomic<bool> watching{true};
+  // Watch the phases through the status stream while the run goes: WatchStatus sends an update on
+  // every phase change, however short the phase, and the watch ends when the run is DONE.
   std::set<int> phases_seen;
+  absl::Status watch_status;
   std::thread watcher([&] {
     coordinator::ClientOptions o;
     o.address = address;
     o.token = "e2e-token";
+    o.stream_deadline_seconds = 120;  // a failed run ends the watch instead of hanging the test
     auto client = coordinator::CoordinatorClient::Connect(o);
-    ASSERT_TRUE(client.ok());
-    // One more poll after the workers finish: the run can reach DONE between two polls.
-    for (bool last = false; !last;) {
-      last = !watching;
-      auto status = (*client)->GetStatus();
-      if (status.ok()) phases_seen.insert(status->phase());
-      if (!last) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!client.ok()) {
+      watch_status = client.status();
+      return;
     }
+    watch_status = (*client)->WatchStatus(0.05, [&](const v1::GetStatusResponse& status) {
+      phases_seen.insert(status.phase());
+      return status.phase() != v1::PHASE_DONE;
+    });
   });
 
   std::vector<absl::StatusOr<WorkerLoopSummary>> summaries(2, absl::UnknownError("not run"));
@@ -96,8 +97,8 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
     });
   }
   for (auto& w : workers) w.join();
-  watching = false;
   watcher.join();
+  EXPECT_TRUE(watch_status.ok()) << watch_status;
   for (int rank = 0; rank < 2; ++rank) {
     ASSERT_TRUE(summaries[rank].ok()) << "rank " << rank << ": " << summaries[rank].status();
     EXPECT_TRUE(summaries[rank]->run_done);

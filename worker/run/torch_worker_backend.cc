@@ -70,6 +70,12 @@ absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, cons
   options.log_every = std::max<int64_t>(1, TotalSteps(options.train, num_examples) / 20);
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                         Trainer::Create(model, std::nullopt, communicator_.get(), options));
+  if (num_examples == 0) {
+    // Nothing to learn from (every judgement tied or failed to parse): M_{t+1} is M_t, written
+    // through the same checkpoint path so the iteration still commits.
+    SRLM_LOG(WARNING) << "no training examples this iteration: the next model is a copy of " << model_dir;
+    return trainer->SaveCheckpoint(out_dir);
+  }
   SRLM_ASSIGN_OR_RETURN(TrainingSummary summary, train(*trainer));
   if (summary.skipped_steps > 0) {
     SRLM_LOG(WARNING) << summary.skipped_steps << " step(s) skipped for a non-finite gradient";
@@ -147,10 +153,6 @@ absl::Status TorchWorkerBackend::TrainDpo(const RunConfig& config, const std::st
   options.objective = TrainingObjective::kDpo;
   options.train = config.dpo.train;
   options.dpo = config.dpo;
-  if (total_pairs == 0) {
-    options.train.steps = 0;  // nothing to learn from: M_{t+1} is M_t
-    SRLM_LOG(WARNING) << "no preference pairs this iteration: the next model is a copy of " << model_dir;
-  }
   return TrainAndSave(model_dir, out_dir, options, total_pairs,
                       [&](Trainer& t) {
                         return t.TrainDpo(examples, [&](const StepMetrics& m) {
