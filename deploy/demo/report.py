@@ -17,6 +17,7 @@ Writes RUN/report.md and prints it.
 """
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -147,10 +148,16 @@ def main():
     accuracies = [q["accuracy"] for _, q, _ in rows if q]
     if len(accuracies) >= 3:
         sft, last = accuracies[1], accuracies[-1]
-        verdict = ("improved" if last > sft else "did not improve" if last == sft else "got worse")
+        n = len(evals)
+        # Two standard errors of a difference of two accuracies on n tasks: a change smaller than
+        # this is what reseeding the same run can give, so it is not called an improvement.
+        noise = 2 * math.sqrt((sft * (1 - sft) + last * (1 - last)) / max(1, n))
+        verdict = ("improved" if last - sft > noise else "got worse" if sft - last > noise
+                   else "did not change beyond noise")
         lines.append("")
-        lines.append(f"Self-rewarding {verdict} held-out accuracy: {pct(sft)} after SFT -> {pct(last)} after "
-                     f"{len(accuracies) - 2} iteration(s) ({len(evals)} held-out tasks).")
+        lines.append(f"Self-rewarding {verdict}: held-out accuracy {pct(sft)} after SFT -> {pct(last)} after "
+                     f"{len(accuracies) - 2} iteration(s) ({n} held-out tasks; differences under "
+                     f"{pct(noise)}, two standard errors, are noise).")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.run_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)

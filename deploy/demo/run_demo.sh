@@ -7,13 +7,14 @@
 #      DEMO_ITERATIONS self-rewarding iterations, with srlmctl watch showing progress
 #   4. the table per iteration                          (deploy/demo/report.py -> RUN/report.md)
 # usage: run_demo.sh [BUILD_DIR]; environment: DEMO_RUN_DIR (default runs/demo, replaced each time),
-# DEMO_ITERATIONS (2), DEMO_PRETRAIN_STEPS (800 steps of 32 examples), NP (2 worker ranks), PORT.
+# DEMO_ITERATIONS (2), DEMO_PRETRAIN_STEPS (2400 steps of 32 examples, ~7 min on 2 cores),
+# NP (2 worker ranks), PORT.
 set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="$(cd "${1:-$SRC/build}" && pwd)"
 RUN="${DEMO_RUN_DIR:-$SRC/runs/demo}"
 ITERATIONS="${DEMO_ITERATIONS:-2}"
-PRETRAIN_STEPS="${DEMO_PRETRAIN_STEPS:-800}"
+PRETRAIN_STEPS="${DEMO_PRETRAIN_STEPS:-2400}"
 export NP="${NP:-2}" THREADS="${THREADS:-1}" BUILD_DIR="$BUILD"
 WORKER="$BUILD/worker/srlm-worker"
 SRLMCTL="$BUILD/coordinator/ctl/srlmctl"
