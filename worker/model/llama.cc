@@ -49,17 +49,29 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
   k_proj = register_module("k_proj", MakeLinear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias()));
   v_proj = register_module("v_proj", MakeLinear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias()));
   o_proj = register_module("o_proj", MakeLinear(num_heads * head_dim, c.hidden_size, c.o_bias()));
+  qkv_ = std::make_unique<FusedProjection>(std::vector<torch::nn::Linear>{q_proj, k_proj, v_proj});
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
                                           torch::Tensor cache_v, int64_t offset, double dropout) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj->forward(x).view({B, T, num_heads, head_dim}).transpose(1, 2);     // (B,H,T,D)
-  auto k = k_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // (B,KH,T,D)
-  auto v = v_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
-  q = q * cos + RotateHalf(q) * sin;
-  k = k * cos + RotateHalf(k) * sin;
+  torch::Tensor q, k, v;
+  if (!torch::GradMode::is_enabled()) {
+    // Inference: one matmul for q, k and v, and the rotation applied to q and k together.
+    auto qkv = qkv_->Forward(x).view({B, T, num_heads + 2 * num_kv_heads, head_dim}).transpose(1, 2);
+    auto qk = qkv.narrow(1, 0, num_heads + num_kv_heads);
+    qk = qk * cos + RotateHalf(qk) * sin;
+    q = qk.narrow(1, 0, num_heads);                                // (B,H,T,D)
+    k = qk.narrow(1, num_heads, num_kv_heads);                     // (B,KH,T,D)
+    v = qkv.narrow(1, num_heads + num_kv_heads, num_kv_heads);
+  } else {
+    q = q_proj->forward(x).view({B, T, num_heads, head_dim}).transpose(1, 2);     // (B,H,T,D)
+    k = k_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // (B,KH,T,D)
+    v = v_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
+    q = q * cos + RotateHalf(q) * sin;
+    k = k * cos + RotateHalf(k) * sin;
+  }
   if (cache_k.defined()) {
     cache_k.narrow(2, offset, T).copy_(k);
     cache_v.narrow(2, offset, T).copy_(v);
@@ -78,9 +90,15 @@ LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
   gate_proj = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
   up_proj = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
   down_proj = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+  gate_up_ = std::make_unique<FusedProjection>(std::vector<torch::nn::Linear>{gate_proj, up_proj});
 }
 
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) {
+  if (!torch::GradMode::is_enabled()) {
+    const int64_t inner = gate_proj->weight.size(0);
+    auto gate_up = gate_up_->Forward(x);
+    return down_proj->forward(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner));
+  }
   return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
 }
 

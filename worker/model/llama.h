@@ -5,10 +5,12 @@
 // map one to one. Not thread-safe: one caller at a time per model.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "worker/model/fused_projection.h"
 #include "worker/model/llama_config.h"
 
 namespace srlm {
@@ -42,6 +44,9 @@ class LlamaAttentionImpl : public torch::nn::Module {
                         torch::Tensor cache_v, int64_t offset, double dropout);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
+
+ private:
+  std::unique_ptr<FusedProjection> qkv_;  // inference: q, k and v in one matmul
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -50,6 +55,9 @@ class LlamaMlpImpl : public torch::nn::Module {
   explicit LlamaMlpImpl(const LlamaConfig& config);
   torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  std::unique_ptr<FusedProjection> gate_up_;  // inference: gate and up in one matmul
 };
 TORCH_MODULE(LlamaMlp);
 
