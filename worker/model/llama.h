@@ -36,8 +36,8 @@ TORCH_MODULE(RMSNorm);
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const LlamaConfig& config);
-  // x (B,T,C); cos/sin (B,1,T,D); attn_mask (B,1,T,S) bool or undefined (then causal when
-  // is_causal); when cache_k/cache_v are defined, k/v are written at slots [offset, offset+T) and
+  // x (B,T,C); cos/signed sin (B,1,T,D) from RotaryTables; attn_mask (B,1,T,S) bool or undefined
+  // (then causal when is_causal); when cache_k/cache_v are defined, k/v are written at slots [offset, offset+T) and
   // attention runs over slots [0, offset+T).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
@@ -113,7 +113,8 @@ class LlamaModelImpl : public torch::nn::Module {
   torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
-  // cos, sin (B,1,T,D) in the model dtype for integer positions (B,T).
+  // cos and signed sin (B,1,T,D) in the model dtype for integer positions (B,T): cos = [c, c] and
+  // sin = [-s, s] over the two halves of the head dimension (llama.cc Rotate).
   std::pair<torch::Tensor, torch::Tensor> RotaryTables(const torch::Tensor& position_ids);
   torch::Tensor RunLayers(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                           const torch::Tensor& attn_mask, bool is_causal, KVCache* cache);
