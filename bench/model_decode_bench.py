@@ -146,6 +146,12 @@ def main():
         print(f"decode batch {B:2d}: srlm {s:8.0f} tok/s   python loop {py:8.0f} tok/s   ratio {s / py:.2f}x")
     s, py = best["srlm"]["prefill"], best["py"]["prefill"]
     print(f"prefill 512:     srlm {s:8.0f} tok/s   python loop {py:8.0f} tok/s   ratio {s / py:.2f}x")
+    # Batch 1 reads every weight once per token (all but the embedding table, of which one row), so
+    # memory bandwidth bounds it: how close each side is tells how much room the ratio has.
+    weight_bytes = (srlm["params"] - 4096 * 256) * 4
+    limit = copy_bandwidth() / weight_bytes
+    print(f"batch 1 bandwidth limit {limit:.0f} tok/s ({weight_bytes / 1e6:.1f} MB read per token): "
+          f"srlm at {100 * best['srlm'][1] / limit:.0f}%, python loop at {100 * best['py'][1] / limit:.0f}%")
 
 if __name__ == "__main__":
     main()
