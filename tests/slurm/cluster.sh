@@ -48,15 +48,18 @@ start() {
 }
 
 stop() {
-  local f pid
+  local f pid found=0
   for f in slurmd.fgpid slurmctld.fgpid munged.pid; do
     [[ -f "$DIR/$f" ]] || continue
+    found=1
     pid="$(cat "$DIR/$f")"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$DIR/$f"
   done
+  # Stopping a folder with nothing recorded is a caller's mistake (a wrong DIR leaves daemons running).
+  [[ "$found" == 1 ]] || { echo "cluster.sh stop: no daemons recorded under $DIR" >&2; return 1; }
 }
 
 case "$cmd" in

@@ -10,10 +10,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD="$1"; WORKER="$2"; SRC="$3"
 DIR="$(mktemp -d /tmp/srlm-slurm-deploy-XXXXXX)"
-cleanup() { "$HERE/cluster.sh" stop "$DIR" || true; }
-trap cleanup EXIT
-eval "$("$HERE/cluster.sh" start "$DIR/cluster")"
-fail() { echo "FAIL: $*" >&2; tail -40 "$DIR/job.out" >&2 || true; tail -20 "$DIR/run/coordinator.log" >&2 || true; exit 1; }
+source "$HERE/deploy_job.sh"
 
 cat >"$DIR/config.yaml" <<YAML
 model:
@@ -37,13 +34,10 @@ coordinator:
   lease_seconds: 20
 YAML
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 export SRLM_BUILD_DIR="$BUILD" SRLM_WORKER_BIN="$WORKER" RUN_DIR="$DIR/run" PORT="$port"
 export E2E_GENERATE_DELAY_MS=300 E2E_TRAIN_DELAY_MS=500 E2E_EXPORT_PAIRS="$DIR/pairs.jsonl"
-# The script's #SBATCH lines ask for a GPU cluster; the command line overrides them for this node.
-job="$(sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
-        --time=10 --output="$DIR/job.out" --export=ALL "$SRC/deploy/slurm/srlm.sbatch" "$DIR/config.yaml")" \
-  || fail "sbatch failed"
+job="$(submit_deploy_job "$DIR/config.yaml")" || fail "sbatch failed"
 echo "job $job"
 for _ in $(seq 600); do grep -q "GENERATE shard" "$DIR/job.out" 2>/dev/null && break; sleep 0.1; done
 grep -q "GENERATE shard" "$DIR/job.out" || fail "no GENERATE shard in the first start"

@@ -9,10 +9,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD="$1"; SRC="$2"
 DIR="$(mktemp -d /tmp/srlm-slurm-model-XXXXXX)"
-cleanup() { "$HERE/cluster.sh" stop "$DIR/cluster" || true; }
-trap cleanup EXIT
-eval "$("$HERE/cluster.sh" start "$DIR/cluster")"
-fail() { echo "FAIL: $*" >&2; tail -40 "$DIR/job.out" >&2 || true; tail -20 "$DIR/run/coordinator.log" >&2 || true; exit 1; }
+source "$HERE/deploy_job.sh"
 DATA="$SRC/deploy/demo/data"
 "$BUILD/worker/srlm-worker" init-model --out "$DIR/m0" --tokenizer-from "$DATA" --hidden-size 32 \
   --intermediate-size 64 --layers 2 --heads 2 --kv-heads 1 --max-position-embeddings 128 --seed 5 \
@@ -32,12 +29,9 @@ dpo: {steps: 1, batch_size: 4, micro_batch_size: 2, lr: 1.0e-4}
 coordinator: {heartbeat_seconds: 0.5, lease_seconds: 60}
 YAML
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 export SRLM_BUILD_DIR="$BUILD" RUN_DIR="$DIR/run" PORT="$port" OMP_NUM_THREADS=1
-# The script's #SBATCH lines ask for a GPU cluster; the command line overrides them for this node.
-job="$(sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
-        --time=10 --output="$DIR/job.out" --export=ALL "$SRC/deploy/slurm/srlm.sbatch" "$DIR/config.yaml")" \
-  || fail "sbatch failed"
+job="$(submit_deploy_job "$DIR/config.yaml")" || fail "sbatch failed"
 echo "job $job"
 for _ in $(seq 900); do grep -q "workers exited with" "$DIR/job.out" 2>/dev/null && break; sleep 0.2; done
 grep -q "workers exited with 0" "$DIR/job.out" || fail "the workers did not finish"

@@ -11,9 +11,8 @@ bool IsRowsOf(const torch::Tensor& part, const torch::Tensor& buffer, int64_t ro
       !part.is_contiguous()) {
     return false;
   }
-  const int64_t row_elements = buffer.dim() > 1 ? buffer.stride(0) : 1;
-  return part.data_ptr() ==
-         static_cast<const void*>(static_cast<const char*>(buffer.data_ptr()) + row * row_elements * buffer.element_size());
+  const auto* first = static_cast<const char*>(buffer.data_ptr()) + row * buffer.stride(0) * buffer.element_size();
+  return part.data_ptr() == static_cast<const void*>(first);
 }
 
 // Concatenates `tensors` along dim 0 into a new buffer and points each tensor at its rows.
@@ -63,8 +62,7 @@ void FusedProjection::Fuse() {
 }
 
 torch::Tensor FusedProjection::Forward(const torch::Tensor& x) {
-  TORCH_CHECK(!torch::GradMode::is_enabled(), "FusedProjection is for inference: turn grad mode off");
-  if (mixed_bias_) {
+  if (torch::GradMode::is_enabled() || mixed_bias_) {
     std::vector<torch::Tensor> outputs;
     for (auto& p : parts_) outputs.push_back(p->forward(x));
     return torch::cat(outputs, -1);

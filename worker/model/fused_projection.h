@@ -16,7 +16,7 @@ class FusedProjection {
  public:
   explicit FusedProjection(std::vector<torch::nn::Linear> parts);
   // x (..., in_features) -> (..., sum of the layers' out_features), the layers' outputs side by
-  // side in order. No autograd: call with grad mode off (inference); training uses the layers.
+  // side in order.
   torch::Tensor Forward(const torch::Tensor& x);
 
  private:
@@ -25,7 +25,7 @@ class FusedProjection {
 
   std::vector<torch::nn::Linear> parts_;
   bool with_bias_ = false;   // every layer has a bias
-  bool mixed_bias_ = false;  // some do and some do not: no fusion, the layers run one by one
+  bool mixed_bias_ = false;  // some do and some do not: never fused
   torch::Tensor weight_, bias_;
 };
 

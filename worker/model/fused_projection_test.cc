@@ -1,6 +1,6 @@
 // FusedProjection against the layers it fuses, run one by one: same outputs, parameters that stay
 // the layers' own (an in-place update shows in the fused output), re-fusion after a parameter gets
-// new storage, and the unfused fallback when only some layers have a bias.
+// new storage, the unfused path when only some layers have a bias, and gradients in training.
 #include "worker/model/fused_projection.h"
 
 #include <gtest/gtest.h>
@@ -68,10 +68,29 @@ TEST(FusedProjection, SomeLayersWithABiasRunOneByOne) {
   EXPECT_TRUE(torch::allclose(fused.Forward(x), Separate(parts, x), 1e-6, 1e-6));
 }
 
-TEST(FusedProjection, RefusesGradMode) {
-  std::vector<torch::nn::Linear> parts = {Layer(4, 3, false), Layer(4, 2, false)};
+TEST(FusedProjection, InTrainingGradientsReachEachLayer) {
+  torch::manual_seed(6);
+  std::vector<torch::nn::Linear> parts = {Layer(4, 3, true), Layer(4, 2, true)};
   FusedProjection fused(parts);
-  EXPECT_THROW(fused.Forward(torch::randn({2, 4})), c10::Error);
+  auto x = torch::randn({2, 4});
+  {
+    torch::NoGradGuard no_grad;
+    (void)fused.Forward(x);  // fused once: training must still reach the layers' own parameters
+  }
+  fused.Forward(x).pow(2).sum().backward();
+  std::vector<torch::Tensor> fused_grads;
+  for (auto& p : parts) {
+    fused_grads.push_back(p->weight.grad().clone());
+    fused_grads.push_back(p->bias.grad().clone());
+    p->zero_grad();
+  }
+  Separate(parts, x).pow(2).sum().backward();
+  size_t i = 0;
+  for (auto& p : parts) {
+    ASSERT_TRUE(p->weight.grad().defined());
+    EXPECT_TRUE(torch::allclose(fused_grads[i++], p->weight.grad(), 1e-6, 1e-6));
+    EXPECT_TRUE(torch::allclose(fused_grads[i++], p->bias.grad(), 1e-6, 1e-6));
+  }
 }
 
 }  // namespace

@@ -58,22 +58,13 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
                                           const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
                                           torch::Tensor cache_v, int64_t offset, double dropout) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q, k, v;
-  if (!torch::GradMode::is_enabled()) {
-    // Inference: one matmul for q, k and v, and the rotation applied to q and k together.
-    auto qkv = qkv_->Forward(x).view({B, T, num_heads + 2 * num_kv_heads, head_dim}).transpose(1, 2);
-    auto qk = qkv.narrow(1, 0, num_heads + num_kv_heads);
-    qk = Rotate(qk, cos, sin);
-    q = qk.narrow(1, 0, num_heads);                                // (B,H,T,D)
-    k = qk.narrow(1, num_heads, num_kv_heads);                     // (B,KH,T,D)
-    v = qkv.narrow(1, num_heads + num_kv_heads, num_kv_heads);
-  } else {
-    q = q_proj->forward(x).view({B, T, num_heads, head_dim}).transpose(1, 2);     // (B,H,T,D)
-    k = k_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // (B,KH,T,D)
-    v = v_proj->forward(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
-    q = Rotate(q, cos, sin);
-    k = Rotate(k, cos, sin);
-  }
+  // One matmul for q, k and v in inference (FusedProjection), and the rotation applied to q and k
+  // together.
+  auto qkv = qkv_->Forward(x).view({B, T, num_heads + 2 * num_kv_heads, head_dim}).transpose(1, 2);
+  auto qk = Rotate(qkv.narrow(1, 0, num_heads + num_kv_heads), cos, sin);
+  auto q = qk.narrow(1, 0, num_heads);                                // (B,H,T,D)
+  auto k = qk.narrow(1, num_heads, num_kv_heads);                     // (B,KH,T,D)
+  auto v = qkv.narrow(1, num_heads + num_kv_heads, num_kv_heads);
   if (cache_k.defined()) {
     cache_k.narrow(2, offset, T).copy_(k);
     cache_v.narrow(2, offset, T).copy_(v);
@@ -96,12 +87,9 @@ LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
 }
 
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) {
-  if (!torch::GradMode::is_enabled()) {
-    const int64_t inner = gate_proj->weight.size(0);
-    auto gate_up = gate_up_->Forward(x);
-    return down_proj->forward(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner));
-  }
-  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  const int64_t inner = gate_proj->weight.size(0);
+  auto gate_up = gate_up_->Forward(x);
+  return down_proj->forward(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner));
 }
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {

@@ -37,8 +37,8 @@ class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const LlamaConfig& config);
   // x (B,T,C); cos/signed sin (B,1,T,D) from RotaryTables; attn_mask (B,1,T,S) bool or undefined
-  // (then causal when is_causal); when cache_k/cache_v are defined, k/v are written at slots [offset, offset+T) and
-  // attention runs over slots [0, offset+T).
+  // (then causal when is_causal); when cache_k/cache_v are defined, k/v are written at slots
+  // [offset, offset+T) and attention runs over slots [0, offset+T).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
                         torch::Tensor cache_v, int64_t offset, double dropout);
@@ -46,7 +46,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
   int64_t num_heads, num_kv_heads, head_dim;
 
  private:
-  std::unique_ptr<FusedProjection> qkv_;  // inference: q, k and v in one matmul
+  std::unique_ptr<FusedProjection> qkv_;  // q, k and v (one matmul in inference)
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -57,7 +57,7 @@ class LlamaMlpImpl : public torch::nn::Module {
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
-  std::unique_ptr<FusedProjection> gate_up_;  // inference: gate and up in one matmul
+  std::unique_ptr<FusedProjection> gate_up_;  // gate and up (one matmul in inference)
 };
 TORCH_MODULE(LlamaMlp);
 

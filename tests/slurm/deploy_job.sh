@@ -1,0 +1,26 @@
+# Sourced (not run) by the tests that submit deploy/slurm/srlm.sbatch to a private one-node Slurm:
+# slurm_deploy_test.sh and slurm_model_test.sh. Needs HERE (tests/slurm), SRC and DIR set. Starts the
+# cluster under DIR/cluster, stops it by PID when the test exits, and defines:
+#   fail MSG                  print MSG with the last lines of the job and the coordinator; exit 1
+#   free_port                 a free TCP port on 127.0.0.1
+#   submit_deploy_job CONFIG  sbatch of the deploy script on this node; prints the job id
+cleanup() { "$HERE/cluster.sh" stop "$DIR/cluster" || true; }
+trap cleanup EXIT
+eval "$("$HERE/cluster.sh" start "$DIR/cluster")"
+
+fail() {
+  echo "FAIL: $*" >&2
+  tail -40 "$DIR/job.out" >&2 || true
+  tail -20 "$DIR/run/coordinator.log" >&2 || true
+  exit 1
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+submit_deploy_job() {
+  # The script's #SBATCH lines ask for a GPU cluster; the command line overrides them for this node.
+  sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
+    --time=10 --output="$DIR/job.out" --export=ALL "$SRC/deploy/slurm/srlm.sbatch" "$1"
+}
