@@ -1,7 +1,10 @@
 // Benchmark: srlm's SFT and DPO training step (tokens/s) on the d_model 256, 4-layer Llama against
 // a plain PyTorch step in Python (bench/train_step_reference.py) on the same data, run side by side
 // in turns; under mpirun, the share of the step spent in the gradient all-reduce.
-//   train_step_bench --dir DIR [--steps 5 --batch 8 --threads 1 --baseline]   (DIR from the .py `make`)
+// srlm runs with the worker's host-memory policy (worker/model/host_memory.h) unless --default-malloc;
+// --python-same-malloc gives the Python side the same glibc settings through GLIBC_TUNABLES.
+//   train_step_bench --dir DIR [--steps 5 --batch 8 --threads 1 --rounds 2 --no-baseline]
+//                    [--default-malloc] [--python-same-malloc]            (DIR from the .py `make`)
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "worker/model/checkpoint_io.h"
+#include "worker/model/host_memory.h"
 #include "worker/train/trainer.h"
 
 namespace {
@@ -61,10 +65,15 @@ Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::str
   return r;
 }
 
-Result TimePython(const std::string& dir, const std::string& objective, int batch, int steps, int threads) {
+// The glibc settings equal to KeepFreedHostMemoryForReuse(), for the Python side.
+constexpr char kSameMallocTunables[] =
+    "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 ";
+
+Result TimePython(const std::string& dir, const std::string& objective, int batch, int steps, int threads,
+                  bool same_malloc) {
   const char* py = std::getenv("SRLM_VENV_PYTHON");
-  const std::string cmd = absl::StrFormat("%s %s/bench/train_step_reference.py time --dir %s --objective %s --batch %d --steps %d --threads %d",
-                                          py ? py : SRLM_VENV_PYTHON_PATH, SRLM_SOURCE_DIR_PATH, dir, objective, batch, steps, threads);
+  const std::string cmd = absl::StrFormat("%s%s %s/bench/train_step_reference.py time --dir %s --objective %s --batch %d --steps %d --threads %d",
+                                          same_malloc ? kSameMallocTunables : "", py ? py : SRLM_VENV_PYTHON_PATH, SRLM_SOURCE_DIR_PATH, dir, objective, batch, steps, threads);
   FILE* pipe = popen(cmd.c_str(), "r");
   char buffer[4096] = {0};
   std::string out;
@@ -81,14 +90,19 @@ int main(int argc, char** argv) {
   CLI::App app{"srlm trainer step benchmark"};
   std::string dir;
   int steps = 5, batch = 8, threads = 1, rounds = 2;
-  bool baseline = true;
+  bool baseline = true, default_malloc = false, python_same_malloc = false;
   app.add_option("--dir", dir, "model and data from train_step_reference.py make")->required();
   app.add_option("--steps", steps, "timed steps per run (after one warm-up step)");
   app.add_option("--batch", batch, "global batch (examples; DPO forwards 2x sequences)");
   app.add_option("--threads", threads, "intra-op threads on both sides");
   app.add_option("--rounds", rounds, "alternating rounds srlm / Python; the best of each is reported");
   app.add_flag("!--no-baseline", baseline, "skip the Python baseline (e.g. under mpirun)");
+  app.add_flag("--default-malloc", default_malloc, "srlm without the worker's host-memory policy");
+  app.add_flag("--python-same-malloc", python_same_malloc, "the Python side with the same glibc malloc settings");
   CLI11_PARSE(app, argc, argv);
+  if (!default_malloc) {
+    if (absl::Status s = srlm::KeepFreedHostMemoryForReuse(); !s.ok()) SRLM_LOG(FATAL) << s;
+  }
   torch::set_num_threads(threads);
   auto comm = srlm::MakeCommunicator("auto", "cpu");
   if (!comm.ok()) SRLM_LOG(FATAL) << comm.status();
@@ -101,7 +115,7 @@ int main(int argc, char** argv) {
       Result r = TimeSrlm(comm->get(), dir, objective, batch, steps);
       if (r.tokens_per_second > best.tokens_per_second) best = r;
       if (baseline && print) {
-        Result p = TimePython(dir, objective, batch, steps, threads);
+        Result p = TimePython(dir, objective, batch, steps, threads, python_same_malloc);
         if (p.tokens_per_second > best_py.tokens_per_second) best_py = p;
       }
     }

@@ -85,8 +85,13 @@ class LlamaModelImpl : public torch::nn::Module {
   explicit LlamaModelImpl(const LlamaConfig& config);
 
   // input_ids (B,T) int64, attention_mask (B,T) 1 = real token (right or left padding); returns
-  // logits (B,T,V) float32. Positions count real tokens only, so padding does not shift them.
+  // logits (B,T,V) float32. Positions count real tokens only, so padding does not shift them;
+  // the values at padding positions are unspecified.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+
+  // The same pass up to the final norm: hidden states (B,T,hidden) in the model dtype, for callers
+  // that need logits at a few positions only (sequence log-probabilities: response tokens).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 
   // Incremental step: runs input_ids (B,T) with position_ids (B,T) at cache slots
   // [cache->length, cache->length + T) and advances cache->length by T. attn_mask (B,1,T,length+T)

@@ -74,6 +74,18 @@ TEST_P(HfParity, LogitsLogprobsAndGreedyMatchTransformers) {
   auto padded_ids = ids * attn;  // padding id 0
   auto sums = SequenceLogprobs(*model, padded_ids, attn, resp);
   ExpectClose(sums, ref["padded_logprob_sums"], "padded log-prob sums");
+  // The same rows left-padded take the masked-attention path (right padding needs no mask).
+  auto left_ids = torch::zeros_like(padded_ids), left_attn = torch::zeros_like(attn), left_resp = torch::zeros_like(resp);
+  const int64_t T = ids.size(1);
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const int64_t n = attn[b].sum().item<int64_t>();
+    left_ids[b].narrow(0, T - n, n).copy_(padded_ids[b].narrow(0, 0, n));
+    left_attn[b].narrow(0, T - n, n).copy_(attn[b].narrow(0, 0, n));
+    left_resp[b].narrow(0, T - n, n).copy_(resp[b].narrow(0, 0, n));
+  }
+  ASSERT_FALSE(torch::equal(left_attn, attn)) << "the reference batch has no padding to move";
+  ExpectClose(SequenceLogprobs(*model, left_ids, left_attn, left_resp), ref["padded_logprob_sums"],
+              "left-padded log-prob sums");
 
   // Greedy, full recompute each step.
   auto seq = ids.narrow(1, 0, 7).narrow(0, 0, 1);
