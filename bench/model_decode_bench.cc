@@ -13,6 +13,7 @@
 
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/generator.h"
+#include "worker/model/host_memory.h"
 
 namespace {
 
@@ -57,6 +58,11 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(threads);
+  // As in srlm-worker, whose generator this measures.
+  if (absl::Status s = srlm::KeepFreedHostMemoryForReuse(); !s.ok()) {
+    std::cerr << s << "\n";
+    return 1;
+  }
   const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   srlm::LlamaModel model(c);
   srlm::InitializeWeights(model, 1);

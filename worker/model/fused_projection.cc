@@ -68,7 +68,11 @@ torch::Tensor FusedProjection::Forward(const torch::Tensor& x) {
     return torch::cat(outputs, -1);
   }
   if (!Shared()) Fuse();
-  return at::linear(x, weight_, with_bias_ ? std::optional<torch::Tensor>(bias_) : std::nullopt);
+  // The optimizer updates the layers' parameters, whose version counters are their own (set_ does
+  // not make them views of the buffer): their sum tells the packed copy when to renew.
+  int64_t version = 0;
+  for (const auto& p : parts_) version += p->weight._version();
+  return matmul_.Forward(x, weight_, with_bias_ ? std::optional<torch::Tensor>(bias_) : std::nullopt, version);
 }
 
 }  // namespace srlm

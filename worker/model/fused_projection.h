@@ -10,6 +10,8 @@
 
 #include <torch/torch.h>
 
+#include "worker/model/packed_linear.h"
+
 namespace srlm {
 
 class FusedProjection {
@@ -27,6 +29,7 @@ class FusedProjection {
   bool with_bias_ = false;   // every layer has a bias
   bool mixed_bias_ = false;  // some do and some do not: never fused
   torch::Tensor weight_, bias_;
+  PackedLinear matmul_;  // the one inference matmul over weight_
 };
 
 }  // namespace srlm

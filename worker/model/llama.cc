@@ -76,7 +76,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto out = at::scaled_dot_product_attention(q, k, v, mask, dropout, is_causal && !attn_mask.defined(),
                                               /*scale=*/std::nullopt, /*enable_gqa=*/num_kv_heads != num_heads);
   out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
-  return o_proj->forward(out);
+  return o_matmul_.Forward(out, o_proj);
 }
 
 LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
@@ -89,7 +89,7 @@ LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) {
   const int64_t inner = gate_proj->weight.size(0);
   auto gate_up = gate_up_->Forward(x);
-  return down_proj->forward(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner));
+  return down_matmul_.Forward(torch::silu(gate_up.narrow(-1, 0, inner)) * gate_up.narrow(-1, inner, inner), down_proj);
 }
 
 LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
@@ -154,8 +154,12 @@ torch::Tensor LlamaModelImpl::RunLayers(const torch::Tensor& input_ids, const to
   return model->norm->forward(h);
 }
 
+torch::Tensor LlamaModelImpl::logits(const torch::Tensor& hidden) {
+  return output_matmul_.Forward(hidden, output_weight(), std::nullopt).to(torch::kFloat32);
+}
+
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  return torch::matmul(hidden_states(input_ids, attention_mask), output_weight().t()).to(torch::kFloat32);
+  return logits(hidden_states(input_ids, attention_mask));
 }
 
 torch::Tensor LlamaModelImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
@@ -200,7 +204,7 @@ torch::Tensor LlamaModelImpl::forward_cached(const torch::Tensor& input_ids, con
   }
   auto h = RunLayers(input_ids, position_ids, mask, is_causal, cache);
   if (last_only) h = h.narrow(1, T - 1, 1);
-  return torch::matmul(h, output_weight().t()).to(torch::kFloat32);
+  return logits(h);
 }
 
 KVCache LlamaModelImpl::make_cache(int64_t batch, int64_t capacity) const {

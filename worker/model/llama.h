@@ -47,6 +47,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
 
  private:
   std::unique_ptr<FusedProjection> qkv_;  // q, k and v (one matmul in inference)
+  PackedLinear o_matmul_;                 // o_proj (prepacked in inference on CPU)
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -58,6 +59,7 @@ class LlamaMlpImpl : public torch::nn::Module {
 
  private:
   std::unique_ptr<FusedProjection> gate_up_;  // gate and up (one matmul in inference)
+  PackedLinear down_matmul_;                  // down_proj (prepacked in inference on CPU)
 };
 TORCH_MODULE(LlamaMlp);
 
@@ -92,6 +94,8 @@ class LlamaModelImpl : public torch::nn::Module {
   // The same pass up to the final norm: hidden states (B,T,hidden) in the model dtype, for callers
   // that need logits at a few positions only (sequence log-probabilities: response tokens).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
+  // The output projection of hidden states (..., hidden) -> logits (..., V) float32.
+  torch::Tensor logits(const torch::Tensor& hidden);
 
   // Incremental step: runs input_ids (B,T) with position_ids (B,T) at cache slots
   // [cache->length, cache->length + T) and advances cache->length by T. attn_mask (B,1,T,length+T)
@@ -124,6 +128,7 @@ class LlamaModelImpl : public torch::nn::Module {
   torch::Tensor RunLayers(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                           const torch::Tensor& attn_mask, bool is_causal, KVCache* cache);
 
+  PackedLinear output_matmul_;  // lm_head or the tied embedding (prepacked in inference on CPU)
   torch::Tensor inv_freq_;  // (D/2) float32, kept off the module's buffers so .to(bf16) keeps it
   double dropout_ = 0.0;
 };

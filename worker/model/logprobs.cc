@@ -22,7 +22,7 @@ torch::Tensor SequenceLogprobs(LlamaModel& model, const torch::Tensor& input_ids
   const torch::Tensor rows = counts.flatten().nonzero().squeeze(1);  // indices into (B*(T-1))
   auto hidden = model->hidden_states(input_ids, attention_mask).narrow(1, 0, T - 1);
   hidden = hidden.reshape({B * (T - 1), hidden.size(-1)}).index_select(0, rows);
-  auto logits = torch::matmul(hidden, model->output_weight().t()).to(torch::kFloat32);  // (rows, V)
+  auto logits = model->logits(hidden);  // (rows, V) float32
   auto targets = input_ids.narrow(1, 1, T - 1).flatten().index_select(0, rows).unsqueeze(1);
   auto token_logprobs = logits.gather(1, targets).squeeze(1) - torch::logsumexp(logits, 1);
   auto sequence = torch::div(rows, T - 1, "floor");

@@ -1,0 +1,77 @@
+// Implementation of worker/model/packed_linear.h.
+#include "worker/model/packed_linear.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
+namespace srlm {
+namespace {
+
+// oneDNN's linear ops, as libtorch registers them for Inductor's CPU path; null when absent.
+struct OneDnnOps {
+  std::optional<c10::OperatorHandle> reorder;  // mkldnn::_reorder_linear_weight(Tensor, int? batch_size)
+  std::optional<c10::OperatorHandle> linear;   // mkldnn::_linear_pointwise(X, W, B?, attr, scalars, algorithm?)
+};
+
+const OneDnnOps& Ops() {
+  static const OneDnnOps ops = [] {
+    OneDnnOps o;
+    if (!at::hasMKLDNN()) return o;
+    o.reorder = c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
+    o.linear = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    return o;
+  }();
+  return ops;
+}
+
+// The batch size oneDNN is told to expect when it picks the packed layout. Measured on the decode
+// benchmark: a hint of 16 served batch 1 and batch 16 as well as a hint of either (docs/PERFORMANCE.md).
+constexpr int64_t kBatchHint = 16;
+
+}  // namespace
+
+torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::nn::Linear& layer) {
+  return Forward(x, layer->weight, layer->bias.defined() ? std::optional<torch::Tensor>(layer->bias) : std::nullopt);
+}
+
+bool PackedLinear::Current(const torch::Tensor& weight, int64_t weight_version) const {
+  return packed_.defined() && weight.storage().is_alias_of(source_storage_) &&
+         weight.storage_offset() == source_offset_ && weight.sizes() == packed_.sizes() &&
+         weight_version == source_version_;
+}
+
+torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor& weight,
+                                    const std::optional<torch::Tensor>& bias) {
+  return Forward(x, weight, bias, weight._version());
+}
+
+torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor& weight,
+                                    const std::optional<torch::Tensor>& bias, int64_t weight_version) {
+  const OneDnnOps& ops = Ops();
+  const auto dtype = weight.scalar_type();
+  last_was_packed_ = !torch::GradMode::is_enabled() && ops.reorder && ops.linear && weight.device().is_cpu() &&
+                     (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && x.scalar_type() == dtype &&
+                     weight.is_contiguous() && (!bias || bias->scalar_type() == dtype);
+  if (!last_was_packed_) {
+    packed_ = torch::Tensor();  // hold no stale copy
+    source_storage_ = c10::Storage();
+    return at::linear(x, weight, bias);
+  }
+  if (!Current(weight, weight_version)) {
+    // The copy must be an ordinary tensor even when the caller is in inference mode, so that later
+    // no-grad callers outside it can use it too.
+    c10::InferenceMode normal_mode(false);
+    torch::jit::Stack stack{weight, c10::IValue(kBatchHint)};
+    ops.reorder->callBoxed(&stack);
+    packed_ = stack[0].toTensor();
+    source_storage_ = weight.storage();
+    source_offset_ = weight.storage_offset();
+    source_version_ = weight_version;
+  }
+  torch::jit::Stack stack{x.contiguous(), packed_, bias ? c10::IValue(*bias) : c10::IValue(), std::string("none"),
+                          c10::List<std::optional<at::Scalar>>(), c10::IValue()};
+  ops.linear->callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
+}  // namespace srlm
