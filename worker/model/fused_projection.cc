@@ -63,6 +63,7 @@ void FusedProjection::Fuse() {
 
 torch::Tensor FusedProjection::Forward(const torch::Tensor& x) {
   if (torch::GradMode::is_enabled() || mixed_bias_) {
+    matmul_ = PackedLinear();  // training changes the weights: hold no packed copy meanwhile
     std::vector<torch::Tensor> outputs;
     for (auto& p : parts_) outputs.push_back(p->forward(x));
     return torch::cat(outputs, -1);
