@@ -4,6 +4,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
+#include <atomic>
+
 namespace srlm {
 namespace {
 
@@ -22,6 +24,14 @@ const OneDnnOps& Ops() {
     return o;
   }();
   return ops;
+}
+
+// Dtypes whose reorder oneDNN refused on this CPU (bf16 needs AVX-512 or AVX-NE-CONVERT): they
+// take at::linear from then on, in every PackedLinear of the process.
+std::atomic<bool> refused_float32{false}, refused_bfloat16{false};
+
+std::atomic<bool>& Refused(torch::ScalarType dtype) {
+  return dtype == torch::kBFloat16 ? refused_bfloat16 : refused_float32;
 }
 
 // The batch size oneDNN is told to expect when it picks the packed layout. Measured on the decode
@@ -51,7 +61,7 @@ torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor&
   const auto dtype = weight.scalar_type();
   last_was_packed_ = !torch::GradMode::is_enabled() && ops.reorder && ops.linear && weight.device().is_cpu() &&
                      (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && x.scalar_type() == dtype &&
-                     weight.is_contiguous() && (!bias || bias->scalar_type() == dtype);
+                     weight.is_contiguous() && (!bias || bias->scalar_type() == dtype) && !Refused(dtype).load();
   if (!last_was_packed_) {
     packed_ = torch::Tensor();  // hold no stale copy
     source_storage_ = c10::Storage();
@@ -59,16 +69,26 @@ torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor&
   }
   if (!Current(weight, weight_version)) {
     // The copy must be an ordinary tensor even when the caller is in inference mode, so that later
-    // no-grad callers outside it can use it too.
+    // no-grad callers outside it can use it too; it records no autograd history.
     c10::InferenceMode normal_mode(false);
+    torch::NoGradGuard no_grad;
     torch::jit::Stack stack{weight, c10::IValue(kBatchHint)};
-    ops.reorder->callBoxed(&stack);
+    try {
+      ops.reorder->callBoxed(&stack);
+    } catch (const c10::Error&) {
+      Refused(dtype).store(true);
+      last_was_packed_ = false;
+      packed_ = torch::Tensor();
+      source_storage_ = c10::Storage();
+      return at::linear(x, weight, bias);
+    }
     packed_ = stack[0].toTensor();
     source_storage_ = weight.storage();
     source_offset_ = weight.storage_offset();
     source_version_ = weight_version;
   }
-  torch::jit::Stack stack{x.contiguous(), packed_, bias ? c10::IValue(*bias) : c10::IValue(), std::string("none"),
+  // oneDNN reads the bias as contiguous.
+  torch::jit::Stack stack{x.contiguous(), packed_, bias ? c10::IValue(bias->contiguous()) : c10::IValue(), std::string("none"),
                           c10::List<std::optional<at::Scalar>>(), c10::IValue()};
   ops.linear->callBoxed(&stack);
   return stack[0].toTensor();

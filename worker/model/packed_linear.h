@@ -6,8 +6,9 @@
 // model took 24-30% less time at batch 1 and 16 with the weights out of cache (docs/PERFORMANCE.md,
 // "Prepacked weights"). The packed copy costs one more copy of the weights in host memory.
 //
-// In grad mode (training), off CPU, for dtypes other than float32 and bfloat16, or when this
-// libtorch was built without oneDNN, Forward is exactly at::linear. The packed copy is made again
+// In grad mode (training), off CPU, for dtypes other than float32 and bfloat16, when this libtorch
+// was built without oneDNN, or for a dtype oneDNN refuses on this CPU (bf16 without AVX-512),
+// Forward is exactly at::linear. The packed copy is made again
 // when W gets new storage or new values (its version counter moves), so an optimizer step or a
 // checkpoint load is never missed. It holds W's storage, so that freed memory reused by a new
 // weight at the same address cannot pass for the old one.

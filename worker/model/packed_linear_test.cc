@@ -32,6 +32,16 @@ TEST(PackedLinear, MatchesLinearForEveryBatchShapeAndDtype) {
   }
 }
 
+TEST(PackedLinear, StridedBiasAndNoAutogradHistory) {
+  torch::manual_seed(3);
+  auto w = torch::randn({24, 12}, torch::requires_grad());  // a parameter, as in the model
+  auto wide_bias = torch::randn({48});
+  PackedLinear packed;
+  ExpectMatchesLinear(packed, torch::randn({5, 12}), w, wide_bias.slice(0, 0, 48, 2), 1e-5, 1e-5);
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(packed.Forward(torch::randn({2, 12}), w, std::nullopt).requires_grad());
+}
+
 TEST(PackedLinear, RepacksAfterInPlaceUpdateNewStorageAndInInferenceMode) {
   torch::manual_seed(1);
   auto w = torch::randn({32, 16});
