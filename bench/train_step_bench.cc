@@ -65,15 +65,14 @@ Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::str
   return r;
 }
 
-// The glibc settings equal to KeepFreedHostMemoryForReuse(), for the Python side.
-constexpr char kSameMallocTunables[] =
-    "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 ";
-
 Result TimePython(const std::string& dir, const std::string& objective, int batch, int steps, int threads,
                   bool same_malloc) {
   const char* py = std::getenv("SRLM_VENV_PYTHON");
+  // The glibc settings of KeepFreedHostMemoryForReuse(), given to the Python side.
+  const std::string tunables = absl::StrFormat("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=%d:glibc.malloc.trim_threshold=%d ",
+                                               srlm::kMallocMmapThresholdBytes, srlm::kMallocTrimThresholdBytes);
   const std::string cmd = absl::StrFormat("%s%s %s/bench/train_step_reference.py time --dir %s --objective %s --batch %d --steps %d --threads %d",
-                                          same_malloc ? kSameMallocTunables : "", py ? py : SRLM_VENV_PYTHON_PATH, SRLM_SOURCE_DIR_PATH, dir, objective, batch, steps, threads);
+                                          same_malloc ? tunables : "", py ? py : SRLM_VENV_PYTHON_PATH, SRLM_SOURCE_DIR_PATH, dir, objective, batch, steps, threads);
   FILE* pipe = popen(cmd.c_str(), "r");
   char buffer[4096] = {0};
   std::string out;

@@ -15,7 +15,7 @@ void RegisterRunCommand(CLI::App& app);        // worker/cmd_run.cc
 
 int main(int argc, char** argv) {
   srlm::SetLogIdentity("worker", -1);
-  // Tensors freed by one step are reused by the next (page faults cost a training step 6-12%).
+  // Tensors freed by one step are reused by the next instead of faulted in again (host_memory.h).
   if (absl::Status s = srlm::KeepFreedHostMemoryForReuse(); !s.ok()) SRLM_LOG(WARNING) << s;
   CLI::App app{
       "srlm-worker: one process per GPU (or CPU slot). Holds the model M_t; generates, judges and\n"

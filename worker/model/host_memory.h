@@ -13,9 +13,13 @@
 
 namespace srlm {
 
-// Sets glibc's M_MMAP_THRESHOLD to its largest value (32 MiB on 64-bit Linux: blocks at least that
-// big are still mapped and unmapped) and M_TRIM_THRESHOLD to 1 GiB (the heap is trimmed only when
-// that much is free at its top). Call once, early in main(), before any threads start.
+// glibc's M_MMAP_THRESHOLD at its largest value on 64-bit Linux (HEAP_MAX_SIZE / 2): blocks at
+// least that big are still mapped and unmapped.
+inline constexpr int kMallocMmapThresholdBytes = 32 << 20;
+// M_TRIM_THRESHOLD: the heap is trimmed only when that much is free at its top.
+inline constexpr int kMallocTrimThresholdBytes = 1 << 30;
+
+// Sets the two thresholds above. Call once, early in main(), before any threads start.
 absl::Status KeepFreedHostMemoryForReuse();
 
 }  // namespace srlm

@@ -170,9 +170,8 @@ torch::Tensor LlamaModelImpl::hidden_states(const torch::Tensor& input_ids, cons
   // without padding. Only the padding rows' own outputs change, and those are ignored. Plain
   // causal attention lets SDPA take its flash kernels (on CUDA the difference is large; on this CPU
   // it was 2-10% of the attention time) and no (B,1,T,T) mask is built.
-  const bool right_padded =
-      !attention_mask.defined() ||
-      (T < 2 || attention_mask.narrow(1, 1, T - 1).le(attention_mask.narrow(1, 0, T - 1)).all().item<bool>());
+  const bool right_padded = !attention_mask.defined() || T < 2 ||
+                            attention_mask.narrow(1, 1, T - 1).le(attention_mask.narrow(1, 0, T - 1)).all().item<bool>();
   if (right_padded) {
     position_ids = torch::arange(T, input_ids.options()).unsqueeze(0).expand({B, T});
   } else {

@@ -8,10 +8,6 @@
 
 namespace srlm {
 
-// Per-token log p(input_ids[b,t] | input_ids[b,<t]) for t >= 1, as a (B, T-1) float32 tensor
-// (entry t-1 belongs to token t).
-torch::Tensor TokenLogprobs(LlamaModel& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
-
 // (B) float32: the sum over positions t >= 1 where response_mask[b,t] is 1 of
 // log p(input_ids[b,t] | input_ids[b,<t]). input_ids (B,T) int64; attention_mask (B,T) 1 = real
 // token; response_mask (B,T) 1 on response tokens (position 0 never counts: it has no context).

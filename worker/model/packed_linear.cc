@@ -50,24 +50,23 @@ bool PackedLinear::Current(const torch::Tensor& weight, int64_t weight_version) 
          weight_version == source_version_;
 }
 
-torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor& weight,
-                                    const std::optional<torch::Tensor>& bias) {
-  return Forward(x, weight, bias, weight._version());
+torch::Tensor PackedLinear::Unpacked(const torch::Tensor& x, const torch::Tensor& weight,
+                                     const std::optional<torch::Tensor>& bias) {
+  packed_ = torch::Tensor();  // hold no stale copy
+  source_storage_ = c10::Storage();
+  return at::linear(x, weight, bias);
 }
 
 torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor& weight,
-                                    const std::optional<torch::Tensor>& bias, int64_t weight_version) {
+                                    const std::optional<torch::Tensor>& bias, std::optional<int64_t> weight_version) {
   const OneDnnOps& ops = Ops();
   const auto dtype = weight.scalar_type();
-  last_was_packed_ = !torch::GradMode::is_enabled() && ops.reorder && ops.linear && weight.device().is_cpu() &&
-                     (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && x.scalar_type() == dtype &&
-                     weight.is_contiguous() && (!bias || bias->scalar_type() == dtype) && !Refused(dtype).load();
-  if (!last_was_packed_) {
-    packed_ = torch::Tensor();  // hold no stale copy
-    source_storage_ = c10::Storage();
-    return at::linear(x, weight, bias);
-  }
-  if (!Current(weight, weight_version)) {
+  const bool packable = !torch::GradMode::is_enabled() && ops.reorder && ops.linear && weight.device().is_cpu() &&
+                        (dtype == torch::kFloat32 || dtype == torch::kBFloat16) && x.scalar_type() == dtype &&
+                        weight.is_contiguous() && (!bias || bias->scalar_type() == dtype) && !Refused(dtype).load();
+  if (!packable) return Unpacked(x, weight, bias);
+  const int64_t version = weight_version.value_or(weight._version());
+  if (!Current(weight, version)) {
     // The copy must be an ordinary tensor even when the caller is in inference mode, so that later
     // no-grad callers outside it can use it too; it records no autograd history.
     c10::InferenceMode normal_mode(false);
@@ -77,15 +76,12 @@ torch::Tensor PackedLinear::Forward(const torch::Tensor& x, const torch::Tensor&
       ops.reorder->callBoxed(&stack);
     } catch (const c10::Error&) {
       Refused(dtype).store(true);
-      last_was_packed_ = false;
-      packed_ = torch::Tensor();
-      source_storage_ = c10::Storage();
-      return at::linear(x, weight, bias);
+      return Unpacked(x, weight, bias);
     }
     packed_ = stack[0].toTensor();
     source_storage_ = weight.storage();
     source_offset_ = weight.storage_offset();
-    source_version_ = weight_version;
+    source_version_ = version;
   }
   // oneDNN reads the bias as contiguous.
   torch::jit::Stack stack{x.contiguous(), packed_, bias ? c10::IValue(bias->contiguous()) : c10::IValue(), std::string("none"),

@@ -23,26 +23,26 @@ namespace srlm {
 class PackedLinear {
  public:
   // x (..., in_features), weight (out_features, in_features), bias (out_features) or nullopt.
-  torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& weight, const std::optional<torch::Tensor>& bias);
-  // weight_version: a number that moves whenever weight's values change. weight._version() above;
-  // a weight whose values are changed through other tensors on its storage (FusedProjection's
-  // buffer, updated through the layers' parameters) passes theirs (e.g. their sum).
+  // weight_version: a number that moves whenever weight's values change; weight._version() when
+  // not given. A weight whose values are changed through other tensors on its storage
+  // (FusedProjection's buffer, updated through the layers' parameters) passes theirs.
   torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& weight, const std::optional<torch::Tensor>& bias,
-                        int64_t weight_version);
+                        std::optional<int64_t> weight_version = std::nullopt);
   // The same for a Linear layer's weight and bias (none when undefined).
   torch::Tensor Forward(const torch::Tensor& x, const torch::nn::Linear& layer);
 
-  // Whether the last Forward ran through the packed weight (for tests).
-  bool last_was_packed() const { return last_was_packed_; }
+  // Whether the last Forward ran through the packed weight (for tests): only then is a copy held.
+  bool last_was_packed() const { return packed_.defined(); }
 
  private:
   bool Current(const torch::Tensor& weight, int64_t weight_version) const;
+  // at::linear, holding no packed copy.
+  torch::Tensor Unpacked(const torch::Tensor& x, const torch::Tensor& weight, const std::optional<torch::Tensor>& bias);
 
-  torch::Tensor packed_;
+  torch::Tensor packed_;  // defined only while the last Forward was packed
   c10::Storage source_storage_;
   int64_t source_offset_ = 0;
   int64_t source_version_ = -1;
-  bool last_was_packed_ = false;
 };
 
 }  // namespace srlm
