@@ -3,8 +3,11 @@
 // in turns; under mpirun, the share of the step spent in the gradient all-reduce.
 // srlm runs with the worker's host-memory policy (worker/model/host_memory.h) unless --default-malloc;
 // --python-same-malloc gives the Python side the same glibc settings through GLIBC_TUNABLES.
-//   train_step_bench --dir DIR [--steps 5 --batch 8 --threads 1 --rounds 2 --no-baseline]
-//                    [--default-malloc] [--python-same-malloc]            (DIR from the .py `make`)
+// On a GPU (bench/gpu/run_checks.sh) it times srlm alone: --device cuda --dtype bfloat16 --no-baseline.
+//   train_step_bench --dir DIR [--steps 5 --batch 8 --micro-batch B --threads 1 --rounds 2 --no-baseline]
+//                    [--default-malloc] [--python-same-malloc] [--device cpu|cuda]
+//                    [--dtype float32|bfloat16] [--communicator auto|single|mpi|nccl]
+//                    [--objectives sft,dpo]                              (DIR from the .py `make`)
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -13,9 +16,11 @@
 #include <memory>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/logging.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/host_memory.h"
+#include "worker/model/model_options.h"
 #include "worker/train/trainer.h"
 
 namespace {
@@ -26,13 +31,20 @@ struct Result {
   double allreduce_share = 0;
 };
 
-Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::string& objective, int batch, int steps) {
-  auto model = srlm::LoadModel(dir, torch::kCPU, torch::kFloat32);
+struct SrlmSide {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+  int micro_batch = 0;  // 0: the whole global batch at once
+};
+
+Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::string& objective, int batch, int steps,
+                const SrlmSide& side) {
+  auto model = srlm::LoadModel(dir, side.device, side.dtype);
   if (!model.ok()) SRLM_LOG(FATAL) << model.status();
   srlm::TrainerOptions o;
   o.train.steps = steps + 1;  // step 1 warms up
   o.train.batch_size = batch;
-  o.train.micro_batch_size = batch;
+  o.train.micro_batch_size = side.micro_batch > 0 ? side.micro_batch : batch;
   o.train.lr = 1e-4;
   o.train.lr_schedule = "constant";
   o.train.min_lr = 0;
@@ -88,11 +100,17 @@ Result TimePython(const std::string& dir, const std::string& objective, int batc
 int main(int argc, char** argv) {
   CLI::App app{"srlm trainer step benchmark"};
   std::string dir;
-  int steps = 5, batch = 8, threads = 1, rounds = 2;
+  int steps = 5, batch = 8, threads = 1, rounds = 2, micro_batch = 0;
+  std::string device = "cpu", dtype = "float32", communicator = "auto", objectives = "sft,dpo";
   bool baseline = true, default_malloc = false, python_same_malloc = false;
   app.add_option("--dir", dir, "model and data from train_step_reference.py make")->required();
   app.add_option("--steps", steps, "timed steps per run (after one warm-up step)");
   app.add_option("--batch", batch, "global batch (examples; DPO forwards 2x sequences)");
+  app.add_option("--micro-batch", micro_batch, "examples per forward/backward (default: the whole batch)");
+  app.add_option("--device", device, "cpu | cuda (srlm side)");
+  app.add_option("--dtype", dtype, "float32 | bfloat16 (srlm side; bfloat16 keeps float32 master weights)");
+  app.add_option("--communicator", communicator, "auto | single | mpi | nccl");
+  app.add_option("--objectives", objectives, "comma-separated: sft, dpo");
   app.add_option("--threads", threads, "intra-op threads on both sides");
   app.add_option("--rounds", rounds, "alternating rounds srlm / Python; the best of each is reported");
   app.add_flag("!--no-baseline", baseline, "skip the Python baseline (e.g. under mpirun)");
@@ -103,15 +121,23 @@ int main(int argc, char** argv) {
     if (absl::Status s = srlm::KeepFreedHostMemoryForReuse(); !s.ok()) SRLM_LOG(FATAL) << s;
   }
   torch::set_num_threads(threads);
-  auto comm = srlm::MakeCommunicator("auto", "cpu");
+  SrlmSide side;
+  side.micro_batch = micro_batch;
+  auto parsed_device = srlm::ParseDevice(device);
+  if (!parsed_device.ok()) SRLM_LOG(FATAL) << parsed_device.status();
+  side.device = *parsed_device;
+  auto parsed_dtype = srlm::ParseDtype(dtype, side.device);
+  if (!parsed_dtype.ok()) SRLM_LOG(FATAL) << parsed_dtype.status();
+  side.dtype = *parsed_dtype;
+  auto comm = srlm::MakeCommunicator(communicator, device);
   if (!comm.ok()) SRLM_LOG(FATAL) << comm.status();
   srlm::SetLogIdentity("bench", (*comm)->rank());
   const bool print = (*comm)->rank() == 0;
   if (print) std::printf("objective  ranks  srlm tok/s  python tok/s  ratio  srlm step s  all-reduce share\n");
-  for (const std::string objective : {"sft", "dpo"}) {
+  for (const std::string& objective : std::vector<std::string>(absl::StrSplit(objectives, ','))) {
     Result best, best_py;
     for (int round = 0; round < rounds; ++round) {
-      Result r = TimeSrlm(comm->get(), dir, objective, batch, steps);
+      Result r = TimeSrlm(comm->get(), dir, objective, batch, steps, side);
       if (r.tokens_per_second > best.tokens_per_second) best = r;
       if (baseline && print) {
         Result p = TimePython(dir, objective, batch, steps, threads, python_same_malloc);

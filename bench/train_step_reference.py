@@ -1,8 +1,11 @@
 """Baseline for bench/train_step_bench: a plain PyTorch (transformers LlamaForCausalLM) training step.
 
-make --out DIR              the d_model 256, 4-layer Llama (vocab 4096) in the HF layout, plus
+make --out DIR [--preset bench|qwen2-0.5b]
+                            the d_model 256, 4-layer Llama (vocab 4096) in the HF layout, plus
                             DIR/sft.jsonl and DIR/dpo.jsonl (token ids, DPO with precomputed
-                            reference log-probs) that both sides train on.
+                            reference log-probs) that both sides train on. qwen2-0.5b: a random
+                            model of Qwen2-0.5B's shape (494M parameters, saved in bf16) and longer
+                            sequences, for the GPU's DPO-step utilisation (bench/gpu/dpo_mfu.py).
 time --dir DIR --objective sft|dpo --batch B --steps N --threads T
                             times N steps (after one warm-up) of: forward over the padded batch,
                             masked loss, backward, clip_grad_norm_, torch.optim.AdamW; prints JSON
@@ -18,19 +21,29 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-SEQ = dict(prompt=(32, 64), response=(32, 64))
+# preset: (model class, config, saved dtype, prompt length range, response length range, examples)
+PRESETS = {
+    "bench": ("Llama", dict(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                            tie_word_embeddings=False), torch.float32, (32, 64), (32, 64), 256),
+    "qwen2-0.5b": ("Qwen2", dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                 num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
+                                 rope_theta=1000000.0, tie_word_embeddings=True), torch.bfloat16,
+                   (128, 256), (128, 256), 1024),
+}
 
 
 def make(args):
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                                      tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
-    transformers.LlamaForCausalLM(config).save_pretrained(args.out, safe_serialization=True)
+    cls, kwargs, dtype, prompt_len, response_len, count = PRESETS[args.preset]
+    config = getattr(transformers, cls + "Config")(bos_token_id=1, eos_token_id=2, **kwargs)
+    model = getattr(transformers, cls + "ForCausalLM")(config)
+    model.to(dtype).save_pretrained(args.out, safe_serialization=True)
     rng = random.Random(0)
     ids = lambda lo, hi: [rng.randrange(3, 4096) for _ in range(rng.randint(lo, hi))]
+    SEQ = dict(prompt=prompt_len, response=response_len)
     with open(os.path.join(args.out, "sft.jsonl"), "w") as sft, open(os.path.join(args.out, "dpo.jsonl"), "w") as dpo:
-        for _ in range(256):
+        for _ in range(count):
             p = ids(*SEQ["prompt"])
             sft.write(json.dumps({"prompt_ids": p, "response_ids": ids(*SEQ["response"])}) + "\n")
             dpo.write(json.dumps({"prompt_ids": p, "chosen_ids": ids(*SEQ["response"]),
@@ -90,6 +103,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("command", choices=["make", "time"])
     ap.add_argument("--out")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="bench")
     ap.add_argument("--dir")
     ap.add_argument("--objective", default="sft")
     ap.add_argument("--batch", type=int, default=8)

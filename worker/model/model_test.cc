@@ -1,7 +1,7 @@
 // srlm's Llama model against Hugging Face transformers: tiny random models that transformers
 // creates and saves (fixed seed) load here and give the same logits (rtol 1e-4, atol 1e-5, float32),
 // the same padded-batch log-prob sums and the same 32 greedy tokens; models srlm saves load in
-// transformers with the same logits.
+// transformers with the same logits. srlm runs on TestDevice() (SRLM_TEST_DEVICE; the CPU unless set).
 #include <algorithm>
 #include <map>
 
@@ -20,6 +20,7 @@ namespace {
 using testing_util::MakeTempDir;
 using testing_util::RemoveTree;
 using testing_util::RunHfReference;
+using testing_util::TestDevice;
 
 // One transformers-made model per kind, made once per test binary run.
 class HfModels {
@@ -53,8 +54,9 @@ std::map<std::string, torch::Tensor> ReadReference(const std::string& path) {
 
 void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const double max_diff = (actual - expected).abs().max().item<double>();
-  EXPECT_TRUE(torch::allclose(actual, expected, 1e-4, 1e-5)) << what << ": max abs difference " << max_diff;
+  const torch::Tensor on_cpu = actual.cpu();
+  const double max_diff = (on_cpu - expected).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(on_cpu, expected, 1e-4, 1e-5)) << what << ": max abs difference " << max_diff;
 }
 
 class HfParity : public ::testing::TestWithParam<std::string> {};
@@ -62,15 +64,15 @@ class HfParity : public ::testing::TestWithParam<std::string> {};
 TEST_P(HfParity, LogitsLogprobsAndGreedyMatchTransformers) {
   const std::string dir = HfModels::Get().Dir(GetParam());
   auto ref = ReadReference(dir + "/reference.safetensors");
-  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  auto model = LoadModel(dir, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
   torch::NoGradGuard no_grad;
-  auto ids = ref["input_ids"].to(torch::kInt64);
+  auto ids = ref["input_ids"].to(TestDevice(), torch::kInt64);
   ExpectClose((*model)->forward(ids), ref["logits"], "logits");
 
   // Right-padded batch: the sums must equal those of each row run alone in transformers.
-  auto attn = ref["padded_attention_mask"].to(torch::kInt64);
-  auto resp = ref["padded_response_mask"].to(torch::kInt64);
+  auto attn = ref["padded_attention_mask"].to(TestDevice(), torch::kInt64);
+  auto resp = ref["padded_response_mask"].to(TestDevice(), torch::kInt64);
   auto padded_ids = ids * attn;  // padding id 0
   auto sums = SequenceLogprobs(*model, padded_ids, attn, resp);
   ExpectClose(sums, ref["padded_logprob_sums"], "padded log-prob sums");
@@ -93,25 +95,26 @@ TEST_P(HfParity, LogitsLogprobsAndGreedyMatchTransformers) {
     auto next = (*model)->forward(seq).select(1, seq.size(1) - 1).argmax(-1, true);
     seq = torch::cat({seq, next}, 1);
   }
-  EXPECT_TRUE(torch::equal(seq[0].narrow(0, 7, 32), ref["greedy_ids"].to(torch::kInt64)))
+  EXPECT_TRUE(torch::equal(seq[0].narrow(0, 7, 32).cpu(), ref["greedy_ids"].to(torch::kInt64)))
       << "srlm " << seq[0].narrow(0, 7, 32) << " transformers " << ref["greedy_ids"];
 }
 
 TEST_P(HfParity, SavedModelLoadsInTransformersWithSameLogits) {
   const std::string dir = HfModels::Get().Dir(GetParam());
-  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  auto model = LoadModel(dir, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
   const std::string out = MakeTempDir("srlm_saved_");
   SaveModelOptions options;
   options.max_shard_bytes = 64 * 1024;  // several shards + index, as large checkpoints are written
   ASSERT_TRUE(SaveModel(*model, out, options).ok());
   torch::NoGradGuard no_grad;
-  auto ids = torch::randint(3, (*model)->config.vocab_size, {2, 19}, torch::kInt64);
+  auto ids = torch::randint(3, (*model)->config.vocab_size, {2, 19}, torch::kInt64).to(TestDevice());
   auto logits = (*model)->forward(ids);
-  ASSERT_TRUE(WriteSafetensors(out + "/srlm_reference.safetensors", {{"input_ids", ids}, {"logits", logits}}).ok());
+  ASSERT_TRUE(
+      WriteSafetensors(out + "/srlm_reference.safetensors", {{"input_ids", ids.cpu()}, {"logits", logits.cpu()}}).ok());
   EXPECT_EQ(RunHfReference("check --dir " + out), 0);
   // And it loads back here to the same logits.
-  auto again = LoadModel(out, torch::kCPU, torch::kFloat32);
+  auto again = LoadModel(out, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(torch::equal((*again)->forward(ids), logits));
   RemoveTree(out);
@@ -123,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(Kinds, HfParity,
 TEST_P(HfParity, CachedGreedyGenerationMatchesTransformers) {
   const std::string dir = HfModels::Get().Dir(GetParam());
   auto ref = ReadReference(dir + "/reference.safetensors");
-  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  auto model = LoadModel(dir, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
   auto ids = ref["input_ids"].to(torch::kInt64);
   std::vector<int32_t> prompt;
@@ -165,7 +168,7 @@ class LetterTokenizer : public Tokenizer {
 };
 
 TEST(Generate, SeedsStopStringsAndEos) {
-  auto model = LoadModel(HfModels::Get().Dir("llama"), torch::kCPU, torch::kFloat32);
+  auto model = LoadModel(HfModels::Get().Dir("llama"), TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
   LetterTokenizer tokenizer;
   SamplingOptions sampling;
@@ -212,12 +215,13 @@ TEST(Generate, SeedsStopStringsAndEos) {
 
 TEST(SequenceLogprobs, IsDifferentiable) {
   const std::string dir = HfModels::Get().Dir("llama");
-  auto model = LoadModel(dir, torch::kCPU, torch::kFloat32);
+  auto model = LoadModel(dir, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
   (*model)->train();
-  auto ids = torch::randint(3, 97, {2, 12}, torch::kInt64);
-  auto attn = torch::ones({2, 12}, torch::kInt64);
-  auto resp = torch::zeros({2, 12}, torch::kInt64);
+  const auto on = torch::TensorOptions().dtype(torch::kInt64).device(TestDevice());
+  auto ids = torch::randint(3, 97, {2, 12}, on);
+  auto attn = torch::ones({2, 12}, on);
+  auto resp = torch::zeros({2, 12}, on);
   resp.narrow(1, 5, 7).fill_(1);
   auto sums = SequenceLogprobs(*model, ids, attn, resp);
   sums.sum().backward();

@@ -35,4 +35,9 @@ int RunHfReference(const std::string& args) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+torch::Device TestDevice() {
+  const char* name = std::getenv("SRLM_TEST_DEVICE");
+  return torch::Device(name && *name ? name : "cpu");
+}
+
 }  // namespace srlm::testing_util

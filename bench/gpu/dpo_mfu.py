@@ -1,0 +1,86 @@
+"""Model FLOPs utilisation of srlm's DPO step on a GPU for a ~0.5B model (issue 4's GPU proof).
+
+Makes a random model of Qwen2-0.5B's shape (494M parameters, bfloat16; bench/train_step_reference.py
+make --preset qwen2-0.5b) with 1024 DPO pairs of 128-256 prompt and 128-256 response tokens each and
+precomputed reference log-probs (what the self-rewarding loop trains on), times srlm's DPO step with
+bench/train_step_bench (bfloat16 with float32 master weights, AdamW, clipping), and converts its
+tokens/s into FLOP/s.
+
+FLOPs counted per pair, for the work the step must do (padding excluded): for each of the chosen and
+rejected sequences of length T with R response tokens, forward and backward (3x the forward):
+  6 * N_layers * T            the layers' matrix products (N_layers: q, k, v, o, gate, up, down weights)
+  6 * d * V * R               the output projection, which srlm applies to response positions only
+                              (the prompt's logits are not needed for the DPO loss)
+  6 * L * d * T^2             causal attention scores and weighted values (2 * d * T^2 per layer
+                              forward, half of the full square)
+MFU = counted FLOP/s over the peak: 989 TFLOP/s (dense bf16, the H100/H200 SXM datasheet) and the
+788 TFLOP/s that an 8192^3 bf16 product reached on this machine kind (KINDS.md); the tokens/s of
+train_step_bench count prompt and response tokens of both sequences, so FLOP/s = tokens/s *
+(FLOPs per pair / tokens per pair) over the data file.
+Usage: dpo_mfu.py --bin DIR --work DIR [--device cuda] [--batch 32] [--micro-batch 16] [--steps 10]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEAKS = {"datasheet 989": 989e12, "measured 788": 788e12}
+
+
+def flops_per_token(config, pairs):
+    d, V, L = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
+    heads, kv, inter = config["num_attention_heads"], config["num_key_value_heads"], config["intermediate_size"]
+    head_dim = d // heads
+    n_layers = L * (d * d + 2 * d * kv * head_dim + d * d + 3 * d * inter)
+    flops = tokens = 0
+    for p in pairs:
+        P = len(p["prompt_ids"])
+        for r in (p["chosen_ids"], p["rejected_ids"]):
+            R = len(r)
+            T = P + R
+            flops += 6 * n_layers * T + 6 * d * V * R + 6 * L * d * T * T
+            tokens += T
+    params = n_layers + V * d * (1 if config.get("tie_word_embeddings") else 2) + (2 * L + 1) * d
+    return flops / tokens, params
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batch", type=int, default=32, help="pairs per step (64 sequences)")
+    ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+    model = os.path.join(args.work, "qwen2-0.5b")
+    if not os.path.exists(os.path.join(model, "dpo.jsonl")):
+        subprocess.run([args.python, os.path.join(HERE, "..", "train_step_reference.py"), "make", "--preset",
+                        "qwen2-0.5b", "--out", model], check=True, capture_output=True)
+    config = json.load(open(os.path.join(model, "config.json")))
+    pairs = [json.loads(l) for l in open(os.path.join(model, "dpo.jsonl"))]
+    per_token, params = flops_per_token(config, pairs)
+    cmd = [os.path.join(args.bin, "train_step_bench"), "--dir", model, "--device", args.device, "--dtype", "bfloat16",
+           "--objectives", "dpo", "--no-baseline", "--rounds", "1", "--steps", str(args.steps), "--batch",
+           str(args.batch), "--micro-batch", str(args.micro_batch)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    row = re.search(r"^dpo\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out, re.M)
+    if not row:
+        sys.exit("no dpo row in train_step_bench's output:\n" + out)
+    tok_s, step_s = float(row.group(2)), float(row.group(3))
+    achieved = tok_s * per_token
+    print(f"model {params / 1e6:.0f}M parameters (Qwen2-0.5B shape), bfloat16 + float32 master weights; "
+          f"global batch {args.batch} pairs, micro-batch {args.micro_batch}, {args.steps} timed steps")
+    print(f"DPO step {step_s * 1e3:.1f} ms, {tok_s:.0f} tokens/s, {per_token / 1e9:.2f} GFLOP per token, "
+          f"{achieved / 1e12:.1f} TFLOP/s")
+    for name, peak in PEAKS.items():
+        print(f"MFU against {name} TFLOP/s: {100 * achieved / peak:.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
