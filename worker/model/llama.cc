@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "worker/model/rms_norm_cpu.h"
+
 namespace srlm {
 namespace {
 
@@ -40,6 +42,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_in) : eps(eps_in) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Inference on CPU: one loop instead of six kernels (worker/model/rms_norm_cpu.h says why).
+  if (!torch::GradMode::is_enabled() && RmsNormInferenceSupports(x, weight)) return RmsNormInference(x, weight, eps);
   auto xf = x.to(torch::kFloat32);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
