@@ -12,7 +12,8 @@ decided by rounding), saves it in the HF layout, and then:
      passes when srlm's float32 sums are within 1e-4 relative and its bfloat16 error is no more
      than twice transformers' own bfloat16 error (plus 1e-3 relative);
   2. greedy tokens of 16 prompts for 32 steps in float32 from srlm's KV-cache generator and from
-     transformers' generate: identical to pass; in bfloat16 the matching prefix is reported;
+     transformers' generate: identical to pass, unless transformers' top two logits at the first
+     differing step are within 1e-4 relative (a near-tie); in bfloat16 the matching prefix is reported;
   3. decode tokens/s at batch 1 and 16 (128 new tokens after 16-token prompts, no EOS) and prefill
      tokens/s (512 tokens) in bfloat16, srlm against transformers' generate and forward, alternating
      rounds, best of each; prints the ratios.
@@ -116,11 +117,19 @@ def hf_prefill_tok_s(model, vocab, device):
         for rep in range(4):
             sync(device)
             t0 = time.perf_counter()
-            model(input_ids=ids, use_cache=True)
+            model(input_ids=ids, use_cache=True, logits_to_keep=1)  # srlm's prefill: the last logits only
             sync(device)
             if rep > 0:
                 best = min(best, time.perf_counter() - t0)
     return PREFILL / best
+
+
+def near_tie_gap(model, ids, device):
+    """Relative gap between the two largest next-token logits after `ids`."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1].double()
+    top = logits.topk(2).values
+    return ((top[0] - top[1]) / top[0].abs().clamp(min=1.0)).item()
 
 
 def prefix_match(a, b):
@@ -162,8 +171,16 @@ def run_shape(shape, args, device, report):
         matches = [prefix_match(a, b) for a, b in zip(srlm_tokens, hf_tokens)]
         result["greedy_prefix_" + dtype_name] = matches
         if dtype == torch.float32:
-            passed = all(m == 32 for m in matches)
+            # A difference passes only at a near-tie: transformers' own top two logits at the first
+            # differing step within 1e-4 relative of each other (then rounding decides the argmax).
+            gaps = [near_tie_gap(hf, prompts(16, vocab)[b] + hf_tokens[b][:m], device)
+                    for b, m in enumerate(matches) if m < 32]
+            result["greedy_float32_tie_gaps"] = gaps
+            passed = all(g <= 1e-4 for g in gaps)
             ok &= passed
+            if gaps:
+                print(f"[{shape}] float32 greedy differs at {len(gaps)} prompts; relative top-2 logit gaps there: "
+                      + ", ".join(f"{g:.2g}" for g in gaps), flush=True)
         print(f"[{shape}] greedy {dtype_name}: tokens equal to transformers' generate for "
               f"{sum(m == 32 for m in matches)}/16 prompts over 32 steps (mean prefix {sum(matches) / 16:.1f})"
               + ("" if dtype != torch.float32 else f" -> {'ok' if passed else 'FAIL'}"), flush=True)

@@ -4,20 +4,23 @@
 # Run here, after `make test` has built everything: it writes .gpu/bundle.tar.xz (git-ignored; the
 # device tool carries it) holding
 #   bin/NAME        a wrapper that sets the library path and runs bin/real/NAME
-#   bin/real/       srlm-worker, model_test, model_decode_bench, train_step_bench (debug info stripped)
+#   bin/real/       srlm-worker, model_test, srlm_train_test, model_decode_bench, train_step_bench
+#                   (debug info stripped)
 #   lib/            every shared library they or OpenMPI's plugins load, except glibc's, libstdc++,
 #                   libgcc_s, and libtorch/CUDA/NCCL, which come from the GPU machine's PyTorch
 #   ompi/           OpenMPI's plugins (MPI runs as an isolated singleton: no orted, no mpirun)
+#   VERSION         the commit (and whether the tree had changes) the binaries were built from
 # and checks that the wrapped binaries resolve every library inside the bundle or from that
 # allowed set. bench/gpu/run_checks.sh unpacks it there. The binaries were linked against this
 # machine's .venv torch (2.11.0+cu130), the same build as the GPU machine's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD="${BUILD:-build}"
-BINARIES=(worker/srlm-worker worker/model/model_test bench/model_decode_bench bench/train_step_bench)
+BINARIES=(worker/srlm-worker worker/model/model_test worker/train/srlm_train_test bench/model_decode_bench
+          bench/train_step_bench)
 OMPI_PLUGINS=/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3
 
-ninja -C "$BUILD" srlm-worker model_test model_decode_bench train_step_bench >/dev/null
+ninja -C "$BUILD" srlm-worker model_test srlm_train_test model_decode_bench train_step_bench >/dev/null
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin/real" "$stage/lib" "$stage/ompi"
@@ -53,6 +56,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export LD_LIBRARY_PATH="$here/../lib:${SRLM_TORCH_LIB_PATH:?set SRLM_TORCH_LIB_PATH}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_mca_base_component_path="$here/../ompi"
 export OMPI_MCA_mca_base_component_show_load_errors=0
+# One process on one host: shared memory and self only, so that no network plugin (verbs, UCX,
+# libfabric) probes the machine's own drivers with the bundle's older libraries.
+export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader OMPI_MCA_osc=^ucx OMPI_MCA_mtl=^ofi,psm,psm2
 exec "$here/real/$(basename "$0")" "$@"
 EOF
   chmod +x "$stage/bin/$name"
@@ -74,6 +80,7 @@ for f in "$stage"/bin/real/* "$stage"/ompi/*.so; do
 done
 ((missing == 0)) || exit 1
 
+echo "$(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo ' with uncommitted changes')" >"$stage/VERSION"
 mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/bundle.tar.xz .
-echo "pack: .gpu/bundle.tar.xz $(du -h .gpu/bundle.tar.xz | cut -f1) ($(ls "$stage/lib" | wc -l) libraries, $(ls "$stage/ompi" | wc -l) MPI plugins)"
+echo "pack: .gpu/bundle.tar.xz $(du -h .gpu/bundle.tar.xz | cut -f1) ($(ls "$stage/lib" | wc -l) libraries, $(ls "$stage/ompi" | wc -l) MPI plugins), built from $(cat "$stage/VERSION")"

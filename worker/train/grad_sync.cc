@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include <torch/cuda.h>
+
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -40,7 +42,6 @@ absl::StatusOr<GradSyncResult> GradientSynchronizer::Synchronize(double local_we
   try {
     // 1. Flatten (for a single process: check in place) and look for non-finite values locally.
     const bool distributed = communicator_->world_size() > 1;
-    torch::Tensor finite = torch::ones({}, torch::kBool);
     std::vector<torch::Tensor> finite_parts;
     for (Bucket& b : buckets_) {
       if (distributed) {
@@ -93,6 +94,10 @@ absl::StatusOr<GradSyncResult> GradientSynchronizer::Synchronize(double local_we
     }
     const auto start = std::chrono::steady_clock::now();
     for (Bucket& b : buckets_) SRLM_RETURN_IF_ERROR(communicator_->AllReduceSum(b.flat));
+    // NCCL only queues the reduction: wait for it, so that the time is the reduction's.
+    if (!buckets_.empty() && buckets_.front().flat.is_cuda()) {
+      torch::cuda::synchronize(buckets_.front().flat.device().index());
+    }
     result.allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (Bucket& b : buckets_) {
       b.flat.mul_(scale);

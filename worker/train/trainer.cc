@@ -9,6 +9,7 @@
 #include <random>
 
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -285,6 +286,8 @@ absl::StatusOr<StepMetrics> Trainer::Step(
   }
   ++step_;
   m.step = step_;
+  // On a GPU the optimizer's kernels are still queued: the step ends when they have run.
+  if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;
 }
