@@ -42,8 +42,10 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_in) : eps(eps_in) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // Inference on CPU: one loop instead of six kernels (worker/model/rms_norm_cpu.h says why).
-  if (!torch::GradMode::is_enabled() && RmsNormInferenceSupports(x, weight)) return RmsNormInference(x, weight, eps);
+  // On CPU: loops over rows instead of eight kernels (worker/model/rms_norm_cpu.h says why).
+  if (RmsNormCpuSupports(x, weight)) {
+    return torch::GradMode::is_enabled() ? RmsNormTraining(x, weight, eps) : RmsNormInference(x, weight, eps);
+  }
   auto xf = x.to(torch::kFloat32);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
