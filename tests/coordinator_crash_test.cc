@@ -99,8 +99,15 @@ class SimulatedWorker {
   template <typename F>
   auto Call(F f) -> decltype(f()) {
     while (true) {
-      while (shared_->paused && !shared_->stop) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      ++shared_->in_rpc;
+      // Count this call as in flight before looking at `paused`: the main thread sets `paused`,
+      // then waits for no call in flight, so no call reaches a restarted coordinator before the
+      // test has read its status.
+      while (true) {
+        ++shared_->in_rpc;
+        if (!shared_->paused || shared_->stop) break;
+        --shared_->in_rpc;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       auto result = f();
       --shared_->in_rpc;
       if (result.ok() || shared_->stop) return result;
@@ -262,6 +269,8 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(40, 400)(random)));
     ASSERT_EQ(process.Kill(SIGKILL) & 0x7f, SIGKILL) << "trial " << trial;
     shared.paused = true;
+    // Calls already on their way fail against the dead coordinator (within their 2 s deadline).
+    while (shared.in_rpc > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     DbState at_kill = ReadDbState(run_dir + "/state.db");
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
