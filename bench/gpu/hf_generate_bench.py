@@ -81,7 +81,9 @@ def srlm_logprobs(bin_dir, model_dir, work, ids, prompt_len, device, dtype):
 
 
 def decode_bench(bin_dir, model_dir, device, dtype, batches, new_tokens, tokens=False):
-    cmd = [os.path.join(bin_dir, "model_decode_bench"), "--model", model_dir, "--device", str(device), "--dtype",
+    # The same number of CPU threads as this process's torch (the CPU side of either on a GPU).
+    cmd = [os.path.join(bin_dir, "model_decode_bench"), "--threads", str(torch.get_num_threads()), "--model",
+           model_dir, "--device", str(device), "--dtype",
            dtype, "--batches", ",".join(map(str, batches)), "--new", str(new_tokens), "--prompt-len", str(PROMPT_LEN),
            "--prefill", str(PREFILL)] + (["--tokens"] if tokens else [])
     return json.loads(subprocess.check_output(cmd))
