@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of issues 3 (model core) and 4 (trainer), in one call on a GPU machine that has
 # CUDA PyTorch 2.11 and transformers in its python3 but none of srlm's other libraries:
-#   here:   bench/gpu/pack.sh                         (builds .gpu/bundle.tar.xz, ~19 MB)
+#   here:   bench/gpu/pack.sh                         (builds .gpu/bundle.tar.xz, ~20 MB)
 #   device: run(command="bash bench/gpu/run_checks.sh", carry=[".gpu"], timeout_s=480)
 # Pack right before the call: the bundle holds the binaries of the build it was made from (VERSION).
 # Steps (each under its own time limit, together under 450 s; logs and JSON go to $OUT, the last
