@@ -18,6 +18,7 @@
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/generator.h"
 #include "worker/model/host_memory.h"
+#include "worker/model/model_options.h"
 
 namespace {
 
@@ -76,8 +77,14 @@ int main(int argc, char** argv) {
     std::cerr << s << "\n";
     return 1;
   }
-  const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-  const torch::Device device(device_name);
+  auto parsed_device = srlm::ParseDevice(device_name);
+  auto parsed_dtype = parsed_device.ok() ? srlm::ParseDtype(dtype_name, *parsed_device) : parsed_device.status();
+  if (!parsed_dtype.ok()) {
+    std::cerr << parsed_dtype.status() << "\n";
+    return 2;
+  }
+  const torch::Device device = *parsed_device;
+  const torch::ScalarType dtype = *parsed_dtype;
   // Host timers around device work: wait for the queued kernels first.
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();

@@ -24,10 +24,10 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from check_util import make_train_data, run_or_exit
+
 PEAKS = {"989 TFLOP/s (datasheet, dense bf16)": 989e12,
          "788 TFLOP/s (an 8192^3 bf16 product on an H200 here)": 788e12}
 
@@ -60,19 +60,14 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     model = os.path.join(args.work, "qwen2-0.5b")
-    if not os.path.exists(os.path.join(model, "dpo.jsonl")):
-        subprocess.run([args.python, os.path.join(HERE, "..", "train_step_reference.py"), "make", "--preset",
-                        "qwen2-0.5b", "--out", model], check=True)
+    make_train_data(args.python, model, preset="qwen2-0.5b")
     config = json.load(open(os.path.join(model, "config.json")))
     pairs = [json.loads(l) for l in open(os.path.join(model, "dpo.jsonl"))]
     per_token, params = flops_per_token(config, pairs)
     cmd = [os.path.join(args.bin, "train_step_bench"), "--dir", model, "--device", args.device, "--dtype", "bfloat16",
            "--objectives", "dpo", "--no-baseline", "--rounds", "1", "--steps", str(args.steps), "--batch",
            str(args.batch), "--micro-batch", str(args.micro_batch)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"train_step_bench failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    out = proc.stdout
+    out, _ = run_or_exit(cmd, "train_step_bench")
     row = re.search(r"^dpo\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out, re.M)
     if not row:
         sys.exit("no dpo row in train_step_bench's output:\n" + out)

@@ -27,28 +27,26 @@ Prints a table; exit code 1 when a check fails.
 import argparse
 import os
 import re
-import subprocess
+import shutil
 import sys
 
 import torch
 from safetensors.torch import load_file
 
+from check_util import make_train_data, run_or_exit
+
 STEPS = 5
 LR = 1e-4
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_dpo(args, name, device, dtype, communicator):
     out = os.path.join(args.work, name)
-    subprocess.run(["rm", "-rf", out], check=True)
+    shutil.rmtree(out, ignore_errors=True)
     cmd = [os.path.join(args.bin, "srlm-worker"), "dpo", "--model", args.model, "--data",
            os.path.join(args.model, "dpo.jsonl"), "--out", out, "--steps", str(STEPS), "--batch-size", "8",
            "--lr", str(LR), "--lr-schedule", "constant", "--warmup-steps", "0", "--dropout", "0", "--seed", "1",
            "--device", device, "--dtype", dtype, "--communicator", communicator]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{name} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    log = proc.stderr
+    _, log = run_or_exit(cmd, name)
     losses = [float(x) for x in re.findall(r"step \d+/\d+ loss ([-0-9.e+]+)", log)]
     if len(losses) != STEPS:
         sys.exit(f"{name}: expected {STEPS} logged steps, found {len(losses)}:\n{log}")
@@ -56,29 +54,23 @@ def run_dpo(args, name, device, dtype, communicator):
     return losses, load_file(os.path.join(ckpt, "model.safetensors")), ckpt
 
 
-def rel_change_error(initial, final, reference_final):
+def compare_changes(initial, final, reference_final, lr):
+    """How final's change from initial compares with reference_final's: the relative norm of the
+    difference, the fraction of weights whose change differs by more than 1e-3 of the reference's
+    (plus 1e-3 lr), and the largest such fraction of one tensor."""
     num = den = 0.0
-    for k, ref in reference_final.items():
-        d_ref = ref.double() - initial[k].double()
-        d = final[k].double() - initial[k].double()
-        num += (d - d_ref).pow(2).sum().item()
-        den += d_ref.pow(2).sum().item()
-    return (num / den) ** 0.5
-
-
-def disagreeing_elements(initial, final, reference_final, lr):
-    """Fractions of weights whose change differs from the reference's by more than 1e-3 of it (plus
-    1e-3 lr): over all weights, and the largest over the tensors."""
     bad = total = 0
     worst_tensor = 0.0
     for k, ref in reference_final.items():
         d_ref = ref.double() - initial[k].double()
-        d = final[k].double() - initial[k].double()
-        off = ((d - d_ref).abs() > 1e-3 * d_ref.abs() + 1e-3 * lr).sum().item()
+        diff = final[k].double() - initial[k].double() - d_ref
+        num += diff.pow(2).sum().item()
+        den += d_ref.pow(2).sum().item()
+        off = (diff.abs() > 1e-3 * d_ref.abs() + 1e-3 * lr).sum().item()
         bad += off
         total += d_ref.numel()
         worst_tensor = max(worst_tensor, off / d_ref.numel())
-    return bad / total, worst_tensor
+    return dict(rel_norm=(num / den) ** 0.5, fraction=bad / total, worst_tensor=worst_tensor)
 
 
 def max_rel(a, b):
@@ -95,8 +87,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     args.model = os.path.join(args.work, "model")
-    subprocess.run([args.python, os.path.join(HERE, "..", "train_step_reference.py"), "make", "--out", args.model],
-                   check=True)
+    make_train_data(args.python, args.model)
     initial = load_file(os.path.join(args.model, "model.safetensors"))
     initial_bf16 = {k: v.to(torch.bfloat16).float() for k, v in initial.items()}
 
@@ -118,18 +109,18 @@ def main():
         elif not torch.equal(masters[name].to(torch.bfloat16), saved):
             master_problems.append(f"{name}: saved weights are not the master rounded to bfloat16")
 
-    b_fraction, b_worst = disagreeing_elements(initial, final_b, final_a, LR)
+    b = compare_changes(initial, final_b, final_a, LR)
     checks = [
         ("B float32 on " + args.device + " over " + args.communicator + ": losses vs A", max_rel(loss_b, loss_a), 1e-4),
         # Adam's first updates are ~lr * sign(gradient), so a gradient within rounding of zero
         # may flip its element's update on another device: a few single elements may disagree,
         # never a whole tensor (a synchronisation or placement bug would move every element).
-        ("B: weights whose change differs from A's by > 1e-3 (fraction)", b_fraction, 1e-4),
-        ("B: the same, the worst tensor's fraction", b_worst, 1e-2),
-        ("B: weight change vs A (relative norm; reported)", rel_change_error(initial, final_b, final_a), 1.0),
+        ("B: weights whose change differs from A's by > 1e-3 (fraction)", b["fraction"], 1e-4),
+        ("B: the same, the worst tensor's fraction", b["worst_tensor"], 1e-2),
+        ("B: weight change vs A (relative norm; reported)", b["rel_norm"], 1.0),
         ("C bfloat16: losses vs A", max_rel(loss_c, loss_a), 2e-2),
         # C starts from the float32 weights rounded to bfloat16 (the masters are made from those).
-        ("C: master weights' change vs A", rel_change_error(initial_bf16, masters, final_a) if not master_problems
+        ("C: master weights' change vs A", compare_changes(initial_bf16, masters, final_a, LR)["rel_norm"] if not master_problems
          else 1.0, 0.3),
         ("C: float32 masters of all parameters, saved = rounded masters", float(len(master_problems)), 0.0),
     ]

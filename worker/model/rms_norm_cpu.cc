@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 namespace srlm {
@@ -69,21 +70,24 @@ void NormalizeRowsBackward(const T* x, const T* weight, const T* grad, const flo
   });
 }
 
-// (out, inv_rms) for x viewed as (rows, C).
+// Rows of x viewed as (rows, C), C its last size.
+int64_t RowCount(const torch::Tensor& x) {
+  const int64_t C = x.size(-1);
+  return C == 0 ? 0 : x.numel() / C;
+}
+
+// (out, inv_rms) for x viewed as (rows, C). RmsNormCpuSupports limits the types to float and
+// bfloat16; the dispatch also instantiates double, which is never reached.
 std::pair<torch::Tensor, torch::Tensor> Normalize(const torch::Tensor& x, const torch::Tensor& weight, double eps,
                                                   bool keep_inv_rms) {
-  const int64_t C = x.size(-1);
-  const int64_t rows = C == 0 ? 0 : x.numel() / C;
+  const int64_t rows = RowCount(x);
   torch::Tensor out = torch::empty_like(x);
   torch::Tensor inv_rms = keep_inv_rms ? torch::empty({rows}, x.options().dtype(torch::kFloat32)) : torch::Tensor();
   float* inv = keep_inv_rms ? inv_rms.data_ptr<float>() : nullptr;
-  if (x.scalar_type() == torch::kFloat32) {
-    NormalizeRows(x.data_ptr<float>(), weight.data_ptr<float>(), out.data_ptr<float>(), rows, C,
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "RmsNormCpu", [&] {
+    NormalizeRows(x.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), rows, x.size(-1),
                   static_cast<float>(eps), inv);
-  } else {
-    NormalizeRows(x.data_ptr<at::BFloat16>(), weight.data_ptr<at::BFloat16>(), out.data_ptr<at::BFloat16>(), rows, C,
-                  static_cast<float>(eps), inv);
-  }
+  });
   return {out, inv_rms};
 }
 
@@ -104,16 +108,12 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const torch::Tensor& inv_rms = saved[2];
     const torch::Tensor grad = grads[0].contiguous().to(x.scalar_type());
     const int64_t C = x.size(-1);
-    const int64_t rows = C == 0 ? 0 : x.numel() / C;
     torch::Tensor dx = torch::empty_like(x);
     torch::Tensor dw = torch::zeros({C}, x.options().dtype(torch::kFloat32));
-    if (x.scalar_type() == torch::kFloat32) {
-      NormalizeRowsBackward(x.data_ptr<float>(), weight.data_ptr<float>(), grad.data_ptr<float>(),
-                            inv_rms.data_ptr<float>(), dx.data_ptr<float>(), dw.data_ptr<float>(), rows, C);
-    } else {
-      NormalizeRowsBackward(x.data_ptr<at::BFloat16>(), weight.data_ptr<at::BFloat16>(), grad.data_ptr<at::BFloat16>(),
-                            inv_rms.data_ptr<float>(), dx.data_ptr<at::BFloat16>(), dw.data_ptr<float>(), rows, C);
-    }
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "RmsNormCpuBackward", [&] {
+      NormalizeRowsBackward(x.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
+                            inv_rms.data_ptr<float>(), dx.data_ptr<scalar_t>(), dw.data_ptr<float>(), RowCount(x), C);
+    });
     return {dx, dw.to(weight.scalar_type()), torch::Tensor()};
   }
 };
