@@ -37,17 +37,37 @@ PairResult BuildPreferencePair(const std::string& prompt,
                                const std::vector<JudgedCandidate>& candidates,
                                const PairOptions& options) {
   PairResult result;
-  int64_t best = -1, worst = -1, scored = 0;
+  // Candidates with the same text are one answer: they share the mean of all their judgements, and
+  // only the first of them competes, so judge noise can never make an answer both chosen and rejected.
+  std::vector<int64_t> first_with_text(candidates.size());
   for (size_t i = 0; i < candidates.size(); ++i) {
+    first_with_text[i] = static_cast<int64_t>(i);
+    for (size_t j = 0; j < i; ++j) {
+      if (absl::StripAsciiWhitespace(candidates[j].text) == absl::StripAsciiWhitespace(candidates[i].text)) {
+        first_with_text[i] = static_cast<int64_t>(j);
+        break;
+      }
+    }
     for (const JudgeScore& s : candidates[i].scores) {
       ++result.judgements;
       if (!s.ok()) ++result.unparsable_judgements;
     }
-    std::optional<double> mean = MeanJudgeScore(candidates[i].scores, options.require_all_scores);
-    result.mean_scores.push_back(mean);
+  }
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::vector<JudgeScore> pooled;
+    for (size_t j = 0; j < candidates.size(); ++j) {
+      if (first_with_text[j] != first_with_text[i]) continue;
+      pooled.insert(pooled.end(), candidates[j].scores.begin(), candidates[j].scores.end());
+    }
+    result.mean_scores.push_back(MeanJudgeScore(pooled, options.require_all_scores));
+  }
+  int64_t best = -1, worst = -1, scored = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const std::optional<double>& mean = result.mean_scores[i];
     if (!mean || !PairEligible(candidates[i])) continue;
     ++scored;
     const int64_t idx = static_cast<int64_t>(i);
+    if (first_with_text[i] != idx) continue;
     if (best < 0 || *mean > *result.mean_scores[best]) best = idx;
     if (worst < 0 || *mean < *result.mean_scores[worst]) worst = idx;
   }
@@ -57,7 +77,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
   }
   const double best_score = *result.mean_scores[best];
   const double worst_score = *result.mean_scores[worst];
-  if (best_score == worst_score) {
+  if (best_score == worst_score) {  // also when every scored candidate gave the same text
     result.outcome = PairOutcome::kTie;
     return result;
   }

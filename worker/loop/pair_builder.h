@@ -1,5 +1,6 @@
 // Preference pairs from judged candidates: the mean of each candidate's k judge scores, the best
-// candidate as chosen and the worst as rejected; ties give no pair. Optional length control: among
+// candidate as chosen and the worst as rejected; ties give no pair. Candidates with the same text
+// (ignoring surrounding white space) are one answer scored by the mean of all their judgements. Optional length control: among
 // the candidates within `length_band` points of the best mean, the shortest becomes chosen.
 // Pure functions; thread-safe.
 #pragma once
@@ -44,7 +45,9 @@ const char* PairOutcomeName(PairOutcome outcome);
 struct PairResult {
   PairOutcome outcome = PairOutcome::kTooFewScored;
   std::optional<PreferencePair> pair;
-  std::vector<std::optional<double>> mean_scores;  // per candidate; empty when unscored
+  // Per candidate: the mean of all judgements of its text (its own, and those of any earlier or later
+  // candidate with the same text); empty when unscored.
+  std::vector<std::optional<double>> mean_scores;
   int64_t judgements = 0;           // all judgements seen
   int64_t unparsable_judgements = 0;
 };
@@ -57,7 +60,8 @@ std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool
 bool PairEligible(const JudgedCandidate& candidate);
 
 // Builds the pair for one prompt. Among equal best means the earliest candidate wins (and among
-// equal worst the earliest loses) so that the result is deterministic.
+// equal worst the earliest loses) so that the result is deterministic. When all scored candidates
+// have the same text the outcome is a tie (with two or more of them) or too few scored (with one).
 PairResult BuildPreferencePair(const std::string& prompt,
                                const std::vector<JudgedCandidate>& candidates,
                                const PairOptions& options);

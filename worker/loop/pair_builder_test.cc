@@ -49,6 +49,28 @@ TEST(PairBuilderTest, AllEqualMeansIsATieAndNoPair) {
   EXPECT_FALSE(r.pair.has_value());
 }
 
+TEST(PairBuilderTest, SameTextIsOneAnswerScoredByAllItsJudgements) {
+  // Alone, the first "x" (mean 3) would tie "y" and win as the earlier, and " x " (mean 1) would be
+  // rejected: the same answer on both sides. Pooled, x has mean (5 + 1 + 1 + 1) / 4 = 2.
+  std::vector<JudgedCandidate> cands = {C("x", {S(5), S(1)}), C("y", {S(3), S(3)}), C(" x ", {S(1), S(1)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "y");
+  EXPECT_EQ(r.pair->rejected, "x");
+  EXPECT_EQ(r.pair->rejected_index, 0);
+  EXPECT_DOUBLE_EQ(r.pair->rejected_score, 2.0);
+  ASSERT_EQ(r.mean_scores.size(), 3u);
+  EXPECT_DOUBLE_EQ(*r.mean_scores[2], 2.0);
+  EXPECT_EQ(r.judgements, 6);
+}
+
+TEST(PairBuilderTest, CandidatesThatAllGiveTheSameTextAreATie) {
+  std::vector<JudgedCandidate> cands = {C("a", {S(5), S(4)}), C("a", {S(1), S(2)}), C("a ", {Bad()})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  EXPECT_EQ(r.outcome, PairOutcome::kTie);
+  EXPECT_FALSE(r.pair.has_value());
+}
+
 TEST(PairBuilderTest, FewerThanTwoScoredCandidatesGiveNoPair) {
   std::vector<JudgedCandidate> cands = {C("a", {Bad(), Bad()}), C("b", {S(5)}), C("c", {Bad()})};
   PairResult r = BuildPreferencePair("p", cands, PairOptions{});
@@ -66,7 +88,7 @@ TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
   EXPECT_EQ(r.pair->chosen, "b");
   EXPECT_EQ(r.pair->rejected, "d");
   ASSERT_TRUE(r.mean_scores[0].has_value());
-  EXPECT_EQ(*r.mean_scores[0], 5);
+  EXPECT_EQ(*r.mean_scores[0], 3);  // "" and " \n" are the same (empty) answer: (5 + 1) / 2
   PairOptions length_control;
   length_control.length_control = true;
   length_control.length_band = 5;

@@ -12,6 +12,7 @@
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
+#include "worker/model/model_options.h"
 #include "worker/train/atomic_dir.h"
 #include "worker/train/text_encoder.h"
 
@@ -27,12 +28,6 @@ struct CommandFlags {
   DpoConfig dpo;
   ModelConfig model_config;
 };
-
-absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "bfloat16") return torch::kBFloat16;
-  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "'"));
-}
 
 absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::function<void(RunConfig&)>>& overrides,
                              TrainingObjective objective) {
@@ -51,12 +46,12 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
 
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
-  SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype));
   torch::Device device(config.model.device == "cuda" && comm->backend_name() == "nccl"
                            ? torch::Device(torch::kCUDA, torch::cuda::device_count() > 0
                                                              ? static_cast<int>(comm->rank() % torch::cuda::device_count())
                                                              : 0)
                            : torch::Device(config.model.device));
+  SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype, device));
 
   // Resume from the newest whole checkpoint under --out, when asked and there is one.
   std::optional<std::string> resume_dir;
