@@ -20,6 +20,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kMaxCachedWords = 200000;
+// Token ids index a dense table (id_to_token_), so one damaged id must not size it: ids stay below
+// 2^24, 64 times the largest published vocabularies (~262k tokens).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 
 // GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to U+0100 onwards.
 std::array<char32_t, 256> ByteToCodePoint() {
@@ -82,9 +85,29 @@ absl::Status ParsePreTokenizer(const json& pre, std::vector<PreTokenizerStep>* s
   return absl::OkStatus();
 }
 
+// The "type" of a tokenizer.json component; empty when it is not an object or has no string "type".
+// Never throws: LooksByteLevel runs on files not yet known to be well-formed.
+std::string TypeOf(const json& node) {
+  if (!node.is_object()) return "";
+  const auto type = node.find("type");
+  return type != node.end() && type->is_string() ? type->get<std::string>() : "";
+}
+
+// A token id of tokenizer.json (`what` names the token for the error): an integer in [0, kMaxTokenId].
+absl::StatusOr<int32_t> TokenId(const json& value, const std::string& what) {
+  const bool in_range = value.is_number_unsigned()  ? value.get<uint64_t>() <= static_cast<uint64_t>(kMaxTokenId)
+                        : value.is_number_integer() ? value.get<int64_t>() >= 0 && value.get<int64_t>() <= kMaxTokenId
+                                                    : false;
+  if (!in_range) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer.json ", what, " has id ", value.dump(),
+                                                   ": ids must be integers in [0, ", kMaxTokenId, "]"));
+  }
+  return static_cast<int32_t>(value.get<int64_t>());
+}
+
 bool HasByteLevel(const json& node) {
   if (node.is_object()) {
-    if (node.value("type", "") == "ByteLevel") return true;
+    if (TypeOf(node) == "ByteLevel") return true;
     for (const auto& item : node.items()) {
       if (HasByteLevel(item.value())) return true;
     }
@@ -126,9 +149,9 @@ absl::StatusOr<std::string> NormalizeNfc(std::string_view text) {
 
 bool ByteLevelBpeTokenizer::LooksByteLevel(const std::string& json_text) {
   const json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded() || !root.contains("model")) return false;
-  return root["model"].value("type", "") == "BPE" && root.contains("pre_tokenizer") &&
-         HasByteLevel(root["pre_tokenizer"]);
+  if (root.is_discarded() || !root.is_object()) return false;
+  const auto model = root.find("model"), pre_tokenizer = root.find("pre_tokenizer");
+  return model != root.end() && TypeOf(*model) == "BPE" && pre_tokenizer != root.end() && HasByteLevel(*pre_tokenizer);
 }
 
 absl::StatusOr<std::unique_ptr<ByteLevelBpeTokenizer>> ByteLevelBpeTokenizer::FromJson(
@@ -154,8 +177,7 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpeTokenizer>> ByteLevelBpeTokenizer::Fr
                           model["ignore_merges"].get<bool>();
     int32_t max_id = -1;
     for (const auto& item : model.at("vocab").items()) {
-      const int32_t id = item.value().get<int32_t>();
-      if (id < 0) return absl::InvalidArgumentError("tokenizer.json vocab holds a negative id");
+      SRLM_ASSIGN_OR_RETURN(const int32_t id, TokenId(item.value(), absl::StrCat("vocab token '", item.key(), "'")));
       tok->vocab_[item.key()] = id;
       max_id = std::max(max_id, id);
     }
@@ -164,12 +186,12 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpeTokenizer>> ByteLevelBpeTokenizer::Fr
       for (const json& a : root["added_tokens"]) {
         AddedToken t;
         t.content = a.at("content").get<std::string>();
-        t.id = a.at("id").get<int32_t>();
+        SRLM_ASSIGN_OR_RETURN(t.id, TokenId(a.at("id"), absl::StrCat("added token '", t.content, "'")));
         t.special = a.value("special", false);
         t.lstrip = a.value("lstrip", false);
         t.rstrip = a.value("rstrip", false);
         t.single_word = a.value("single_word", false);
-        if (t.content.empty() || t.id < 0) return absl::InvalidArgumentError("tokenizer.json has an empty added token");
+        if (t.content.empty()) return absl::InvalidArgumentError("tokenizer.json has an empty added token");
         max_id = std::max(max_id, t.id);
         added.push_back(std::move(t));
       }

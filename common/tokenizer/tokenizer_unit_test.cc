@@ -1,7 +1,9 @@
 // Unit tests of the tokenizer pieces: Unicode tables against Python's unicodedata, UTF-8 validation and
 // lossy repair against Python's decoder, the pre-tokenizer on hand-checked strings, special and added
-// tokens, loading errors, and the chat templates against the published model-family formats.
+// tokens, loading errors (damaged tokenizer.json too), and the chat templates against the published
+// model-family formats.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -210,6 +212,34 @@ TEST(LoadTokenizer, ErrorsNameTheProblem) {
   auto unsupported = LoadTokenizer(dir.string());
   EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_NE(unsupported.status().message().find("tokenizer.json"), std::string::npos) << unsupported.status();
+}
+
+// Damage found by TokenizerRobustness.DamagedTokenizerJsonLoadsOrGivesAnError: a "type" that is not a
+// string threw from LoadTokenizer (json type_error out of LooksByteLevel), and an id past int32 overflowed
+// the id table's size; both are errors naming tokenizer.json now.
+TEST(LoadTokenizer, WrongTypesAndIdsAreErrorsNotCrashes) {
+  std::string dir = (std::filesystem::temp_directory_path() / "srlm_bad_tokenizer_XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string byte_level = R"("pre_tokenizer":{"type":"ByteLevel"})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"model":[],)" + byte_level + "}", "cannot use value() with array"},
+      {R"({"model":{"type":"BPE","vocab":{},"merges":[]},"pre_tokenizer":{"type":true}})", "type must be string"},
+      {R"({"model":{"type":"BPE","vocab":{"a":2147483647},"merges":[]},)" + byte_level + "}",
+       "vocab token 'a' has id 2147483647: ids must be integers in [0, 16777215]"},
+      {R"({"model":{"type":"BPE","vocab":{"a":-1},"merges":[]},)" + byte_level + "}", "vocab token 'a' has id -1"},
+      {R"({"model":{"type":"BPE","vocab":{"a":1e30},"merges":[]},)" + byte_level + "}", "vocab token 'a' has id 1e+30"},
+      {R"({"added_tokens":[{"id":4294967296,"content":"<x>"}],"model":{"type":"BPE","vocab":{},"merges":[]},)" +
+           byte_level + "}",
+       "added token '<x>' has id 4294967296"}};
+  for (const auto& [json_text, message] : cases) {
+    std::ofstream(std::filesystem::path(dir) / "tokenizer.json", std::ios::trunc) << json_text;
+    absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer(dir);
+    ASSERT_FALSE(tok.ok()) << json_text;
+    EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument) << tok.status();
+    EXPECT_NE(tok.status().message().find(dir + "/tokenizer.json: "), std::string::npos) << tok.status();
+    EXPECT_NE(tok.status().message().find(message), std::string::npos) << tok.status();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ChatTemplate, PublishedFormats) {

@@ -1,13 +1,22 @@
 // Damaged checkpoints give errors that name the file and the tensor, never a crash: a short file,
 // a header length past the end, offsets out of range or overlapping, a shape that does not match
-// the bytes or the model, a tensor missing or left over, an unknown dtype.
+// the bytes or the model, a tensor missing or left over, an unknown dtype. MutatedFiles damages a
+// small valid file at random (fixed seed) thousands of times and checks the same promise on each.
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
@@ -186,6 +195,352 @@ TEST_F(DamagedFiles, RoundTripKeepsBf16AndF16Bits) {
   EXPECT_TRUE(torch::equal(*f->Read("bf"), bf));
   EXPECT_TRUE(torch::equal(*f->Read("half"), half));
   EXPECT_EQ(f->metadata().at("format"), "pt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomized damage. Every mutant starts from the same small valid file and gets one kind of
+// damage; the seed is fixed, so a failure names a mutant (index and kind) that every run rebuilds.
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteFileBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The 8-byte little-endian header length at the start of `bytes` (which holds at least 8 bytes).
+uint64_t HeaderLengthField(const std::string& bytes) {
+  uint64_t len = 0;
+  for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
+  return len;
+}
+
+std::string LengthFieldBytes(uint64_t len) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  return out;
+}
+
+// A mutant as text for failure messages: its length field, then its first bytes with the
+// unprintable ones as \xNN.
+std::string DescribeMutant(const std::string& bytes) {
+  std::string out = absl::StrCat(bytes.size(), " bytes");
+  if (bytes.size() >= 8) absl::StrAppend(&out, ", length field ", HeaderLengthField(bytes));
+  out += ": ";
+  for (size_t i = 8; i < bytes.size() && i < 8 + 600; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+class SafetensorsMutator {
+ public:
+  SafetensorsMutator(std::string original, uint64_t seed)
+      : original_(std::move(original)), header_len_(HeaderLengthField(original_)), rng_(seed) {
+    header_ = original_.substr(8, header_len_);
+    data_ = original_.substr(8 + header_len_);
+    parsed_header_ = nlohmann::json::parse(header_);
+    for (auto it = parsed_header_.begin(); it != parsed_header_.end(); ++it) {
+      if (it.key() != "__metadata__") tensor_names_.push_back(it.key());
+    }
+    for (size_t i = 0; i < header_.size();) {  // maximal runs of digits: the offsets and shapes
+      if (!std::isdigit(static_cast<unsigned char>(header_[i]))) {
+        ++i;
+        continue;
+      }
+      size_t end = i;
+      while (end < header_.size() && std::isdigit(static_cast<unsigned char>(header_[end]))) ++end;
+      digit_runs_.emplace_back(i, end);
+      i = end;
+    }
+  }
+
+  // A damaged copy of the original file; `kind` says what was done to it.
+  std::string Next(std::string* kind);
+
+ private:
+  uint64_t Below(uint64_t n) { return rng_() % n; }
+  template <typename T>
+  const T& Pick(const std::vector<T>& items) {
+    return items[Below(items.size())];
+  }
+  // The file with `header` in place of the original one. The length field says header.size(),
+  // except now and then, when it keeps the original length.
+  std::string WithHeader(const std::string& header) {
+    const uint64_t len = Below(8) == 0 ? header_len_ : header.size();
+    return LengthFieldBytes(len) + header + data_;
+  }
+  std::string NumberText();
+  nlohmann::json ShapeValue();
+  nlohmann::json OffsetValue(const std::string& name);
+  std::string EditOneTensor(std::string* kind);
+
+  const std::string original_;
+  const uint64_t header_len_;
+  std::mt19937_64 rng_;
+  std::string header_, data_;
+  nlohmann::json parsed_header_;
+  std::vector<std::string> tensor_names_;
+  std::vector<std::pair<size_t, size_t>> digit_runs_;
+};
+
+// Numbers at the edges: of the byte counts, of the 2^40 / 2^50 plausibility limits, of int64 and
+// uint64, negative, fractional, out of any range; or a random run of digits.
+std::string SafetensorsMutator::NumberText() {
+  static const std::vector<std::string> kNumbers = {
+      "0", "1", "2", "3", "4", "7", "8", "16", "47", "48", "49", "255", "4294967295", "4294967296",
+      "1099511627776", "1099511627777", "1125899906842624", "4611686018427387904", "9223372036854775807",
+      "9223372036854775808", "18446744073709551615", "18446744073709551616",
+      "340282366920938463463374607431768211456", "-1", "-8", "-9223372036854775808", "-0", "00", "1e3",
+      "1.5", "0.0", "1e400"};
+  if (Below(3) != 0) return Pick(kNumbers);
+  std::string digits;
+  for (uint64_t n = 1 + Below(25); n > 0; --n) digits.push_back(static_cast<char>('0' + Below(10)));
+  return digits;
+}
+
+// A shape of 0-6 dimensions, each plausible, past a limit, or not a non-negative integer at all.
+nlohmann::json SafetensorsMutator::ShapeValue() {
+  const std::vector<nlohmann::json> dims = {0, 1, 2, 3, 4, 5, 6, 12, 1ull << 20, 1ull << 31, 1ull << 32, 1ull << 40,
+                                            (1ull << 40) + 1, 1ull << 50, 1ull << 62, 1ull << 63, ~0ull, -1,
+                                            INT64_MIN, 1.5, "3", nullptr, nlohmann::json::array()};
+  nlohmann::json shape = nlohmann::json::array();
+  for (uint64_t n = Below(7); n > 0; --n) shape.push_back(Pick(dims));
+  return shape;
+}
+
+// An offset near the tensor's own (original) range or the data size, or one no reader may accept.
+nlohmann::json SafetensorsMutator::OffsetValue(const std::string& name) {
+  const nlohmann::json& offsets = parsed_header_.at(name).at("data_offsets");
+  const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+  const uint64_t size = data_.size();
+  const std::vector<nlohmann::json> values = {0, begin, end, begin + 1, end - 1, end + 1, size - 1, size, size + 1,
+                                              1ull << 32, 1ull << 63, ~0ull, -1, INT64_MIN, 2.0, "0", nullptr};
+  return Pick(values);
+}
+
+// One field of one tensor gets another value (re-serialized, so the header stays valid JSON).
+std::string SafetensorsMutator::EditOneTensor(std::string* kind) {
+  nlohmann::json header = parsed_header_;
+  const std::string& name = Pick(tensor_names_);
+  nlohmann::json& entry = header[name];
+  static const std::vector<nlohmann::json> kDtypes = {"F32", "BF16", "F16", "F64", "I64", "I32", "I16", "I8",
+                                                      "U8",  "BOOL", "F8_E4M3", "", "f32", 4, nullptr};
+  switch (Below(6)) {
+    case 0:
+      *kind = "edit dtype";
+      entry["dtype"] = Pick(kDtypes);
+      break;
+    case 1:
+      *kind = "edit shape";
+      entry["shape"] = ShapeValue();
+      break;
+    case 2:
+      *kind = "edit data_offsets";
+      entry["data_offsets"][Below(2)] = OffsetValue(name);
+      if (Below(2) == 0) entry["data_offsets"][Below(2)] = OffsetValue(name);
+      if (Below(8) == 0) entry["data_offsets"].push_back(0);
+      break;
+    case 3: {
+      // A shape whose byte count, computed with uint64 wrap-around, is written as the offsets: a
+      // reader that multiplies without overflow checks accepts a tiny byte range for a huge tensor.
+      *kind = "shape with matching wrapped byte count";
+      const std::vector<uint64_t> dims = {0, 1, 2, 3, 1ull << 20, 1ull << 21, 1ull << 30, 1ull << 31,
+                                          1ull << 32, 1ull << 40, 1ull << 62, 1ull << 63};
+      nlohmann::json shape = nlohmann::json::array();
+      uint64_t bytes = Pick(std::vector<uint64_t>{1, 2, 4, 8});
+      for (uint64_t n = 1 + Below(4); n > 0; --n) {
+        const uint64_t d = Pick(dims);
+        shape.push_back(d);
+        bytes *= d;
+      }
+      entry["shape"] = shape;
+      const uint64_t begin = entry["data_offsets"][0].get<uint64_t>();
+      entry["data_offsets"] = {begin, begin + bytes};
+      break;
+    }
+    case 4:
+      *kind = "drop a field";
+      entry.erase(Pick(std::vector<std::string>{"dtype", "shape", "data_offsets"}));
+      break;
+    default:
+      *kind = "entry of another type";
+      entry = Pick(std::vector<nlohmann::json>{nullptr, 0, "F32", nlohmann::json::array(), nlohmann::json::object()});
+      break;
+  }
+  *kind += " of '" + name + "'";
+  return WithHeader(header.dump());
+}
+
+std::string SafetensorsMutator::Next(std::string* kind) {
+  std::string file = original_;
+  switch (Below(11)) {
+    case 0:
+      *kind = "flip bits of the length field";
+      for (uint64_t n = 1 + Below(3); n > 0; --n) file[Below(8)] ^= static_cast<char>(1 + Below(255));
+      return file;
+    case 1:
+      *kind = "flip header bytes";
+      for (uint64_t n = 1 + Below(4); n > 0; --n) file[8 + Below(header_len_)] ^= static_cast<char>(1 + Below(255));
+      return file;
+    case 2:
+      *kind = "truncate";
+      file.resize(Below(file.size()));
+      return file;
+    case 3:
+      *kind = "overwrite header bytes with printable characters";
+      for (uint64_t n = 1 + Below(8); n > 0; --n) file[8 + Below(header_len_)] = static_cast<char>(' ' + Below(95));
+      return file;
+    case 4: {
+      const auto [start, end] = Pick(digit_runs_);
+      const std::string number = NumberText();
+      *kind = absl::StrCat("replace number '", header_.substr(start, end - start), "' at ", start, " with ", number);
+      std::string header = header_;
+      header.replace(start, end - start, number);
+      return WithHeader(header);
+    }
+    case 5: {
+      // The same key twice ("name":{...} copied to the front), the copy sometimes with another number.
+      const std::string& name = Pick(tensor_names_);
+      const size_t start = header_.find("\"" + name + "\":{");
+      const size_t end = header_.find('}', start) + 1;
+      std::string copy = header_.substr(start, end - start);
+      *kind = "duplicate the entry of '" + name + "'";
+      if (Below(2) == 0) {
+        const size_t digit = copy.find_first_of("0123456789", name.size() + 2);
+        if (digit != std::string::npos) copy.replace(digit, 1, NumberText());
+      }
+      std::string header = header_;
+      header.insert(1, copy + ",");
+      return WithHeader(header);
+    }
+    case 6:
+    case 7:
+      return EditOneTensor(kind);
+    case 8: {
+      *kind = "shift the length field";
+      const int64_t delta = static_cast<int64_t>(Below(33)) - 16;
+      file.replace(0, 8, LengthFieldBytes(header_len_ + static_cast<uint64_t>(delta == 0 ? 1 : delta)));
+      return file;
+    }
+    case 9: {
+      static const std::vector<std::string> kHeaders = {
+          "", " ", "null", "[]", "{}", "[{}]", "\"x\"", "0", "{\"__metadata__\":[]}", "{\"__metadata__\":{\"a\":1}}",
+          "{\"w\":null}", "{\"w\":{}}", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+          "{\"w\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},\"v\":{\"dtype\":\"U8\",\"shape\":[0],"
+          "\"data_offsets\":[4,4]}}",
+          std::string(20000, '[') + std::string(20000, ']'),
+          "{\"a\":" + std::string(5000, '[') + std::string(5000, ']') + "}"};
+      const std::string& header = Pick(kHeaders);
+      *kind = "replace the header with " + header.substr(0, 40);
+      return WithHeader(header);
+    }
+    default: {
+      *kind = "insert bytes into the header";
+      std::string inserted;
+      for (uint64_t n = 1 + Below(6); n > 0; --n) inserted.push_back(static_cast<char>(Below(256)));
+      std::string header = header_;
+      header.insert(Below(header.size() + 1), inserted);
+      return WithHeader(header);
+    }
+  }
+}
+
+// The promise for one mutant at `path` (holding `bytes`): Open fails with an error that names the
+// file, or it succeeds and every tensor reads as a tensor of its shape and dtype whose bytes are
+// the ones its data_offsets point at, inside the file.
+::testing::AssertionResult KeepsThePromise(const std::string& path, const std::string& bytes, bool* opened) {
+  absl::StatusOr<SafetensorsFile> file = SafetensorsFile::Open(path);
+  *opened = file.ok();
+  if (!file.ok()) {
+    if (!absl::StrContains(file.status().message(), path)) {
+      return ::testing::AssertionFailure() << "the error does not name the file: " << file.status();
+    }
+    return ::testing::AssertionSuccess();
+  }
+  const uint64_t data_offset = 8 + HeaderLengthField(bytes);
+  for (const SafetensorsEntry& e : file->entries()) {
+    absl::StatusOr<torch::Tensor> t = file->Read(e.name);
+    if (!t.ok()) {
+      if (!absl::StrContains(t.status().message(), path)) {
+        return ::testing::AssertionFailure() << "Read error does not name the file: " << t.status();
+      }
+      continue;
+    }
+    int64_t numel = 1;
+    for (int64_t d : e.shape) numel *= d;
+    const absl::StatusOr<torch::ScalarType> dtype = TorchDtypeFromSafetensors(e.dtype);
+    if (t->sizes().vec() != e.shape || t->numel() != numel || !dtype.ok() || t->scalar_type() != *dtype) {
+      return ::testing::AssertionFailure() << "tensor '" << e.name << "' reads as " << t->sizes() << " "
+                                           << t->scalar_type() << ", the header says " << e.dtype << " ["
+                                           << absl::StrJoin(e.shape, ", ") << "]";
+    }
+    const uint64_t nbytes = static_cast<uint64_t>(numel) * t->element_size();
+    if (e.end - e.begin != nbytes || e.end < e.begin || data_offset + e.end > bytes.size()) {
+      return ::testing::AssertionFailure() << "tensor '" << e.name << "' was accepted with data_offsets [" << e.begin
+                                           << ", " << e.end << ") for " << nbytes << " bytes in a file of "
+                                           << bytes.size() << " bytes";
+    }
+    if (nbytes > 0 && std::memcmp(t->data_ptr(), bytes.data() + data_offset + e.begin, nbytes) != 0) {
+      return ::testing::AssertionFailure() << "tensor '" << e.name << "' does not hold the bytes at its offsets";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(MutatedFiles, NeverCrashAndNameTheFile) {
+  const std::string dir = MakeTempDir("srlm_mutated_");
+  const std::string original_path = dir + "/original.safetensors";
+  torch::manual_seed(3);
+  ASSERT_TRUE(WriteSafetensors(original_path,
+                               {{"model.embed_tokens.weight", torch::randn({4, 3})},
+                                {"model.layers.0.input_layernorm.weight", torch::randn({6}).to(torch::kBFloat16)},
+                                {"model.layers.0.self_attn.q_proj.bias", torch::randn({2, 3}).to(torch::kFloat16)},
+                                {"positions", torch::arange(5, torch::kInt64)},
+                                {"scale", torch::tensor(2.5f)},
+                                {"empty", torch::zeros({0, 3})}},
+                               {{"producer", "srlm"}, {"step", "12"}})
+                  .ok());
+  const std::string original = ReadFileBytes(original_path);
+  bool original_opens = false;
+  ASSERT_TRUE(KeepsThePromise(original_path, original, &original_opens));
+  ASSERT_TRUE(original_opens);
+
+  const std::string path = dir + "/mutant.safetensors";
+  SafetensorsMutator mutator(original, /*seed=*/20240611);
+  constexpr int kMutants = 2000;
+  int opened = 0, rejected = 0, broken = 0;
+  for (int i = 0; i < kMutants; ++i) {
+    std::string kind;
+    const std::string bytes = mutator.Next(&kind);
+    WriteFileBytes(path, bytes);
+    bool ok = false;
+    ::testing::AssertionResult result = ::testing::AssertionSuccess();
+    try {
+      result = KeepsThePromise(path, bytes, &ok);
+    } catch (const std::exception& e) {
+      result = ::testing::AssertionFailure() << "threw " << e.what();
+    }
+    ++(ok ? opened : rejected);
+    if (!result && ++broken <= 10) {
+      ADD_FAILURE() << "mutant " << i << " (" << kind << "): " << result.message() << "\n" << DescribeMutant(bytes);
+    }
+  }
+  EXPECT_EQ(broken, 0);
+  // Both outcomes occur: the damage is neither always harmless nor always caught by the first check.
+  EXPECT_GT(opened, kMutants / 50);
+  EXPECT_GT(rejected, kMutants / 2);
+  RecordProperty("mutants_opened", opened);
+  RecordProperty("mutants_rejected", rejected);
+  RemoveTree(dir);
 }
 
 }  // namespace
