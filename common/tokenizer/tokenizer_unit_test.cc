@@ -234,7 +234,10 @@ TEST(LoadTokenizer, WrongTypesAndIdsAreErrorsNotCrashes) {
   for (const auto& [json_text, message] : cases) {
     std::ofstream(std::filesystem::path(dir) / "tokenizer.json", std::ios::trunc) << json_text;
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer(dir);
-    ASSERT_FALSE(tok.ok()) << json_text;
+    if (tok.ok()) {
+      ADD_FAILURE() << "loaded: " << json_text;
+      continue;
+    }
     EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument) << tok.status();
     EXPECT_NE(tok.status().message().find(dir + "/tokenizer.json: "), std::string::npos) << tok.status();
     EXPECT_NE(tok.status().message().find(message), std::string::npos) << tok.status();

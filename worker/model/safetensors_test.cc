@@ -496,9 +496,15 @@ std::string SafetensorsMutator::Next(std::string* kind) {
   return ::testing::AssertionSuccess();
 }
 
-TEST(MutatedFiles, NeverCrashAndNameTheFile) {
-  const std::string dir = MakeTempDir("srlm_mutated_");
-  const std::string original_path = dir + "/original.safetensors";
+class MutatedFiles : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir("srlm_mutated_"); }
+  void TearDown() override { RemoveTree(dir_); }
+  std::string dir_;
+};
+
+TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
+  const std::string original_path = dir_ + "/original.safetensors";
   torch::manual_seed(3);
   ASSERT_TRUE(WriteSafetensors(original_path,
                                {{"model.embed_tokens.weight", torch::randn({4, 3})},
@@ -514,7 +520,7 @@ TEST(MutatedFiles, NeverCrashAndNameTheFile) {
   ASSERT_TRUE(KeepsThePromise(original_path, original, &original_opens));
   ASSERT_TRUE(original_opens);
 
-  const std::string path = dir + "/mutant.safetensors";
+  const std::string path = dir_ + "/mutant.safetensors";
   SafetensorsMutator mutator(original, /*seed=*/20240611);
   constexpr int kMutants = 2000;
   int opened = 0, rejected = 0, broken = 0;
@@ -540,7 +546,6 @@ TEST(MutatedFiles, NeverCrashAndNameTheFile) {
   EXPECT_GT(rejected, kMutants / 2);
   RecordProperty("mutants_opened", opened);
   RecordProperty("mutants_rejected", rejected);
-  RemoveTree(dir);
 }
 
 }  // namespace
