@@ -6,12 +6,10 @@
 //  - LoadTokenizer on damaged copies of a small tokenizer.json (and tokenizer_config.json) gives an
 //    error naming the folder, or a tokenizer that encodes and decodes without crashing.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <array>
 #include <cctype>
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -20,6 +18,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
+#include "common/testing/mutants.h"
+#include "common/testing/temp_dir.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/tokenizer_test_data.h"
 #include "nlohmann/json.hpp"
@@ -27,6 +28,9 @@
 namespace srlm {
 namespace {
 
+using testing_util::CheckMutants;
+using testing_util::MutantCounts;
+using testing_util::TempDir;
 using testing_util::TokenizerTestDataDir;
 
 // ASan stops the process when a library is opened with RTLD_DEEPBIND (google/sanitizers#611), which
@@ -97,12 +101,6 @@ size_t FirstInvalidUtf8Offset(std::string_view bytes) {
     pos += len;
   }
   return std::string_view::npos;
-}
-
-std::string Hex(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) absl::StrAppend(&out, absl::Hex(c, absl::kZeroPad2));
-  return out;
 }
 
 // Random byte strings of 0-64 bytes: half of them made of well-formed pieces only, the others mixing
@@ -222,7 +220,7 @@ TEST(TokenizerRobustness, RandomBytesEncodeOrGiveAUtf8Error) {
     for (int i = 0; i < kTexts && failures < 10; ++i) {
       const std::string text = random.Next();
       const size_t bad_offset = FirstInvalidUtf8Offset(text);
-      const std::string where = absl::StrCat(c.name, " text ", i, " (hex ", Hex(text), ")");
+      const std::string where = absl::StrCat(c.name, " text ", i, " (hex ", absl::BytesToHexString(text), ")");
       absl::StatusOr<std::vector<int32_t>> ids = tok->Encode(text);
       if (bad_offset != std::string_view::npos) {
         ++invalid;
@@ -256,7 +254,7 @@ TEST(TokenizerRobustness, RandomBytesEncodeOrGiveAUtf8Error) {
       } else if (c.lossless && text.find("<|") == std::string::npos && text.find("<mask>") == std::string::npos &&
                  *back != text) {
         ++failures;
-        ADD_FAILURE() << where << ": decodes to hex " << Hex(*back);
+        ADD_FAILURE() << where << ": decodes to hex " << absl::BytesToHexString(*back);
       }
     }
     EXPECT_EQ(failures, 0) << c.name;
@@ -285,7 +283,7 @@ TEST(TokenizerRobustness, RandomIdsDecodeToValidUtf8OrGiveAnError) {
                    : text.ok() || text.status().code() != absl::StatusCode::kInvalidArgument) {
         ++failures;
         ADD_FAILURE() << name << " ids #" << i << (in_range ? " (in range)" : " (some outside)") << ": "
-                      << (text.ok() ? "hex " + Hex(*text) : text.status().ToString());
+                      << (text.ok() ? "hex " + absl::BytesToHexString(*text) : text.status().ToString());
       }
     }
     EXPECT_EQ(failures, 0) << name;
@@ -583,24 +581,8 @@ class TokenizerJsonMutator {
   return ::testing::AssertionSuccess();
 }
 
-// A fresh folder under the temporary directory, removed with its contents when the object goes.
-class TempDir {
- public:
-  TempDir() {
-    std::string path = (std::filesystem::temp_directory_path() / "srlm_damaged_tokenizer_XXXXXX").string();
-    if (mkdtemp(path.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = path;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 TEST(TokenizerRobustness, DamagedTokenizerJsonLoadsOrGivesAnError) {
-  const TempDir temp_dir;
-  const std::filesystem::path& dir = temp_dir.path();
+  const TempDir dir("srlm_damaged_tokenizer_");
   auto write = [&](const char* name, const std::string& text) {
     std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << text;
   };
@@ -610,7 +592,7 @@ TEST(TokenizerRobustness, DamagedTokenizerJsonLoadsOrGivesAnError) {
   write("tokenizer.json", mutator.original_text());
   write("tokenizer_config.json", kSmallTokenizerConfig);
   {
-    auto tok = LoadTokenizer(dir.string());
+    auto tok = LoadTokenizer(dir.path());
     ASSERT_TRUE(tok.ok()) << tok.status();
     auto ids = (*tok)->Encode(" the12<mask>");
     ASSERT_TRUE(ids.ok()) << ids.status();
@@ -621,27 +603,18 @@ TEST(TokenizerRobustness, DamagedTokenizerJsonLoadsOrGivesAnError) {
   }
 
   constexpr int kMutants = 500;
-  int loaded = 0, rejected = 0, broken = 0;
-  for (int i = 0; i < kMutants; ++i) {
-    std::string json_text, config_text, kind;
-    mutator.Next(&json_text, &config_text, &kind);
+  const MutantCounts counts = CheckMutants(kMutants, [&](int, bool* loaded, std::string* kind) {
+    std::string json_text, config_text;
+    mutator.Next(&json_text, &config_text, kind);
     write("tokenizer.json", json_text);
     write("tokenizer_config.json", config_text);
-    bool ok = false;
-    ::testing::AssertionResult result = ::testing::AssertionSuccess();
-    try {
-      result = LoadsOrNamesTheFolder(dir.string(), &ok);
-    } catch (const std::exception& e) {
-      result = ::testing::AssertionFailure() << "threw " << e.what();
-    }
-    ++(ok ? loaded : rejected);
-    if (!result && ++broken <= 10) ADD_FAILURE() << "mutant " << i << " (" << kind << "): " << result.message();
-  }
-  EXPECT_EQ(broken, 0);
-  EXPECT_GT(loaded, kMutants / 20);
-  EXPECT_GT(rejected, kMutants / 3);
-  RecordProperty("mutants_loaded", loaded);
-  RecordProperty("mutants_rejected", rejected);
+    return LoadsOrNamesTheFolder(dir.path(), loaded);
+  });
+  EXPECT_EQ(counts.broken, 0);
+  EXPECT_GT(counts.accepted, kMutants / 20);
+  EXPECT_GT(counts.rejected, kMutants / 3);
+  RecordProperty("mutants_loaded", counts.accepted);
+  RecordProperty("mutants_rejected", counts.rejected);
 }
 
 }  // namespace

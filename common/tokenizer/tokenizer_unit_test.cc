@@ -3,7 +3,6 @@
 // tokens, loading errors (damaged tokenizer.json too), and the chat templates against the published
 // model-family formats.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/temp_dir.h"
 #include "common/tokenizer/byte_level_bpe.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/pre_tokenizer.h"
@@ -218,8 +218,8 @@ TEST(LoadTokenizer, ErrorsNameTheProblem) {
 // string threw from LoadTokenizer (json type_error out of LooksByteLevel), and an id past int32 overflowed
 // the id table's size; both are errors naming tokenizer.json now.
 TEST(LoadTokenizer, WrongTypesAndIdsAreErrorsNotCrashes) {
-  std::string dir = (std::filesystem::temp_directory_path() / "srlm_bad_tokenizer_XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const testing_util::TempDir temp_dir("srlm_bad_tokenizer_");
+  const std::string& dir = temp_dir.path();
   const std::string byte_level = R"("pre_tokenizer":{"type":"ByteLevel"})";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"model":[],)" + byte_level + "}", "cannot use value() with array"},
@@ -232,7 +232,7 @@ TEST(LoadTokenizer, WrongTypesAndIdsAreErrorsNotCrashes) {
            byte_level + "}",
        "added token '<x>' has id 4294967296"}};
   for (const auto& [json_text, message] : cases) {
-    std::ofstream(std::filesystem::path(dir) / "tokenizer.json", std::ios::trunc) << json_text;
+    std::ofstream(temp_dir / "tokenizer.json", std::ios::trunc) << json_text;
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer(dir);
     if (tok.ok()) {
       ADD_FAILURE() << "loaded: " << json_text;
@@ -242,7 +242,6 @@ TEST(LoadTokenizer, WrongTypesAndIdsAreErrorsNotCrashes) {
     EXPECT_NE(tok.status().message().find(dir + "/tokenizer.json: "), std::string::npos) << tok.status();
     EXPECT_NE(tok.status().message().find(message), std::string::npos) << tok.status();
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ChatTemplate, PublishedFormats) {

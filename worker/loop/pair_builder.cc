@@ -1,7 +1,10 @@
 // Implementation of worker/loop/pair_builder.h.
 #include "worker/loop/pair_builder.h"
 
+#include <map>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
 
 namespace srlm {
 
@@ -39,27 +42,23 @@ PairResult BuildPreferencePair(const std::string& prompt,
   PairResult result;
   // Candidates with the same text are one answer: they share the mean of all their judgements, and
   // only the first of them competes, so judge noise can never make an answer both chosen and rejected.
+  std::map<absl::string_view, int64_t> first_index_of_text;
   std::vector<int64_t> first_with_text(candidates.size());
+  std::vector<std::vector<JudgeScore>> scores_of_text(candidates.size());  // at each text's first index
   for (size_t i = 0; i < candidates.size(); ++i) {
-    first_with_text[i] = static_cast<int64_t>(i);
-    for (size_t j = 0; j < i; ++j) {
-      if (absl::StripAsciiWhitespace(candidates[j].text) == absl::StripAsciiWhitespace(candidates[i].text)) {
-        first_with_text[i] = static_cast<int64_t>(j);
-        break;
-      }
-    }
+    const int64_t first =
+        first_index_of_text.emplace(absl::StripAsciiWhitespace(candidates[i].text), static_cast<int64_t>(i))
+            .first->second;
+    first_with_text[i] = first;
+    scores_of_text[first].insert(scores_of_text[first].end(), candidates[i].scores.begin(),
+                                 candidates[i].scores.end());
     for (const JudgeScore& s : candidates[i].scores) {
       ++result.judgements;
       if (!s.ok()) ++result.unparsable_judgements;
     }
   }
   for (size_t i = 0; i < candidates.size(); ++i) {
-    std::vector<JudgeScore> pooled;
-    for (size_t j = 0; j < candidates.size(); ++j) {
-      if (first_with_text[j] != first_with_text[i]) continue;
-      pooled.insert(pooled.end(), candidates[j].scores.begin(), candidates[j].scores.end());
-    }
-    result.mean_scores.push_back(MeanJudgeScore(pooled, options.require_all_scores));
+    result.mean_scores.push_back(MeanJudgeScore(scores_of_text[first_with_text[i]], options.require_all_scores));
   }
   int64_t best = -1, worst = -1, scored = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {

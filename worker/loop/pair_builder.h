@@ -1,7 +1,8 @@
 // Preference pairs from judged candidates: the mean of each candidate's k judge scores, the best
 // candidate as chosen and the worst as rejected; ties give no pair. Candidates with the same text
-// (ignoring surrounding white space) are one answer scored by the mean of all their judgements. Optional length control: among
-// the candidates within `length_band` points of the best mean, the shortest becomes chosen.
+// (ignoring surrounding white space) are one answer scored by the mean of all their judgements.
+// Optional length control: among the candidates within `length_band` points of the best mean, the
+// shortest becomes chosen.
 // Pure functions; thread-safe.
 #pragma once
 

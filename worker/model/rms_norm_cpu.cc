@@ -1,3 +1,4 @@
+// Implementation of worker/model/rms_norm_cpu.h.
 #include "worker/model/rms_norm_cpu.h"
 
 #include <cmath>

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/testing/mutants.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
@@ -25,7 +26,9 @@ namespace srlm {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::CheckMutants;
 using testing_util::MakeTempDir;
+using testing_util::MutantCounts;
 using testing_util::RemoveTree;
 
 class DamagedFiles : public ::testing::Test {
@@ -496,12 +499,7 @@ std::string SafetensorsMutator::Next(std::string* kind) {
   return ::testing::AssertionSuccess();
 }
 
-class MutatedFiles : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = MakeTempDir("srlm_mutated_"); }
-  void TearDown() override { RemoveTree(dir_); }
-  std::string dir_;
-};
+using MutatedFiles = DamagedFiles;  // for its temporary folder
 
 TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
   const std::string original_path = dir_ + "/original.safetensors";
@@ -523,29 +521,19 @@ TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
   const std::string path = dir_ + "/mutant.safetensors";
   SafetensorsMutator mutator(original, /*seed=*/20240611);
   constexpr int kMutants = 2000;
-  int opened = 0, rejected = 0, broken = 0;
-  for (int i = 0; i < kMutants; ++i) {
-    std::string kind;
-    const std::string bytes = mutator.Next(&kind);
+  const MutantCounts counts = CheckMutants(kMutants, [&](int, bool* opened, std::string* kind) {
+    const std::string bytes = mutator.Next(kind);
     WriteFileBytes(path, bytes);
-    bool ok = false;
-    ::testing::AssertionResult result = ::testing::AssertionSuccess();
-    try {
-      result = KeepsThePromise(path, bytes, &ok);
-    } catch (const std::exception& e) {
-      result = ::testing::AssertionFailure() << "threw " << e.what();
-    }
-    ++(ok ? opened : rejected);
-    if (!result && ++broken <= 10) {
-      ADD_FAILURE() << "mutant " << i << " (" << kind << "): " << result.message() << "\n" << DescribeMutant(bytes);
-    }
-  }
-  EXPECT_EQ(broken, 0);
+    ::testing::AssertionResult result = KeepsThePromise(path, bytes, opened);
+    if (!result) result << "\n" << DescribeMutant(bytes);
+    return result;
+  });
+  EXPECT_EQ(counts.broken, 0);
   // Both outcomes occur: the damage is neither always harmless nor always caught by the first check.
-  EXPECT_GT(opened, kMutants / 50);
-  EXPECT_GT(rejected, kMutants / 2);
-  RecordProperty("mutants_opened", opened);
-  RecordProperty("mutants_rejected", rejected);
+  EXPECT_GT(counts.accepted, kMutants / 50);
+  EXPECT_GT(counts.rejected, kMutants / 2);
+  RecordProperty("mutants_opened", counts.accepted);
+  RecordProperty("mutants_rejected", counts.rejected);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "worker/train/atomic_dir.h"
+#include "common/testing/temp_dir.h"
 
 namespace srlm::testing {
 
@@ -24,22 +24,8 @@ inline std::string SourceDir() { return EnvOr("SRLM_SOURCE_DIR", "/work/main"); 
 inline std::string BuildDir() { return EnvOr("SRLM_BUILD_DIR", "/work/main/build-trainer"); }
 inline std::string VenvPython() { return EnvOr("SRLM_VENV_PYTHON", SourceDir() + "/.venv/bin/python"); }
 
-// A fresh folder under /tmp, removed by the destructor.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = "/tmp/srlm_train_XXXXXX";
-    path_ = ::mkdtemp(templ.data());
-  }
-  ~TempDir() {
-    RemoveTree(path_);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// A fresh folder under the temporary directory, removed by the destructor.
+using ::srlm::testing_util::TempDir;
 
 inline void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
