@@ -7,6 +7,7 @@ standard health service answers without a token, and server reflection lists the
 usage: coordinator_python_client_test.py SOURCE_DIR COORDINATOR_BINARY   (run with Debian's python3)
 """
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -84,6 +85,7 @@ def main():
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert proc.returncode == 0, "coordinator exit status %d" % proc.returncode
+    shutil.rmtree(work)  # kept when the test fails, for its coordinator.log
 
 
 if __name__ == "__main__":
