@@ -15,6 +15,7 @@
 #include "coordinator/coordinator_server.h"
 #include "coordinator/pair_shuffle.h"
 #include "coordinator/run_coordinator.h"
+#include "coordinator/shard_order.h"
 #include "coordinator/sqlite_db.h"
 
 namespace srlm::coordinator {
@@ -101,6 +102,7 @@ class CoordinatorServiceTest : public ::testing::Test {
     v1::SubmitShardRequest request;
     request.set_worker_id(worker);
     request.set_lease_id(lease);
+    request.mutable_prompts();  // set even when there are none
     for (auto& p : prompts) request.mutable_prompts()->add_prompts(p);
     return client_->SubmitShard(request);
   }
@@ -205,6 +207,106 @@ TEST(PairShuffleTest, PermutationDeterministicAndSeedDependent) {
   int fixed = 0;
   for (int64_t i = 0; i < 1000; ++i) fixed += a[i] == i;
   EXPECT_LT(fixed, 10);  // a shuffle, not the identity (expected ~1 fixed point)
+}
+
+std::vector<int64_t> ShardsOf(const std::vector<ShardSubmission>& submissions) {
+  std::vector<int64_t> shards;
+  for (const ShardSubmission& submission : submissions) shards.push_back(submission.shard);
+  return shards;
+}
+
+TEST(ShardOrderTest, ReleasesShardsInOrderAndRestoresHeldOnes) {
+  ShardOrder order;
+  EXPECT_TRUE(order.Add({2, "l2", {"c"}}).empty());
+  EXPECT_TRUE(order.IsHeld(2));
+  std::vector<ShardSubmission> first = order.Add({0, "l0", {"a"}});
+  EXPECT_THAT(ShardsOf(first), ::testing::ElementsAre(0));
+  EXPECT_EQ(first[0].prompts, std::vector<std::string>{"a"});
+  EXPECT_EQ(order.next_shard(), 1);
+  EXPECT_EQ(order.held(), 1);
+  std::vector<ShardSubmission> rest = order.Add({1, "l1", {"b"}});
+  EXPECT_THAT(ShardsOf(rest), ::testing::ElementsAre(1, 2));
+  EXPECT_EQ(rest[1].lease_id, "l2");
+  EXPECT_EQ(order.held(), 0);
+  EXPECT_EQ(order.next_shard(), 3);
+
+  ASSERT_TRUE(order.Restore(1, {{3, "l3", {}}, {2, "l2", {"c"}}}).ok());
+  EXPECT_EQ(order.held(), 2);
+  EXPECT_THAT(ShardsOf(order.Add({1, "l1", {}})), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_EQ(order.Restore(2, {{2, "l2", {}}}).code(), absl::StatusCode::kDataLoss);  // not after 2
+  EXPECT_EQ(order.Restore(0, {{4, "a", {}}, {4, "b", {}}}).code(), absl::StatusCode::kDataLoss);
+}
+
+// Ranks finish PROMPTS shards in any order, but the pool is filled in shard order, so that the
+// filter's verdicts (and so the pool) are the same in every run. Held shards survive a restart,
+// also one that brought no prompts.
+TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrderTheyArrive) {
+  Stop();
+  std::filesystem::remove_all(run_dir_);
+  RunConfig config = SmallConfig();
+  config.run.sft = false;
+  config.prompts.shard_size = 2;
+  Start(config);
+  const std::string w0 = Register(0, 3), w1 = Register(1, 3), w2 = Register(2, 3);
+  v1::LeaseShardResponse s0 = Lease(w0), s1 = Lease(w1), s2 = Lease(w2);
+  ASSERT_EQ(s0.lease().shard_id(), 0);
+  ASSERT_EQ(s1.lease().shard_id(), 1);
+  ASSERT_EQ(s2.lease().shard_id(), 2);
+
+  auto empty = SubmitPrompts(w2, s2.lease().lease_id(), {});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->shards_held(), 1);
+  auto early = SubmitPrompts(w1, s1.lease().lease_id(), {"Describe how rainbows form in the sky", "x"});
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_EQ(early->prompts_accepted(), 0);
+  EXPECT_EQ(early->prompts_dropped_length(), 0);  // not filtered yet
+  EXPECT_EQ(early->shards_held(), 2);
+  EXPECT_EQ(early->phase(), v1::PHASE_PROMPTS);
+  // Held shards count as supply: 3 shards of 2 cover the 6 wanted, so no fourth one yet.
+  EXPECT_TRUE(Lease(w1).has_wait());
+
+  Stop();
+  Start(std::nullopt);
+  v1::GetStatusResponse held = *client_->GetStatus();
+  EXPECT_EQ(held.prompts_accepted(), 0);
+  EXPECT_EQ(held.shards().done(), 2);
+  EXPECT_EQ(held.shards().held(), 2);
+  auto duplicate = SubmitPrompts(w1, s1.lease().lease_id(), {"Describe how rainbows form in the sky", "x"});
+  ASSERT_TRUE(duplicate.ok());
+  EXPECT_TRUE(duplicate->duplicate());
+
+  // Shard 0 completes the order: it enters first, then shard 1 (whose rainbow prompt is now the
+  // duplicate), then the empty shard 2.
+  auto last = SubmitPrompts(w0, s0.lease().lease_id(),
+                            {"describe how RAINBOWS form in the sky!", "Why is the ocean salty"});
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->prompts_accepted(), 2);
+  EXPECT_EQ(last->prompts_dropped_duplicate(), 1);
+  EXPECT_EQ(last->prompts_dropped_length(), 1);
+  EXPECT_EQ(last->shards_held(), 0);
+  v1::GetStatusResponse status = *client_->GetStatus();
+  EXPECT_EQ(status.prompts_accepted(), 2);
+  EXPECT_EQ(status.prompts_dropped_duplicate(), 1);
+  EXPECT_EQ(status.shards().held(), 0);
+
+  auto db = SqliteDb::Open(run_->database_path(), SqliteDb::Mode::kReadOnly);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto pool = (*db)->Prepare("SELECT prompt_id, text, lease_id FROM prompts WHERE iteration = 1 ORDER BY prompt_id");
+  ASSERT_TRUE(pool.ok());
+  std::vector<std::string> rows;
+  while (*(*pool)->Step()) {
+    rows.push_back(absl::StrCat((*pool)->ColumnInt(0), " ", (*pool)->ColumnText(1), " ", (*pool)->ColumnText(2)));
+  }
+  (*pool)->Reset();
+  EXPECT_THAT(rows, ::testing::ElementsAre("0 describe how RAINBOWS form in the sky! i1-P-s0-a1",
+                                           "1 Why is the ocean salty i1-P-s0-a1"));
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM held_prompts", -1), 0);
+  EXPECT_EQ(*(*db)->QueryInt("SELECT dropped_duplicate * 10 + dropped_length FROM leases "
+                             "WHERE lease_id = 'i1-P-s1-a1'", -1), 11);
+  // The pool still lacks 4 prompts and nothing is held: a new shard is handed out.
+  v1::LeaseShardResponse s3 = Lease(w1);
+  ASSERT_TRUE(s3.has_prompts()) << s3.DebugString();
+  EXPECT_EQ(s3.lease().shard_id(), 3);
 }
 
 TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {

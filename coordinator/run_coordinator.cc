@@ -337,6 +337,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     }
     flush();
     leases->Reset();
+    if (kind == 'P') SRLM_RETURN_IF_ERROR(LoadHeldPrompts(db));
   }
   // GENERATE counters of the iteration.
   SRLM_ASSIGN_OR_RETURN(Statement * results,
@@ -384,8 +385,44 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   return absl::OkStatus();
 }
 
+absl::Status RunCoordinator::LoadHeldPrompts(SqliteDb& db) {
+  int64_t next = 0;
+  while (next < shards_.total() && shards_.slot(next).state == ShardState::kDone) ++next;
+  // Every done shard after the first missing one is held, also one that brought no prompts (and so
+  // has no rows).
+  std::map<int64_t, ShardSubmission> held;
+  for (int64_t shard = next + 1; shard < shards_.total(); ++shard) {
+    if (shards_.slot(shard).state != ShardState::kDone) continue;
+    held[shard] = ShardSubmission{
+        shard, MakeLeaseId(iteration_, 'P', shard, shards_.slot(shard).completed_attempt), {}};
+  }
+  SRLM_ASSIGN_OR_RETURN(Statement * rows,
+                        db.Prepare("SELECT shard_id, text FROM held_prompts WHERE iteration = ? "
+                                   "ORDER BY shard_id, position"));
+  rows->Bind(1, iteration_);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, rows->Step());
+    if (!row) break;
+    const int64_t shard = rows->ColumnInt(0);
+    auto it = held.find(shard);
+    if (it == held.end()) {
+      rows->Reset();
+      return absl::DataLossError(absl::StrCat(database_path(), ": held prompts of iteration ", iteration_,
+                                              " PROMPTS shard ", shard,
+                                              ", which is not a done shard after the first missing one (",
+                                              next, ")"));
+    }
+    it->second.prompts.push_back(rows->ColumnText(1));
+  }
+  rows->Reset();
+  std::vector<ShardSubmission> submissions;
+  for (auto& [shard, submission] : held) submissions.push_back(std::move(submission));
+  return prompt_order_.Restore(next, std::move(submissions));
+}
+
 void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
   shards_ = ShardPool();
+  prompt_order_.Clear();
   phase_rate_.Reset();
   if (phase == v1::PHASE_PROMPTS || phase == v1::PHASE_SFT || phase == v1::PHASE_DONE) {
     PromptFilterOptions filter;
@@ -434,11 +471,17 @@ bool RunCoordinator::PromptsPhaseCompleteLocked() const {
 
 void RunCoordinator::StartGenerateLocked(std::vector<GroupCommitter::Write>* writes) {
   const int64_t pool = prompts_accepted_;
+  if (prompt_order_.held() > 0) {
+    SRLM_LOG(INFO) << "iteration " << iteration_ << ": the pool is full; " << prompt_order_.held()
+                   << " held PROMPTS shard(s) are surplus";
+  }
   SetPhaseLocked(v1::PHASE_GENERATE, writes);
   pool_size_ = pool;
   generate_shard_size_ = std::max<int64_t>(1, config_.generate.shard_size);
   shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
-  writes->push_back([pool, size = generate_shard_size_](SqliteDb& db) {
+  writes->push_back([pool, size = generate_shard_size_, iteration = iteration_](SqliteDb& db) {
+    SRLM_ASSIGN_OR_RETURN(Statement * surplus, db.Prepare("DELETE FROM held_prompts WHERE iteration = ?"));
+    SRLM_RETURN_IF_ERROR(surplus->Bind(1, iteration).Run());
     SRLM_RETURN_IF_ERROR(PutRunValue(db, "pool_size", absl::StrCat(pool)));
     return PutRunValue(db, "generate_shard_size", absl::StrCat(size));
   });
@@ -663,7 +706,9 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
       const int64_t wanted = config_.prompts.per_iteration;
       const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
       const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
-      if (prompts_accepted_ + shards_.leased() * shard_size < wanted && shards_.total() < budget) {
+      // Held shards count as supply: their prompts are coming.
+      if (prompts_accepted_ + (shards_.leased() + prompt_order_.held()) * shard_size < wanted &&
+          shards_.total() < budget) {
         shards_.AddShard();
       }
     }
@@ -819,47 +864,82 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence) {
   const int64_t now = Now();
   const int64_t wanted = config_.prompts.per_iteration;
+  shards_.Complete(shard);
+  workers_[request.worker_id()].shards_submitted++;
+  ShardSubmission submission{shard, request.lease_id(),
+                             {request.prompts().prompts().begin(), request.prompts().prompts().end()}};
+  std::vector<ShardSubmission> released = prompt_order_.Add(submission);
+  std::vector<std::string> held_prompts;
+  if (prompt_order_.IsHeld(shard)) held_prompts = std::move(submission.prompts);
+  // What the filter did with each released shard, for its lease row and the response.
+  struct Entered {
+    std::string lease_id;
+    int64_t shard = 0;
+    std::vector<std::pair<int64_t, std::string>> accepted;  // (prompt id, text)
+    int64_t duplicate = 0, near_duplicate = 0, length = 0;
+  };
+  std::vector<Entered> entered;
   v1::SubmitShardResponse response;
-  std::vector<std::pair<int64_t, std::string>> accepted;
-  for (const std::string& text : request.prompts().prompts()) {
-    if (prompts_accepted_ >= wanted) break;  // the pool is full; the rest is surplus
-    switch (prompt_filter_->Offer(text)) {
-      case PromptVerdict::kAccepted:
-        accepted.emplace_back(prompts_accepted_++, std::string(TrimPrompt(text)));
-        response.set_prompts_accepted(response.prompts_accepted() + 1);
-        break;
-      case PromptVerdict::kDuplicate:
-        response.set_prompts_dropped_duplicate(response.prompts_dropped_duplicate() + 1);
-        break;
-      case PromptVerdict::kNearDuplicate:
-        response.set_prompts_dropped_near_duplicate(response.prompts_dropped_near_duplicate() + 1);
-        break;
-      case PromptVerdict::kLength:
-        response.set_prompts_dropped_length(response.prompts_dropped_length() + 1);
-        break;
+  for (const ShardSubmission& next : released) {
+    Entered shard_entered{next.lease_id, next.shard, {}};
+    for (const std::string& text : next.prompts) {
+      if (prompts_accepted_ >= wanted) break;  // the pool is full; the rest is surplus
+      switch (prompt_filter_->Offer(text)) {
+        case PromptVerdict::kAccepted:
+          shard_entered.accepted.emplace_back(prompts_accepted_++, std::string(TrimPrompt(text)));
+          break;
+        case PromptVerdict::kDuplicate: ++shard_entered.duplicate; break;
+        case PromptVerdict::kNearDuplicate: ++shard_entered.near_duplicate; break;
+        case PromptVerdict::kLength: ++shard_entered.length; break;
+      }
     }
+    response.set_prompts_accepted(response.prompts_accepted() + shard_entered.accepted.size());
+    response.set_prompts_dropped_duplicate(response.prompts_dropped_duplicate() + shard_entered.duplicate);
+    response.set_prompts_dropped_near_duplicate(response.prompts_dropped_near_duplicate() +
+                                                shard_entered.near_duplicate);
+    response.set_prompts_dropped_length(response.prompts_dropped_length() + shard_entered.length);
+    entered.push_back(std::move(shard_entered));
   }
   dropped_duplicate_ += response.prompts_dropped_duplicate();
   dropped_near_duplicate_ += response.prompts_dropped_near_duplicate();
   dropped_length_ += response.prompts_dropped_length();
-  shards_.Complete(shard);
-  workers_[request.worker_id()].shards_submitted++;
+  response.set_shards_held(prompt_order_.held());
   phase_rate_.Record(now, prompts_accepted_);
   std::vector<GroupCommitter::Write> writes;
-  writes.push_back([iteration = iteration_, lease_id = request.lease_id(), accepted, response, now](SqliteDb& db) {
+  writes.push_back([iteration = iteration_, shard, lease_id = request.lease_id(), held_prompts, entered,
+                    now](SqliteDb& db) {
+    SRLM_ASSIGN_OR_RETURN(Statement * completed,
+                          db.Prepare("UPDATE leases SET state = 'completed', completed_ms = ? WHERE lease_id = ?"));
+    SRLM_RETURN_IF_ERROR(completed->Bind(1, now).Bind(2, lease_id).Run());
+    SRLM_ASSIGN_OR_RETURN(Statement * hold,
+                          db.Prepare("INSERT INTO held_prompts(iteration, shard_id, position, lease_id, text) "
+                                     "VALUES(?, ?, ?, ?, ?)"));
+    for (size_t i = 0; i < held_prompts.size(); ++i) {
+      hold->Reset();
+      SRLM_RETURN_IF_ERROR(hold->Bind(1, iteration).Bind(2, shard).Bind(3, static_cast<int64_t>(i))
+                               .Bind(4, lease_id).Bind(5, held_prompts[i]).Run());
+    }
     SRLM_ASSIGN_OR_RETURN(Statement * insert,
                           db.Prepare("INSERT INTO prompts(iteration, prompt_id, text, lease_id) VALUES(?, ?, ?, ?)"));
-    for (const auto& [id, text] : accepted) {
-      insert->Reset();
-      SRLM_RETURN_IF_ERROR(insert->Bind(1, iteration).Bind(2, id).Bind(3, text).Bind(4, lease_id).Run());
+    SRLM_ASSIGN_OR_RETURN(Statement * counts,
+                          db.Prepare("UPDATE leases SET prompts_accepted = ?, dropped_duplicate = ?, "
+                                     "dropped_near_duplicate = ?, dropped_length = ? WHERE lease_id = ?"));
+    SRLM_ASSIGN_OR_RETURN(Statement * unhold,
+                          db.Prepare("DELETE FROM held_prompts WHERE iteration = ? AND shard_id = ?"));
+    for (const Entered& shard_entered : entered) {
+      for (const auto& [id, text] : shard_entered.accepted) {
+        insert->Reset();
+        SRLM_RETURN_IF_ERROR(
+            insert->Bind(1, iteration).Bind(2, id).Bind(3, text).Bind(4, shard_entered.lease_id).Run());
+      }
+      counts->Reset();
+      SRLM_RETURN_IF_ERROR(counts->Bind(1, static_cast<int64_t>(shard_entered.accepted.size()))
+                               .Bind(2, shard_entered.duplicate).Bind(3, shard_entered.near_duplicate)
+                               .Bind(4, shard_entered.length).Bind(5, shard_entered.lease_id).Run());
+      unhold->Reset();
+      SRLM_RETURN_IF_ERROR(unhold->Bind(1, iteration).Bind(2, shard_entered.shard).Run());
     }
-    SRLM_ASSIGN_OR_RETURN(Statement * lease,
-                          db.Prepare("UPDATE leases SET state = 'completed', completed_ms = ?, prompts_accepted = ?, "
-                                     "dropped_duplicate = ?, dropped_near_duplicate = ?, dropped_length = ? "
-                                     "WHERE lease_id = ?"));
-    return lease->Bind(1, now).Bind(2, response.prompts_accepted()).Bind(3, response.prompts_dropped_duplicate())
-        .Bind(4, response.prompts_dropped_near_duplicate()).Bind(5, response.prompts_dropped_length())
-        .Bind(6, lease_id).Run();
+    return absl::OkStatus();
   });
   if (PromptsPhaseCompleteLocked()) StartGenerateLocked(&writes);
   *sequence = EnqueueLocked(std::move(writes));
@@ -1163,6 +1243,7 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
   shards->set_done(shards_.done());
   shards->set_leased(shards_.leased());
   shards->set_waiting(shards_.waiting());
+  shards->set_held(prompt_order_.held());
   status.set_prompts_wanted(config_.prompts.per_iteration);
   status.set_prompts_accepted(prompts_accepted_);
   status.set_prompts_dropped_duplicate(dropped_duplicate_);

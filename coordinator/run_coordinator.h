@@ -25,6 +25,7 @@
 #include "coordinator/group_committer.h"
 #include "coordinator/prompt_filter.h"
 #include "coordinator/rate_meter.h"
+#include "coordinator/shard_order.h"
 #include "coordinator/shard_pool.h"
 #include "coordinator/sqlite_db.h"
 #include "srlm/v1/coordinator.pb.h"
@@ -93,6 +94,8 @@ class RunCoordinator {
   explicit RunCoordinator(RunCoordinatorOptions options);
   absl::Status Initialize();
   absl::Status LoadPhaseState(SqliteDb& db);
+  // PROMPTS: the shards that are done but not yet in the pool, after the shard pool was restored.
+  absl::Status LoadHeldPrompts(SqliteDb& db);
   int64_t Now() const { return clock_(); }
 
   // All *Locked methods need mutex_ held.
@@ -138,6 +141,7 @@ class RunCoordinator {
   std::map<int32_t, std::string> worker_by_rank_;
   // Phase.
   ShardPool shards_;
+  ShardOrder prompt_order_;        // PROMPTS: shards enter the pool in shard order
   std::unique_ptr<PromptFilter> prompt_filter_;
   int64_t pool_size_ = 0;          // GENERATE and later: prompts in the iteration's pool
   int64_t generate_shard_size_ = 1;

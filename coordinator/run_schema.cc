@@ -22,6 +22,12 @@ CREATE INDEX IF NOT EXISTS leases_by_shard ON leases(iteration, kind, shard_id, 
 CREATE TABLE IF NOT EXISTS prompts (
   iteration INTEGER NOT NULL, prompt_id INTEGER NOT NULL, text TEXT NOT NULL, lease_id TEXT NOT NULL,
   PRIMARY KEY (iteration, prompt_id)) WITHOUT ROWID;
+-- PROMPTS shards submitted ahead of an earlier shard: their prompts, in order, until the earlier
+-- one arrives and they enter the pool (the pool fills in shard order).
+CREATE TABLE IF NOT EXISTS held_prompts (
+  iteration INTEGER NOT NULL, shard_id INTEGER NOT NULL, position INTEGER NOT NULL,
+  lease_id TEXT NOT NULL, text TEXT NOT NULL,
+  PRIMARY KEY (iteration, shard_id, position)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
   iteration INTEGER NOT NULL, prompt_id INTEGER NOT NULL, shard_id INTEGER NOT NULL,
   lease_id TEXT NOT NULL, worker_id TEXT NOT NULL, has_pair INTEGER NOT NULL,

@@ -46,6 +46,7 @@ int64_t Progress(int64_t iteration, v1::Phase phase) { return iteration * 10 + P
 
 struct Ack {
   std::string lease_id;
+  int64_t iteration;  // the lease's (its id begins "i<iteration>-")
   char kind;
   bool duplicate;
   int64_t prompts_accepted;
@@ -196,7 +197,9 @@ class SimulatedWorker {
           << response.status();
       return;
     }
-    Ack ack{submit.lease_id(), kind, response->duplicate(), response->prompts_accepted(), {}};
+    const std::string& lease_id = submit.lease_id();
+    Ack ack{lease_id, std::stoll(lease_id.substr(1, lease_id.find('-') - 1)), kind, response->duplicate(),
+            response->prompts_accepted(), {}};
     if (kind == 'G') {
       for (const auto& r : submit.generate().results()) ack.prompt_ids.push_back(r.prompt_id());
     }
@@ -298,6 +301,7 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
   auto db = std::move(SqliteDb::Open(run_dir + "/state.db", SqliteDb::Mode::kReadOnly)).value();
   std::map<std::string, int> first_acks;
   int generate_acks = 0, prompt_acks = 0;
+  std::map<int64_t, int64_t> acked_prompts;  // iteration -> prompts_accepted over first acks
   for (const Ack& ack : shared.acks) {
     if (!ack.duplicate) ++first_acks[ack.lease_id];
     auto state = db->Prepare("SELECT state FROM leases WHERE lease_id = ?");
@@ -317,13 +321,30 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
       EXPECT_EQ(stored, ack.prompt_ids) << ack.lease_id;
     } else {
       ++prompt_acks;
-      if (!ack.duplicate) {
-        int64_t stored = *db->QueryInt(absl::StrCat("SELECT COUNT(*) FROM prompts WHERE lease_id = '",
-                                                    ack.lease_id, "'"), 0);
-        EXPECT_EQ(stored, ack.prompts_accepted) << ack.lease_id;
-      }
+      // A PROMPTS ack counts the prompts its submission let into the pool (its own shard's and
+      // those of later shards that were held for it), so per iteration they add up to at most the
+      // pool (an ack can be lost to a kill).
+      if (!ack.duplicate) acked_prompts[ack.iteration] += ack.prompts_accepted;
     }
   }
+  for (const auto& [iteration, acked] : acked_prompts) {
+    EXPECT_LE(acked, *db->QueryInt(absl::StrCat("SELECT COUNT(*) FROM prompts WHERE iteration = ", iteration), -1))
+        << "iteration " << iteration;
+  }
+  EXPECT_EQ(*db->QueryInt("SELECT COUNT(*) FROM leases l WHERE kind = 'P' AND state = 'completed' AND "
+                          "prompts_accepted != (SELECT COUNT(*) FROM prompts p WHERE p.lease_id = l.lease_id)", -1),
+            0)
+      << "a PROMPTS lease's count disagrees with the prompts stored from it";
+  // The pool fills in shard order: a later prompt id never comes from an earlier shard.
+  EXPECT_EQ(*db->QueryInt("SELECT COUNT(*) FROM prompts a JOIN leases la ON la.lease_id = a.lease_id "
+                          "JOIN prompts b ON b.iteration = a.iteration AND b.prompt_id > a.prompt_id "
+                          "JOIN leases lb ON lb.lease_id = b.lease_id WHERE lb.shard_id < la.shard_id", -1),
+            0)
+      << "prompts entered the pool out of shard order";
+  EXPECT_EQ(*db->QueryInt("SELECT COUNT(*) FROM held_prompts h JOIN leases l ON l.lease_id = h.lease_id "
+                          "WHERE l.state != 'completed' OR h.iteration IN (SELECT iteration FROM results)", -1),
+            0)
+      << "held prompts of a lease that was not accepted, or of an iteration past PROMPTS";
   for (const auto& [lease, count] : first_acks) EXPECT_EQ(count, 1) << lease << " accepted twice";
   EXPECT_EQ(*db->QueryInt("SELECT COUNT(*) FROM (SELECT 1 FROM leases WHERE state = 'completed' "
                           "GROUP BY iteration, kind, shard_id HAVING COUNT(*) > 1)", -1), 0)
@@ -339,7 +360,11 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
   EXPECT_GE(*db->QueryInt("SELECT COUNT(*) FROM commits", 0), 1);
   std::cout << "acks " << shared.acks.size() << " (generate " << generate_acks << ", prompts " << prompt_acks
             << "), iterations seen at restarts " << iterations_seen.size() << ", committed iterations "
-            << *db->QueryInt("SELECT COUNT(*) FROM commits", 0) << std::endl;
+            << *db->QueryInt("SELECT COUNT(*) FROM commits", 0) << ", PROMPTS shards completed before an earlier one "
+            << *db->QueryInt("SELECT COUNT(DISTINCT b.lease_id) FROM leases a JOIN leases b ON b.iteration = a.iteration "
+                             "AND b.kind = 'P' AND b.state = 'completed' AND b.shard_id > a.shard_id AND "
+                             "b.completed_ms < a.completed_ms WHERE a.kind = 'P' AND a.state = 'completed'", -1)
+            << std::endl;
   db.reset();
   std::filesystem::remove_all(run_dir);
 }

@@ -38,9 +38,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   absl::StrAppendFormat(&out, "phase     %s  eta %s\n", ProgressBar(status.phase_progress(), 40),
                         FormatDuration(status.phase_eta_seconds()));
   const v1::ShardCounts& shards = status.shards();
-  absl::StrAppendFormat(&out, "shards    %s  done %d  leased %d  waiting %d  of %d\n",
+  absl::StrAppendFormat(&out, "shards    %s  done %d  leased %d  waiting %d  of %d%s\n",
                         ProgressBar(shards.total() ? double(shards.done()) / shards.total() : 0, 20),
-                        shards.done(), shards.leased(), shards.waiting(), shards.total());
+                        shards.done(), shards.leased(), shards.waiting(), shards.total(),
+                        shards.held() > 0 ? absl::StrCat("  (", shards.held(), " done, held for shard order)") : "");
   absl::StrAppendFormat(&out,
                         "prompts   %d of %d accepted; dropped: %d duplicate, %d near-duplicate, %d length\n",
                         status.prompts_accepted(), status.prompts_wanted(), status.prompts_dropped_duplicate(),
@@ -93,7 +94,8 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
   j["phase_eta_seconds"] = status.phase_eta_seconds();
   j["phase_started_unix_ms"] = status.phase_started_unix_ms();
   j["shards"] = {{"total", status.shards().total()}, {"done", status.shards().done()},
-                 {"leased", status.shards().leased()}, {"waiting", status.shards().waiting()}};
+                 {"leased", status.shards().leased()}, {"waiting", status.shards().waiting()},
+                 {"held", status.shards().held()}};
   j["prompts"] = {{"wanted", status.prompts_wanted()}, {"accepted", status.prompts_accepted()},
                   {"dropped_duplicate", status.prompts_dropped_duplicate()},
                   {"dropped_near_duplicate", status.prompts_dropped_near_duplicate()},

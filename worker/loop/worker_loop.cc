@@ -192,7 +192,10 @@ absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
   ++summary_.prompts_shards;
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " PROMPTS shard " << lease.lease().shard_id()
                  << ": " << written << "/" << lease.prompts().num_prompts() << " parsed, "
-                 << response.prompts_accepted() << " accepted"
+                 << response.prompts_accepted() << " entered the pool"
+                 << (response.shards_held() > 0
+                         ? absl::StrCat(" (", response.shards_held(), " shard(s) held for shard order)")
+                         : "")
                  << (response.duplicate() ? " (duplicate submission)" : "") << ", "
                  << SecondsSince(start) << " s";
   return absl::OkStatus();
