@@ -2,12 +2,12 @@
 #include "common/tokenizer/tokenizer_test_data.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <array>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
+
+#include "common/testing/temp_dir.h"
 
 namespace srlm::testing_util {
 namespace {
@@ -17,12 +17,13 @@ std::string Env(const char* name, const char* fallback) {
   return v != nullptr ? v : fallback;
 }
 
-std::string* g_dir = nullptr;
+TempDir* g_dir = nullptr;
 
 class RemoveTestDataEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
-    if (g_dir != nullptr) std::filesystem::remove_all(*g_dir);
+    delete g_dir;
+    g_dir = nullptr;
   }
 };
 
@@ -32,9 +33,8 @@ const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new RemoveT
 
 const std::string& TokenizerTestDataDir() {
   static const std::string dir = [] {
-    std::string templ = (std::filesystem::temp_directory_path() / "srlm_tokenizer_test_XXXXXX").string();
-    if (mkdtemp(templ.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    g_dir = new std::string(templ);
+    g_dir = new TempDir("srlm_tokenizer_test_");
+    const std::string templ = g_dir->path();
     const std::string python = Env("SRLM_VENV_PYTHON", "/work/main/.venv/bin/python");
     const std::string script =
         Env("SRLM_SOURCE_DIR", "/work/main") + std::string("/common/tokenizer/testdata/make_tokenizer_testdata.py");
@@ -48,10 +48,8 @@ const std::string& TokenizerTestDataDir() {
 
 std::string RunPython(const std::string& code) {
   const std::string python = Env("SRLM_VENV_PYTHON", "/work/main/.venv/bin/python");
-  std::string script_path = (std::filesystem::temp_directory_path() / "srlm_tok_py_XXXXXX").string();
-  const int fd = mkstemp(script_path.data());
-  if (fd < 0) return "";
-  close(fd);
+  TempDir dir("srlm_tok_py_");
+  const std::string script_path = dir / "script.py";
   std::ofstream(script_path) << code;
   FILE* pipe = popen((python + " " + script_path).c_str(), "r");
   std::string out;
@@ -61,7 +59,6 @@ std::string RunPython(const std::string& code) {
     while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
     if (pclose(pipe) != 0) out.clear();
   }
-  std::filesystem::remove(script_path);
   return out;
 }
 

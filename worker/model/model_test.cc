@@ -11,14 +11,14 @@
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/generator.h"
 #include "worker/model/logprobs.h"
+#include "common/testing/temp_dir.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
 
 namespace srlm {
 namespace {
 
-using testing_util::MakeTempDir;
-using testing_util::RemoveTree;
+using testing_util::TempDir;
 using testing_util::RunHfReference;
 using testing_util::TestDevice;
 
@@ -36,11 +36,11 @@ class HfModels {
     }
     return root_ + "/" + kind;
   }
-  ~HfModels() { RemoveTree(root_); }
 
  private:
-  HfModels() : root_(MakeTempDir("srlm_model_test_")) {}
-  std::string root_;
+  HfModels() = default;
+  TempDir temp_{"srlm_model_test_"};
+  const std::string root_ = temp_.path();
   bool made_ = false;
 };
 
@@ -103,7 +103,8 @@ TEST_P(HfParity, SavedModelLoadsInTransformersWithSameLogits) {
   const std::string dir = HfModels::Get().Dir(GetParam());
   auto model = LoadModel(dir, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status();
-  const std::string out = MakeTempDir("srlm_saved_");
+  TempDir saved("srlm_saved_");
+  const std::string& out = saved.path();
   SaveModelOptions options;
   options.max_shard_bytes = 64 * 1024;  // several shards + index, as large checkpoints are written
   ASSERT_TRUE(SaveModel(*model, out, options).ok());
@@ -117,7 +118,6 @@ TEST_P(HfParity, SavedModelLoadsInTransformersWithSameLogits) {
   auto again = LoadModel(out, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(torch::equal((*again)->forward(ids), logits));
-  RemoveTree(out);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, HfParity,

@@ -1,28 +1,11 @@
+// Implementation of worker/model/model_test_util.h.
 #include "worker/model/model_test_util.h"
 
-#include <cstdio>
+#include <sys/wait.h>
+
 #include <cstdlib>
-#include <filesystem>
-#include <stdexcept>
-#include <vector>
 
 namespace srlm::testing_util {
-
-std::string MakeTempDir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
-  std::vector<char> buf(pattern.begin(), pattern.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return std::string(buf.data());
-}
-
-void RemoveTree(const std::string& path) {
-  // Not std::filesystem::remove_all: libtorch.so exports an incompatible copy of it that crashes.
-  if (path.find('\'') != std::string::npos || path.size() < 6) return;
-  const std::string cmd = "rm -rf '" + path + "'";
-  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path.c_str());
-}
 
 int RunHfReference(const std::string& args) {
   const char* python = std::getenv("SRLM_VENV_PYTHON");

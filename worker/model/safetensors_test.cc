@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/testing/mutants.h"
+#include "common/testing/temp_dir.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
@@ -27,15 +28,11 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::CheckMutants;
-using testing_util::MakeTempDir;
 using testing_util::MutantCounts;
-using testing_util::RemoveTree;
+using testing_util::TempDir;
 
 class DamagedFiles : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = MakeTempDir("srlm_damaged_"); }
-  void TearDown() override { RemoveTree(dir_); }
-
   // Writes a safetensors file from a raw header text and `data_bytes` zero bytes of data.
   std::string WriteRaw(const std::string& header, size_t data_bytes, int64_t claimed_header_len = -1) {
     const std::string path = dir_ + "/model.safetensors";
@@ -79,7 +76,8 @@ class DamagedFiles : public ::testing::Test {
     ASSERT_TRUE(WriteSafetensors(path, tensors).ok());
   }
 
-  std::string dir_;
+  TempDir temp_{"srlm_damaged_"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(DamagedFiles, ShortFile) {
