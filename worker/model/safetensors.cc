@@ -1,3 +1,4 @@
+// Implementation of worker/model/safetensors.h.
 #include "worker/model/safetensors.h"
 
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +30,7 @@ constexpr DtypeInfo kDtypes[] = {
     {"F32", torch::kFloat32, 4}, {"BF16", torch::kBFloat16, 2}, {"F16", torch::kFloat16, 2},
     {"F64", torch::kFloat64, 8}, {"I64", torch::kInt64, 8},     {"I32", torch::kInt32, 4},
     {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},       {"U8", torch::kUInt8, 1},
-    {"BOOL", torch::kBool, 1},
+    {"BOOL", torch::kBool, 1},   {"F8_E4M3", torch::kFloat8_e4m3fn, 1}, {"F8_E5M2", torch::kFloat8_e5m2, 1},
 };
 
 const DtypeInfo* FindDtype(const std::string& name) {
@@ -92,8 +94,20 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     return fail(absl::StrCat("header length ", header_len, " runs past the end of the file (", file_size, " bytes)"));
   }
   if (header_len > kMaxHeaderBytes) return fail(absl::StrCat("header length ", header_len, " exceeds 100 MiB"));
-  nlohmann::json header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len, nullptr, /*allow_exceptions=*/false);
+  // JSON keeps the last of two equal keys; a header that names a tensor twice is refused instead.
+  std::set<std::string> top_level_keys;
+  std::string repeated_key;
+  auto note_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth == 1 && event == nlohmann::json::parse_event_t::key && parsed.is_string() &&
+        !top_level_keys.insert(parsed.get<std::string>()).second && repeated_key.empty()) {
+      repeated_key = parsed.get<std::string>();
+    }
+    return true;
+  };
+  nlohmann::json header =
+      nlohmann::json::parse(bytes + 8, bytes + 8 + header_len, note_keys, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) return fail("header is not a JSON object");
+  if (!repeated_key.empty()) return fail(absl::StrCat("the header names '", repeated_key, "' twice"));
 
   SafetensorsFile file;
   file.path_ = path;
@@ -125,12 +139,17 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     e.dtype = dt->get<std::string>();
     const DtypeInfo* info = FindDtype(e.dtype);
     if (info == nullptr) return bad(absl::StrCat("unknown dtype '", e.dtype, "'"));
-    uint64_t numel = 1;
+    // The bound is on the product of the non-zero dimensions: an empty tensor's strides are still
+    // products of its other dimensions, and torch refuses strides that overflow.
+    uint64_t numel = 1, nonzero_product = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) return bad("shape entries must be non-negative integers");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim > (1ull << 40) || (dim > 0 && numel > (1ull << 50) / dim)) return bad("shape is implausibly large");
+      if (dim > (1ull << 40) || (dim > 0 && nonzero_product > (1ull << 50) / dim)) {
+        return bad("shape is implausibly large");
+      }
       numel *= dim;
+      if (dim > 0) nonzero_product *= dim;
       e.shape.push_back(static_cast<int64_t>(dim));
     }
     e.begin = (*off)[0].get<uint64_t>();
@@ -151,10 +170,24 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    if (by_offset[i]->begin < by_offset[i - 1]->end) {
-      return fail(absl::StrCat("tensors '", by_offset[i - 1]->name, "' and '", by_offset[i]->name, "' overlap"));
+  // As the reference implementation requires, the tensors tile the data section: no overlap, no
+  // bytes that belong to no tensor (a hole or a tail could hide another file's contents).
+  uint64_t covered = 0;
+  for (size_t i = 0; i < by_offset.size(); ++i) {
+    const SafetensorsEntry& e = *by_offset[i];
+    if (e.begin < covered) {
+      return fail(absl::StrCat("tensors '", by_offset[i - 1]->name, "' and '", e.name, "' overlap"));
     }
+    if (e.begin > covered) {
+      return fail(absl::StrCat("bytes [", covered, ", ", e.begin, ") of the data section belong to no tensor (",
+                               i == 0 ? "before" : absl::StrCat("between '", by_offset[i - 1]->name, "' and"),
+                               " '", e.name, "')"));
+    }
+    covered = e.end;
+  }
+  if (covered != data_size) {
+    return fail(absl::StrCat("the data section has ", data_size - covered, " bytes after the last tensor's (",
+                             data_size, " bytes, tensors end at ", covered, ")"));
   }
   for (size_t i = 0; i < file.entries_.size(); ++i) file.index_[file.entries_[i].name] = i;
   file.mapping_ = std::move(mapping);

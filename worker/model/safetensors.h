@@ -1,6 +1,7 @@
 // Reading and writing the safetensors format (8-byte little-endian header length, JSON header,
 // raw little-endian data). Open() checks the whole header before any data is touched: a short
-// file, a header length past the end, offsets out of range or overlapping, a shape that does not
+// file, a header length past the end, a tensor named twice, offsets out of range, overlapping or
+// leaving bytes that belong to no tensor (as the reference implementation), a shape that does not
 // match its byte range, or an unknown dtype is an error naming the file and the tensor. The file is
 // memory-mapped read-only; reads never go past its end. A SafetensorsFile is immutable after Open
 // and safe to read from several threads.

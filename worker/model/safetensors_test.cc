@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/testing/mutants.h"
 #include "common/testing/temp_dir.h"
 #include "worker/model/checkpoint_io.h"
@@ -114,6 +115,32 @@ TEST_F(DamagedFiles, OverlappingTensors) {
                               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                               12));
   EXPECT_THAT(std::string(s.message()), HasSubstr("'a' and 'b' overlap"));
+}
+
+// The tensors must tile the data section, as the reference implementation requires.
+TEST_F(DamagedFiles, BytesThatBelongToNoTensorOrATensorNamedTwice) {
+  auto hole = OpenError(WriteRaw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                 R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                                 12));
+  EXPECT_THAT(std::string(hole.message()),
+              HasSubstr("bytes [4, 8) of the data section belong to no tensor (between 'a' and 'b')"));
+  auto before = OpenError(WriteRaw(R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  EXPECT_THAT(std::string(before.message()), HasSubstr("bytes [0, 4) of the data section belong to no tensor (before 'b')"));
+  auto tail = OpenError(WriteRaw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8));
+  EXPECT_THAT(std::string(tail.message()), HasSubstr("4 bytes after the last tensor"));
+  auto twice = OpenError(WriteRaw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                  R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                  8));
+  EXPECT_THAT(std::string(twice.message()), HasSubstr("names 'a' twice"));
+  for (const absl::Status& s : {hole, before, tail, twice}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(s.message()), HasSubstr(dir_ + "/model.safetensors"));
+  }
+  // Empty tensors take no bytes, anywhere in the order.
+  auto empty = SafetensorsFile::Open(WriteRaw(R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},)"
+                                              R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                                              4));
+  EXPECT_TRUE(empty.ok()) << empty.status();
 }
 
 TEST_F(DamagedFiles, ShapeDisagreesWithBytes) {
@@ -499,19 +526,25 @@ std::string SafetensorsMutator::Next(std::string* kind) {
 
 using MutatedFiles = DamagedFiles;  // for its temporary folder
 
+// The file every mutant starts from: six tensors of five dtypes (one empty, one scalar) and metadata.
+std::string WriteOriginal(const std::string& path) {
+  torch::manual_seed(3);
+  const absl::Status written =
+      WriteSafetensors(path,
+                       {{"model.embed_tokens.weight", torch::randn({4, 3})},
+                        {"model.layers.0.input_layernorm.weight", torch::randn({6}).to(torch::kBFloat16)},
+                        {"model.layers.0.self_attn.q_proj.bias", torch::randn({2, 3}).to(torch::kFloat16)},
+                        {"positions", torch::arange(5, torch::kInt64)},
+                        {"scale", torch::tensor(2.5f)},
+                        {"empty", torch::zeros({0, 3})}},
+                       {{"producer", "srlm"}, {"step", "12"}});
+  EXPECT_TRUE(written.ok()) << written;
+  return ReadFileBytes(path);
+}
+
 TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
   const std::string original_path = dir_ + "/original.safetensors";
-  torch::manual_seed(3);
-  ASSERT_TRUE(WriteSafetensors(original_path,
-                               {{"model.embed_tokens.weight", torch::randn({4, 3})},
-                                {"model.layers.0.input_layernorm.weight", torch::randn({6}).to(torch::kBFloat16)},
-                                {"model.layers.0.self_attn.q_proj.bias", torch::randn({2, 3}).to(torch::kFloat16)},
-                                {"positions", torch::arange(5, torch::kInt64)},
-                                {"scale", torch::tensor(2.5f)},
-                                {"empty", torch::zeros({0, 3})}},
-                               {{"producer", "srlm"}, {"step", "12"}})
-                  .ok());
-  const std::string original = ReadFileBytes(original_path);
+  const std::string original = WriteOriginal(original_path);
   bool original_opens = false;
   ASSERT_TRUE(KeepsThePromise(original_path, original, &original_opens));
   ASSERT_TRUE(original_opens);
@@ -532,6 +565,63 @@ TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
   EXPECT_GT(counts.rejected, kMutants / 2);
   RecordProperty("mutants_opened", counts.accepted);
   RecordProperty("mutants_rejected", counts.rejected);
+}
+
+// srlm takes a damaged file exactly when Hugging Face's safetensors package (the reference
+// implementation, worker/model/testdata/safetensors_verdicts.py) takes it and loads every tensor.
+// Two differences are allowed, both where srlm is stricter: a header that names a tensor twice
+// (the reference keeps the last entry when both agree), and an empty tensor whose other
+// dimensions multiply past 2^50 (the reference takes what torch can allocate).
+TEST_F(MutatedFiles, TakenExactlyWhenTheReferenceImplementationTakesThem) {
+  const std::string original = WriteOriginal(dir_ + "/original.bin");
+  SafetensorsMutator mutator(original, /*seed=*/977);
+  constexpr int kMutants = 1500;
+  std::vector<std::string> kinds(kMutants);
+  std::vector<absl::Status> srlm(kMutants);
+  for (int i = 0; i < kMutants; ++i) {
+    const std::string bytes = mutator.Next(&kinds[i]);
+    const std::string path = absl::StrCat(dir_, "/m", 10000 + i, ".safetensors");
+    WriteFileBytes(path, bytes);
+    absl::StatusOr<SafetensorsFile> file = SafetensorsFile::Open(path);
+    srlm[i] = file.status();
+    for (size_t t = 0; file.ok() && srlm[i].ok() && t < file->entries().size(); ++t) {
+      srlm[i] = file->Read(file->entries()[t].name).status();
+    }
+  }
+  const char* python = std::getenv("SRLM_VENV_PYTHON");
+  const char* source = std::getenv("SRLM_SOURCE_DIR");
+  const std::string command = absl::StrCat(python ? python : "python3", " ", source ? source : ".",
+                                           "/worker/model/testdata/safetensors_verdicts.py ", dir_);
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr) << command;
+  std::string output;
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, n);
+  ASSERT_EQ(pclose(pipe), 0) << command << "\n" << output;
+  const std::vector<std::string> lines = absl::StrSplit(output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kMutants)) << output.substr(0, 2000);
+  int taken = 0, refused = 0, stricter = 0, disagreements = 0;
+  for (int i = 0; i < kMutants; ++i) {
+    const std::string name = absl::StrCat("m", 10000 + i, ".safetensors");
+    ASSERT_TRUE(absl::StartsWith(lines[i], name + " ")) << lines[i];
+    const bool reference_takes = lines[i] == name + " OK";
+    ++(srlm[i].ok() ? taken : refused);
+    if (srlm[i].ok() == reference_takes) continue;
+    if (!srlm[i].ok() && (absl::StrContains(srlm[i].message(), "twice") ||
+                          absl::StrContains(srlm[i].message(), "implausibly large"))) {
+      ++stricter;
+      continue;
+    }
+    if (++disagreements <= 10) {
+      ADD_FAILURE() << "mutant " << i << " (" << kinds[i] << "): srlm " << srlm[i] << "; reference: " << lines[i];
+    }
+  }
+  EXPECT_EQ(disagreements, 0);
+  EXPECT_GT(taken, kMutants / 50);  // both outcomes occur
+  EXPECT_GT(refused, kMutants / 2);
+  RecordProperty("mutants_taken", taken);
+  RecordProperty("mutants_refused", refused);
+  RecordProperty("refused_by_srlm_only", stricter);
 }
 
 }  // namespace
