@@ -28,6 +28,20 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// HOST:PORT (HOST may be a bracketed IPv6 address) with PORT in [0, 65535].
+bool ValidListenAddress(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size() || colon + 6 < listen.size()) {
+    return false;
+  }
+  int port = 0;
+  for (size_t i = colon + 1; i < listen.size(); ++i) {
+    if (listen[i] < '0' || listen[i] > '9') return false;
+    port = port * 10 + (listen[i] - '0');
+  }
+  return port <= 65535;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,6 +68,10 @@ int main(int argc, char** argv) {
                  "group commit: most transitions per SQLite transaction; 0 unlimited, 1 turns group commit "
                  "off (for benchmarks)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (!ValidListenAddress(listen)) {
+    SRLM_LOG(ERROR) << "--listen " << listen << ": expected HOST:PORT with PORT in 0..65535";
+    return 2;
+  }
 
   // Signals are taken by one thread with sigwait; block them before gRPC starts its threads.
   sigset_t signals;
@@ -73,6 +91,23 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.config = *config;
+  }
+  // A new run needs a configuration that names its start model. Without this, a mistyped
+  // --run-dir when resuming would quietly start a new run on defaults.
+  if (!std::filesystem::exists(run_dir + "/state.db")) {
+    if (!options.config) {
+      SRLM_LOG(ERROR) << "no run in " << run_dir << " (no state.db): pass --config to start a new run; "
+                      << "to resume one, check --run-dir";
+      return 2;
+    }
+    if (options.config->model.path.empty()) {
+      SRLM_LOG(ERROR) << config_path << ": model.path is not set; a new run needs its start model";
+      return 2;
+    }
+    if (options.config->run.sft && options.config->data.ift.empty()) {
+      SRLM_LOG(ERROR) << config_path << ": run.sft is true but data.ift is not set (or set run.sft: false)";
+      return 2;
+    }
   }
   auto run = srlm::coordinator::RunCoordinator::Open(options);
   if (!run.ok()) {

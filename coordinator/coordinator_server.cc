@@ -57,13 +57,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(RunC
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
   server->service_ = std::make_unique<CoordinatorService>(run, options.token);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, so a second server on the same port would start and the
+  // kernel would split connections between the two; a port in use must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                               " (address in use, or not an address of this host)"));
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
   server->server_->GetHealthCheckService()->SetServingStatus("srlm.v1.Coordinator", true);
@@ -74,7 +78,7 @@ void CoordinatorServer::Shutdown(int64_t grace_ms) {
   if (shut_down_) return;
   shut_down_ = true;
   service_->Stop();
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
 }
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }

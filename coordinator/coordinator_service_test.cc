@@ -678,6 +678,21 @@ TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
   EXPECT_EQ(client_->GetStatus()->results_accepted(), 4);
 }
 
+// One coordinator per run directory: a second Open while the first is alive is refused; once the
+// first is gone the directory opens again.
+TEST_F(CoordinatorServiceTest, SecondCoordinatorOnTheSameRunDirectoryIsRefused) {
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_;
+  auto second = RunCoordinator::Open(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()),
+              ::testing::HasSubstr(absl::StrCat("is in use by another srlm-coordinator (pid ", getpid(), " on ")));
+  Stop();
+  auto after = RunCoordinator::Open(options);
+  EXPECT_TRUE(after.ok()) << after.status();
+}
+
 TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
   int updates = 0;
   ASSERT_TRUE(client_->WatchStatus(0.1, [&](const v1::GetStatusResponse& status) {

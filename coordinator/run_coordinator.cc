@@ -166,6 +166,7 @@ absl::Status RunCoordinator::Initialize() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create run directory ", run_dir_, ": ", error.message()));
   }
+  SRLM_ASSIGN_OR_RETURN(lock_, RunDirLock::Acquire(run_dir_));
   SRLM_ASSIGN_OR_RETURN(writer_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadWrite));
   SqliteDb& db = *writer_db_;
   SRLM_RETURN_IF_ERROR(CreateSchema(db));

@@ -25,6 +25,7 @@
 #include "coordinator/group_committer.h"
 #include "coordinator/prompt_filter.h"
 #include "coordinator/rate_meter.h"
+#include "coordinator/run_dir_lock.h"
 #include "coordinator/shard_order.h"
 #include "coordinator/shard_pool.h"
 #include "coordinator/sqlite_db.h"
@@ -122,6 +123,7 @@ class RunCoordinator {
   RunConfig config_;
   std::string config_yaml_;
   std::string run_id_;
+  std::unique_ptr<RunDirLock> lock_;      // held from Open to destruction
   std::unique_ptr<SqliteDb> writer_db_;   // owned by the committer's thread after Open
   std::unique_ptr<GroupCommitter> committer_;
   std::mutex reader_mutex_;

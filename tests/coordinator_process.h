@@ -73,6 +73,8 @@ class CoordinatorProcess {
     return status;
   }
 
+  // The port the next Start listens on (0: a free one).
+  void UsePort(int port) { port_ = port; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }

@@ -36,7 +36,10 @@ def main():
     env = dict(os.environ)
     env.pop("SRLM_TOKEN", None)
     log = open(os.path.join(work, "coordinator.log"), "w")
-    proc = subprocess.Popen([binary, "--run-dir", run_dir, "--listen", "127.0.0.1:0",
+    config = os.path.join(work, "run.yaml")
+    with open(config, "w") as f:
+        f.write("model:\n  path: /models/m0\ndata:\n  ift: /data/ift.jsonl\n")
+    proc = subprocess.Popen([binary, "--run-dir", run_dir, "--config", config, "--listen", "127.0.0.1:0",
                              "--port-file", port_file], stdout=log, stderr=log, env=env)
     try:
         deadline = time.time() + 15

@@ -1,7 +1,8 @@
 // srlmctl against the real srlm-coordinator on loopback: a one-worker run is driven to DONE
 // through the client library, then `srlmctl status`, `status --json`, `watch` and `export-pairs`
 // are run as processes and their output checked; a wrong token exits with UNAUTHENTICATED (3).
-// Also the pure formatting helpers.
+// Also the pure formatting helpers, and the coordinator binary's start-up refusals: a second
+// coordinator on the same run directory or port, a new run without a usable config, a bad port.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/client/coordinator_client.h"
+#include "common/testing/temp_dir.h"
 #include "coordinator/ctl/status_format.h"
 #include "tests/coordinator_process.h"
 
@@ -60,7 +62,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   const std::string run_dir = mkdtemp(pattern);
   {
     std::ofstream config(run_dir + "/run.yaml");
-    config << "run:\n  sft: false\n  iterations: 1\n"
+    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n"
               "prompts:\n  per_iteration: 5\n  shard_size: 5\n"
               "generate:\n  shard_size: 5\n";
   }
@@ -168,6 +170,44 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_THAT(refused.output, ::testing::HasSubstr("UNAUTHENTICATED"));
   EXPECT_EQ(process.Kill(SIGTERM), 0);
   std::filesystem::remove_all(run_dir);
+}
+
+TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutAModel) {
+  testing_util::TempDir dir("srlm_refusals_");
+  const std::string config = dir / "run.yaml", no_model = dir / "no_model.yaml";
+  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(no_model) << "run:\n  sft: false\n";
+  std::filesystem::create_directories(dir / "run");  // for the helper's log
+  test_support::CoordinatorProcess first(dir / "run", {"--config", config});
+  ASSERT_TRUE(first.Start());
+  const std::string binary = "timeout 20 " + test_support::CoordinatorProcess::BinaryPath();
+
+  CommandResult same_dir = RunCommand(binary + " --run-dir " + dir / "run" + " --listen 127.0.0.1:0 2>&1");
+  EXPECT_EQ(same_dir.exit_code, 2) << same_dir.output;
+  EXPECT_THAT(same_dir.output, ::testing::HasSubstr(absl::StrCat("is in use by another srlm-coordinator (pid ",
+                                                                 first.pid(), " on ")));
+  CommandResult same_port =
+      RunCommand(binary + " --run-dir " + dir / "other" + " --config " + config + " --listen " + first.address() + " 2>&1");
+  EXPECT_EQ(same_port.exit_code, 2) << same_port.output;  // before: it served beside the first
+  EXPECT_THAT(same_port.output, ::testing::HasSubstr("cannot listen on " + first.address()));
+  CommandResult no_config = RunCommand(binary + " --run-dir " + dir / "new" + " --listen 127.0.0.1:0 2>&1");
+  EXPECT_EQ(no_config.exit_code, 2) << no_config.output;
+  EXPECT_THAT(no_config.output, ::testing::HasSubstr("no run in " + dir / "new" + " (no state.db): pass --config"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new/state.db"));
+  CommandResult model_unset =
+      RunCommand(binary + " --run-dir " + dir / "new" + " --config " + no_model + " --listen 127.0.0.1:0 2>&1");
+  EXPECT_EQ(model_unset.exit_code, 2) << model_unset.output;
+  EXPECT_THAT(model_unset.output, ::testing::HasSubstr("model.path is not set"));
+  CommandResult bad_port = RunCommand(binary + " --run-dir " + dir / "run" + " --listen 127.0.0.1:99999 2>&1");
+  EXPECT_EQ(bad_port.exit_code, 2) << bad_port.output;
+  EXPECT_THAT(bad_port.output, ::testing::HasSubstr("PORT in 0..65535"));
+
+  // The first coordinator served on through all of this; once it stops, the directory is free, and
+  // the run resumes without --config.
+  EXPECT_EQ(first.Kill(SIGTERM), 0);
+  test_support::CoordinatorProcess again(dir / "run", {});
+  ASSERT_TRUE(again.Start());
+  EXPECT_EQ(again.Kill(SIGTERM), 0);
 }
 
 }  // namespace
