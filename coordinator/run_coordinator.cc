@@ -255,6 +255,7 @@ absl::Status RunCoordinator::Initialize() {
   }
   workers->Reset();
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
+  SRLM_RETURN_IF_ERROR(LoadCommittedIterations(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
   committer_ = std::make_unique<GroupCommitter>(
@@ -383,6 +384,37 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     train_loss_ = step->ColumnDouble(2);
   }
   step->Reset();
+  return absl::OkStatus();
+}
+
+absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
+  SRLM_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      db.Prepare("SELECT c.iteration, c.model_dir, c.committed_ms, "
+                 "(SELECT COUNT(*) FROM prompts p WHERE p.iteration = c.iteration), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration), "
+                 "(SELECT COALESCE(SUM(has_pair), 0) FROM results r WHERE r.iteration = c.iteration), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
+                 "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY rowid DESC LIMIT 1) "
+                 "FROM commits c ORDER BY c.iteration"));
+  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_UNPARSABLE});
+  committed_iterations_.clear();
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    v1::IterationSummary& summary = committed_iterations_.emplace_back();
+    summary.set_iteration(stmt->ColumnInt(0));
+    summary.set_model_dir(stmt->ColumnText(1));
+    summary.set_committed_unix_ms(stmt->ColumnInt(2));
+    summary.set_prompts(stmt->ColumnInt(3));
+    summary.set_results(stmt->ColumnInt(4));
+    summary.set_pairs(stmt->ColumnInt(5));
+    summary.set_dropped_ties(stmt->ColumnInt(6));
+    summary.set_dropped_unparsable(stmt->ColumnInt(7));
+    summary.set_train_loss(stmt->ColumnDouble(8));  // 0 when no step was reported
+  }
+  stmt->Reset();
   return absl::OkStatus();
 }
 
@@ -1181,6 +1213,16 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
         const int64_t committed = iteration_;
         const std::string dir = checkpoint_dirs_.count(0) ? checkpoint_dirs_[0] : checkpoint_dirs_.begin()->second;
         response.set_ranks_reported(checkpoint_world_size_);
+        v1::IterationSummary& summary = committed_iterations_.emplace_back();
+        summary.set_iteration(committed);
+        summary.set_prompts(prompts_accepted_);
+        summary.set_results(results_accepted_);
+        summary.set_pairs(pairs_);
+        summary.set_dropped_ties(ties_);
+        summary.set_dropped_unparsable(unparsable_);
+        summary.set_train_loss(train_loss_);
+        summary.set_model_dir(dir);
+        summary.set_committed_unix_ms(now);
         model_dir_ = dir;
         ++iteration_;
         writes.push_back([committed, dir, now](SqliteDb& db) {
@@ -1259,6 +1301,7 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
   status.set_score_min(config_.judge.min_score);
   status.set_score_max(config_.judge.max_score);
   status.set_results_accepted(results_accepted_);
+  for (const v1::IterationSummary& summary : committed_iterations_) *status.add_committed_iterations() = summary;
   double tokens_per_second = 0;
   const int64_t alive_ms = static_cast<int64_t>(3000 * config_.coordinator.heartbeat_seconds);
   for (const auto& [id, worker] : workers_) {

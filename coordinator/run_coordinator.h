@@ -95,6 +95,7 @@ class RunCoordinator {
   explicit RunCoordinator(RunCoordinatorOptions options);
   absl::Status Initialize();
   absl::Status LoadPhaseState(SqliteDb& db);
+  absl::Status LoadCommittedIterations(SqliteDb& db);
   // PROMPTS: the shards that are done but not yet in the pool, after the shard pool was restored.
   absl::Status LoadHeldPrompts(SqliteDb& db);
   int64_t Now() const { return clock_(); }
@@ -157,6 +158,7 @@ class RunCoordinator {
   int64_t train_step_ = 0, train_total_steps_ = 0;
   double train_loss_ = 0;
   RateMeter phase_rate_;           // units of phase progress per second
+  std::vector<v1::IterationSummary> committed_iterations_;  // oldest first; rebuilt at Open
   // GetStatus reuses its last answer while nothing changed (state_version_) for up to 100 ms.
   uint64_t state_version_ = 1;
   uint64_t cached_status_version_ = 0;

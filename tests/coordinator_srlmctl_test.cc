@@ -163,6 +163,28 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   ASSERT_EQ(watch.exit_code, 0) << watch.output;
   EXPECT_THAT(watch.output, ::testing::HasSubstr("phase DONE"));
   EXPECT_THAT(watch.output, ::testing::HasSubstr("100.0%"));
+  // At DONE the current counters are empty; the finished iteration's stay in the history, also
+  // after a restart (rebuilt from the database).
+  for (int start = 0; start < 2; ++start) {
+    if (start == 1) {
+      ASSERT_EQ(process.Kill(SIGTERM), 0);
+      ASSERT_TRUE(process.Start());
+    }
+    CommandResult done = RunCommand(base + " status");
+    ASSERT_EQ(done.exit_code, 0) << done.output;
+    EXPECT_THAT(done.output, ::testing::HasSubstr("phase DONE after 1 of 1 iterations"));
+    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +4 +1 +0 +[0-9.]+ +/ckpt/m2")) << done.output;
+    nlohmann::json done_json = nlohmann::json::parse(RunCommand(base + " status --json").output);
+    ASSERT_EQ(done_json["committed_iterations"].size(), 1u) << done_json.dump();
+    const nlohmann::json& it = done_json["committed_iterations"][0];
+    EXPECT_EQ(it["iteration"], 1);
+    EXPECT_EQ(it["prompts"], 5);
+    EXPECT_EQ(it["results"], 5);
+    EXPECT_EQ(it["pairs"], 4);
+    EXPECT_EQ(it["dropped_ties"], 1);
+    EXPECT_EQ(it["dropped_unparsable"], 0);
+    EXPECT_EQ(it["model_dir"], "/ckpt/m2");
+  }
 
   CommandResult refused = RunCommand(absl::StrCat("SRLM_TOKEN=wrong ", ctl, " --coordinator ",
                                                   process.address(), " status 2>&1"));

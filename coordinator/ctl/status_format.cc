@@ -31,9 +31,14 @@ std::string FormatDuration(double seconds) {
 
 std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   std::string out;
-  absl::StrAppendFormat(&out, "run %s  iteration %d of %d  phase %s  (for %s)\n", status.run_id(),
-                        status.iteration(), status.total_iterations(), PhaseName(status.phase()),
-                        FormatDuration((now_ms - status.phase_started_unix_ms()) / 1000.0));
+  const std::string since = FormatDuration((now_ms - status.phase_started_unix_ms()) / 1000.0);
+  if (status.phase() == v1::PHASE_DONE) {  // the counter is one past the last iteration then
+    absl::StrAppendFormat(&out, "run %s  phase DONE after %d of %d iterations  (for %s)\n", status.run_id(),
+                          status.total_iterations(), status.total_iterations(), since);
+  } else {
+    absl::StrAppendFormat(&out, "run %s  iteration %d of %d  phase %s  (for %s)\n", status.run_id(),
+                          status.iteration(), status.total_iterations(), PhaseName(status.phase()), since);
+  }
   absl::StrAppendFormat(&out, "model     %s\n", status.model_dir().empty() ? "(none)" : status.model_dir());
   absl::StrAppendFormat(&out, "phase     %s  eta %s\n", ProgressBar(status.phase_progress(), 40),
                         FormatDuration(status.phase_eta_seconds()));
@@ -59,6 +64,16 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   if (status.world_size() > 0) {
     absl::StrAppendFormat(&out, "commit    %d of %d ranks reported the checkpoint\n", status.ranks_reported(),
                           status.world_size());
+  }
+  if (status.committed_iterations_size() > 0) {
+    out += "committed iterations (0 is SFT)\n";
+    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-9s %s\n", "iter", "prompts", "results", "pairs",
+                          "ties", "unparsable", "loss", "model");
+    for (const v1::IterationSummary& it : status.committed_iterations()) {
+      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-9.4f %s\n", it.iteration(), it.prompts(),
+                            it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(), it.train_loss(),
+                            it.model_dir());
+    }
   }
   int64_t most = 0;
   for (int64_t count : status.score_histogram()) most = std::max(most, count);
@@ -121,6 +136,15 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                             {"tokens_per_second", w.tokens_per_second()},
                             {"tokens_generated", w.tokens_generated()},
                             {"shards_submitted", w.shards_submitted()}, {"leases_held", w.leases_held()}});
+  }
+  j["committed_iterations"] = nlohmann::json::array();
+  for (const v1::IterationSummary& it : status.committed_iterations()) {
+    j["committed_iterations"].push_back({{"iteration", it.iteration()}, {"prompts", it.prompts()},
+                                         {"results", it.results()}, {"pairs", it.pairs()},
+                                         {"dropped_ties", it.dropped_ties()},
+                                         {"dropped_unparsable", it.dropped_unparsable()},
+                                         {"train_loss", it.train_loss()}, {"model_dir", it.model_dir()},
+                                         {"committed_unix_ms", it.committed_unix_ms()}});
   }
   j["server_time_unix_ms"] = status.server_time_unix_ms();
   return j;
