@@ -1352,7 +1352,18 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
 
 absl::Status RunCoordinator::ExportPairs(int64_t iteration,
                                          const std::function<bool(const v1::ExportedPair&)>& emit) {
-  if (iteration < 0) return absl::InvalidArgumentError("iteration must be >= 0");
+  if (iteration < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("iteration ", iteration, ": pairs belong to iterations 1 and up (iteration 0 is SFT)"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (iteration > std::min<int64_t>(iteration_, config_.run.iterations)) {
+      return absl::NotFoundError(absl::StrCat("iteration ", iteration, " has no pairs: the run has ",
+                                              config_.run.iterations, " iteration(s) and is at iteration ",
+                                              iteration_, ", ", v1::Phase_Name(phase_)));
+    }
+  }
   committer_->WaitDurable(committer_->LastEnqueued());
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                         SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));

@@ -151,6 +151,11 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     ++count;
   }
   EXPECT_EQ(count, 4);
+  for (const char* missing : {"0", "2"}) {  // SFT has no pairs; the run has one iteration
+    CommandResult none = RunCommand(base + " export-pairs --iteration " + missing + " 2>&1");
+    EXPECT_NE(none.exit_code, 0) << none.output;
+    EXPECT_THAT(none.output, ::testing::HasSubstr(std::string("iteration ") + missing));
+  }
 
   // Finish the run; watch then ends by itself at DONE.
   v1::ReportCheckpointRequest checkpoint;
