@@ -16,20 +16,27 @@ namespace srlm {
 struct ConfigReader::Impl {
   std::string source;
   YAML::Node root;
-  std::set<std::string> known_keys;  // every key some Read asked for
+  std::set<std::string> known_keys;      // every key some Read asked for
+  std::set<std::string> known_sections;  // every proper prefix of those ("prompts", "prompts.sampling")
+  std::set<std::string> not_mappings;    // sections given a scalar or a list, reported once each
   std::vector<std::string> errors;
 
-  // Finds `key`; returns an undefined node when absent. Records an error when a parent is not a map.
+  // Finds `key`; returns an undefined node when absent. Records an error (once per section) when a
+  // parent is present but not a map; a null parent (a section with every key commented out) is empty.
   YAML::Node Find(const std::string& key) {
     known_keys.insert(key);
+    for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+      known_sections.insert(key.substr(0, dot));
+    }
     // YAML::Node's operator= writes through to the document; reset() rebinds.
     YAML::Node node;
     node.reset(root);
     std::string walked;
     for (absl::string_view part : absl::StrSplit(key, '.')) {
       if (!node.IsMap()) {
-        if (node.IsDefined() && !node.IsNull()) {
-          errors.push_back(absl::StrCat(Where(node), "key '", walked, "': expected a mapping"));
+        if (node.IsDefined() && !node.IsNull() && not_mappings.insert(walked).second) {
+          errors.push_back(absl::StrCat(Where(node), "key '", walked, "': expected a mapping, got ",
+                                        node.IsScalar() ? absl::StrCat("'", node.Scalar(), "'") : "a sequence"));
         }
         return YAML::Node(YAML::NodeType::Undefined);
       }
@@ -64,17 +71,19 @@ struct ConfigReader::Impl {
     }
   }
 
-  // Collects the dotted paths of every leaf (and every empty mapping) in the document.
+  // Collects the dotted paths of every leaf (and every null or empty mapping) under the mapping
+  // `node`, each with its key's node: a null value has no line of its own.
   void CollectKeys(const YAML::Node& node, const std::string& prefix,
                    std::vector<std::pair<std::string, YAML::Node>>* out) const {
-    if (node.IsMap() && (prefix.empty() || node.size() > 0)) {
-      for (const auto& kv : node) {
-        const std::string name = kv.first.as<std::string>();
-        CollectKeys(kv.second, prefix.empty() ? name : absl::StrCat(prefix, ".", name), out);
+    for (const auto& kv : node) {
+      const std::string name = kv.first.as<std::string>();
+      const std::string path = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
+      if (kv.second.IsMap() && kv.second.size() > 0) {
+        CollectKeys(kv.second, path, out);
+      } else {
+        out->emplace_back(path, kv.first);
       }
-      return;
     }
-    out->emplace_back(prefix, node);
   }
 };
 
@@ -170,15 +179,20 @@ absl::Status ConfigReader::Finish() const {
   std::vector<std::string> problems = impl_->errors;
   std::vector<std::pair<std::string, YAML::Node>> present;
   impl_->CollectKeys(impl_->root, "", &present);
-  for (const auto& [key, node] : present) {
-    if (key.empty() || impl_->known_keys.count(key)) continue;
+  for (const auto& [key, key_node] : present) {
+    if (impl_->known_keys.count(key)) continue;
+    // A known section that is null or an empty mapping takes every default; one given a scalar or a
+    // list was reported by Find.
+    if (impl_->known_sections.count(key)) continue;
     std::string nearest;
-    size_t best = 4;  // suggest only close matches
-    for (const std::string& known : impl_->known_keys) {
-      const size_t d = EditDistance(key, known);
-      if (d < best) best = d, nearest = known;
+    size_t best = 4;  // suggest only close matches; keys before sections on a tie
+    for (const auto* names : {&impl_->known_keys, &impl_->known_sections}) {
+      for (const std::string& known : *names) {
+        const size_t d = EditDistance(key, known);
+        if (d < best) best = d, nearest = known;
+      }
     }
-    problems.push_back(absl::StrCat(impl_->Where(node), "unknown key '", key, "'",
+    problems.push_back(absl::StrCat(impl_->Where(key_node), "unknown key '", key, "'",
                                     nearest.empty() ? "" : absl::StrCat(" (did you mean '", nearest, "'?)")));
   }
   if (problems.empty()) return absl::OkStatus();

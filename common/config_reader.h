@@ -1,7 +1,9 @@
 // Typed reading of YAML configuration. The only place in srlm that parses YAML.
 // A ConfigReader walks one document; each Read names a dotted key ("dpo.beta"). Errors name the
 // file, the line, the key and what was expected; keys nobody read are reported as unknown, with the
-// nearest known key as a suggestion. Not thread-safe.
+// nearest known key as a suggestion. A section (a prefix of a key read, "model" of "model.path")
+// that is null or an empty mapping takes every default; one given a scalar or a list is reported
+// once. Not thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -90,5 +90,43 @@ TEST(ConfigReader, EmptyDocumentMeansAllDefaults) {
   EXPECT_EQ(x, 5);
 }
 
+TEST(ConfigReader, NullOrEmptySectionMeansAllDefaults) {
+  // A section whose keys are all commented out is null; `b: {}` is an empty mapping.
+  auto r = ConfigReader::FromString("a:\n  # x: 1\nb: {}\nc:\n  d: {}\n", "s.yaml");
+  ASSERT_TRUE(r.ok());
+  int64_t ax = 5, bx = 6, cdx = 7;
+  r->Read("a.x", &ax);
+  r->Read("b.x", &bx);
+  r->Read("c.d.x", &cdx);
+  EXPECT_TRUE(r->Finish().ok()) << r->Finish();
+  EXPECT_EQ(ax, 5);
+  EXPECT_EQ(bx, 6);
+  EXPECT_EQ(cdx, 7);
+}
+
+TEST(ConfigReader, ScalarGivenForASectionIsReportedOnce) {
+  auto r = ConfigReader::FromString("model: /x\n", "bad.yaml");
+  ASSERT_TRUE(r.ok());
+  std::string path, dtype, device;
+  r->Read("model.path", &path);
+  r->Read("model.dtype", &dtype);
+  r->Read("model.device", &device);
+  const std::string message(r->Finish().message());
+  EXPECT_EQ(message, "bad.yaml:1: key 'model': expected a mapping, got '/x'");
+  auto list = ConfigReader::FromString("model: [1, 2]\n", "list.yaml");
+  ASSERT_TRUE(list.ok());
+  list->Read("model.path", &path);
+  list->Read("model.dtype", &dtype);
+  EXPECT_EQ(std::string(list->Finish().message()), "list.yaml:1: key 'model': expected a mapping, got a sequence");
+}
+
+TEST(ConfigReader, UnknownEmptySectionIsStillAnErrorAndSuggestsTheSection) {
+  auto r = ConfigReader::FromString("modle:\n", "u.yaml");
+  ASSERT_TRUE(r.ok());
+  std::string path;
+  r->Read("model.path", &path);
+  EXPECT_THAT(std::string(r->Finish().message()), HasSubstr("u.yaml:1: unknown key 'modle' (did you mean 'model'?)"));
+}
+
 }  // namespace
 }  // namespace srlm

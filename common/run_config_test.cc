@@ -70,5 +70,22 @@ TEST(RunConfig, DocumentedYamlRoundTrips) {
   EXPECT_EQ(RunConfigToYaml(*back), yaml);
 }
 
+TEST(RunConfig, EmptySectionsTakeTheDefaults) {
+  auto commented = ParseRunConfig("run:\n  iterations: 2\nmodel:\n  # path: models/m0\n  # dtype: bfloat16\n", "c.yaml");
+  ASSERT_TRUE(commented.ok()) << commented.status();
+  EXPECT_EQ(commented->run.iterations, 2);
+  EXPECT_EQ(commented->model.dtype, RunConfig().model.dtype);
+  auto empty = ParseRunConfig("sft: {}\ndpo: {}\ngenerate:\n  sampling: {}\n", "e.yaml");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->sft.batch_size, RunConfig().sft.batch_size);
+  EXPECT_DOUBLE_EQ(empty->generate.sampling.temperature, 0.7);
+}
+
+TEST(RunConfig, ScalarForASectionIsOneError) {
+  auto c = ParseRunConfig("model: /x\n", "bad.yaml");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(c.status().message()), "bad.yaml:1: key 'model': expected a mapping, got '/x'");
+}
+
 }  // namespace
 }  // namespace srlm

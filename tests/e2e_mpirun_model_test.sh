@@ -67,9 +67,10 @@ wait "$RUN_PID" || fail "run.sh exited with an error"
 RUN_PID=""
 phases=" $(grep -o 'iteration [0-9]* of [0-9]*  phase [A-Z]*' "$T/watch.log" | awk '{print $2 ":" $6}' | uniq | tr '\n' ' ')"
 echo "status seen:$phases"
-for want in 0:SFT 1:PROMPTS 1:GENERATE 1:TRAIN 2:DONE; do
+for want in 0:SFT 1:PROMPTS 1:GENERATE 1:TRAIN; do
   grep -q " $want" <<<"$phases" || fail "the status RPC never reported $want"
 done
+grep -q "phase DONE after 1 of 1 iterations" "$T/watch.log" || fail "the status RPC never reported DONE"
 grep -q "run done; pairs in" "$T/run.log" || fail "run.sh did not export the pairs"
 PAIRS="$T/run/pairs/iter-1.jsonl"
 [[ -s "$PAIRS" ]] || fail "no pairs in $PAIRS"

@@ -75,7 +75,9 @@ void RegisterGenerateCommand(CLI::App& app) {
   cmd->add_option("--output", flags->output, "Output JSONL")->required();
   cmd->add_option("--device", flags->device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "auto | float32 | bfloat16")->capture_default_str();
-  cmd->add_option("--chat-template", flags->chat_template, "plain | llama2 | llama3 | chatml")->capture_default_str();
+  cmd->add_option("--chat-template", flags->chat_template, "Chat format of text prompts")
+      ->check(CLI::IsMember(ChatTemplateNames()))
+      ->capture_default_str();
   cmd->add_option("--temperature", flags->sampling.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", flags->sampling.top_p)->capture_default_str();
   cmd->add_option("--top-k", flags->sampling.top_k, "0 = off")->capture_default_str();

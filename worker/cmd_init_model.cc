@@ -5,6 +5,7 @@
 #include "common/logging.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
+#include "worker/model/llama_config.h"
 #include "worker/model/model_options.h"
 
 namespace srlm {
@@ -80,7 +81,9 @@ void RegisterInitModelCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("init-model", "Write a random model of a given size in the Hugging Face layout");
   cmd->add_option("--out", flags->out_dir, "Output model directory")->required();
   cmd->add_option("--tokenizer-from", flags->tokenizer_from, "Copy the tokenizer files of this model directory");
-  cmd->add_option("--model-type", flags->config.model_type, "llama | qwen2 | mistral")->capture_default_str();
+  cmd->add_option("--model-type", flags->config.model_type, "Model family (config.json model_type)")
+      ->check(CLI::IsMember(SupportedModelTypes()))
+      ->capture_default_str();
   cmd->add_option("--vocab-size", flags->vocab_size, "Vocabulary size (default: the tokenizer's, else 4096)");
   cmd->add_option("--hidden-size", flags->config.hidden_size)->capture_default_str();
   cmd->add_option("--intermediate-size", flags->config.intermediate_size)->capture_default_str();

@@ -113,7 +113,8 @@ void RegisterLogprobsCommand(CLI::App& app) {
   cmd->add_option("--output", flags->output, "Output JSONL")->required();
   cmd->add_option("--device", flags->device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "auto | float32 | bfloat16")->capture_default_str();
-  cmd->add_option("--chat-template", flags->chat_template, "plain | llama2 | llama3 | chatml (text input)")
+  cmd->add_option("--chat-template", flags->chat_template, "Chat format of text input")
+      ->check(CLI::IsMember(ChatTemplateNames()))
       ->capture_default_str();
   cmd->add_flag("--no-end-token", flags->no_end_token, "Do not append the end-of-turn/EOS token to text responses");
   cmd->add_option("--batch-size", flags->batch_size)->check(CLI::PositiveNumber)->capture_default_str();

@@ -36,8 +36,14 @@ std::string PythonStrip(std::string_view text) {
 
 }  // namespace
 
+const std::vector<std::string>& ChatTemplateNames() {
+  static const std::vector<std::string> kNames = {"plain", "llama2", "llama3", "chatml"};
+  return kNames;
+}
+
 bool IsKnownChatTemplate(const std::string& name) {
-  return name == "plain" || name == "llama2" || name == "llama3" || name == "chatml";
+  const auto& names = ChatTemplateNames();
+  return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message) {

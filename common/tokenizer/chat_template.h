@@ -24,7 +24,10 @@ absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, c
 // The text that ends an assistant turn ("<|eot_id|>", "<|im_end|>", "</s>"); "" for plain (EOS ends it).
 std::string ChatTurnEnd(const std::string& template_name);
 
-// True for plain, llama2, llama3 and chatml.
+// The template names, in the order help texts list them: plain, llama2, llama3, chatml.
+const std::vector<std::string>& ChatTemplateNames();
+
+// True for the names of ChatTemplateNames().
 bool IsKnownChatTemplate(const std::string& template_name);
 
 // Token ids that end an assistant turn: eos_id() (when >= 0) and the id of ChatTurnEnd(template_name) when

@@ -1,11 +1,13 @@
 #include "worker/model/llama_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -55,7 +57,27 @@ absl::Status ReadRope(const json& j, LlamaConfig* c) {
 
 }  // namespace
 
+const std::vector<std::string>& SupportedModelTypes() {
+  static const std::vector<std::string> kTypes = {"llama", "mistral", "qwen2"};
+  return kTypes;
+}
+
+namespace {
+
+bool IsSupportedModelType(const std::string& model_type) {
+  const auto& types = SupportedModelTypes();
+  return std::find(types.begin(), types.end(), model_type) != types.end();
+}
+
+std::string UnsupportedModelType(const std::string& model_type) {
+  return absl::StrCat("unsupported model_type '", model_type, "' (expected ", absl::StrJoin(SupportedModelTypes(), ", "),
+                      ")");
+}
+
+}  // namespace
+
 absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
+  if (!IsSupportedModelType(c.model_type)) return absl::InvalidArgumentError(UnsupportedModelType(c.model_type));
   if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_hidden_layers <= 0 ||
       c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 || c.max_position_embeddings <= 0) {
     return absl::InvalidArgumentError("config sizes must be positive");
@@ -78,9 +100,7 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text) {
   if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
   LlamaConfig c;
   c.model_type = j.value("model_type", std::string("llama"));
-  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2") {
-    return absl::UnimplementedError(absl::StrCat("unsupported model_type '", c.model_type, "'"));
-  }
+  if (!IsSupportedModelType(c.model_type)) return absl::UnimplementedError(UnsupportedModelType(c.model_type));
   if (j.value("hidden_act", std::string("silu")) != "silu") return absl::UnimplementedError("hidden_act must be silu");
   ReadInt(j, "vocab_size", &c.vocab_size);
   ReadInt(j, "hidden_size", &c.hidden_size);

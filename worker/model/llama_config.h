@@ -52,7 +52,11 @@ struct LlamaConfig {
   bool o_bias() const { return attention_bias && model_type != "qwen2"; }
 };
 
-// Checks the sizes are positive and consistent (heads divide, kv heads divide heads).
+// The model_type values this decoder implements: "llama", "mistral", "qwen2".
+const std::vector<std::string>& SupportedModelTypes();
+
+// Checks model_type is supported and the sizes are positive and consistent (heads divide, kv heads
+// divide heads).
 absl::Status ValidateLlamaConfig(const LlamaConfig& config);
 absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text);
 absl::StatusOr<LlamaConfig> LoadLlamaConfig(const std::string& config_json_path);

@@ -230,5 +230,22 @@ TEST(SequenceLogprobs, IsDifferentiable) {
   EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
 }
 
+TEST(LlamaConfig, OnlySupportedModelTypesValidateAndEachOneLoadsBack) {
+  // init-model validates before writing; a model_type the loader refuses must not get that far.
+  LlamaConfig gpt2;
+  gpt2.model_type = "gpt2";
+  const absl::Status s = ValidateLlamaConfig(gpt2);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(std::string(s.message()).find("model_type 'gpt2' (expected llama, mistral, qwen2)"), std::string::npos) << s;
+  for (const std::string& type : SupportedModelTypes()) {
+    LlamaConfig c;
+    c.model_type = type;
+    EXPECT_TRUE(ValidateLlamaConfig(c).ok()) << type;
+    auto back = ParseLlamaConfigJson(LlamaConfigToJson(c));
+    ASSERT_TRUE(back.ok()) << type << ": " << back.status();
+    EXPECT_EQ(back->model_type, type);
+  }
+}
+
 }  // namespace
 }  // namespace srlm

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/logging.h"
 #include "common/run_config.h"
 #include "common/status_macros.h"
@@ -43,6 +44,10 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   std::string data_path = flags.data;
   if (data_path.empty() && sft) data_path = config.data.ift;
   if (data_path.empty()) return absl::InvalidArgumentError("--data is required");
+  // The trained model is written only under --out: without it a whole run would be thrown away.
+  if (flags.out.empty()) {
+    return absl::InvalidArgumentError("--out is required: the trained model goes to <out>/checkpoint-<step>");
+  }
 
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
@@ -55,7 +60,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
 
   // Resume from the newest whole checkpoint under --out, when asked and there is one.
   std::optional<std::string> resume_dir;
-  if (flags.resume && !flags.out.empty()) {
+  if (flags.resume) {
     SRLM_ASSIGN_OR_RETURN(resume_dir, FindLatestCheckpoint(flags.out, "trainer_state.json"));
   }
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(resume_dir.value_or(model_dir), device, dtype));
@@ -106,7 +111,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   trainer->set_max_steps_this_call(flags.stop_after);
   SRLM_ASSIGN_OR_RETURN(TrainingSummary summary,
                         sft ? trainer->TrainSft(sft_examples) : trainer->TrainDpo(pairs));
-  if (!flags.out.empty() && summary.steps_done > 0) {
+  if (summary.steps_done > 0) {
     SRLM_RETURN_IF_ERROR(trainer->SaveCheckpoint(CheckpointDir(flags.out, trainer->step())));
   }
   if (comm->rank() == 0) {
@@ -126,11 +131,13 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   auto flags = std::make_shared<CommandFlags>();
   auto overrides = std::make_shared<std::vector<std::function<void(RunConfig&)>>>();
   const std::string section = sft ? "sft" : "dpo";
-  // A flag that, when given, overrides config key <section>.<key>.
+  // A flag that, when given, overrides config key <section>.<key>; --micro-batch-size stands for
+  // the key micro_batch_size.
   auto train_field = [&](const std::string& flag, auto member, const std::string& help) {
     using T = std::remove_reference_t<decltype(flags->train.*member)>;
     auto value = std::make_shared<T>();
-    CLI::Option* opt = cmd->add_option(flag, *value, help + " (YAML " + section + "." + flag.substr(2) + ")");
+    const std::string key = absl::StrReplaceAll(flag.substr(2), {{"-", "_"}});
+    CLI::Option* opt = cmd->add_option(flag, *value, help + " (YAML " + section + "." + key + ")");
     overrides->push_back([opt, value, member, sft](RunConfig& c) {
       if (opt->count() > 0) (sft ? c.sft : c.dpo.train).*member = *value;
     });
@@ -138,7 +145,7 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   cmd->add_option("--config", flags->config_path, "run YAML (flags override it)");
   cmd->add_option("--model", flags->model, "start model directory (HF layout); YAML model.path");
   cmd->add_option("--data", flags->data, "training JSONL");
-  cmd->add_option("--out", flags->out, "output folder: checkpoints go to <out>/checkpoint-<step>");
+  cmd->add_option("--out", flags->out, "output folder (required): checkpoints go to <out>/checkpoint-<step>");
   cmd->add_option("--save-every", flags->save_every, "also checkpoint every N steps (0: only at the end)");
   cmd->add_flag("--resume", flags->resume, "continue from the newest whole checkpoint in --out");
   cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end");

@@ -1,6 +1,7 @@
 // The offline training commands `srlm-worker sft` and `srlm-worker dpo`: flags named like the YAML
 // keys (sft.* / dpo.*), --config loads a run YAML and flags override it. They run alone or under
-// mpirun/srun (one rank per process), read JSONL, write checkpoints, print progress on rank 0.
+// mpirun/srun (one rank per process), read JSONL, write checkpoints under --out (required), print
+// progress on rank 0.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -1,15 +1,19 @@
 // Trainer tests on a tiny Hugging Face Llama: DPO/SFT loss and gradients against the independent
 // Python implementation (testdata/train_reference.py, float64 transformers), batch slicing,
-// learning on toy sets, and in-process checkpoint/resume bit for bit.
+// learning on toy sets, and in-process checkpoint/resume bit for bit. TrainCommand* test the
+// `srlm-worker sft|dpo` command line (worker/train/train_command.cc).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <random>
 #include <set>
 
+#include "common/run_config.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/train/atomic_dir.h"
 #include "worker/train/test_util.h"
+#include "worker/train/train_command.h"
 #include "worker/train/trainer.h"
 
 namespace srlm {
@@ -285,6 +289,52 @@ TEST_F(TrainerModelTest, ResumeFromACheckpointContinuesBitForBit) {
     EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << item.key();
   }
   EXPECT_FALSE(torch::equal((*first)->model()->named_parameters()["lm_head.weight"], want["lm_head.weight"]));
+}
+
+// The dotted keys of every RunConfig field.
+class KeyCollector : public ConfigVisitor {
+ public:
+  void Field(const std::string& k, std::string*, const std::string&) override { keys.insert(k); }
+  void Field(const std::string& k, int64_t*, const std::string&) override { keys.insert(k); }
+  void Field(const std::string& k, double*, const std::string&) override { keys.insert(k); }
+  void Field(const std::string& k, bool*, const std::string&) override { keys.insert(k); }
+  void Field(const std::string& k, std::vector<std::string>*, const std::string&) override { keys.insert(k); }
+  std::set<std::string> keys;
+};
+
+TEST(TrainCommand, HelpNamesTheRealYamlKeys) {
+  RunConfig config;
+  KeyCollector collector;
+  VisitRunConfig(&config, &collector);
+  for (TrainingObjective objective : {TrainingObjective::kSft, TrainingObjective::kDpo}) {
+    CLI::App app;
+    RegisterTrainCommand(app, objective);
+    const std::string section = objective == TrainingObjective::kSft ? "sft" : "dpo";
+    const std::string help = app.get_subcommand(section)->help();
+    EXPECT_THAT(help, ::testing::HasSubstr("(YAML " + section + ".micro_batch_size)"));
+    int named = 0;  // "(YAML sft.lr)" and "...; YAML model.path"
+    for (size_t at = help.find("YAML "); at != std::string::npos; at = help.find("YAML ", at + 1)) {
+      const size_t begin = at + 5;
+      const std::string key = help.substr(begin, help.find_first_of(") ;\n", begin) - begin);
+      if (key.find('.') == std::string::npos) continue;  // "run YAML (flags override it)"
+      EXPECT_TRUE(collector.keys.count(key)) << "help names '" << key << "', not a key of the run YAML";
+      ++named;
+    }
+    EXPECT_GE(named, 12) << help;
+  }
+}
+
+TEST(TrainCommandDeathTest, SftAndDpoWithoutOutFailBeforeLoadingAnything) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (TrainingObjective objective : {TrainingObjective::kSft, TrainingObjective::kDpo}) {
+    CLI::App app;
+    RegisterTrainCommand(app, objective);
+    const std::string command = objective == TrainingObjective::kSft ? "sft" : "dpo";
+    // The model does not exist: the error must come before it is loaded.
+    EXPECT_EXIT(app.parse(command + " --model /nonexistent/model --data /nonexistent/data.jsonl", false),
+                ::testing::ExitedWithCode(1), "--out is required")
+        << command;
+  }
 }
 
 }  // namespace
