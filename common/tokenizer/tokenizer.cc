@@ -65,6 +65,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
     SRLM_ASSIGN_OR_RETURN(auto tok, SentencePieceTokenizer::FromFile(sp_path.string()));
     return std::unique_ptr<Tokenizer>(std::move(tok));
   }
+  if (!std::filesystem::is_directory(model_dir)) {
+    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " does not exist"));
+  }
   return absl::NotFoundError(absl::StrCat("no tokenizer.json or tokenizer.model in ", model_dir));
 }
 

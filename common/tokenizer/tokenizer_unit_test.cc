@@ -2,6 +2,7 @@
 // lossy repair against Python's decoder, the pre-tokenizer on hand-checked strings, special and added
 // tokens, loading errors (damaged tokenizer.json too), and the chat templates against the published
 // model-family formats.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -199,6 +200,11 @@ TEST(LoadTokenizer, ErrorsNameTheProblem) {
   std::filesystem::create_directories(dir);
   auto missing = LoadTokenizer(dir.string());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("no tokenizer.json or tokenizer.model in"));
+  auto no_dir = LoadTokenizer((dir / "absent").string());
+  EXPECT_EQ(no_dir.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_dir.status().message()),
+              ::testing::HasSubstr("model directory " + (dir / "absent").string() + " does not exist"));
 
   // A byte-level tokenizer.json whose split regex the scanner does not implement.
   std::ifstream in(TokenizerTestDataDir() + "/llama3/tokenizer.json");

@@ -26,7 +26,8 @@ double SecondsSince(Clock::time_point start) {
 
 absl::StatusOr<std::vector<std::string>> ReadIftPrompts(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("IFT data not readable: ", path));
+  if (path.empty()) return absl::FailedPreconditionError("data.ift is not set in the run configuration");
+  if (!in) return absl::NotFoundError(absl::StrCat("IFT data (data.ift) not readable: ", path));
   std::vector<std::string> prompts;
   std::string line;
   int64_t number = 0;
