@@ -73,13 +73,19 @@ struct ConfigReader::Impl {
 
   // Collects the dotted paths of every leaf (and every null or empty mapping) under the mapping
   // `node`, each with its key's node: a null value has no line of its own.
+  // A key that is not a scalar (`? [a, b]: 1`) is a problem of its own.
   void CollectKeys(const YAML::Node& node, const std::string& prefix,
-                   std::vector<std::pair<std::string, YAML::Node>>* out) const {
+                   std::vector<std::pair<std::string, YAML::Node>>* out, std::vector<std::string>* problems) const {
     for (const auto& kv : node) {
-      const std::string name = kv.first.as<std::string>();
+      if (!kv.first.IsScalar()) {
+        problems->push_back(absl::StrCat(Where(kv.first), "a key ", prefix.empty() ? "" : absl::StrCat("under '", prefix, "' "),
+                                         "is not a plain name"));
+        continue;
+      }
+      const std::string name = kv.first.Scalar();
       const std::string path = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
       if (kv.second.IsMap() && kv.second.size() > 0) {
-        CollectKeys(kv.second, path, out);
+        CollectKeys(kv.second, path, out, problems);
       } else {
         out->emplace_back(path, kv.first);
       }
@@ -178,7 +184,7 @@ void ConfigReader::Read(const std::string& key, std::vector<std::string>* value)
 absl::Status ConfigReader::Finish() const {
   std::vector<std::string> problems = impl_->errors;
   std::vector<std::pair<std::string, YAML::Node>> present;
-  impl_->CollectKeys(impl_->root, "", &present);
+  impl_->CollectKeys(impl_->root, "", &present, &problems);
   for (const auto& [key, key_node] : present) {
     if (impl_->known_keys.count(key)) continue;
     // A known section that is null or an empty mapping takes every default; one given a scalar or a

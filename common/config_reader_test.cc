@@ -120,6 +120,18 @@ TEST(ConfigReader, ScalarGivenForASectionIsReportedOnce) {
   EXPECT_EQ(std::string(list->Finish().message()), "list.yaml:1: key 'model': expected a mapping, got a sequence");
 }
 
+// YAML allows any node as a key; a key that is not a plain name is an error, not a crash (it
+// threw YAML::TypedBadConversion out of Finish).
+TEST(ConfigReader, KeyThatIsNotAPlainNameIsAnError) {
+  auto r = ConfigReader::FromString("model:\n  ? [a, b]\n  : 1\n  path: /m\n", "k.yaml");
+  ASSERT_TRUE(r.ok());
+  std::string path;
+  r->Read("model.path", &path);
+  EXPECT_EQ(path, "/m");
+  const absl::Status status = r->Finish();
+  EXPECT_EQ(std::string(status.message()), "k.yaml:2: a key under 'model' is not a plain name");
+}
+
 TEST(ConfigReader, UnknownEmptySectionIsStillAnErrorAndSuggestsTheSection) {
   auto r = ConfigReader::FromString("modle:\n", "u.yaml");
   ASSERT_TRUE(r.ok());

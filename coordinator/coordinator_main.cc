@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -28,8 +27,9 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-// HOST:PORT (HOST may be a bracketed IPv6 address) with PORT in [0, 65535].
+// HOST:PORT (HOST may be a bracketed IPv6 address) with PORT in [0, 65535], or gRPC's unix:PATH.
 bool ValidListenAddress(const std::string& listen) {
+  if (listen.rfind("unix:", 0) == 0 || listen.rfind("unix-abstract:", 0) == 0) return true;  // a socket path
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size() || colon + 6 < listen.size()) {
     return false;
@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   srlm::coordinator::RunCoordinatorOptions options;
   options.run_dir = run_dir;
   options.force_config = force_config;
+  options.require_config_for_new_run = true;
   options.max_writes_per_transaction = max_writes_per_transaction;
   if (!config_path.empty()) {
     absl::StatusOr<srlm::RunConfig> config = srlm::LoadRunConfig(config_path);
@@ -91,23 +92,6 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.config = *config;
-  }
-  // A new run needs a configuration that names its start model. Without this, a mistyped
-  // --run-dir when resuming would quietly start a new run on defaults.
-  if (!std::filesystem::exists(run_dir + "/state.db")) {
-    if (!options.config) {
-      SRLM_LOG(ERROR) << "no run in " << run_dir << " (no state.db): pass --config to start a new run; "
-                      << "to resume one, check --run-dir";
-      return 2;
-    }
-    if (options.config->model.path.empty()) {
-      SRLM_LOG(ERROR) << config_path << ": model.path is not set; a new run needs its start model";
-      return 2;
-    }
-    if (options.config->run.sft && options.config->data.ift.empty()) {
-      SRLM_LOG(ERROR) << config_path << ": run.sft is true but data.ift is not set (or set run.sft: false)";
-      return 2;
-    }
   }
   auto run = srlm::coordinator::RunCoordinator::Open(options);
   if (!run.ok()) {

@@ -224,10 +224,12 @@ TEST(ShardOrderTest, ReleasesShardsInOrderAndRestoresHeldOnes) {
   EXPECT_EQ(first[0].prompts, std::vector<std::string>{"a"});
   EXPECT_EQ(order.next_shard(), 1);
   EXPECT_EQ(order.held(), 1);
+  EXPECT_EQ(order.held_prompts(), 1);
   std::vector<ShardSubmission> rest = order.Add({1, "l1", {"b"}});
   EXPECT_THAT(ShardsOf(rest), ::testing::ElementsAre(1, 2));
   EXPECT_EQ(rest[1].lease_id, "l2");
   EXPECT_EQ(order.held(), 0);
+  EXPECT_EQ(order.held_prompts(), 0);
   EXPECT_EQ(order.next_shard(), 3);
 
   ASSERT_TRUE(order.Restore(1, {{3, "l3", {}}, {2, "l2", {"c"}}}).ok());
@@ -262,8 +264,19 @@ TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrder
   EXPECT_EQ(early->prompts_dropped_length(), 0);  // not filtered yet
   EXPECT_EQ(early->shards_held(), 2);
   EXPECT_EQ(early->phase(), v1::PHASE_PROMPTS);
-  // Held shards count as supply: 3 shards of 2 cover the 6 wanted, so no fourth one yet.
-  EXPECT_TRUE(Lease(w1).has_wait());
+  // Held shards count as supply by the prompts they hold: shard 1's 2 and the leased shard 0's 2
+  // leave 2 of the 6 wanted uncovered (the empty shard 2 covers none), so a fourth shard is made;
+  // with it the 6 are covered and a fifth is not.
+  v1::LeaseShardResponse s3 = Lease(w1);
+  ASSERT_TRUE(s3.has_prompts()) << s3.DebugString();
+  EXPECT_EQ(s3.lease().shard_id(), 3);
+  EXPECT_TRUE(Lease(w2).has_wait());
+  // Nothing is exported while the pool is being written.
+  EXPECT_EQ(client_->ExportPairs(1, [](const v1::ExportedPair&) { return true; }).code(),
+            absl::StatusCode::kNotFound);
+  // A lease id must be spelled as the coordinator spelled it.
+  auto misspelled = SubmitPrompts(w0, "i1-P-s00-a1", {"Why is the sky blue at noon"});
+  EXPECT_EQ(misspelled.status().code(), absl::StatusCode::kInvalidArgument) << misspelled.status();
 
   Stop();
   Start(std::nullopt);
@@ -303,10 +316,10 @@ TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrder
   EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM held_prompts", -1), 0);
   EXPECT_EQ(*(*db)->QueryInt("SELECT dropped_duplicate * 10 + dropped_length FROM leases "
                              "WHERE lease_id = 'i1-P-s1-a1'", -1), 11);
-  // The pool still lacks 4 prompts and nothing is held: a new shard is handed out.
-  v1::LeaseShardResponse s3 = Lease(w1);
-  ASSERT_TRUE(s3.has_prompts()) << s3.DebugString();
-  EXPECT_EQ(s3.lease().shard_id(), 3);
+  // The pool lacks 4 prompts; shard 3 (leased) may bring 2: another shard is handed out.
+  v1::LeaseShardResponse s4 = Lease(w1);
+  ASSERT_TRUE(s4.has_prompts()) << s4.DebugString();
+  EXPECT_EQ(s4.lease().shard_id(), 4);
 }
 
 TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {

@@ -56,6 +56,13 @@ absl::StatusOr<LeaseKey> ParseLeaseId(const std::string& lease_id) {
   }
   key.kind = parts[1][0];
   key.attempt = static_cast<int32_t>(attempt);
+  // One spelling per lease ("s02" or "s+2" would name the lease but match no row of the leases
+  // table, whose writes use the id as given).
+  if (MakeLeaseId(key.iteration, key.kind, key.shard, key.attempt) != lease_id) {
+    return absl::InvalidArgumentError(absl::StrCat("lease_id '", lease_id, "' is not in canonical form (",
+                                                   MakeLeaseId(key.iteration, key.kind, key.shard, key.attempt),
+                                                   ")"));
+  }
   return key;
 }
 
@@ -174,6 +181,19 @@ absl::Status RunCoordinator::Initialize() {
   const int64_t now = Now();
   SRLM_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   if (!stored_yaml) {
+    if (options_.require_config_for_new_run) {
+      if (!options_.config) {
+        return absl::FailedPreconditionError(absl::StrCat("no run in ", run_dir_,
+                                                          ": pass --config to start a new run; to resume one, "
+                                                          "check --run-dir"));
+      }
+      if (options_.config->model.path.empty()) {
+        return absl::FailedPreconditionError("model.path is not set: a new run needs its start model");
+      }
+      if (options_.config->run.sft && options_.config->data.ift.empty()) {
+        return absl::FailedPreconditionError("run.sft is true but data.ift is not set (or set run.sft: false)");
+      }
+    }
     config_ = options_.config.value_or(RunConfig{});
     SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(config_), "run configuration");
     config_yaml_ = RunConfigToYaml(config_);
@@ -375,7 +395,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   checkpoints->Reset();
   SRLM_ASSIGN_OR_RETURN(Statement * step,
                         db.Prepare("SELECT step, total_steps, loss FROM train_steps WHERE iteration = ? "
-                                   "ORDER BY rowid DESC LIMIT 1"));
+                                   "ORDER BY step DESC, rowid DESC LIMIT 1"));
   step->Bind(1, iteration_);
   SRLM_ASSIGN_OR_RETURN(bool has_step, step->Step());
   if (has_step) {
@@ -396,7 +416,8 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
                  "(SELECT COALESCE(SUM(has_pair), 0) FROM results r WHERE r.iteration = c.iteration), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
-                 "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY rowid DESC LIMIT 1) "
+                 "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY step DESC, rowid DESC "
+                 "LIMIT 1) "
                  "FROM commits c ORDER BY c.iteration"));
   stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_UNPARSABLE});
   committed_iterations_.clear();
@@ -739,8 +760,9 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
       const int64_t wanted = config_.prompts.per_iteration;
       const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
       const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
-      // Held shards count as supply: their prompts are coming.
-      if (prompts_accepted_ + (shards_.leased() + prompt_order_.held()) * shard_size < wanted &&
+      // Held shards count as supply: their prompts (at most a shard's worth each) are coming.
+      const int64_t held_supply = std::min(prompt_order_.held_prompts(), prompt_order_.held() * shard_size);
+      if (prompts_accepted_ + shards_.leased() * shard_size + held_supply < wanted &&
           shards_.total() < budget) {
         shards_.AddShard();
       }
@@ -936,7 +958,6 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
   dropped_duplicate_ += response.prompts_dropped_duplicate();
   dropped_near_duplicate_ += response.prompts_dropped_near_duplicate();
   dropped_length_ += response.prompts_dropped_length();
-  response.set_shards_held(prompt_order_.held());
   phase_rate_.Record(now, prompts_accepted_);
   std::vector<GroupCommitter::Write> writes;
   writes.push_back([iteration = iteration_, shard, lease_id = request.lease_id(), held_prompts, entered,
@@ -955,8 +976,10 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     SRLM_ASSIGN_OR_RETURN(Statement * insert,
                           db.Prepare("INSERT INTO prompts(iteration, prompt_id, text, lease_id) VALUES(?, ?, ?, ?)"));
     SRLM_ASSIGN_OR_RETURN(Statement * counts,
-                          db.Prepare("UPDATE leases SET prompts_accepted = ?, dropped_duplicate = ?, "
-                                     "dropped_near_duplicate = ?, dropped_length = ? WHERE lease_id = ?"));
+                          db.Prepare("UPDATE leases SET prompts_accepted = prompts_accepted + ?, "
+                                     "dropped_duplicate = dropped_duplicate + ?, dropped_near_duplicate = "
+                                     "dropped_near_duplicate + ?, dropped_length = dropped_length + ? "
+                                     "WHERE lease_id = ?"));
     SRLM_ASSIGN_OR_RETURN(Statement * unhold,
                           db.Prepare("DELETE FROM held_prompts WHERE iteration = ? AND shard_id = ?"));
     for (const Entered& shard_entered : entered) {
@@ -974,8 +997,9 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     }
     return absl::OkStatus();
   });
-  if (PromptsPhaseCompleteLocked()) StartGenerateLocked(&writes);
+  if (PromptsPhaseCompleteLocked()) StartGenerateLocked(&writes);  // drops surplus held shards
   *sequence = EnqueueLocked(std::move(writes));
+  response.set_shards_held(prompt_order_.held());
   response.set_iteration(iteration_);
   response.set_phase(phase_);
   return response;
@@ -1358,7 +1382,8 @@ absl::Status RunCoordinator::ExportPairs(int64_t iteration,
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (iteration > std::min<int64_t>(iteration_, config_.run.iterations)) {
+    if (iteration > std::min<int64_t>(iteration_, config_.run.iterations) ||
+        (iteration == iteration_ && phase_ == v1::PHASE_PROMPTS)) {
       return absl::NotFoundError(absl::StrCat("iteration ", iteration, " has no pairs: the run has ",
                                               config_.run.iterations, " iteration(s) and is at iteration ",
                                               iteration_, ", ", v1::Phase_Name(phase_)));

@@ -37,6 +37,9 @@ struct RunCoordinatorOptions {
   std::string run_dir;                  // created if missing; holds state.db
   std::optional<RunConfig> config;      // --config; nullopt: the stored one (or defaults, first start)
   bool force_config = false;            // replace a stored config that differs from `config`
+  // A new run (nothing stored yet) needs `config`, naming model.path (and data.ift with run.sft);
+  // srlm-coordinator sets it, so that a mistyped --run-dir is an error, not a run on defaults.
+  bool require_config_for_new_run = false;
   std::function<int64_t()> clock_ms;    // wall clock in Unix ms; default the system clock
   size_t max_writes_per_transaction = 0;  // group commit: 0 unlimited; 1 turns it off (benchmarks)
 };

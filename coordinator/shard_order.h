@@ -34,11 +34,13 @@ class ShardOrder {
 
   int64_t next_shard() const { return next_shard_; }   // the first shard not yet in the pool
   int64_t held() const { return static_cast<int64_t>(held_.size()); }
+  int64_t held_prompts() const { return held_prompts_; }  // over the held shards
   bool IsHeld(int64_t shard) const { return held_.count(shard) > 0; }
 
  private:
   int64_t next_shard_ = 0;
   std::map<int64_t, ShardSubmission> held_;
+  int64_t held_prompts_ = 0;
 };
 
 }  // namespace srlm::coordinator
