@@ -12,7 +12,12 @@ COORD_BIN="$1"; WORKER_BIN="$2"; SRC="$3"
 T="$(mktemp -d /tmp/srlm-faults-XXXXXX)"
 export SRLM_TOKEN="faults-test-token"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+# Kills what the test started; removes the folder when the test passed, keeps it for its logs otherwise.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  [[ "${PASSED:-0}" == 1 ]] && rm -rf "$T"
+  true
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -25 "$f"; done >&2; exit 1; }
 log() { echo "[faults $(date -u +%H:%M:%S)] $*"; }
@@ -117,4 +122,5 @@ for p, chosen, rejected, cs, rs in a:
     assert chosen == word[::-1] and rejected == word and cs == 5 and rs == 1, (p, chosen, rejected)
 PY
 grep -q "released" "$T/B.coordinator.log" && log "B: coordinator released the killed rank's leases"
+PASSED=1
 log PASS

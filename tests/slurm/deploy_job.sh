@@ -4,7 +4,8 @@
 #   fail MSG                  print MSG with the last lines of the job and the coordinator; exit 1
 #   free_port                 a free TCP port on 127.0.0.1
 #   submit_deploy_job CONFIG  sbatch of the deploy script on this node; prints the job id
-cleanup() { "$HERE/cluster.sh" stop "$DIR/cluster" || true; }
+# The folder is removed when the test passed (it sets PASSED=1) and kept for its logs when it failed.
+cleanup() { "$HERE/cluster.sh" stop "$DIR/cluster" || true; [[ "${PASSED:-0}" == 1 ]] && rm -rf "$DIR"; true; }
 trap cleanup EXIT
 eval "$("$HERE/cluster.sh" start "$DIR/cluster")"
 

@@ -71,4 +71,5 @@ for r in rows:
     assert r["chosen"] == word[::-1] and r["rejected"] == word, r
 print(f"{len(rows)} pairs, each prompt once")
 PY
+PASSED=1
 echo PASS

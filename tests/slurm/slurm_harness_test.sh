@@ -6,7 +6,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROBE="${1:?probe binary}"
 DIR="$(mktemp -d /tmp/srlm-slurm-XXXXXX)"
-cleanup() { "$HERE/cluster.sh" stop "$DIR" || true; }
+cleanup() { "$HERE/cluster.sh" stop "$DIR" || true; [[ "${PASSED:-0}" == 1 ]] && rm -rf "$DIR"; true; }  # kept on failure
 trap cleanup EXIT
 eval "$("$HERE/cluster.sh" start "$DIR")"
 fail() { echo "FAIL: $*" >&2; tail -30 "$DIR"/slurmctld.log >&2 || true; exit 1; }
@@ -54,4 +54,5 @@ cat "$DIR/job.out"
 grep -q got-usr1 "$DIR/job.out" || fail "the batch shell did not get USR1"
 grep -q 'start restart=1' "$DIR/job.out" || fail "the job did not start again after requeue"
 [[ "$(grep -c 'size=2 sum=3' "$DIR/job.out")" == 2 ]] || fail "second start did not run the probe"
+PASSED=1
 echo PASS

@@ -43,4 +43,5 @@ echo '{"prompt": "Add: 1 + 2"}' >"$DIR/probe.jsonl"
 "$BUILD/worker/srlm-worker" generate --model "$DIR/run/checkpoints/iter-2" --input "$DIR/probe.jsonl" \
   --output "$DIR/probe.out.jsonl" --max-new-tokens 4 >"$DIR/generate.log" 2>&1 || fail "iter-2 does not load"
 grep "run done:" "$DIR/job.out" | head -2
+PASSED=1
 echo PASS
