@@ -109,5 +109,19 @@ echo '{"prompt": "Add: 2 + 3"}' >"$T/probe.jsonl"
 "$WORKER" generate --model "$T/run/checkpoints/iter-2" --input "$T/probe.jsonl" --output "$T/probe.out.jsonl" \
   --temperature 0 --max-new-tokens 4 >"$T/generate.log" 2>&1 || fail "the new checkpoint does not load"
 grep -q '"finish_reason"' "$T/probe.out.jsonl" || fail "no generation from the new checkpoint"
+
+# run.sh on a run directory that another coordinator serves: its coordinator refuses to start, and
+# the script stops before any worker, saying why (it used to wait for any answer on the port).
+"$BUILD/coordinator/srlm-coordinator" --run-dir "$T/run" --listen 127.0.0.1:0 --port-file "$T/other.port" \
+  >"$T/other.log" 2>&1 &
+OTHER_PID=$!
+for _ in $(seq 100); do [[ -s "$T/other.port" ]] && break; sleep 0.1; done
+[[ -s "$T/other.port" ]] || fail "the second coordinator did not start"
+if PORT="$(cat "$T/other.port")" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run" >"$T/rerun.log" 2>&1; then
+  fail "run.sh went on beside another coordinator"
+fi
+kill "$OTHER_PID"; wait "$OTHER_PID" || true
+grep -q "is in use by another srlm-coordinator (pid $OTHER_PID" "$T/rerun.log" || fail "run.sh did not say why it stopped"
+if grep -q "starting .* worker ranks" "$T/rerun.log"; then fail "run.sh started workers"; fi
 rm -rf "$T"
 echo PASS

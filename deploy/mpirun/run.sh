@@ -32,18 +32,22 @@ root_args=()
 host_args=(--oversubscribe)
 [[ -n "$HOSTFILE" ]] && host_args=(--hostfile "$HOSTFILE")
 
+rm -f "$RUN_DIR/coordinator.port"
 "$BUILD_DIR/coordinator/srlm-coordinator" --run-dir "$RUN_DIR" --listen "0.0.0.0:$PORT" \
-  --config "$CONFIG" >>"$RUN_DIR/coordinator.log" 2>&1 &
+  --config "$CONFIG" --port-file "$RUN_DIR/coordinator.port" >>"$RUN_DIR/coordinator.log" 2>&1 &
 COORD_PID=$!
 trap 'kill "$COORD_PID" 2>/dev/null; wait "$COORD_PID" 2>/dev/null || true' EXIT
 log "coordinator pid $COORD_PID on $COORD_HOST:$PORT (log $RUN_DIR/coordinator.log)"
 
-# Wait until it answers (srlmctl status), at most 60 s.
+# Wait until this coordinator listens (it writes the port file only then), at most 60 s. Not a
+# status call: another coordinator already on the port would answer it, while this one exits
+# ("in use" or "cannot listen").
 for _ in $(seq 300); do
-  "$BUILD_DIR/coordinator/ctl/srlmctl" --coordinator "127.0.0.1:$PORT" status >/dev/null 2>&1 && break
-  kill -0 "$COORD_PID" 2>/dev/null || { log "coordinator exited; see $RUN_DIR/coordinator.log"; exit 1; }
+  [[ -s "$RUN_DIR/coordinator.port" ]] && break
+  kill -0 "$COORD_PID" 2>/dev/null || { log "coordinator exited:"; tail -3 "$RUN_DIR/coordinator.log"; exit 1; }
   sleep 0.2
 done
+[[ -s "$RUN_DIR/coordinator.port" ]] || { log "coordinator did not listen within 60 s"; exit 1; }
 
 log "starting $NP worker ranks"
 # shellcheck disable=SC2086
