@@ -1194,6 +1194,12 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
                                                    request.world_size(), ")"));
   }
   if (request.checkpoint_dir().empty()) return absl::InvalidArgumentError("checkpoint_dir is empty");
+  // Stored as M_{t+1} for every rank and every later resume: a relative path would depend on the
+  // working directory of whoever reads it.
+  if (request.checkpoint_dir()[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint_dir '", request.checkpoint_dir(), "' is not an absolute path"));
+  }
   v1::ReportCheckpointResponse response;
   uint64_t sequence;
   {

@@ -196,5 +196,19 @@ TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
   EXPECT_NE(ReadFile(out + ".log").find("lr_schedule"), std::string::npos) << ReadFile(out + ".log");
 }
 
+// One rank fails alone while the other goes on into a collective: the job must end with an error.
+// Before, the failing rank's exit ran MPI_Finalize, which waited for the other rank while that one
+// waited in a broadcast for it: the job hung with no exit code.
+TEST_F(TrainerProcessTest, OneFailingRankEndsTheWholeJob) {
+  const std::string out = *g_dir / "one_fails";
+  const int rc = RunWorker(2, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
+                                  " --steps 2 --batch-size 4",
+                           out + ".log", "SRLM_TEST_FAIL_RANK=1 timeout 120");
+  const std::string log = ReadFile(out + ".log");
+  EXPECT_NE(rc, 0) << log;
+  EXPECT_NE(rc, 124) << "the job hung until timeout killed it\n" << log;
+  EXPECT_NE(log.find("SRLM_TEST_FAIL_RANK: this rank fails on purpose"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace srlm

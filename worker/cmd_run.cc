@@ -18,6 +18,7 @@
 #include "worker/loop/grpc_coordinator_link.h"
 #include "worker/loop/retrying_link.h"
 #include "worker/run/torch_worker_backend.h"
+#include "worker/train/mpi_communicator.h"
 
 namespace srlm {
 namespace {
@@ -74,7 +75,14 @@ absl::Status RunWorker(RunFlags flags) {
   RetryingCoordinatorLink link(grpc_link, flags.retry_seconds);
   CheckedBackend backend(flags.backend, rank, world_size);
   WorkerLoopOptions options;
+  // Absolute: the coordinator stores the checkpoint paths ranks report, and a resume from another
+  // working directory must find the same folders (a relative path could even name another run's).
   options.checkpoint_root = flags.checkpoint_root;
+  if (!options.checkpoint_root.empty() && options.checkpoint_root[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof(cwd)) == nullptr) return absl::InternalError("getcwd failed");
+    options.checkpoint_root = absl::StrCat(cwd, "/", options.checkpoint_root);
+  }
   options.stop_requested = &g_stop;
   options.max_wait_seconds = flags.max_wait_seconds;
   char host[256] = {0};
@@ -112,8 +120,9 @@ void RegisterRunCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->callback([flags]() {
     absl::Status s = RunWorker(*flags);
-    if (!s.ok()) SRLM_LOG(ERROR) << "worker failed: " << s;
-    std::exit(s.ok() ? 0 : 1);
+    if (s.ok()) std::exit(0);
+    SRLM_LOG(ERROR) << "worker failed: " << s;
+    mpi::ExitAfterFailure(1);
   });
 }
 

@@ -18,6 +18,7 @@ THREADS="${THREADS:-1}"                                    # user: intra-op thre
 WORKER_BIN="${WORKER_BIN:-$BUILD_DIR/worker/srlm-worker}"  # user: the worker binary (or a wrapper)
 
 mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"  # absolute: checkpoint paths are stored in the run's state
 # The bearer token every RPC carries: $SRLM_TOKEN, else one made once per run directory.
 if [[ -z "${SRLM_TOKEN:-}" ]]; then
   [[ -s "$RUN_DIR/token" ]] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN_DIR/token")

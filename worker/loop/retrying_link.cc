@@ -19,7 +19,7 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
 
 bool IsTransientRpcError(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kDeadlineExceeded;
+         status.code() == absl::StatusCode::kDeadlineExceeded || status.code() == absl::StatusCode::kCancelled;
 }
 
 template <typename Call>

@@ -1,5 +1,6 @@
-// A CoordinatorLink that rides out a coordinator restart: calls failing with UNAVAILABLE or
-// DEADLINE_EXCEEDED are retried with backoff (0.1 s doubling to 2 s) for up to `retry_seconds`.
+// A CoordinatorLink that rides out a coordinator restart: calls failing with UNAVAILABLE,
+// DEADLINE_EXCEEDED or CANCELLED (what a call in flight gets when the coordinator shuts down on
+// SIGTERM; this client never cancels its own calls) are retried with backoff (0.1 s doubling to 2 s) for up to `retry_seconds`.
 // Retrying is safe because the coordinator accepts each submission once (a retried SubmitShard
 // comes back `duplicate`) and state lives in its database. StreamPairs buffers the whole slice and
 // delivers it only after the stream ended cleanly, so a retried stream never delivers a pair twice.
@@ -34,7 +35,7 @@ class RetryingCoordinatorLink : public CoordinatorLink {
   std::atomic<uint64_t> recoveries_{0};
 };
 
-// True for the codes a restarting coordinator produces.
+// True for the codes a stopping or restarting coordinator produces.
 bool IsTransientRpcError(const absl::Status& status);
 
 }  // namespace srlm

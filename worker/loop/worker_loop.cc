@@ -106,7 +106,7 @@ class Worker {
   absl::Status DoPromptsShard(const v1::LeaseShardResponse& lease);
   absl::Status DoGenerateShard(const v1::LeaseShardResponse& lease);
   absl::Status DoTraining(const v1::TrainPhase& train);
-  absl::Status Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response);
+  absl::Status Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response, bool* discarded);
   void Wait(double seconds);
   bool StopRequested() const { return options_.stop_requested && options_.stop_requested->load(); }
 
@@ -172,9 +172,20 @@ absl::Status Worker::EnsureModel(const std::string& model_dir) {
   return absl::OkStatus();
 }
 
-absl::Status Worker::Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response) {
+// FAILED_PRECONDITION means the result is no longer wanted: the lease expired and its shard was
+// handed on (this rank was slow or paused), another attempt completed it, or its phase ended. The
+// work is dropped and the worker leases again; failing would end the whole job for a slow shard.
+absl::Status Worker::Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response,
+                            bool* discarded) {
   request.set_worker_id(worker_id_);
-  SRLM_ASSIGN_OR_RETURN(*response, link_.SubmitShard(request));
+  absl::StatusOr<v1::SubmitShardResponse> answer = link_.SubmitShard(request);
+  *discarded = answer.status().code() == absl::StatusCode::kFailedPrecondition;
+  if (*discarded) {
+    ++summary_.shards_discarded;
+    SRLM_LOG(WARNING) << "result of " << request.lease_id() << " dropped: " << answer.status().message();
+    return absl::OkStatus();
+  }
+  SRLM_ASSIGN_OR_RETURN(*response, std::move(answer));
   return absl::OkStatus();
 }
 
@@ -189,7 +200,9 @@ absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
   const int written = result.prompts_size();
   *request.mutable_prompts() = std::move(result);
   v1::SubmitShardResponse response;
-  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response));
+  bool discarded = false;
+  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response, &discarded));
+  if (discarded) return absl::OkStatus();
   ++summary_.prompts_shards;
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " PROMPTS shard " << lease.lease().shard_id()
                  << ": " << written << "/" << lease.prompts().num_prompts() << " parsed, "
@@ -223,7 +236,9 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   request.set_lease_id(lease.lease().lease_id());
   *request.mutable_generate() = std::move(result);
   v1::SubmitShardResponse response;
-  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response));
+  bool discarded = false;
+  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response, &discarded));
+  if (discarded) return absl::OkStatus();
   ++summary_.generate_shards;
   summary_.pairs_submitted += response.duplicate() ? 0 : pairs;
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " GENERATE shard " << lease.lease().shard_id()

@@ -95,6 +95,7 @@ struct WorkerLoopSummary {
   int64_t prompts_shards = 0;
   int64_t generate_shards = 0;
   int64_t pairs_submitted = 0;
+  int64_t shards_discarded = 0;  // results the coordinator no longer wanted (lease handed on, phase over)
   int64_t trainings = 0;
   bool run_done = false;
   bool stopped = false;

@@ -2,12 +2,14 @@
 // walks SFT -> PROMPTS -> GENERATE -> TRAIN -> DONE, and a backend that records what it was asked.
 #include "worker/loop/worker_loop.h"
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 
 #include <gtest/gtest.h>
 
 #include "common/run_config.h"
+#include "worker/loop/retrying_link.h"
 
 namespace srlm {
 namespace {
@@ -118,6 +120,10 @@ class FakeCoordinator : public CoordinatorLink {
   absl::StatusOr<v1::SubmitShardResponse> SubmitShard(const v1::SubmitShardRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     log.push_back("submit " + r.lease_id());
+    if (refuse_submits > 0) {  // as the coordinator answers a lease that expired and was handed on
+      --refuse_submits;
+      return absl::FailedPreconditionError("lease " + r.lease_id() + " expired and its shard was handed on");
+    }
     v1::SubmitShardResponse out;
     if (r.has_prompts()) {
       for (const auto& p : r.prompts().prompts()) pool_.push_back(p);
@@ -168,6 +174,7 @@ class FakeCoordinator : public CoordinatorLink {
   }
   std::vector<std::string> log;
   int heartbeats = 0;
+  int refuse_submits = 0;  // the next this many submissions are refused as handed on
 
  private:
   std::mutex mu_;
@@ -220,6 +227,45 @@ TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
     EXPECT_GT(std::stoi(p.chosen()) % 6, std::stoi(p.rejected()) % 6);
   }
   EXPECT_EQ(summary->pairs_submitted, static_cast<int64_t>(backend.dpo_pairs.size()));
+}
+
+// A result the coordinator refuses as no longer wanted (the lease was handed on) is dropped and the
+// worker leases again; before, the rank failed, and under mpirun the whole job with it.
+TEST(WorkerLoopTest, RefusedSubmissionIsDroppedAndTheWorkerGoesOn) {
+  const std::string dir = ::testing::TempDir();
+  { std::ofstream(dir + "/ift.jsonl") << "{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"; }
+  { std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}"; }
+  RunConfig config;
+  config.data.ift = dir + "/ift.jsonl";
+  config.judge.template_file = dir + "/judge.txt";
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.refuse_submits = 1;
+  RecordingBackend backend;
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  EXPECT_EQ(summary->shards_discarded, 1);
+  EXPECT_EQ(summary->prompts_shards, 1);
+  const std::vector<std::string> prompts_part = {"lease PHASE_PROMPTS", "submit L-prompts", "lease PHASE_PROMPTS",
+                                                 "submit L-prompts", "lease PHASE_GENERATE"};
+  auto at = std::search(coordinator.log.begin(), coordinator.log.end(), prompts_part.begin(), prompts_part.end());
+  EXPECT_NE(at, coordinator.log.end()) << ::testing::PrintToString(coordinator.log);
+}
+
+// The codes a stopping (SIGTERM: calls in flight are CANCELLED) or restarting coordinator gives are
+// retried; a refusal is not.
+TEST(RetryingLinkTest, RetriesWhatAStoppingCoordinatorAnswersAndNothingElse) {
+  for (absl::StatusCode code : {absl::StatusCode::kUnavailable, absl::StatusCode::kDeadlineExceeded,
+                                absl::StatusCode::kCancelled}) {
+    EXPECT_TRUE(IsTransientRpcError(absl::Status(code, "x"))) << code;
+  }
+  for (absl::StatusCode code : {absl::StatusCode::kFailedPrecondition, absl::StatusCode::kUnauthenticated,
+                                absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound}) {
+    EXPECT_FALSE(IsTransientRpcError(absl::Status(code, "x"))) << code;
+  }
 }
 
 TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {

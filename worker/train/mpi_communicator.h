@@ -19,5 +19,10 @@ absl::Status BroadcastBytes(void* data, size_t bytes, int root);
 absl::Status Barrier();
 // Turns an MPI error code into a Status naming the call.
 absl::Status CheckMpi(int rc, const char* what);
+// Ends the process after a failure. Under MPI with more than one rank it aborts the whole job
+// (MPI_Abort, so mpirun or srun ends every rank with an error): a plain exit would run MPI_Finalize,
+// which waits for the other ranks while they wait in a collective for this one, and the job would
+// hang with no exit code. Without MPI, or alone, it is std::exit.
+[[noreturn]] void ExitAfterFailure(int exit_code);
 
 }  // namespace srlm::mpi

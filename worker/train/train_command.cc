@@ -15,6 +15,7 @@
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_options.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/mpi_communicator.h"
 #include "worker/train/text_encoder.h"
 
 namespace srlm {
@@ -51,6 +52,10 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
 
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
+  // Test hook: this rank alone fails here, while the others go on into collectives.
+  if (const char* rank = std::getenv("SRLM_TEST_FAIL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
+    return absl::InternalError("SRLM_TEST_FAIL_RANK: this rank fails on purpose");
+  }
   torch::Device device(config.model.device == "cuda" && comm->backend_name() == "nccl"
                            ? torch::Device(torch::kCUDA, torch::cuda::device_count() > 0
                                                              ? static_cast<int>(comm->rank() % torch::cuda::device_count())
@@ -201,7 +206,7 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
     }
     if (!status.ok()) {
       SRLM_LOG(ERROR) << status;
-      std::exit(1);
+      mpi::ExitAfterFailure(1);
     }
   });
 }
