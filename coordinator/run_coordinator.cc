@@ -253,6 +253,18 @@ absl::Status RunCoordinator::Initialize() {
     phase_ = static_cast<v1::Phase>(phase_number);
     SRLM_RETURN_IF_ERROR(AddEvent(db, now, "resumed",
                                   absl::StrCat("iteration ", iteration_, " ", v1::Phase_Name(phase_))));
+    // A finished run whose configuration now asks for more iterations (--force-config) goes on
+    // with the next one, from the last model; before, it stayed DONE and reported success.
+    if (phase_ == v1::PHASE_DONE && iteration_ <= config_.run.iterations) {
+      phase_ = v1::PHASE_PROMPTS;
+      phase_started_ms_ = now;
+      SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase", absl::StrCat(static_cast<int>(phase_))));
+      SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase_started_ms", absl::StrCat(now)));
+      SRLM_RETURN_IF_ERROR(AddEvent(db, now, "reopened",
+                                    absl::StrCat("iteration ", iteration_, " of ", config_.run.iterations)));
+      SRLM_LOG(INFO) << "run.iterations is now " << config_.run.iterations << ": the finished run goes on with "
+                     << "iteration " << iteration_;
+    }
   }
   // Workers stay valid across restarts: they keep calling with the ids they hold.
   SRLM_ASSIGN_OR_RETURN(Statement * workers,

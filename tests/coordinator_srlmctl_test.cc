@@ -191,11 +191,28 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     EXPECT_EQ(it["model_dir"], "/ckpt/m2");
   }
 
+  // The finished run given one more iteration (--force-config) goes on with iteration 2.
+  ASSERT_EQ(process.Kill(SIGTERM), 0);
+  {
+    std::ofstream config(run_dir + "/run2.yaml");
+    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 2\n"
+              "prompts:\n  per_iteration: 5\n  shard_size: 5\n"
+              "generate:\n  shard_size: 5\n";
+  }
+  test_support::CoordinatorProcess longer(run_dir, {"--config", run_dir + "/run2.yaml", "--force-config"});
+  longer.UsePort(process.port());
+  ASSERT_TRUE(longer.Start());
+  nlohmann::json reopened = nlohmann::json::parse(RunCommand(base + " status --json").output);
+  EXPECT_EQ(reopened["phase"], "PROMPTS");
+  EXPECT_EQ(reopened["iteration"], 2);
+  EXPECT_EQ(reopened["total_iterations"], 2);
+  EXPECT_EQ(reopened["model_dir"], "/ckpt/m2");
+
   CommandResult refused = RunCommand(absl::StrCat("SRLM_TOKEN=wrong ", ctl, " --coordinator ",
                                                   process.address(), " status 2>&1"));
   EXPECT_EQ(refused.exit_code, 3) << refused.output;
   EXPECT_THAT(refused.output, ::testing::HasSubstr("UNAUTHENTICATED"));
-  EXPECT_EQ(process.Kill(SIGTERM), 0);
+  EXPECT_EQ(longer.Kill(SIGTERM), 0);
   std::filesystem::remove_all(run_dir);
 }
 

@@ -123,5 +123,21 @@ fi
 kill "$OTHER_PID"; wait "$OTHER_PID" || true
 grep -q "is in use by another srlm-coordinator (pid $OTHER_PID" "$T/rerun.log" || fail "run.sh did not say why it stopped"
 if grep -q "starting .* worker ranks" "$T/rerun.log"; then fail "run.sh started workers"; fi
+# SIGTERM to run.sh mid-run stops mpirun and the workers with it (they were left running), and the
+# same command then resumes the run to its end.
+PORT2="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$PORT2" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run2" >"$T/run2.log" 2>&1 &
+RUN_PID=$!
+for _ in $(seq 300); do grep -q "starting 2 worker ranks" "$T/run2.log" && break; sleep 0.1; done
+sleep 1
+kill -TERM "$RUN_PID"
+for _ in $(seq 300); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$RUN_PID" 2>/dev/null && fail "run.sh did not stop within 30 s of SIGTERM"
+if wait "$RUN_PID"; then fail "run.sh exited 0 after SIGTERM"; fi
+RUN_PID=""
+if pgrep -f "$T/run2/checkpoints" >/dev/null; then fail "workers outlived run.sh"; fi
+grep -q "stopped by a signal" "$T/run2.log" || fail "run.sh did not say it was stopped"
+PORT="$PORT2" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run2" >"$T/run2b.log" 2>&1 || fail "resume after SIGTERM"
+grep -q "run done; pairs in" "$T/run2b.log" || fail "the resumed run did not finish"
 rm -rf "$T"
 echo PASS

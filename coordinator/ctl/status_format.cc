@@ -34,7 +34,7 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   const std::string since = FormatDuration((now_ms - status.phase_started_unix_ms()) / 1000.0);
   if (status.phase() == v1::PHASE_DONE) {  // the counter is one past the last iteration then
     absl::StrAppendFormat(&out, "run %s  phase DONE after %d of %d iterations  (for %s)\n", status.run_id(),
-                          status.total_iterations(), status.total_iterations(), since);
+                          status.iteration() - 1, status.total_iterations(), since);
   } else {
     absl::StrAppendFormat(&out, "run %s  iteration %d of %d  phase %s  (for %s)\n", status.run_id(),
                           status.iteration(), status.total_iterations(), PhaseName(status.phase()), since);

@@ -14,6 +14,7 @@ HOSTFILE="${HOSTFILE:-}"                                   # user: mpirun hostfi
 PORT="${PORT:-50051}"                                      # user: coordinator port (a fixed one: workers are told it)
 COORD_HOST="${COORD_HOST:-$(hostname)}"                    # user: name the workers reach the coordinator by
 MPIRUN_ARGS="${MPIRUN_ARGS:-}"                             # user: extra mpirun flags (e.g. --bind-to none)
+COORD_ARGS="${COORD_ARGS:-}"                               # user: extra srlm-coordinator flags (e.g. --force-config)
 THREADS="${THREADS:-1}"                                    # user: intra-op threads per worker (OMP_NUM_THREADS)
 WORKER_BIN="${WORKER_BIN:-$BUILD_DIR/worker/srlm-worker}"  # user: the worker binary (or a wrapper)
 
@@ -34,8 +35,9 @@ host_args=(--oversubscribe)
 [[ -n "$HOSTFILE" ]] && host_args=(--hostfile "$HOSTFILE")
 
 rm -f "$RUN_DIR/coordinator.port"
+# shellcheck disable=SC2086
 "$BUILD_DIR/coordinator/srlm-coordinator" --run-dir "$RUN_DIR" --listen "0.0.0.0:$PORT" \
-  --config "$CONFIG" --port-file "$RUN_DIR/coordinator.port" >>"$RUN_DIR/coordinator.log" 2>&1 &
+  --config "$CONFIG" --port-file "$RUN_DIR/coordinator.port" $COORD_ARGS >>"$RUN_DIR/coordinator.log" 2>&1 &
 COORD_PID=$!
 trap 'kill "$COORD_PID" 2>/dev/null; wait "$COORD_PID" 2>/dev/null || true' EXIT
 log "coordinator pid $COORD_PID on $COORD_HOST:$PORT (log $RUN_DIR/coordinator.log)"
@@ -51,9 +53,30 @@ done
 [[ -s "$RUN_DIR/coordinator.port" ]] || { log "coordinator did not listen within 60 s"; exit 1; }
 
 log "starting $NP worker ranks"
+# mpirun in the background, so that a SIGTERM/SIGINT/SIGHUP to this script reaches it at once (bash
+# runs traps only after a foreground child exits): it forwards SIGTERM to the workers, which stop
+# between units of work. Without this, killing run.sh orphaned mpirun and the workers.
 # shellcheck disable=SC2086
 mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN $MPIRUN_ARGS \
-  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints"
+  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints" &
+MPIRUN_PID=$!
+signalled=0
+trap 'signalled=1; log "signal: stopping the workers"; kill -TERM "$MPIRUN_PID" 2>/dev/null || true' TERM INT HUP
+workers_rc=0
+wait "$MPIRUN_PID" || workers_rc=$?
+while kill -0 "$MPIRUN_PID" 2>/dev/null; do  # a trapped signal ended the wait early
+  workers_rc=0
+  wait "$MPIRUN_PID" || workers_rc=$?
+done
+trap - TERM INT HUP
+if [[ "$signalled" == 1 ]]; then
+  log "stopped by a signal; run this again with the same RUN_DIR to resume"
+  exit 143
+fi
+if [[ "$workers_rc" != 0 ]]; then
+  log "workers exited with status $workers_rc"
+  exit "$workers_rc"
+fi
 log "workers finished"
 
 # A finished run: write every iteration's pairs to RUN_DIR/pairs/iter-<t>.jsonl while the
