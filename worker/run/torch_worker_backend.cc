@@ -9,6 +9,7 @@
 #include "worker/model/llama_config.h"
 #include "worker/model/model_options.h"
 #include "worker/run/torch_loop_model.h"
+#include "worker/train/atomic_dir.h"
 
 namespace srlm {
 
@@ -63,6 +64,8 @@ absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const s
 absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, const std::string& out_dir,
                                               TrainerOptions options, int64_t num_examples,
                                               const std::function<absl::StatusOr<TrainingSummary>(Trainer&)>& train) {
+  // Rank 0 writes the checkpoint: find out now, not after the training, that it cannot.
+  if (rank() == 0) SRLM_RETURN_IF_ERROR_CTX(CheckDirectoryWritable(out_dir), "checkpoint root");
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
   options.tokenizer_dir = model_dir;
   options.out_dir.clear();  // one checkpoint, at the end, to out_dir

@@ -65,6 +65,15 @@ absl::Status FsyncTree(const std::string& dir) {
   return FsyncPath(dir);
 }
 
+// The folder `final_dir` is written into, and its own name.
+std::pair<std::string, std::string> ParentAndName(std::string target) {
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  const size_t slash = target.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
+  const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
+  return {parent, name};
+}
+
 }  // namespace
 
 absl::Status FsyncPath(const std::string& path) {
@@ -82,13 +91,19 @@ void RemoveTree(const std::string& path) {
          FTW_DEPTH | FTW_PHYS);
 }
 
+absl::Status CheckDirectoryWritable(const std::string& final_dir) {
+  const auto [parent, name] = ParentAndName(final_dir);
+  SRLM_RETURN_IF_ERROR(MakeDirs(parent));
+  const std::string probe = parent + "/." + name + ".write-probe-" + std::to_string(::getpid());
+  if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + probe);
+  if (::rmdir(probe.c_str()) != 0) return Errno("rmdir " + probe);
+  return absl::OkStatus();
+}
+
 absl::Status WriteDirectoryAtomically(const std::string& final_dir,
                                       const std::function<absl::Status(const std::string& tmp_dir)>& write_contents) {
-  std::string target = final_dir;
-  while (target.size() > 1 && target.back() == '/') target.pop_back();
-  const size_t slash = target.find_last_of('/');
-  const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
-  const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
+  const auto [parent, name] = ParentAndName(final_dir);
+  const std::string target = parent == "/" ? "/" + name : (parent + "/" + name);
   const std::string prefix = "." + name + ".tmp-";
   const std::string tmp = parent + "/" + prefix + std::to_string(::getpid());
   SRLM_RETURN_IF_ERROR(MakeDirs(parent));

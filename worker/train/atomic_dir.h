@@ -19,6 +19,11 @@ namespace srlm {
 absl::Status WriteDirectoryAtomically(const std::string& final_dir,
                                       const std::function<absl::Status(const std::string& tmp_dir)>& write_contents);
 
+// Fails now with the error WriteDirectoryAtomically(final_dir) would give after the work: makes the
+// parent folder if needed, then creates and removes a probe folder in it. For checking before a
+// long training that its checkpoint can be written.
+absl::Status CheckDirectoryWritable(const std::string& final_dir);
+
 // The name of the checkpoint of `step` under `out_dir`: "<out_dir>/checkpoint-<step>".
 std::string CheckpointDir(const std::string& out_dir, int64_t step);
 

@@ -309,5 +309,20 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   EXPECT_FALSE(none->has_value());
 }
 
+// Checked before a long training: a folder that cannot be written is an error naming the path,
+// and a writable one is left as it was (made if missing, no probe left behind).
+TEST(AtomicDirTest, CheckDirectoryWritableFailsEarlyAndLeavesNothing) {
+  TempDir dir;
+  ASSERT_TRUE(CheckDirectoryWritable(dir / "root/iter-2").ok());
+  struct stat st;
+  EXPECT_EQ(::stat((dir / "root").c_str(), &st), 0);
+  EXPECT_NE(::stat((dir / "root/iter-2").c_str(), &st), 0);
+  EXPECT_EQ(::rmdir((dir / "root").c_str()), 0) << "the probe was left behind";
+  WriteFile(dir / "file", "not a folder");
+  const absl::Status blocked = CheckDirectoryWritable(dir / "file/iter-2");
+  EXPECT_FALSE(blocked.ok());
+  EXPECT_NE(std::string(blocked.message()).find(dir / "file"), std::string::npos) << blocked;
+}
+
 }  // namespace
 }  // namespace srlm
