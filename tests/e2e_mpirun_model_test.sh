@@ -109,6 +109,8 @@ echo '{"prompt": "Add: 2 + 3"}' >"$T/probe.jsonl"
 "$WORKER" generate --model "$T/run/checkpoints/iter-2" --input "$T/probe.jsonl" --output "$T/probe.out.jsonl" \
   --temperature 0 --max-new-tokens 4 >"$T/generate.log" 2>&1 || fail "the new checkpoint does not load"
 grep -q '"finish_reason"' "$T/probe.out.jsonl" || fail "no generation from the new checkpoint"
+# Loop checkpoints carry no optimizer state (never read; about twice the weights on disk).
+[[ ! -e "$T/run/checkpoints/iter-2/optimizer.pt" ]] || fail "a loop checkpoint carries optimizer.pt"
 
 # run.sh on a run directory that another coordinator serves: its coordinator refuses to start, and
 # the script stops before any worker, saying why (it used to wait for any answer on the port).

@@ -69,6 +69,7 @@ absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, cons
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
   options.tokenizer_dir = model_dir;
   options.out_dir.clear();  // one checkpoint, at the end, to out_dir
+  options.save_optimizer_state = false;  // never read: the next iteration starts a fresh optimizer
   // About 20 progress lines per training on rank 0; every step also goes to the coordinator.
   options.log_every = std::max<int64_t>(1, TotalSteps(options.train, num_examples) / 20);
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,

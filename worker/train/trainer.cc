@@ -346,7 +346,7 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) {
       SaveModelOptions save_options;
       save_options.tokenizer_source_dir = options_.tokenizer_dir;
       SRLM_RETURN_IF_ERROR(SaveModel(model_, tmp, save_options));
-      SRLM_RETURN_IF_ERROR(optimizer_->Save(tmp + "/" + kOptimizerFile));
+      if (options_.save_optimizer_state) SRLM_RETURN_IF_ERROR(optimizer_->Save(tmp + "/" + kOptimizerFile));
       // Test hook: die here, with the weights written but the checkpoint not complete.
       if (const char* crash = std::getenv("SRLM_TEST_CRASH_DURING_CHECKPOINT");
           crash != nullptr && std::atoll(crash) == step_) {
@@ -359,6 +359,7 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) {
           {"seed", options_.train.seed},
           {"batch_size", options_.train.batch_size},
           {"world_size", communicator_->world_size()},
+          {"optimizer_state", options_.save_optimizer_state},
           {"rng", "dropout is seeded per (seed, step, rank, micro-batch); data order per (seed, epoch)"},
       };
       return WriteTextFile(tmp + "/" + kStateFile, state.dump(2) + "\n");  // last: marks it whole
@@ -382,6 +383,10 @@ absl::Status Trainer::LoadTrainingState(const std::string& dir) {
   if (state.value("batch_size", options_.train.batch_size) != options_.train.batch_size ||
       state.value("seed", options_.train.seed) != options_.train.seed) {
     SRLM_LOG(WARNING) << "resuming " << dir << " with a different batch size or seed: the data order changes";
+  }
+  if (!state.value("optimizer_state", true)) {
+    return absl::FailedPreconditionError(absl::StrCat(dir, " holds no optimizer state (a loop checkpoint): it can "
+                                                      "start a training, not resume one"));
   }
   SRLM_RETURN_IF_ERROR(optimizer_->Load(dir + "/" + kOptimizerFile));
   step_ = state["step"].get<int64_t>();

@@ -38,6 +38,10 @@ struct TrainerOptions {
   std::string out_dir;         // checkpoints go to <out_dir>/checkpoint-<step>; empty: none
   int64_t save_every = 0;      // also checkpoint every this many steps; 0: only at the end
   std::string tokenizer_dir;   // tokenizer files copied into checkpoints (may be empty)
+  // optimizer.pt in every checkpoint, which --resume needs. The loop turns it off: each iteration
+  // trains M_t with a fresh optimizer and a redone TRAIN starts over, so it would only cost disk
+  // (about twice the weights: float32 moments, plus master weights for bf16).
+  bool save_optimizer_state = true;
   int64_t log_every = 1;       // progress line every this many steps (rank 0)
 };
 
@@ -92,8 +96,8 @@ class Trainer {
   // Stops after this many steps of the next Train call (0: no limit). For tests and time limits.
   void set_max_steps_this_call(int64_t n) { max_steps_this_call_ = n; }
 
-  // Collective. Rank 0 writes `dir` atomically: the model in the HF layout, optimizer.pt and
-  // trainer_state.json (written last); the others wait for it.
+  // Collective. Rank 0 writes `dir` atomically: the model in the HF layout, optimizer.pt (unless
+  // save_optimizer_state is off) and trainer_state.json (written last); the others wait for it.
   absl::Status SaveCheckpoint(const std::string& dir);
   // Loads optimizer and step state from a checkpoint folder (the caller loaded the model weights
   // from it). Every rank reads it.

@@ -4,6 +4,7 @@
 // `srlm-worker sft|dpo` command line (worker/train/train_command.cc).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <random>
@@ -289,6 +290,27 @@ TEST_F(TrainerModelTest, ResumeFromACheckpointContinuesBitForBit) {
     EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << item.key();
   }
   EXPECT_FALSE(torch::equal((*first)->model()->named_parameters()["lm_head.weight"], want["lm_head.weight"]));
+
+  // Without optimizer state (as the loop writes its checkpoints): the same model, no optimizer.pt,
+  // and a resume from it is refused with a reason instead of failing on a missing file.
+  TrainerOptions lean = o;
+  lean.save_optimizer_state = false;
+  auto lean_trainer = Trainer::Create(Load(ckpt), std::nullopt, comm.get(), lean);
+  ASSERT_TRUE(lean_trainer.ok());
+  const std::string lean_ckpt = *g_dir / "lean_checkpoint";
+  ASSERT_TRUE((*lean_trainer)->SaveCheckpoint(lean_ckpt).ok());
+  struct stat st;
+  EXPECT_NE(::stat((lean_ckpt + "/optimizer.pt").c_str(), &st), 0);
+  EXPECT_EQ(::stat((ckpt + "/optimizer.pt").c_str(), &st), 0);
+  auto reloaded = Load(lean_ckpt);
+  for (const auto& item : reloaded->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), (*lean_trainer)->model()->named_parameters()[item.key()])) << item.key();
+  }
+  auto refused = Trainer::Create(Load(lean_ckpt), std::nullopt, comm.get(), o);
+  ASSERT_TRUE(refused.ok());
+  const absl::Status no_state = (*refused)->LoadTrainingState(lean_ckpt);
+  EXPECT_EQ(no_state.code(), absl::StatusCode::kFailedPrecondition) << no_state;
+  EXPECT_NE(std::string(no_state.message()).find("holds no optimizer state"), std::string::npos) << no_state;
 }
 
 // The dotted keys of every RunConfig field.
