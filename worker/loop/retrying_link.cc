@@ -15,6 +15,8 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
   return s.status();
 }
 
+constexpr double kStillRetryingEverySeconds = 15;  // a line that says the worker is still waiting
+
 }  // namespace
 
 bool IsTransientRpcError(const absl::Status& status) {
@@ -39,7 +41,13 @@ auto RetryingCoordinatorLink::Retry(const char* rpc, Call call) -> decltype(call
       }
       return result;
     }
-    if (attempt == 0) SRLM_LOG(WARNING) << rpc << " failed (" << status << "); retrying for up to " << retry_seconds_ << " s";
+    if (attempt == 0) {
+      SRLM_LOG(WARNING) << rpc << " failed (" << status << "); retrying for up to " << retry_seconds_ << " s";
+    } else if (static_cast<int64_t>(elapsed / kStillRetryingEverySeconds) >
+               static_cast<int64_t>((elapsed - backoff) / kStillRetryingEverySeconds)) {
+      SRLM_LOG(WARNING) << rpc << " still failing after " << static_cast<int64_t>(elapsed) << " s of "
+                        << retry_seconds_ << " (" << status.message() << ")";
+    }
     ++attempt;
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
     backoff = std::min(2.0, backoff * 2);
