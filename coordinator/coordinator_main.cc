@@ -9,6 +9,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/run_config.h"
 #include "coordinator/auth_token.h"
@@ -31,15 +35,11 @@ bool WritePortFile(const std::string& path, int port) {
 bool ValidListenAddress(const std::string& listen) {
   if (listen.rfind("unix:", 0) == 0 || listen.rfind("unix-abstract:", 0) == 0) return true;  // a socket path
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size() || colon + 6 < listen.size()) {
-    return false;
-  }
-  int port = 0;
-  for (size_t i = colon + 1; i < listen.size(); ++i) {
-    if (listen[i] < '0' || listen[i] > '9') return false;
-    port = port * 10 + (listen[i] - '0');
-  }
-  return port <= 65535;
+  if (colon == std::string::npos || colon == 0) return false;
+  const absl::string_view digits = absl::string_view(listen).substr(colon + 1);
+  uint32_t port = 0;
+  return !digits.empty() && absl::c_all_of(digits, absl::ascii_isdigit) && absl::SimpleAtoi(digits, &port) &&
+         port <= 65535;
 }
 
 }  // namespace

@@ -42,26 +42,22 @@ std::string MakeLeaseId(int64_t iteration, char kind, int64_t shard, int32_t att
 }
 
 absl::StatusOr<LeaseKey> ParseLeaseId(const std::string& lease_id) {
-  std::vector<std::string> parts = absl::StrSplit(lease_id, '-');
+  // The id must round-trip through MakeLeaseId: that checks the i/s/a prefixes, and it refuses a
+  // second spelling of a lease ("s02", "s+2"), which would match no row of the leases table.
+  const std::vector<std::string> parts = absl::StrSplit(lease_id, '-');
   LeaseKey key;
   int64_t attempt = 0;
-  if (parts.size() != 4 || parts[0].size() < 2 || parts[0][0] != 'i' || parts[1].size() != 1 ||
-      (parts[1][0] != 'P' && parts[1][0] != 'G') || parts[2].size() < 2 || parts[2][0] != 's' ||
-      parts[3].size() < 2 || parts[3][0] != 'a' ||
-      !absl::SimpleAtoi(parts[0].substr(1), &key.iteration) ||
-      !absl::SimpleAtoi(parts[2].substr(1), &key.shard) ||
-      !absl::SimpleAtoi(parts[3].substr(1), &attempt)) {
+  const bool parsed = parts.size() == 4 && (parts[1] == "P" || parts[1] == "G") &&
+                      absl::SimpleAtoi(absl::string_view(parts[0]).substr(1), &key.iteration) &&
+                      absl::SimpleAtoi(absl::string_view(parts[2]).substr(1), &key.shard) &&
+                      absl::SimpleAtoi(absl::string_view(parts[3]).substr(1), &attempt);
+  if (parsed) {
+    key.kind = parts[1][0];
+    key.attempt = static_cast<int32_t>(attempt);
+  }
+  if (!parsed || MakeLeaseId(key.iteration, key.kind, key.shard, key.attempt) != lease_id) {
     return absl::InvalidArgumentError(
         absl::StrCat("lease_id '", lease_id, "' is malformed (expected e.g. i1-G-s0-a1)"));
-  }
-  key.kind = parts[1][0];
-  key.attempt = static_cast<int32_t>(attempt);
-  // One spelling per lease ("s02" or "s+2" would name the lease but match no row of the leases
-  // table, whose writes use the id as given).
-  if (MakeLeaseId(key.iteration, key.kind, key.shard, key.attempt) != lease_id) {
-    return absl::InvalidArgumentError(absl::StrCat("lease_id '", lease_id, "' is not in canonical form (",
-                                                   MakeLeaseId(key.iteration, key.kind, key.shard, key.attempt),
-                                                   ")"));
   }
   return key;
 }
@@ -935,9 +931,10 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
   workers_[request.worker_id()].shards_submitted++;
   ShardSubmission submission{shard, request.lease_id(),
                              {request.prompts().prompts().begin(), request.prompts().prompts().end()}};
-  std::vector<ShardSubmission> released = prompt_order_.Add(submission);
+  // A shard ahead of the order is held: its prompts are stored until the missing one arrives.
   std::vector<std::string> held_prompts;
-  if (prompt_order_.IsHeld(shard)) held_prompts = std::move(submission.prompts);
+  if (shard != prompt_order_.next_shard()) held_prompts = submission.prompts;
+  std::vector<ShardSubmission> released = prompt_order_.Add(std::move(submission));
   // What the filter did with each released shard, for its lease row and the response.
   struct Entered {
     std::string lease_id;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/unicode_tables.h"
@@ -42,8 +43,7 @@ const std::vector<std::string>& ChatTemplateNames() {
 }
 
 bool IsKnownChatTemplate(const std::string& name) {
-  const auto& names = ChatTemplateNames();
-  return std::find(names.begin(), names.end(), name) != names.end();
+  return absl::c_linear_search(ChatTemplateNames(), name);
 }
 
 absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message) {

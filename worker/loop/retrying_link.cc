@@ -29,6 +29,7 @@ auto RetryingCoordinatorLink::Retry(const char* rpc, Call call) -> decltype(call
   const auto start = std::chrono::steady_clock::now();
   double backoff = 0.1;
   int attempt = 0;
+  double next_report = kStillRetryingEverySeconds;
   while (true) {
     auto result = call();
     const absl::Status& status = StatusOf(result);
@@ -43,8 +44,8 @@ auto RetryingCoordinatorLink::Retry(const char* rpc, Call call) -> decltype(call
     }
     if (attempt == 0) {
       SRLM_LOG(WARNING) << rpc << " failed (" << status << "); retrying for up to " << retry_seconds_ << " s";
-    } else if (static_cast<int64_t>(elapsed / kStillRetryingEverySeconds) >
-               static_cast<int64_t>((elapsed - backoff) / kStillRetryingEverySeconds)) {
+    } else if (elapsed >= next_report) {
+      next_report += kStillRetryingEverySeconds;
       SRLM_LOG(WARNING) << rpc << " still failing after " << static_cast<int64_t>(elapsed) << " s of "
                         << retry_seconds_ << " (" << status.message() << ")";
     }

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -106,7 +107,8 @@ class Worker {
   absl::Status DoPromptsShard(const v1::LeaseShardResponse& lease);
   absl::Status DoGenerateShard(const v1::LeaseShardResponse& lease);
   absl::Status DoTraining(const v1::TrainPhase& train);
-  absl::Status Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response, bool* discarded);
+  // The coordinator's answer, or nullopt when it no longer wanted the result (dropped).
+  absl::StatusOr<std::optional<v1::SubmitShardResponse>> Submit(v1::SubmitShardRequest request);
   void Wait(double seconds);
   bool StopRequested() const { return options_.stop_requested && options_.stop_requested->load(); }
 
@@ -175,18 +177,16 @@ absl::Status Worker::EnsureModel(const std::string& model_dir) {
 // FAILED_PRECONDITION means the result is no longer wanted: the lease expired and its shard was
 // handed on (this rank was slow or paused), another attempt completed it, or its phase ended. The
 // work is dropped and the worker leases again; failing would end the whole job for a slow shard.
-absl::Status Worker::Submit(v1::SubmitShardRequest request, v1::SubmitShardResponse* response,
-                            bool* discarded) {
+absl::StatusOr<std::optional<v1::SubmitShardResponse>> Worker::Submit(v1::SubmitShardRequest request) {
   request.set_worker_id(worker_id_);
   absl::StatusOr<v1::SubmitShardResponse> answer = link_.SubmitShard(request);
-  *discarded = answer.status().code() == absl::StatusCode::kFailedPrecondition;
-  if (*discarded) {
+  if (answer.status().code() == absl::StatusCode::kFailedPrecondition) {
     ++summary_.shards_discarded;
     SRLM_LOG(WARNING) << "result of " << request.lease_id() << " dropped: " << answer.status().message();
-    return absl::OkStatus();
+    return std::nullopt;
   }
-  SRLM_ASSIGN_OR_RETURN(*response, std::move(answer));
-  return absl::OkStatus();
+  SRLM_ASSIGN_OR_RETURN(v1::SubmitShardResponse response, std::move(answer));
+  return response;
 }
 
 absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
@@ -199,10 +199,9 @@ absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
   request.set_lease_id(lease.lease().lease_id());
   const int written = result.prompts_size();
   *request.mutable_prompts() = std::move(result);
-  v1::SubmitShardResponse response;
-  bool discarded = false;
-  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response, &discarded));
-  if (discarded) return absl::OkStatus();
+  SRLM_ASSIGN_OR_RETURN(std::optional<v1::SubmitShardResponse> answer, Submit(std::move(request)));
+  if (!answer) return absl::OkStatus();
+  const v1::SubmitShardResponse& response = *answer;
   ++summary_.prompts_shards;
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " PROMPTS shard " << lease.lease().shard_id()
                  << ": " << written << "/" << lease.prompts().num_prompts() << " parsed, "
@@ -235,10 +234,9 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   v1::SubmitShardRequest request;
   request.set_lease_id(lease.lease().lease_id());
   *request.mutable_generate() = std::move(result);
-  v1::SubmitShardResponse response;
-  bool discarded = false;
-  SRLM_RETURN_IF_ERROR(Submit(std::move(request), &response, &discarded));
-  if (discarded) return absl::OkStatus();
+  SRLM_ASSIGN_OR_RETURN(std::optional<v1::SubmitShardResponse> answer, Submit(std::move(request)));
+  if (!answer) return absl::OkStatus();
+  const v1::SubmitShardResponse& response = *answer;
   ++summary_.generate_shards;
   summary_.pairs_submitted += response.duplicate() ? 0 : pairs;
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " GENERATE shard " << lease.lease().shard_id()

@@ -186,22 +186,34 @@ class FakeCoordinator : public CoordinatorLink {
   std::vector<v1::TrainingPair> pairs_;
 };
 
-TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
+// A run configuration whose IFT data is `ift_lines` and whose judge template is EchoModel's
+// "JUDGE ... ANSWER=" form, both written to the test's temporary directory.
+RunConfig LoopConfig(const std::string& ift_lines) {
   const std::string dir = ::testing::TempDir();
-  { std::ofstream(dir + "/ift.jsonl") << "{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
-                                      << "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n"; }
-  { std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}"; }
+  std::ofstream(dir + "/ift.jsonl") << ift_lines;
+  std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}";
   RunConfig config;
   config.data.ift = dir + "/ift.jsonl";
   config.judge.template_file = dir + "/judge.txt";
+  return config;
+}
+
+// Rank 0 of 1 against `coordinator`, checkpoints under /ckpt.
+absl::StatusOr<WorkerLoopSummary> RunOneRank(FakeCoordinator& coordinator, RecordingBackend& backend) {
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  return RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+}
+
+TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
+                                "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n");
   config.judge.samples = 2;
   config.generate.candidates = 4;
   config.prompts.shots = 2;
   FakeCoordinator coordinator(RunConfigToYaml(config));
   RecordingBackend backend;
-  WorkerLoopOptions options;
-  options.checkpoint_root = "/ckpt";
-  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  auto summary = RunOneRank(coordinator, backend);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
   EXPECT_EQ(summary->prompts_shards, 1);
@@ -232,19 +244,12 @@ TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
 // A result the coordinator refuses as no longer wanted (the lease was handed on) is dropped and the
 // worker leases again; before, the rank failed, and under mpirun the whole job with it.
 TEST(WorkerLoopTest, RefusedSubmissionIsDroppedAndTheWorkerGoesOn) {
-  const std::string dir = ::testing::TempDir();
-  { std::ofstream(dir + "/ift.jsonl") << "{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"; }
-  { std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}"; }
-  RunConfig config;
-  config.data.ift = dir + "/ift.jsonl";
-  config.judge.template_file = dir + "/judge.txt";
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
   FakeCoordinator coordinator(RunConfigToYaml(config));
   coordinator.refuse_submits = 1;
   RecordingBackend backend;
-  WorkerLoopOptions options;
-  options.checkpoint_root = "/ckpt";
-  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  auto summary = RunOneRank(coordinator, backend);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
   EXPECT_EQ(summary->shards_discarded, 1);

@@ -1,11 +1,11 @@
 #include "worker/model/llama_config.h"
 
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -65,8 +65,7 @@ const std::vector<std::string>& SupportedModelTypes() {
 namespace {
 
 bool IsSupportedModelType(const std::string& model_type) {
-  const auto& types = SupportedModelTypes();
-  return std::find(types.begin(), types.end(), model_type) != types.end();
+  return absl::c_linear_search(SupportedModelTypes(), model_type);
 }
 
 std::string UnsupportedModelType(const std::string& model_type) {
