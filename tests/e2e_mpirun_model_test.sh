@@ -15,7 +15,8 @@ WORKER="$BUILD/worker/srlm-worker"; SRLMCTL="$BUILD/coordinator/ctl/srlmctl"
 DATA="$SRC/deploy/demo/data"
 fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log "$T"/run/*.log; do [[ -f "$f" ]] && { echo "== $f"; tail -25 "$f"; }; done >&2; exit 1; }
 RUN_PID=""
-cleanup() { [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null || true; }
+# On failure, also whatever a broken watchdog left behind (processes named by this test's folder).
+cleanup() { [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null; pkill -9 -f "$T/run" 2>/dev/null || true; }
 trap cleanup EXIT
 root_args=(); [[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
 
@@ -141,5 +142,24 @@ if pgrep -f "$T/run2/checkpoints" >/dev/null; then fail "workers outlived run.sh
 grep -q "stopped by a signal" "$T/run2.log" || fail "run.sh did not say it was stopped"
 PORT="$PORT2" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run2" >"$T/run2b.log" 2>&1 || fail "resume after SIGTERM"
 grep -q "run done; pairs in" "$T/run2b.log" || fail "the resumed run did not finish"
+# A rank whose work hangs while its heartbeats go on (here: its model load after SFT, by a test hook)
+# held its lease for ever and the job with it. Its watchdog ends the whole job with exit code 75 and
+# says where it stuck; no process is left; the same command then resumes the run to its end.
+if "$WORKER" run --coordinator 127.0.0.1:1 --stall-seconds 60 >"$T/stall-flag.log" 2>&1; then
+  fail "--stall-seconds at or under --retry-seconds was taken"
+fi
+grep -q -- "--stall-seconds (60) must be longer than --retry-seconds (120)" "$T/stall-flag.log" || fail "no reason given"
+PORT3="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+stall_rc=0
+PORT="$PORT3" MPIRUN_ARGS="-x SRLM_TEST_STALL_RANK=1" WORKER_ARGS="--stall-seconds 4 --retry-seconds 2" \
+  timeout 120 bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run3" >"$T/run3.log" 2>&1 || stall_rc=$?
+[[ "$stall_rc" == 75 ]] || fail "a stalled rank ended run.sh with status $stall_rc, not 75"
+grep -q "SRLM_TEST_STALL_RANK: this rank's model load hangs on purpose" "$T/run3.log" || fail "the hook did not hang"
+grep -q "worker stalled: no progress for [0-9.]* s (limit 4 s) while loading model $T/run3/checkpoints/iter-1" \
+  "$T/run3.log" || fail "the stalled rank did not say where it stuck"
+grep -q "a worker rank stalled" "$T/run3.log" || fail "run.sh did not say why the job ended"
+if pgrep -f "$T/run3/checkpoints" >/dev/null; then fail "workers outlived the stalled job"; fi
+PORT="$PORT3" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run3" >"$T/run3b.log" 2>&1 || fail "resume after a stall"
+grep -q "run done; pairs in" "$T/run3b.log" || fail "the run resumed after a stall did not finish"
 rm -rf "$T"
 echo PASS

@@ -2,12 +2,16 @@
 // slot, started by mpirun or srun). Registers with the coordinator and follows its phases with the
 // libtorch backend (worker/run) until the run is DONE. Rank and world size come from the launcher
 // (OpenMPI or PMIx/Slurm environment); the training communicator must agree with them. SIGTERM and
-// SIGUSR1 stop the worker between units of work (a lease it held expires and is handed on).
+// SIGUSR1 stop the worker between units of work (a lease it held expires and is handed on). A rank
+// whose work makes no progress for --stall-seconds ends the whole job with exit code 75, so that the
+// launcher (or the operator) restarts it and the run resumes (worker/loop/progress_watchdog.h).
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -29,8 +33,13 @@ struct RunFlags {
   std::string device = "cpu";  // reported to the coordinator; the model runs where model.device says
   double retry_seconds = 120;
   double max_wait_seconds = 2.0;
+  // Longer than the slowest unit of work: one model load, one batch of sampling, one training step.
+  double stall_seconds = 1800;
   TorchWorkerBackendOptions backend;
 };
+
+// EX_TEMPFAIL: the job ended because a rank stalled; running the same command again resumes it.
+constexpr int kStalledExitCode = 75;
 
 std::atomic<bool> g_stop{false};
 void OnStopSignal(int) { g_stop = true; }
@@ -57,6 +66,15 @@ class CheckedBackend : public TorchWorkerBackend {
     }
     return absl::OkStatus();
   }
+  // Test hook (tests/e2e_mpirun_model_test.sh): SRLM_TEST_STALL_RANK=r makes rank r's model loads hang
+  // for ever, as on a hung file system, while its heartbeats go on.
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& model_dir) override {
+    if (const char* r = std::getenv("SRLM_TEST_STALL_RANK"); r != nullptr && std::atoi(r) == launch_rank_) {
+      SRLM_LOG(WARNING) << "SRLM_TEST_STALL_RANK: this rank's model load hangs on purpose";
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    return TorchWorkerBackend::LoadModel(model_dir);
+  }
 
  private:
   int launch_rank_, launch_world_size_;
@@ -67,6 +85,11 @@ absl::Status RunWorker(RunFlags flags) {
   const int rank = EnvInt({"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}, 0);
   const int world_size = EnvInt({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, 1);
   SetLogIdentity("worker", rank);
+  if (flags.stall_seconds > 0 && flags.stall_seconds <= flags.retry_seconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--stall-seconds (", flags.stall_seconds, ") must be longer than --retry-seconds (", flags.retry_seconds,
+        "): a worker riding out a coordinator restart makes no progress meanwhile (0 turns the watchdog off)"));
+  }
   std::signal(SIGTERM, OnStopSignal);
   std::signal(SIGUSR1, OnStopSignal);
 
@@ -85,6 +108,12 @@ absl::Status RunWorker(RunFlags flags) {
   }
   options.stop_requested = &g_stop;
   options.max_wait_seconds = flags.max_wait_seconds;
+  options.stall_seconds = flags.stall_seconds;
+  options.on_stall = [](const std::string& description) {
+    SRLM_LOG(ERROR) << "worker stalled: " << description << ". Ending the job (exit code " << kStalledExitCode
+                    << ") so that it can be restarted: the run resumes from the coordinator's state";
+    mpi::AbortFromAnyThread(kStalledExitCode);
+  };
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   SRLM_ASSIGN_OR_RETURN(WorkerLoopSummary summary,
@@ -111,6 +140,11 @@ void RegisterRunCommand(CLI::App& app) {
                   "keep retrying an unreachable coordinator this long (it may be restarting)")
       ->capture_default_str();
   cmd->add_option("--max-wait-seconds", flags->max_wait_seconds, "cap on the coordinator's wait hints")
+      ->capture_default_str();
+  cmd->add_option("--stall-seconds", flags->stall_seconds,
+                  "end the job (exit code 75) when this rank's work makes no progress this long: no model load, "
+                  "batch of sampling, training step or coordinator answer (0: never)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
   cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch, "sequences decoded together")

@@ -15,6 +15,7 @@ PORT="${PORT:-50051}"                                      # user: coordinator p
 COORD_HOST="${COORD_HOST:-$(hostname)}"                    # user: name the workers reach the coordinator by
 MPIRUN_ARGS="${MPIRUN_ARGS:-}"                             # user: extra mpirun flags (e.g. --bind-to none)
 COORD_ARGS="${COORD_ARGS:-}"                               # user: extra srlm-coordinator flags (e.g. --force-config)
+WORKER_ARGS="${WORKER_ARGS:-}"                             # user: extra `srlm-worker run` flags (e.g. --stall-seconds 3600)
 THREADS="${THREADS:-1}"                                    # user: intra-op threads per worker (OMP_NUM_THREADS)
 WORKER_BIN="${WORKER_BIN:-$BUILD_DIR/worker/srlm-worker}"  # user: the worker binary (or a wrapper)
 
@@ -58,7 +59,7 @@ log "starting $NP worker ranks"
 # between units of work. Without this, killing run.sh orphaned mpirun and the workers.
 # shellcheck disable=SC2086
 mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN $MPIRUN_ARGS \
-  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints" &
+  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints" $WORKER_ARGS &
 MPIRUN_PID=$!
 signalled=0
 trap 'signalled=1; log "signal: stopping the workers"; kill -TERM "$MPIRUN_PID" 2>/dev/null || true' TERM INT HUP
@@ -72,6 +73,10 @@ trap - TERM INT HUP
 if [[ "$signalled" == 1 ]]; then
   log "stopped by a signal; run this again with the same RUN_DIR to resume"
   exit 143
+fi
+if [[ "$workers_rc" == 75 ]]; then
+  log "a worker rank stalled (its log says where) and ended the job; run this again with the same RUN_DIR to resume"
+  exit 75
 fi
 if [[ "$workers_rc" != 0 ]]; then
   log "workers exited with status $workers_rc"

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "worker/loop/judge.h"
+#include "worker/loop/progress_watchdog.h"
 #include "worker/loop/shard_work.h"
 
 namespace srlm {
@@ -92,12 +93,39 @@ class HeartbeatThread {
   std::thread thread_;
 };
 
+// M_t with every sampling and scoring call marked as progress of `unit` (a shard).
+class WatchedModel : public LoopModel {
+ public:
+  WatchedModel(LoopModel& model, ProgressWatchdog& watchdog, std::string unit)
+      : model_(model), watchdog_(watchdog), unit_(std::move(unit)) {}
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    watchdog_.Progress(absl::StrCat(unit_, ": sampling ", prompts.size(), " sequence(s)"));
+    return model_.Generate(prompts, sampling, seeds);
+  }
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(const std::string& prompt,
+                                                             const std::vector<std::string>& responses) override {
+    watchdog_.Progress(absl::StrCat(unit_, ": scoring ", responses.size(), " response(s)"));
+    return model_.ScoreResponses(prompt, responses);
+  }
+
+ private:
+  LoopModel& model_;
+  ProgressWatchdog& watchdog_;
+  const std::string unit_;
+};
+
 // Everything one registered worker holds.
 class Worker {
  public:
   Worker(CoordinatorLink& link, WorkerBackend& backend, const WorkerIdentity& identity,
          const WorkerLoopOptions& options)
-      : link_(link), backend_(backend), identity_(identity), options_(options) {}
+      : link_(link),
+        backend_(backend),
+        identity_(identity),
+        options_(options),
+        watchdog_(options.stall_seconds, options.on_stall) {}
 
   absl::StatusOr<WorkerLoopSummary> Run();
 
@@ -116,6 +144,7 @@ class Worker {
   WorkerBackend& backend_;
   const WorkerIdentity identity_;
   const WorkerLoopOptions options_;
+  ProgressWatchdog watchdog_;
 
   std::string worker_id_;
   uint64_t run_seed_ = 0;
@@ -140,6 +169,7 @@ absl::Status Worker::Register() {
   request.set_rank(identity_.rank);
   request.set_world_size(identity_.world_size);
   request.set_device(identity_.device);
+  watchdog_.Progress("registering with the coordinator");
   SRLM_ASSIGN_OR_RETURN(v1::RegisterWorkerResponse reg, link_.RegisterWorker(request));
   worker_id_ = reg.worker_id();
   run_seed_ = static_cast<uint64_t>(reg.run_seed());
@@ -153,6 +183,7 @@ absl::Status Worker::Register() {
                                                  config_.judge.max_score));
   score_parser_ = std::make_unique<JudgeScoreParser>(std::move(parser));
   if (!backend_configured_) {  // collective, once per process (Register runs again after a coordinator restart)
+    watchdog_.Progress("setting up the training communicator (collective: waits for every rank)");
     SRLM_RETURN_IF_ERROR(backend_.Configure(config_));
     backend_configured_ = true;
   }
@@ -168,6 +199,7 @@ absl::Status Worker::EnsureModel(const std::string& model_dir) {
   if (model_ && loaded_model_dir_ == model_dir) return absl::OkStatus();
   const auto start = Clock::now();
   model_.reset();
+  watchdog_.Progress(absl::StrCat("loading model ", model_dir));
   SRLM_ASSIGN_OR_RETURN(model_, backend_.LoadModel(model_dir));
   loaded_model_dir_ = model_dir;
   SRLM_LOG(INFO) << "loaded model " << model_dir << " in " << SecondsSince(start) << " s";
@@ -179,6 +211,7 @@ absl::Status Worker::EnsureModel(const std::string& model_dir) {
 // work is dropped and the worker leases again; failing would end the whole job for a slow shard.
 absl::StatusOr<std::optional<v1::SubmitShardResponse>> Worker::Submit(v1::SubmitShardRequest request) {
   request.set_worker_id(worker_id_);
+  watchdog_.Progress(absl::StrCat("submitting the result of ", request.lease_id()));
   absl::StatusOr<v1::SubmitShardResponse> answer = link_.SubmitShard(request);
   if (answer.status().code() == absl::StatusCode::kFailedPrecondition) {
     ++summary_.shards_discarded;
@@ -194,7 +227,8 @@ absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
   SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
   ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
                    [this](const std::string& m) { return backend_.FormatChat(m); }};
-  SRLM_ASSIGN_OR_RETURN(v1::PromptsResult result, RunPromptsShard(lease.prompts(), ctx, *model_));
+  WatchedModel model(*model_, watchdog_, absl::StrCat("PROMPTS shard ", lease.lease().lease_id()));
+  SRLM_ASSIGN_OR_RETURN(v1::PromptsResult result, RunPromptsShard(lease.prompts(), ctx, model));
   v1::SubmitShardRequest request;
   request.set_lease_id(lease.lease().lease_id());
   const int written = result.prompts_size();
@@ -222,7 +256,8 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
                    [this](const std::string& m) { return backend_.FormatChat(m); }, run_seed_,
                    lease.iteration()};
-  SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, *model_));
+  WatchedModel model(*model_, watchdog_, absl::StrCat("GENERATE shard ", lease.lease().lease_id()));
+  SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, model));
   int64_t pairs = 0, unparsable = 0, judgements = 0, tokens = 0;
   for (const auto& r : result.results()) {
     pairs += r.has_pair();
@@ -253,7 +288,11 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   // Free the generation model before training loads its own copy.
   model_.reset();
   loaded_model_dir_.clear();
+  const std::string what = absl::StrCat("iteration ", train.iteration(), " ",
+                                        train.phase() == v1::PHASE_SFT ? "SFT" : "DPO");
   TrainStepReporter report = [&](const TrainStepReport& step) {
+    watchdog_.Progress(absl::StrCat(what, ": step ", step.step, " of ", step.total_steps,
+                                    " done (training, or writing the checkpoint after the last)"));
     v1::ReportTrainStepRequest request;
     request.set_worker_id(worker_id_);
     request.set_iteration(train.iteration());
@@ -269,6 +308,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   };
   if (train.phase() == v1::PHASE_SFT) {
     SRLM_LOG(INFO) << "iteration 0: SFT from " << train.model_dir() << " -> " << out_dir;
+    watchdog_.Progress(absl::StrCat(what, ": loading the model and data, first step (collective)"));
     SRLM_RETURN_IF_ERROR(backend_.TrainSft(config_, train.model_dir(), out_dir, report));
   } else {
     std::vector<v1::TrainingPair> pairs;
@@ -278,6 +318,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     request.set_iteration(train.iteration());
     request.set_rank(identity_.rank);
     request.set_world_size(identity_.world_size);
+    watchdog_.Progress(absl::StrCat(what, ": receiving this rank's pairs"));
     SRLM_RETURN_IF_ERROR(link_.StreamPairs(request, [&](const v1::TrainingPair& pair) {
       pairs.push_back(pair);
       total = pair.total();
@@ -285,6 +326,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     }));
     SRLM_LOG(INFO) << "iteration " << train.iteration() << ": DPO on " << pairs.size() << " of "
                    << total << " pairs from " << train.model_dir() << " -> " << out_dir;
+    watchdog_.Progress(absl::StrCat(what, ": loading the model, first step (collective)"));
     SRLM_RETURN_IF_ERROR(backend_.TrainDpo(config_, train.model_dir(), pairs, total, out_dir, report));
   }
   v1::ReportCheckpointRequest request;
@@ -293,6 +335,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   request.set_world_size(identity_.world_size);
   request.set_iteration(train.iteration());
   request.set_checkpoint_dir(out_dir);
+  watchdog_.Progress(absl::StrCat(what, ": reporting checkpoint ", out_dir));
   SRLM_ASSIGN_OR_RETURN(v1::ReportCheckpointResponse response, link_.ReportCheckpoint(request));
   last_trained_iteration_ = train.iteration();
   ++summary_.trainings;
@@ -321,6 +364,7 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
     v1::LeaseShardRequest request;
     request.set_worker_id(worker_id_);
     const uint64_t recoveries_before = link_.recoveries();
+    watchdog_.Progress("asking the coordinator for work (LeaseShard)");
     SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, link_.LeaseShard(request));
     if (link_.recoveries() != recoveries_before) {
       // The coordinator restarted around this call: an earlier attempt may have taken a lease whose

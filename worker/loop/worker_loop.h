@@ -88,6 +88,11 @@ struct WorkerLoopOptions {
   std::string checkpoint_root;  // M_{t+1} is written to <checkpoint_root>/iter-<t+1>
   std::atomic<bool>* stop_requested = nullptr;  // checked between units of work (SIGTERM/USR1)
   double max_wait_seconds = 2.0;  // cap on the coordinator's wait hints
+  // A worker whose work makes no progress for this long (no coordinator answer, model load, batch
+  // of sampling or training step) calls on_stall, from another thread, with what it was doing
+  // (progress_watchdog.h). 0 or no handler: never.
+  double stall_seconds = 0;
+  std::function<void(const std::string& description)> on_stall;
 };
 
 // What one worker did, for its final log line and for tests.

@@ -3,8 +3,11 @@
 #include "worker/loop/worker_loop.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -258,6 +261,75 @@ TEST(WorkerLoopTest, RefusedSubmissionIsDroppedAndTheWorkerGoesOn) {
                                                  "submit L-prompts", "lease PHASE_GENERATE"};
   auto at = std::search(coordinator.log.begin(), coordinator.log.end(), prompts_part.begin(), prompts_part.end());
   EXPECT_NE(at, coordinator.log.end()) << ::testing::PrintToString(coordinator.log);
+}
+
+// A model whose first sampling call hangs until `release` is set (a stuck GPU kernel, say).
+class HangingModel : public EchoModel {
+ public:
+  HangingModel(std::string dir, std::atomic<bool>* release) : EchoModel(std::move(dir)), release_(release) {}
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    while (!release_->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return EchoModel::Generate(prompts, sampling, seeds);
+  }
+
+ private:
+  std::atomic<bool>* release_;
+};
+
+class HangingBackend : public RecordingBackend {
+ public:
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    loaded.push_back(dir);
+    return std::make_unique<HangingModel>(dir, &release);
+  }
+  std::atomic<bool> release{false};
+};
+
+// Work that hangs trips the watchdog, which names the shard and what it was doing; here the handler
+// releases the hang (srlm-worker run's ends the job instead) and the run goes on to the end.
+TEST(WorkerLoopTest, HungWorkTripsTheWatchdogWithTheShardItHangsIn) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  HangingBackend backend;
+  std::mutex mu;
+  std::vector<std::string> stalls;
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  options.stall_seconds = 0.3;
+  options.on_stall = [&](const std::string& description) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stalls.push_back(description);
+    }
+    backend.release = true;
+  };
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(stalls.size(), 1u);  // once per worker, however long the rest takes
+  EXPECT_NE(stalls[0].find("while PROMPTS shard L-prompts: sampling 3 sequence(s)"), std::string::npos)
+      << stalls[0];
+}
+
+// A whole run whose units of work are each quicker than the window never trips it.
+TEST(WorkerLoopTest, ARunThatMovesNeverTripsTheWatchdog) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  RecordingBackend backend;
+  std::atomic<int> stalls{0};
+  WorkerLoopOptions options;
+  options.checkpoint_root = "/ckpt";
+  options.stall_seconds = 0.5;
+  options.on_stall = [&](const std::string&) { ++stalls; };
+  auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  EXPECT_EQ(stalls.load(), 0);
 }
 
 // The codes a stopping (SIGTERM: calls in flight are CANCELLED) or restarting coordinator gives are

@@ -4,7 +4,10 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -42,13 +45,27 @@ absl::Status EnsureInitialized() {
   return status;
 }
 
-void ExitAfterFailure(int exit_code) {
+namespace {
+// The number of ranks while MPI is running, else 1.
+int RunningWorldSize() {
   int initialized = 0, finalized = 0, size = 1;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  return size;
+}
+}  // namespace
+
+void ExitAfterFailure(int exit_code) {
+  if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::exit(exit_code);
+}
+
+void AbortFromAnyThread(int exit_code) {
+  std::fflush(nullptr);
+  ::alarm(30);  // SIGALRM's default action ends the process
+  if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
 }
 
 int WorldRank() {

@@ -24,5 +24,9 @@ absl::Status CheckMpi(int rc, const char* what);
 // which waits for the other ranks while they wait in a collective for this one, and the job would
 // hang with no exit code. Without MPI, or alone, it is std::exit.
 [[noreturn]] void ExitAfterFailure(int exit_code);
+// Ends the process, and with more than one rank the whole job, from any thread while the main thread
+// may be stuck (also inside MPI): MPI_Abort, else std::_Exit. Exit handlers do not run (they could
+// wait for the stuck thread), and should MPI_Abort itself hang, SIGALRM ends the process in 30 s.
+[[noreturn]] void AbortFromAnyThread(int exit_code);
 
 }  // namespace srlm::mpi

@@ -1,0 +1,54 @@
+// Implementation of worker/loop/progress_watchdog.h.
+#include "worker/loop/progress_watchdog.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace srlm {
+
+ProgressWatchdog::ProgressWatchdog(double stall_seconds, StallHandler on_stall)
+    : stall_seconds_(stall_seconds), on_stall_(std::move(on_stall)), last_progress_(Clock::now()) {
+  if (stall_seconds_ > 0 && on_stall_) thread_ = std::thread([this] { Watch(); });
+}
+
+ProgressWatchdog::~ProgressWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ProgressWatchdog::Progress(std::string activity) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_progress_ = Clock::now();
+  activity_ = std::move(activity);
+}
+
+bool ProgressWatchdog::fired() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fired_;
+}
+
+void ProgressWatchdog::Watch() {
+  const auto window = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stall_seconds_));
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    const auto deadline = last_progress_ + window;
+    if (Clock::now() < deadline) {
+      cv_.wait_until(lock, deadline, [this] { return stop_; });
+      continue;  // progress may have moved the deadline meanwhile
+    }
+    fired_ = true;
+    const double silent = std::chrono::duration<double>(Clock::now() - last_progress_).count();
+    const std::string description =
+        absl::StrCat("no progress for ", absl::StrFormat("%.1f", silent), " s (limit ", stall_seconds_,
+                     " s) while ", activity_);
+    lock.unlock();
+    on_stall_(description);  // in production this does not return
+    return;
+  }
+}
+
+}  // namespace srlm

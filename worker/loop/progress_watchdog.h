@@ -1,0 +1,49 @@
+// Ends a worker whose work has stopped moving. The heartbeat thread keeps a worker's leases alive
+// for as long as its process lives, so a rank stuck in its work (a model load from a hung file
+// system, a GPU kernel or a collective that never returns) would hold its shard, and the whole job
+// would wait for it, for ever. The work thread calls Progress() at every unit of work (a coordinator
+// call, a model load, a batch of sampling, a training step); when none comes for `stall_seconds`,
+// the watchdog's own thread calls `on_stall` once, with what the worker was last doing. In
+// `srlm-worker run` that ends the whole job (MPI_Abort), so that a restart resumes the run from the
+// coordinator's state (docs/OPERATIONS.md, "A stalled worker").
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace srlm {
+
+class ProgressWatchdog {
+ public:
+  using StallHandler = std::function<void(const std::string& description)>;
+  // stall_seconds <= 0 or no handler: disabled (no thread, Progress() only records the activity).
+  ProgressWatchdog(double stall_seconds, StallHandler on_stall);
+  ~ProgressWatchdog();
+  ProgressWatchdog(const ProgressWatchdog&) = delete;
+  ProgressWatchdog& operator=(const ProgressWatchdog&) = delete;
+
+  // The worker moved on and is now doing `activity` (named in the stall message).
+  void Progress(std::string activity);
+  // Whether on_stall has been called.
+  bool fired() const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void Watch();
+
+  const double stall_seconds_;
+  const StallHandler on_stall_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Clock::time_point last_progress_;
+  std::string activity_ = "starting";
+  bool fired_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace srlm

@@ -1,0 +1,86 @@
+// Tests of worker/loop/progress_watchdog.h with real threads and short windows: the handler runs once,
+// after the window without progress, naming the last activity; steady progress never trips it.
+#include "worker/loop/progress_watchdog.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace srlm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Calls {
+  std::mutex mu;
+  std::vector<std::string> descriptions;
+  Clock::time_point first;
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return descriptions.size();
+  }
+};
+
+ProgressWatchdog::StallHandler Record(Calls& calls) {
+  return [&calls](const std::string& d) {
+    std::lock_guard<std::mutex> lock(calls.mu);
+    if (calls.descriptions.empty()) calls.first = Clock::now();
+    calls.descriptions.push_back(d);
+  };
+}
+
+TEST(ProgressWatchdogTest, FiresOnceAfterTheWindowNamingTheLastActivity) {
+  Calls calls;
+  const auto start = Clock::now();
+  ProgressWatchdog watchdog(0.3, Record(calls));
+  watchdog.Progress("loading model /m");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // four windows
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(watchdog.fired());
+  const double after = std::chrono::duration<double>(calls.first - start).count();
+  EXPECT_GE(after, 0.3);
+  EXPECT_LT(after, 1.0);
+  EXPECT_NE(calls.descriptions[0].find("while loading model /m"), std::string::npos) << calls.descriptions[0];
+  EXPECT_NE(calls.descriptions[0].find("limit 0.3 s"), std::string::npos) << calls.descriptions[0];
+}
+
+TEST(ProgressWatchdogTest, SteadyProgressNeverFires) {
+  Calls calls;
+  ProgressWatchdog watchdog(0.3, Record(calls));
+  for (int i = 0; i < 30; ++i) {  // 1.5 s, five windows, progress every 50 ms
+    watchdog.Progress("step " + std::to_string(i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(calls.size(), 0u);
+  EXPECT_FALSE(watchdog.fired());
+  // Then silence: it fires, and names the last step.
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_NE(calls.descriptions[0].find("while step 29"), std::string::npos) << calls.descriptions[0];
+}
+
+TEST(ProgressWatchdogTest, ZeroSecondsOrNoHandlerIsOff) {
+  Calls calls;
+  {
+    ProgressWatchdog off(0, Record(calls));
+    ProgressWatchdog no_handler(0.05, nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_FALSE(off.fired());
+    EXPECT_FALSE(no_handler.fired());
+  }
+  EXPECT_EQ(calls.size(), 0u);
+}
+
+TEST(ProgressWatchdogTest, DestroyedBeforeTheWindowEndsQuietlyAndAtOnce) {
+  Calls calls;
+  const auto start = Clock::now();
+  { ProgressWatchdog watchdog(30, Record(calls)); }
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 1.0);
+  EXPECT_EQ(calls.size(), 0u);
+}
+
+}  // namespace
+}  // namespace srlm
