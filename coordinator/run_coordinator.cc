@@ -383,6 +383,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     pairs_ += results->ColumnInt(2);
     ties_ += results->ColumnInt(3) == v1::DROP_REASON_TIE;
     unparsable_ += results->ColumnInt(3) == v1::DROP_REASON_UNPARSABLE;
+    too_long_ += results->ColumnInt(3) == v1::DROP_REASON_TOO_LONG;
     v1::PromptResult scores;
     for (absl::string_view piece : absl::StrSplit(results->ColumnText(4), ',', absl::SkipEmpty())) {
       double score;
@@ -424,10 +425,13 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
                  "(SELECT COALESCE(SUM(has_pair), 0) FROM results r WHERE r.iteration = c.iteration), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
                  "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY step DESC, rowid DESC "
                  "LIMIT 1) "
                  "FROM commits c ORDER BY c.iteration"));
-  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_UNPARSABLE});
+  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE})
+      .Bind(2, int64_t{v1::DROP_REASON_UNPARSABLE})
+      .Bind(3, int64_t{v1::DROP_REASON_TOO_LONG});
   committed_iterations_.clear();
   while (true) {
     SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
@@ -441,7 +445,8 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
     summary.set_pairs(stmt->ColumnInt(5));
     summary.set_dropped_ties(stmt->ColumnInt(6));
     summary.set_dropped_unparsable(stmt->ColumnInt(7));
-    summary.set_train_loss(stmt->ColumnDouble(8));  // 0 when no step was reported
+    summary.set_dropped_too_long(stmt->ColumnInt(8));
+    summary.set_train_loss(stmt->ColumnDouble(9));  // 0 when no step was reported
   }
   stmt->Reset();
   return absl::OkStatus();
@@ -495,7 +500,7 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
     prompt_filter_ = std::make_unique<PromptFilter>(filter);
     pool_size_ = 0;
     prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
-    results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = 0;
+    results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ = 0;
     score_histogram_.assign(kHistogramBuckets, 0);
     checkpoint_dirs_.clear();
     checkpoint_world_size_ = 0;
@@ -1048,6 +1053,8 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitGenerateLocked(
       response.set_pairs_accepted(response.pairs_accepted() + 1);
     } else if (result.drop_reason() == v1::DROP_REASON_TIE) {
       ++ties_;
+    } else if (result.drop_reason() == v1::DROP_REASON_TOO_LONG) {
+      ++too_long_;
     } else {
       ++unparsable_;
     }
@@ -1259,6 +1266,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
         summary.set_pairs(pairs_);
         summary.set_dropped_ties(ties_);
         summary.set_dropped_unparsable(unparsable_);
+        summary.set_dropped_too_long(too_long_);
         summary.set_train_loss(train_loss_);
         summary.set_model_dir(dir);
         summary.set_committed_unix_ms(now);
@@ -1336,6 +1344,7 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
   status.set_pairs(pairs_);
   status.set_dropped_ties(ties_);
   status.set_dropped_unparsable(unparsable_);
+  status.set_dropped_too_long(too_long_);
   for (int64_t count : score_histogram_) status.add_score_histogram(count);
   status.set_score_min(config_.judge.min_score);
   status.set_score_max(config_.judge.max_score);

@@ -103,8 +103,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     r->add_candidates()->set_text("poor answer");
     r->add_mean_scores(4.5);
     r->add_mean_scores(2);
-    if (prompt.prompt_id() == 2) {
-      r->set_drop_reason(v1::DROP_REASON_TIE);
+    if (prompt.prompt_id() == 2 || prompt.prompt_id() == 3) {
+      r->set_drop_reason(prompt.prompt_id() == 2 ? v1::DROP_REASON_TIE : v1::DROP_REASON_TOO_LONG);
       continue;
     }
     r->mutable_pair()->set_chosen_index(0);
@@ -121,15 +121,16 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   CommandResult text = RunCommand(base + " status");
   ASSERT_EQ(text.exit_code, 0) << text.output;
   EXPECT_THAT(text.output, ::testing::HasSubstr("phase TRAIN"));
-  EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 4"));
-  EXPECT_THAT(text.output, ::testing::HasSubstr("1 ties"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 3"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("dropped: 1 ties, 0 unparsable, 1 too long"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
   CommandResult json_text = RunCommand(base + " status --json");
   ASSERT_EQ(json_text.exit_code, 0) << json_text.output;
   nlohmann::json status = nlohmann::json::parse(json_text.output);
   EXPECT_EQ(status["phase"], "TRAIN");
   EXPECT_EQ(status["iteration"], 1);
-  EXPECT_EQ(status["pairs"], 4);
+  EXPECT_EQ(status["pairs"], 3);
+  EXPECT_EQ(status["dropped_too_long"], 1);
   EXPECT_EQ(status["prompts"]["accepted"], 5);
   EXPECT_EQ(status["workers"].size(), 1u);
 
@@ -150,7 +151,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     EXPECT_EQ(pair["provenance"]["attempt"], 1);
     ++count;
   }
-  EXPECT_EQ(count, 4);
+  EXPECT_EQ(count, 3);
   for (const char* missing : {"0", "2"}) {  // SFT has no pairs; the run has one iteration
     CommandResult none = RunCommand(base + " export-pairs --iteration " + missing + " 2>&1");
     EXPECT_NE(none.exit_code, 0) << none.output;
@@ -178,16 +179,18 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     CommandResult done = RunCommand(base + " status");
     ASSERT_EQ(done.exit_code, 0) << done.output;
     EXPECT_THAT(done.output, ::testing::HasSubstr("phase DONE after 1 of 1 iterations"));
-    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +4 +1 +0 +[0-9.]+ +/ckpt/m2")) << done.output;
+    // iter, prompts, results, pairs, ties, unparsable, too long, loss, model
+    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +3 +1 +0 +1 +[0-9.]+ +/ckpt/m2")) << done.output;
     nlohmann::json done_json = nlohmann::json::parse(RunCommand(base + " status --json").output);
     ASSERT_EQ(done_json["committed_iterations"].size(), 1u) << done_json.dump();
     const nlohmann::json& it = done_json["committed_iterations"][0];
     EXPECT_EQ(it["iteration"], 1);
     EXPECT_EQ(it["prompts"], 5);
     EXPECT_EQ(it["results"], 5);
-    EXPECT_EQ(it["pairs"], 4);
+    EXPECT_EQ(it["pairs"], 3);
     EXPECT_EQ(it["dropped_ties"], 1);
     EXPECT_EQ(it["dropped_unparsable"], 0);
+    EXPECT_EQ(it["dropped_too_long"], 1);
     EXPECT_EQ(it["model_dir"], "/ckpt/m2");
   }
 

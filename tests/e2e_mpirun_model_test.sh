@@ -161,5 +161,20 @@ grep -q "a worker rank stalled" "$T/run3.log" || fail "run.sh did not say why th
 if pgrep -f "$T/run3/checkpoints" >/dev/null; then fail "workers outlived the stalled job"; fi
 PORT="$PORT3" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run3" >"$T/run3b.log" 2>&1 || fail "resume after a stall"
 grep -q "run done; pairs in" "$T/run3b.log" || fail "the run resumed after a stall did not finish"
+# Text too long for the context never stops a run (it used to fail GENERATE with "a prompt of N
+# tokens leaves no room", and every relaunch failed alike, since sampling is seeded). A random model
+# on a 160-token context writes candidates that run into the context; their judge prompts do not
+# fit. The run reaches DONE; those judgements have no text and are counted unparsable.
+"$WORKER" init-model --out "$T/small" --tokenizer-from "$DATA" --hidden-size 32 --intermediate-size 64 \
+  --layers 1 --heads 2 --kv-heads 2 --max-position-embeddings 160 --seed 5 >"$T/init-small.log" 2>&1 \
+  || fail "init-model (small context)"
+sed -e "s|path: \"$M0\"|path: \"$T/small\"|" -e 's|run: {iterations: 1, seed: 11}|run: {iterations: 1, seed: 11, sft: false}|' \
+  -e 's|max_new_tokens: 8}|max_new_tokens: 500}|' "$T/config.yaml" >"$T/config-small.yaml"
+grep -q "max_new_tokens: 500" "$T/config-small.yaml" && grep -q "sft: false" "$T/config-small.yaml" || fail "config edit"
+PORT4="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$PORT4" bash "$SRC/deploy/mpirun/run.sh" "$T/config-small.yaml" "$T/run4" >"$T/run4.log" 2>&1 \
+  || fail "a run whose texts outgrow the context failed"
+grep -q "run done; pairs in" "$T/run4.log" || fail "the small-context run did not finish"
+grep -q "leave no room in the model's context of 160 tokens" "$T/run4.log" || fail "no judge prompt outgrew the context"
 rm -rf "$T"
 echo PASS

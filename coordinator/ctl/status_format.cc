@@ -52,9 +52,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
                         status.prompts_accepted(), status.prompts_wanted(), status.prompts_dropped_duplicate(),
                         status.prompts_dropped_near_duplicate(), status.prompts_dropped_length());
   absl::StrAppendFormat(&out,
-                        "results   %d  candidates %d  judgements %d  pairs %d  dropped: %d ties, %d unparsable\n",
+                        "results   %d  candidates %d  judgements %d  pairs %d  dropped: %d ties, %d unparsable, "
+                        "%d too long\n",
                         status.results_accepted(), status.candidates(), status.judgements(), status.pairs(),
-                        status.dropped_ties(), status.dropped_unparsable());
+                        status.dropped_ties(), status.dropped_unparsable(), status.dropped_too_long());
   absl::StrAppendFormat(&out, "rates     %.1f tokens/s  %.1f results/s\n", status.tokens_per_second(),
                         status.results_per_second());
   if (status.train_total_steps() > 0 || status.train_step() > 0) {
@@ -67,12 +68,12 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   }
   if (status.committed_iterations_size() > 0) {
     out += "committed iterations (0 is SFT)\n";
-    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-9s %s\n", "iter", "prompts", "results", "pairs",
-                          "ties", "unparsable", "loss", "model");
+    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-8s %-9s %s\n", "iter", "prompts", "results",
+                          "pairs", "ties", "unparsable", "too long", "loss", "model");
     for (const v1::IterationSummary& it : status.committed_iterations()) {
-      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-9.4f %s\n", it.iteration(), it.prompts(),
-                            it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(), it.train_loss(),
-                            it.model_dir());
+      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-8d %-9.4f %s\n", it.iteration(), it.prompts(),
+                            it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(),
+                            it.dropped_too_long(), it.train_loss(), it.model_dir());
     }
   }
   int64_t most = 0;
@@ -121,6 +122,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
   j["pairs"] = status.pairs();
   j["dropped_ties"] = status.dropped_ties();
   j["dropped_unparsable"] = status.dropped_unparsable();
+  j["dropped_too_long"] = status.dropped_too_long();
   j["score_histogram"] = {{"min", status.score_min()}, {"max", status.score_max()},
                           {"counts", std::vector<int64_t>(status.score_histogram().begin(),
                                                           status.score_histogram().end())}};
@@ -143,6 +145,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                                          {"results", it.results()}, {"pairs", it.pairs()},
                                          {"dropped_ties", it.dropped_ties()},
                                          {"dropped_unparsable", it.dropped_unparsable()},
+                                         {"dropped_too_long", it.dropped_too_long()},
                                          {"train_loss", it.train_loss()}, {"model_dir", it.model_dir()},
                                          {"committed_unix_ms", it.committed_unix_ms()}});
   }

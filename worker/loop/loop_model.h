@@ -15,12 +15,17 @@ namespace srlm {
 struct GeneratedText {
   std::string text;
   int64_t num_tokens = 0;
-  std::string finish_reason;  // eos | stop | length
+  // eos | stop | length (max_new_tokens or the model's context) | context: the prompt itself
+  // leaves no room in the model's context, and nothing was generated
+  std::string finish_reason;
 };
 
 struct ScoredResponse {
   double logprob = 0;      // sum of log p(response tokens | prompt), end-of-turn token included
   int64_t num_tokens = 0;  // tokens summed over
+  // False when prompt + response (as the trainer tokenizes them) do not fit the model's context;
+  // logprob is then 0: such a response cannot be trained on.
+  bool fits_context = true;
 };
 
 class LoopModel {
@@ -28,10 +33,14 @@ class LoopModel {
   virtual ~LoopModel() = default;
   // One continuation per prompt text (used as is: callers apply the chat template). seeds[i] seeds
   // the sampling of prompts[i], so a result does not depend on batching or on which worker runs it.
+  // Text the model writes never makes it fail: a prompt too long for the context gets finish_reason
+  // "context"; a continuation stops where the context ends (leaving room for a response's
+  // end-of-turn token, so that every continuation can be scored and trained on).
   virtual absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
                                                              const SamplingConfig& sampling,
                                                              const std::vector<uint64_t>& seeds) = 0;
-  // log p(response | prompt) for each response after the same prompt text, with no gradient.
+  // log p(response | prompt) for each response after the same prompt text, with no gradient; a
+  // response that does not fit the context is marked (fits_context), not an error.
   virtual absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
       const std::string& prompt, const std::vector<std::string>& responses) = 0;
 };

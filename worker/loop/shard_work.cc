@@ -1,6 +1,8 @@
 // Implementation of worker/loop/shard_work.h.
 #include "worker/loop/shard_work.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/loop/pair_builder.h"
@@ -87,6 +89,15 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> candidates,
                           model.Generate(requests, config.generate.sampling, seeds));
     SRLM_RETURN_IF_ERROR(CheckCount(candidates, requests.size(), "candidates"));
+    v1::PromptResult* out = result.add_results();
+    out->set_prompt_id(pool_prompt.prompt_id());
+    for (const GeneratedText& candidate : candidates) *out->add_candidates() = ToProto(candidate);
+    // The chat-formatted prompt itself leaves no room in the model's context.
+    if (std::all_of(candidates.begin(), candidates.end(),
+                    [](const GeneratedText& c) { return c.finish_reason == "context"; })) {
+      out->set_drop_reason(v1::DROP_REASON_TOO_LONG);
+      continue;
+    }
 
     // 2. k judgements of each candidate, all in one batch.
     std::vector<std::string> judge_requests;
@@ -104,19 +115,19 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
                           model.Generate(judge_requests, config.judge.sampling, seeds));
     SRLM_RETURN_IF_ERROR(CheckCount(judgements, judge_requests.size(), "judgements"));
 
-    // 3. Mean scores and the pair.
-    v1::PromptResult* out = result.add_results();
-    out->set_prompt_id(pool_prompt.prompt_id());
+    // 3. Mean scores and the pair. A judgement whose judge prompt did not fit the context has no
+    // text, so it is unparsable, and its candidate takes no part.
     std::vector<JudgedCandidate> judged;
     for (int64_t c = 0; c < n; ++c) {
-      *out->add_candidates() = ToProto(candidates[c]);
       JudgedCandidate jc{candidates[c].text, candidates[c].num_tokens, {}};
       for (int64_t j = 0; j < k; ++j) {
-        const std::string& raw = judgements[static_cast<size_t>(c * k + j)].text;
+        const GeneratedText& judgement = judgements[static_cast<size_t>(c * k + j)];
+        const std::string& raw = judgement.text;
         JudgeScore score = ctx.score_parser->Parse(raw);
         v1::Judgement* pj = out->add_judgements();
         pj->set_candidate_index(static_cast<int32_t>(c));
         pj->set_raw_text(raw);
+        pj->set_finish_reason(judgement.finish_reason);
         pj->set_unparsable(!score.ok());
         pj->set_score(score.ok() ? *score.score : 0.0);
         jc.scores.push_back(score);
@@ -145,6 +156,10 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     SRLM_ASSIGN_OR_RETURN(std::vector<ScoredResponse> ref,
                           model.ScoreResponses(chat_prompt, {pair.pair->chosen, pair.pair->rejected}));
     SRLM_RETURN_IF_ERROR(CheckCount(ref, 2, "reference log-probabilities"));
+    if (!ref[0].fits_context || !ref[1].fits_context) {  // re-tokenized longer than it was sampled
+      out->set_drop_reason(v1::DROP_REASON_TOO_LONG);
+      continue;
+    }
     v1::PreferencePair* pp = out->mutable_pair();
     pp->set_chosen_index(static_cast<int32_t>(pair.pair->chosen_index));
     pp->set_rejected_index(static_cast<int32_t>(pair.pair->rejected_index));

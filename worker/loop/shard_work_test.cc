@@ -173,6 +173,87 @@ TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {
   }
 }
 
+// ScriptedModel with a context counted in characters: a prompt longer than `generate_limit` gets
+// nothing ("context"); a response whose prompt + text exceed `score_limit` does not fit.
+class ShortContextModel : public ScriptedModel {
+ public:
+  ShortContextModel(size_t generate_limit, size_t score_limit)
+      : generate_limit_(generate_limit), score_limit_(score_limit) {}
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    std::vector<std::string> fitting;
+    std::vector<uint64_t> fitting_seeds;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (prompts[i].size() > generate_limit_) continue;
+      fitting.push_back(prompts[i]);
+      fitting_seeds.push_back(seeds[i]);
+    }
+    auto generated = ScriptedModel::Generate(fitting, sampling, fitting_seeds);
+    if (!generated.ok()) return generated.status();
+    std::vector<GeneratedText> out;
+    for (size_t i = 0, k = 0; i < prompts.size(); ++i) {
+      out.push_back(prompts[i].size() > generate_limit_ ? GeneratedText{"", 0, "context"} : (*generated)[k++]);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string& prompt, const std::vector<std::string>& responses) override {
+    auto scored = ScriptedModel::ScoreResponses(prompt, responses);
+    if (!scored.ok()) return scored.status();
+    for (size_t i = 0; i < responses.size(); ++i) {
+      if (prompt.size() + responses[i].size() > score_limit_) (*scored)[i] = {0.0, 9, false};
+    }
+    return scored;
+  }
+
+ private:
+  size_t generate_limit_, score_limit_;
+};
+
+// What does not fit the model's context is recorded and dropped, never an error: the text is the
+// model's own, so an error would repeat on every retry and stop the run for good.
+TEST_F(ShardWorkTest, WhatDoesNotFitTheContextIsDroppedNotAnError) {
+  // Chat prompts are "<u>Add: i + 2i</u>" (16-17 characters), judge prompts "<u>T:Add: ...|A:n</u>" (22+).
+  {  // the prompt itself does not fit: its candidates have no text, nothing is judged
+    ShortContextModel model(10, 1000);
+    auto result = RunGenerateShard(Shard(3), ctx_, model);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->results_size(), 6);
+    for (const auto& r : result->results()) {
+      EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_TOO_LONG);
+      ASSERT_EQ(r.candidates_size(), 4);
+      for (const auto& c : r.candidates()) EXPECT_EQ(c.finish_reason(), "context");
+      EXPECT_EQ(r.judgements_size(), 0);
+    }
+  }
+  {  // the judge prompts do not fit: every judgement is unparsable and says why
+    ShortContextModel model(20, 1000);
+    auto result = RunGenerateShard(Shard(3), ctx_, model);
+    ASSERT_TRUE(result.ok()) << result.status();
+    for (const auto& r : result->results()) {
+      EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_UNPARSABLE);
+      ASSERT_EQ(r.judgements_size(), 12);
+      for (const auto& j : r.judgements()) {
+        EXPECT_TRUE(j.unparsable());
+        EXPECT_EQ(j.finish_reason(), "context");
+      }
+    }
+  }
+  {  // chosen or rejected does not fit after the prompt (for scoring and training): TOO_LONG
+    ScriptedModel unlimited;
+    auto reference = RunGenerateShard(Shard(3), ctx_, unlimited);
+    ShortContextModel model(1000, 19);  // only "<u>Add: 5 + 10</u>" (18) + its answers (15, 16) is over
+    auto result = RunGenerateShard(Shard(3), ctx_, model);
+    ASSERT_TRUE(reference.ok() && result.ok()) << result.status();
+    ASSERT_TRUE(reference->results(5).has_pair());
+    EXPECT_EQ(result->results(5).drop_reason(), v1::DROP_REASON_TOO_LONG);
+    for (int p = 0; p < 5; ++p) {  // the others as without a limit
+      EXPECT_EQ(result->results(p).SerializeAsString(), reference->results(p).SerializeAsString()) << p;
+    }
+  }
+}
+
 TEST_F(ShardWorkTest, PromptsShardParsesNewPromptsAndStopsAtMarker) {
   ScriptedModel model;
   v1::PromptsShard shard;

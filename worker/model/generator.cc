@@ -55,8 +55,21 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
       }
     }
   }
+  // Each sequence's own limit: max_new_tokens, and the room its prompt leaves under max_total_tokens.
+  std::vector<int64_t> limit(B, options.max_new_tokens);
+  for (int64_t b = 0; b < B; ++b) {
+    if (options.max_total_tokens <= 0) continue;
+    const int64_t room = options.max_total_tokens - static_cast<int64_t>(prompts[b].size());
+    if (room <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt ", b, " has ", prompts[b].size(),
+                                                     " tokens, no room under max_total_tokens ",
+                                                     options.max_total_tokens));
+    }
+    limit[b] = std::min(limit[b], room);
+  }
+  const int64_t steps = *std::max_element(limit.begin(), limit.end());
   std::vector<TokenGeneration> results(B);
-  if (options.max_new_tokens == 0) {
+  if (steps == 0) {
     for (auto& r : results) r.finish_reason = "length";
     return results;
   }
@@ -65,7 +78,7 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
     EvalScope eval(model);
     c10::InferenceMode inference;
     const torch::Device device = model->device();
-    const int64_t capacity = P + options.max_new_tokens;
+    const int64_t capacity = P + steps;
     KVCache cache = model->make_cache(B, capacity);
 
     // Left-padded prompts (pad id 0, never attended to) and their positions.
@@ -101,7 +114,7 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
     std::vector<bool> done(B, false);
     int64_t remaining = B;
     std::vector<int64_t> step_ids(B);
-    for (int64_t step = 0; step < options.max_new_tokens && remaining > 0; ++step) {
+    for (int64_t step = 0; step < steps && remaining > 0; ++step) {
       std::vector<int64_t> next = sampler.Sample(logits.select(1, 0));
       for (int64_t b = 0; b < B; ++b) {
         step_ids[b] = next[b];
@@ -113,7 +126,7 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
           r.tokens.push_back(static_cast<int32_t>(next[b]));
           if (should_stop && should_stop(b, r.tokens)) {
             r.finish_reason = "stop";
-          } else if (static_cast<int64_t>(r.tokens.size()) >= options.max_new_tokens) {
+          } else if (static_cast<int64_t>(r.tokens.size()) >= limit[b]) {
             r.finish_reason = "length";
           }
         }
@@ -122,7 +135,7 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
           --remaining;
         }
       }
-      if (remaining == 0 || step + 1 == options.max_new_tokens) break;
+      if (remaining == 0 || step + 1 == steps) break;
       torch::Tensor mask;
       if (any_pad) mask = key_valid.narrow(1, 0, cache.length + 1).view({B, 1, 1, cache.length + 1});
       logits = model->forward_cached(to_device(step_ids, B, 1), step_positions, mask, &cache, /*last_only=*/false);

@@ -20,6 +20,10 @@ struct SamplingOptions {
   double top_p = 1.0;            // nucleus sampling threshold; 1 = off
   int64_t top_k = 0;             // 0 = off
   int64_t max_new_tokens = 256;  // per sequence
+  // 0: no limit. Otherwise a sequence also ends ("length") once its prompt and generated tokens
+  // reach this many (the model's context), whatever the other prompts of the batch; a prompt that
+  // already does is refused.
+  int64_t max_total_tokens = 0;
   std::vector<std::string> stop;  // stop strings: generation ends once the text contains one
   std::vector<int32_t> extra_eos_ids;  // more ids that end a sequence (e.g. a chat turn-end token)
 };
@@ -27,7 +31,7 @@ struct SamplingOptions {
 struct Generation {
   std::vector<int32_t> tokens;  // generated ids, without the EOS id
   std::string text;             // decoded tokens, cut before the stop string when one matched
-  std::string finish_reason;    // "eos" | "stop" | "length"
+  std::string finish_reason;    // "eos" | "stop" | "length" (max_new_tokens or max_total_tokens)
 };
 
 absl::StatusOr<std::vector<Generation>> Generate(LlamaModel& model, const Tokenizer& tokenizer,

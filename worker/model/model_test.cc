@@ -213,6 +213,34 @@ TEST(Generate, SeedsStopStringsAndEos) {
   EXPECT_EQ((*ended)[0].tokens, std::vector<int32_t>((*plain)[0].tokens.begin(), first_eos));
 }
 
+// max_total_tokens bounds each sequence by the room its own prompt leaves, whatever else is in the
+// batch (it used to be one bound for the batch, from its longest prompt); a prompt with no room is
+// refused.
+TEST(Generate, EachSequenceStopsAtItsOwnRoomInTheContext) {
+  auto model = LoadModel(HfModels::Get().Dir("llama"), TestDevice(), torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  greedy.max_new_tokens = 8;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 12}, {1, 7}, {1, 5, 9, 12, 3, 4, 8, 10, 11}};
+  auto unlimited = GenerateTokens(*model, prompts, greedy, {1, 2, 3}, {});
+  SamplingOptions bounded = greedy;
+  bounded.max_total_tokens = 12;
+  auto limited = GenerateTokens(*model, prompts, bounded, {1, 2, 3}, {});
+  ASSERT_TRUE(unlimited.ok() && limited.ok()) << limited.status();
+  const std::vector<size_t> want_lengths = {8, 8, 3};  // min(8, 12 - prompt length)
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& full = (*unlimited)[i].tokens;
+    ASSERT_EQ(full.size(), 8u);
+    EXPECT_EQ((*limited)[i].tokens, std::vector<int32_t>(full.begin(), full.begin() + want_lengths[i])) << i;
+    EXPECT_EQ((*limited)[i].finish_reason, "length");
+  }
+  bounded.max_total_tokens = 9;  // the third prompt has 9 tokens: no room
+  auto refused = GenerateTokens(*model, prompts, bounded, {1, 2, 3}, {});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("prompt 2 has 9 tokens"), std::string::npos) << refused.status();
+}
+
 TEST(SequenceLogprobs, IsDifferentiable) {
   const std::string dir = HfModels::Get().Dir("llama");
   auto model = LoadModel(dir, TestDevice(), torch::kFloat32);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"
 #include "worker/model/generator.h"
@@ -12,9 +13,15 @@
 namespace srlm {
 
 TorchLoopModel::TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder,
-                               int64_t max_batch)
-    : model_(std::move(model)), encoder_(std::move(encoder)), max_batch_(std::max<int64_t>(1, max_batch)) {
+                               int64_t context, int64_t max_batch)
+    : model_(std::move(model)),
+      encoder_(std::move(encoder)),
+      context_(context > 0 ? std::min(context, model_->config.max_position_embeddings)
+                           : model_->config.max_position_embeddings),
+      max_batch_(std::max<int64_t>(1, max_batch)) {
   model_->eval();  // sampling and reference scores: no dropout
+  absl::StatusOr<TokenIds> suffix = encoder_->EncodeResponse("");
+  response_suffix_tokens_ = suffix.ok() ? static_cast<int64_t>(suffix->size()) : 0;
 }
 
 absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::vector<std::string>& prompts,
@@ -23,37 +30,45 @@ absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::v
   if (seeds.size() != prompts.size()) {
     return absl::InvalidArgumentError(absl::StrCat(seeds.size(), " seeds for ", prompts.size(), " prompts"));
   }
-  const int64_t context = model_->config.max_position_embeddings;
-  std::vector<std::vector<int32_t>> ids(prompts.size());
+  // Continuations end where a response's end-of-turn token still fits the context.
+  const int64_t max_total = context_ - response_suffix_tokens_;
+  std::vector<GeneratedText> out(prompts.size());
+  std::vector<std::vector<int32_t>> ids;  // of the prompts that leave room, in order
+  std::vector<size_t> fitting;
+  size_t longest_refused = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    SRLM_ASSIGN_OR_RETURN(ids[i], encoder_->EncodeFormattedPrompt(prompts[i]));
-    if (static_cast<int64_t>(ids[i].size()) >= context) {
-      return absl::InvalidArgumentError(absl::StrCat("a prompt of ", ids[i].size(),
-                                                     " tokens leaves no room in the model's context of ", context,
-                                                     " (shorten it, or use fewer self-instruct shots)"));
+    SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> prompt_ids, encoder_->EncodeFormattedPrompt(prompts[i]));
+    if (static_cast<int64_t>(prompt_ids.size()) >= max_total) {
+      out[i].finish_reason = "context";
+      longest_refused = std::max(longest_refused, prompt_ids.size());
+      continue;
     }
+    fitting.push_back(i);
+    ids.push_back(std::move(prompt_ids));
+  }
+  if (fitting.size() < prompts.size()) {
+    SRLM_LOG(WARNING) << prompts.size() - fitting.size() << " of " << prompts.size()
+                      << " prompts leave no room in the model's context of " << context_ << " tokens (the longest has "
+                      << longest_refused << "): nothing is generated for them (finish_reason \"context\")";
   }
   SamplingOptions options;
   options.temperature = sampling.temperature;
   options.top_p = sampling.top_p;
   options.top_k = sampling.top_k;
   options.stop = sampling.stop;
+  options.max_new_tokens = sampling.max_new_tokens;
+  options.max_total_tokens = max_total;
   options.extra_eos_ids = ChatStopTokenIds(encoder_->tokenizer(), encoder_->chat_template());
-
-  std::vector<GeneratedText> out;
-  out.reserve(prompts.size());
-  for (size_t begin = 0; begin < prompts.size(); begin += max_batch_) {
-    const size_t end = std::min(prompts.size(), begin + static_cast<size_t>(max_batch_));
+  for (size_t begin = 0; begin < fitting.size(); begin += max_batch_) {
+    const size_t end = std::min(fitting.size(), begin + static_cast<size_t>(max_batch_));
     std::vector<std::vector<int32_t>> batch(ids.begin() + begin, ids.begin() + end);
-    std::vector<uint64_t> batch_seeds(seeds.begin() + begin, seeds.begin() + end);
-    int64_t longest = 0;
-    for (const auto& p : batch) longest = std::max<int64_t>(longest, p.size());
-    // Never decode past the model's context: the room left bounds max_new_tokens.
-    options.max_new_tokens = std::min<int64_t>(sampling.max_new_tokens, context - longest);
+    std::vector<uint64_t> batch_seeds;
+    for (size_t k = begin; k < end; ++k) batch_seeds.push_back(seeds[fitting[k]]);
     SRLM_ASSIGN_OR_RETURN(std::vector<Generation> generations,
                           srlm::Generate(model_, encoder_->tokenizer(), batch, options, batch_seeds));
-    for (Generation& g : generations) {
-      out.push_back({std::move(g.text), static_cast<int64_t>(g.tokens.size()), g.finish_reason});
+    for (size_t k = begin; k < end; ++k) {
+      Generation& g = generations[k - begin];
+      out[fitting[k]] = {std::move(g.text), static_cast<int64_t>(g.tokens.size()), g.finish_reason};
     }
   }
   return out;
@@ -64,22 +79,24 @@ absl::StatusOr<std::vector<ScoredResponse>> TorchLoopModel::ScoreResponses(const
   if (responses.empty()) return std::vector<ScoredResponse>{};
   SRLM_ASSIGN_OR_RETURN(TokenIds prompt_ids, encoder_->EncodeFormattedPrompt(prompt));
   if (prompt_ids.empty()) return absl::InvalidArgumentError("empty prompt: nothing to condition a response on");
-  std::vector<TokenIds> sequences;
-  std::vector<int64_t> response_lengths;
+  std::vector<ScoredResponse> out(responses.size());
+  std::vector<TokenIds> sequences;  // of the responses that fit, in order
+  std::vector<size_t> fitting;
   int64_t T = 0;
-  for (const std::string& r : responses) {
-    SRLM_ASSIGN_OR_RETURN(TokenIds response_ids, encoder_->EncodeResponse(r));
+  for (size_t i = 0; i < responses.size(); ++i) {
+    SRLM_ASSIGN_OR_RETURN(TokenIds response_ids, encoder_->EncodeResponse(responses[i]));
+    out[i].num_tokens = static_cast<int64_t>(response_ids.size());
+    if (static_cast<int64_t>(prompt_ids.size() + response_ids.size()) > context_) {
+      out[i].fits_context = false;
+      continue;
+    }
     TokenIds seq = prompt_ids;
     seq.insert(seq.end(), response_ids.begin(), response_ids.end());
-    if (static_cast<int64_t>(seq.size()) > model_->config.max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt + response is ", seq.size(),
-                                                     " tokens, over the model's context of ",
-                                                     model_->config.max_position_embeddings));
-    }
     T = std::max<int64_t>(T, seq.size());
-    response_lengths.push_back(static_cast<int64_t>(response_ids.size()));
+    fitting.push_back(i);
     sequences.push_back(std::move(seq));
   }
+  if (sequences.empty()) return out;
   const int64_t B = static_cast<int64_t>(sequences.size());
   const int64_t P = static_cast<int64_t>(prompt_ids.size());
   try {
@@ -97,8 +114,7 @@ absl::StatusOr<std::vector<ScoredResponse>> TorchLoopModel::ScoreResponses(const
     auto sums = SequenceLogprobs(model_, ids.to(device), attention.to(device), response_mask.to(device))
                     .to(torch::kCPU)
                     .to(torch::kFloat64);
-    std::vector<ScoredResponse> out;
-    for (int64_t b = 0; b < B; ++b) out.push_back({sums[b].item<double>(), response_lengths[b]});
+    for (int64_t b = 0; b < B; ++b) out[fitting[b]].logprob = sums[b].item<double>();
     return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("reference log-probabilities: ", e.what_without_backtrace()));

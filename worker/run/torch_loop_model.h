@@ -15,8 +15,12 @@ namespace srlm {
 
 class TorchLoopModel : public LoopModel {
  public:
-  // `max_batch` bounds the sequences decoded together (memory); results do not depend on it.
-  TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder, int64_t max_batch = 64);
+  // `context` is the longest sequence (prompt and response) it samples or scores: the trainer's limit
+  // (model.max_seq_len, or the model's max_position_embeddings), so that whatever it produces can be
+  // trained on; 0 means max_position_embeddings. `max_batch` bounds the sequences decoded together
+  // (memory); results do not depend on it.
+  TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder, int64_t context = 0,
+                 int64_t max_batch = 64);
 
   absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
                                                      const SamplingConfig& sampling,
@@ -27,7 +31,9 @@ class TorchLoopModel : public LoopModel {
  private:
   LlamaModel model_;
   std::shared_ptr<const TokenizerTextEncoder> encoder_;
+  int64_t context_;
   int64_t max_batch_;
+  int64_t response_suffix_tokens_ = 0;  // what EncodeResponse appends (end-of-turn or EOS)
 };
 
 }  // namespace srlm

@@ -57,8 +57,11 @@ absl::StatusOr<ExampleLimits> TorchWorkerBackend::Limits(const std::string& mode
 
 absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const std::string& model_dir) {
   SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
+  SRLM_ASSIGN_OR_RETURN(const ExampleLimits limits, Limits(model_dir));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
-  return std::unique_ptr<LoopModel>(new TorchLoopModel(model, encoder, options_.max_generate_batch));
+  // Sample and score within the trainer's limit, so that every pair formed can be trained on.
+  return std::unique_ptr<LoopModel>(
+      new TorchLoopModel(model, encoder, limits.max_seq_len, options_.max_generate_batch));
 }
 
 absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, const std::string& out_dir,
