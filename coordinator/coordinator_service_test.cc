@@ -122,7 +122,8 @@ class CoordinatorServiceTest : public ::testing::Test {
         judgement->set_candidate_index(c);
         judgement->set_raw_text("Score: " + std::to_string(c + 1));
         judgement->set_score(c + 1);
-        result->add_mean_scores(c + 1);
+        // Prompt 0's first candidate has no parsed judgement: its mean is sent as min_score - 1.
+        result->add_mean_scores(prompt.prompt_id() == 0 && c == 0 ? -1 : c + 1);
       }
       if (prompt.prompt_id() % 5 == 0) {
         result->set_drop_reason(v1::DROP_REASON_TIE);
@@ -441,8 +442,9 @@ TEST_F(CoordinatorServiceTest, FullIterationCycleFromSftToDone) {
   EXPECT_EQ(status->judgements(), 18);
   int64_t histogram_total = 0;
   for (int64_t count : status->score_histogram()) histogram_total += count;
-  EXPECT_EQ(histogram_total, 18);
-  EXPECT_EQ(status->score_histogram(2), 6);  // score 1 of [0,5] in 10 buckets -> bucket 2
+  EXPECT_EQ(histogram_total, 17);  // the unscored candidate is in no bucket
+  EXPECT_EQ(status->score_histogram(0), 0);
+  EXPECT_EQ(status->score_histogram(2), 5);  // score 1 of [0,5] in 10 buckets -> bucket 2
   EXPECT_EQ(status->score_histogram(9), 0);
 
   // TRAIN: the frozen pairs split by position across ranks, in the documented shuffle.

@@ -610,6 +610,7 @@ absl::Status RunCoordinator::CheckWorkerLocked(const std::string& worker_id) con
 void RunCoordinator::AddScoresLocked(const v1::PromptResult& result) {
   const double lo = config_.judge.min_score, hi = config_.judge.max_score;
   for (double score : result.mean_scores()) {
+    if (score < lo) continue;  // a candidate with no parsed judgement (sent as min_score - 1)
     int bucket = hi > lo ? static_cast<int>((score - lo) / (hi - lo) * kHistogramBuckets) : 0;
     bucket = std::clamp(bucket, 0, kHistogramBuckets - 1);
     ++score_histogram_[bucket];

@@ -63,6 +63,8 @@ absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,
   SRLM_RETURN_IF_ERROR(CheckCount(outputs, requests.size(), "self-instruct"));
   v1::PromptsResult result;
   for (const GeneratedText& out : outputs) {
+    // Cut off by max_new_tokens or the context: an unfinished task, not a prompt.
+    if (out.finish_reason == "length" || out.finish_reason == "context") continue;
     auto prompt = ParseGeneratedPrompt(out.text, config.prompts.min_chars, config.prompts.max_chars);
     if (prompt.ok()) result.add_prompts(*prompt);  // the coordinator counts what it accepts
   }

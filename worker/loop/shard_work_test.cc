@@ -270,5 +270,36 @@ TEST_F(ShardWorkTest, PromptsShardParsesNewPromptsAndStopsAtMarker) {
   EXPECT_EQ(RunPromptsShard(shard, ctx_, model).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// Self-instruct outputs cut off by max_new_tokens (no end marker) are unfinished tasks: dropped.
+class TruncatingModel : public ScriptedModel {
+ public:
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    auto out = ScriptedModel::Generate(prompts, sampling, seeds);
+    if (!out.ok()) return out;
+    for (size_t i = 0; i < out->size(); ++i) {
+      if (seeds[i] % 2 == 1) {
+        (*out)[i].finish_reason = "length";
+        ++truncated;
+      }
+    }
+    return out;
+  }
+  int truncated = 0;
+};
+
+TEST_F(ShardWorkTest, PromptsShardDropsOutputsCutOffByLength) {
+  TruncatingModel model;
+  v1::PromptsShard shard;
+  shard.set_num_prompts(8);
+  shard.set_seed(11);
+  auto result = RunPromptsShard(shard, ctx_, model);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_GT(model.truncated, 0);
+  ASSERT_LT(model.truncated, 8);
+  EXPECT_EQ(result->prompts_size(), 8 - model.truncated);
+}
+
 }  // namespace
 }  // namespace srlm
