@@ -12,6 +12,7 @@ find_package(GTest REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)  # libre2-dev: the judge score parser
 find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
 
 set(SRLM_VENV_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH

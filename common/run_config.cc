@@ -145,7 +145,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Section("judge", "LLM-as-a-Judge.");
   v->Field("judge.samples", &c->judge.samples, "k judgements per candidate, averaged (paper: 3)");
   v->Field("judge.template_file", &c->judge.template_file, "judge prompt template file with {prompt} and {response}; empty: the built-in 5-point additive rubric");
-  v->Field("judge.score_pattern", &c->judge.score_pattern, "regex; its first group is the score, read from the last match");
+  v->Field("judge.score_pattern", &c->judge.score_pattern, "RE2 regex (no backreferences or lookaround); its first group is the score, read from the last match");
   v->Field("judge.min_score", &c->judge.min_score, "scores below are unparsable");
   v->Field("judge.max_score", &c->judge.max_score, "scores above are unparsable");
   VisitSampling("judge.sampling", &c->judge.sampling, v);

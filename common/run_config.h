@@ -62,7 +62,7 @@ struct GenerateConfig {
 struct JudgeConfig {
   int64_t samples = 3;           // k judgements per candidate, averaged
   std::string template_file;     // empty: the built-in additive 5-point rubric
-  std::string score_pattern = R"(Score:\s*([0-9]+(?:\.[0-9]+)?))";  // regex, group 1 is the score
+  std::string score_pattern = R"(Score:\s*([0-9]+(?:\.[0-9]+)?))";  // RE2 regex, group 1 is the score
   double min_score = 0;
   double max_score = 5;
   SamplingConfig sampling{0.7, 0.9, 0, 128, {}};

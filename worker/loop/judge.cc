@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "re2/re2.h"
 
 namespace srlm {
 
@@ -89,27 +90,37 @@ absl::StatusOr<JudgeScoreParser> JudgeScoreParser::Create(const std::string& pat
   if (!(min_score < max_score)) {
     return absl::InvalidArgumentError("judge score range: min_score must be below max_score");
   }
-  try {
-    std::regex regex(pattern, std::regex::ECMAScript);
-    if (regex.mark_count() < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("judge.score_pattern '", pattern, "' has no capture group for the score"));
-    }
-    return JudgeScoreParser(std::move(regex), min_score, max_score);
-  } catch (const std::regex_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("judge.score_pattern '", pattern, "' is not a valid regex: ", e.what()));
+  RE2::Options options;
+  options.set_log_errors(false);  // the error goes into the status instead of stderr
+  auto regex = std::make_shared<const RE2>(pattern, options);
+  if (!regex->ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "judge.score_pattern '", pattern, "' is not a valid RE2 regex: ", regex->error(),
+        " (RE2 syntax: no backreferences such as \\1, no lookahead or lookbehind)"));
   }
+  if (regex->NumberOfCapturingGroups() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("judge.score_pattern '", pattern, "' has no capture group for the score"));
+  }
+  return JudgeScoreParser(std::move(regex), min_score, max_score);
 }
 
 JudgeScore JudgeScoreParser::Parse(const std::string& judgement) const {
   JudgeScore result;
+  // Every match, left to right, as std::regex_iterator did; the last one's group 1 counts. After an
+  // empty match the search moves on one byte so that it always advances. RE2::Match with a start
+  // position keeps the whole text as context: ^ and \b see what precedes the start.
+  re2::StringPiece text(judgement);
+  re2::StringPiece groups[2];
   std::string last;
   bool matched = false;
-  for (auto it = std::sregex_iterator(judgement.begin(), judgement.end(), regex_);
-       it != std::sregex_iterator(); ++it) {
+  size_t pos = 0;
+  while (pos <= text.size() &&
+         regex_->Match(text, pos, text.size(), RE2::UNANCHORED, groups, 2)) {
     matched = true;
-    last = (*it)[1].str();
+    last.assign(groups[1].data() ? groups[1].data() : "", groups[1].size());
+    const size_t end = static_cast<size_t>(groups[0].data() - text.data()) + groups[0].size();
+    pos = groups[0].empty() ? end + 1 : end;
   }
   if (!matched) {
     result.failure = JudgeParseFailure::kNoMatch;

@@ -4,11 +4,15 @@
 // construction and safe to share between threads.
 #pragma once
 
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 
 #include "absl/status/statusor.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace srlm {
 
@@ -44,7 +48,9 @@ struct JudgeScore {
 
 class JudgeScoreParser {
  public:
-  // `pattern` is an ECMAScript regex whose first capture group is the score.
+  // `pattern` is an RE2 regex (https://github.com/google/re2/wiki/Syntax) whose first capture group
+  // is the score. RE2 matches in linear time without recursion, so a model-written judgement of any
+  // length is safe; it has no backreferences or lookaround, and patterns using them are refused.
   static absl::StatusOr<JudgeScoreParser> Create(const std::string& pattern, double min_score,
                                                  double max_score);
   // The score of the LAST match in `judgement` (the rubric asks for the score on the last line;
@@ -52,9 +58,9 @@ class JudgeScoreParser {
   JudgeScore Parse(const std::string& judgement) const;
 
  private:
-  JudgeScoreParser(std::regex regex, double min_score, double max_score)
+  JudgeScoreParser(std::shared_ptr<const re2::RE2> regex, double min_score, double max_score)
       : regex_(std::move(regex)), min_score_(min_score), max_score_(max_score) {}
-  std::regex regex_;
+  std::shared_ptr<const re2::RE2> regex_;  // RE2 is not copyable; const RE2 is thread-safe
   double min_score_;
   double max_score_;
 };
