@@ -111,11 +111,13 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
     for (int64_t b = 0; b < B; ++b) next_positions[b] = static_cast<int64_t>(prompts[b].size());
     auto step_positions = to_device(next_positions, B, 1);
     TokenSampler sampler({options.temperature, options.top_p, options.top_k}, seeds);
+    const int64_t V = model->config.vocab_size;
+    const int64_t sampled_vocab = options.vocab_limit > 0 ? std::min(options.vocab_limit, V) : V;
     std::vector<bool> done(B, false);
     int64_t remaining = B;
     std::vector<int64_t> step_ids(B);
     for (int64_t step = 0; step < steps && remaining > 0; ++step) {
-      std::vector<int64_t> next = sampler.Sample(logits.select(1, 0));
+      std::vector<int64_t> next = sampler.Sample(logits.select(1, 0).narrow(-1, 0, sampled_vocab));
       for (int64_t b = 0; b < B; ++b) {
         step_ids[b] = next[b];
         if (done[b]) continue;
@@ -156,6 +158,8 @@ absl::StatusOr<std::vector<Generation>> Generate(LlamaModel& model, const Tokeni
   std::vector<int64_t> eos_ids(model->config.eos_token_ids.begin(), model->config.eos_token_ids.end());
   if (tokenizer.eos_id() >= 0) eos_ids.push_back(tokenizer.eos_id());
   for (int32_t id : options.extra_eos_ids) eos_ids.push_back(id);
+  SamplingOptions bounded = options;
+  if (bounded.vocab_limit <= 0) bounded.vocab_limit = tokenizer.vocab_size();  // 0 when unknown: no bound
   StopPredicate should_stop;
   if (!options.stop.empty()) {
     should_stop = [&](size_t, const std::vector<int32_t>& tokens) {
@@ -164,7 +168,7 @@ absl::StatusOr<std::vector<Generation>> Generate(LlamaModel& model, const Tokeni
     };
   }
   SRLM_ASSIGN_OR_RETURN(std::vector<TokenGeneration> generated,
-                        GenerateTokens(model, prompts, options, seeds, eos_ids, should_stop));
+                        GenerateTokens(model, prompts, bounded, seeds, eos_ids, should_stop));
   std::vector<Generation> out(generated.size());
   for (size_t i = 0; i < generated.size(); ++i) {
     out[i].tokens = std::move(generated[i].tokens);

@@ -24,6 +24,10 @@ struct SamplingOptions {
   // reach this many (the model's context), whatever the other prompts of the batch; a prompt that
   // already does is refused.
   int64_t max_total_tokens = 0;
+  // 0: any id of the model's vocabulary. Otherwise only ids below it are sampled: a model's embedding
+  // table is often padded past its tokenizer (Qwen2: 151936 rows, 151665 tokens), and a padding id
+  // cannot be decoded. Generate() sets it to the tokenizer's vocabulary size.
+  int64_t vocab_limit = 0;
   std::vector<std::string> stop;  // stop strings: generation ends once the text contains one
   std::vector<int32_t> extra_eos_ids;  // more ids that end a sequence (e.g. a chat turn-end token)
 };

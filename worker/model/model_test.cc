@@ -3,13 +3,16 @@
 // the same padded-batch log-prob sums and the same 32 greedy tokens; models srlm saves load in
 // transformers with the same logits. srlm runs on TestDevice() (SRLM_TEST_DEVICE; the CPU unless set).
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/generator.h"
+#include "worker/model/sampler.h"
 #include "worker/model/logprobs.h"
 #include "common/testing/temp_dir.h"
 #include "worker/model/model_test_util.h"
@@ -239,6 +242,57 @@ TEST(Generate, EachSequenceStopsAtItsOwnRoomInTheContext) {
   auto refused = GenerateTokens(*model, prompts, bounded, {1, 2, 3}, {});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(refused.status().message().find("prompt 2 has 9 tokens"), std::string::npos) << refused.status();
+}
+
+// A tokenizer with fewer ids than the model's embedding (padded, as Qwen2's is): ids from 10 up
+// cannot be decoded.
+class TenTokenTokenizer : public LetterTokenizer {
+ public:
+  absl::StatusOr<std::string> Decode(const std::vector<int32_t>& ids) const override {
+    for (int32_t id : ids) {
+      if (id >= 10) return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is outside the vocabulary"));
+    }
+    return LetterTokenizer::Decode(ids);
+  }
+  int64_t vocab_size() const override { return 10; }
+};
+
+// Sampling never picks an id the tokenizer cannot decode (a padding row of the embedding): that
+// failed the sample, and, seeded, every retry of it.
+TEST(Generate, SamplesOnlyIdsTheTokenizerHas) {
+  auto model = LoadModel(HfModels::Get().Dir("llama"), TestDevice(), torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_GT((*model)->config.vocab_size, 10);
+  TenTokenTokenizer tokenizer;
+  SamplingOptions sampling;
+  sampling.temperature = 2.0;  // flat: without the bound, most draws land past id 9
+  sampling.max_new_tokens = 32;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5}, {1, 7}, {1, 9}, {1, 4}};
+  auto out = Generate(*model, tokenizer, prompts, sampling, {1, 2, 3, 4});
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (const auto& g : *out) {
+    ASSERT_FALSE(g.tokens.empty());
+    for (int32_t id : g.tokens) EXPECT_LT(id, 10);
+  }
+  // Unbounded (the token-level core with no limit) does draw past the tokenizer: the bound matters.
+  auto unbounded = GenerateTokens(*model, prompts, sampling, {1, 2, 3, 4}, {});
+  ASSERT_TRUE(unbounded.ok());
+  bool past = false;
+  for (const auto& g : *unbounded) {
+    for (int32_t id : g.tokens) past = past || id >= 10;
+  }
+  EXPECT_TRUE(past);
+}
+
+// Rows with no finite probability (NaN logits) take the largest finite logit, not the last id.
+TEST(TokenSampler, NonFiniteRowsTakeTheLargestFiniteLogit) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto logits = torch::tensor({0.5f, 2.0f, nan, 1.0f, -1.0f, nan, nan, nan, nan, nan, nan, nan}).view({2, 6});
+  logits[1].fill_(nan);
+  TokenSampler sampler({1.0, 1.0, 0}, {3, 4});
+  std::vector<int64_t> ids = sampler.Sample(logits);
+  EXPECT_EQ(ids[0], 1);  // NaN anywhere makes the softmax NaN: the largest finite logit wins
+  EXPECT_EQ(ids[1], 0);  // nothing finite: the first id, never the last
 }
 
 TEST(SequenceLogprobs, IsDifferentiable) {

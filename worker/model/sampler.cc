@@ -1,5 +1,6 @@
 #include "worker/model/sampler.h"
 
+#include <cmath>
 #include <limits>
 
 namespace srlm {
@@ -35,7 +36,16 @@ std::vector<int64_t> TokenSampler::Sample(const torch::Tensor& logits) {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   for (int64_t b = 0; b < B; ++b) {
     const double* row = data + b * V;
-    const double target = uniform(rngs_[b]) * row[V - 1];
+    const double total = row[V - 1];
+    if (!std::isfinite(total) || total <= 0) {
+      // No finite probabilities (NaN or infinite logits: a numerically broken model). The binary
+      // search would return the last id, often an undecodable padding id; take the largest finite
+      // logit instead (still drawing from the generator, so the other sequences are unaffected).
+      uniform(rngs_[b]);
+      out[b] = torch::nan_to_num(scaled[b], neg_inf, std::numeric_limits<float>::max(), neg_inf).argmax().item<int64_t>();
+      continue;
+    }
+    const double target = uniform(rngs_[b]) * total;
     int64_t lo = 0, hi = V - 1;  // first index with cdf > target
     while (lo < hi) {
       const int64_t mid = (lo + hi) / 2;

@@ -37,10 +37,6 @@ absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> TorchWorkerBackend::FormatChat(const std::string& user_message) {
-  return FormatChatPrompt(config_.model.chat_template, user_message);
-}
-
 absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::Encoder(
     const std::string& model_dir) const {
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(model_dir));
@@ -59,6 +55,11 @@ absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const s
   SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
   SRLM_ASSIGN_OR_RETURN(const ExampleLimits limits, Limits(model_dir));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
+  if (encoder->tokenizer().vocab_size() > model->config.vocab_size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        model_dir, ": the tokenizer has ", encoder->tokenizer().vocab_size(), " tokens but the model's vocab_size is ",
+        model->config.vocab_size, ": its ids would be out of range"));
+  }
   // Sample and score within the trainer's limit, so that every pair formed can be trained on.
   return std::unique_ptr<LoopModel>(
       new TorchLoopModel(model, encoder, limits.max_seq_len, options_.max_generate_batch));
