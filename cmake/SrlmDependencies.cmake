@@ -11,6 +11,7 @@ find_package(SQLite3 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(PkgConfig REQUIRED)
+find_package(OpenSSL REQUIRED)           # libssl-dev: SHA-256 of checkpoint files (worker/model/checksums.h)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)  # libre2-dev: the judge score parser
 find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)

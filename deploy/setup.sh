@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what srlm needs on a fresh Debian 12 machine, and nothing that is already there:
 #   - Debian packages: compilers' libraries (gRPC, protobuf, abseil, yaml-cpp, OpenMPI, GoogleTest,
-#     SQLite, sentencepiece, RE2, CLI11, nlohmann-json), ccache, and for tests Slurm, munge and
+#     SQLite, sentencepiece, RE2, OpenSSL, CLI11, nlohmann-json), ccache, and for tests Slurm, munge and
 #     Debian's python3-grpcio (an independent gRPC client);
 #   - a Python virtual environment in .venv holding a pinned PyPI torch, whose libtorch the build
 #     links, and the Hugging Face packages the tests use as an independent reference.
@@ -25,7 +25,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev libabsl-dev libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev
-  nlohmann-json3-dev libsqlite3-dev libsentencepiece-dev libicu-dev libcli11-dev libre2-dev
+  nlohmann-json3-dev libsqlite3-dev libsentencepiece-dev libicu-dev libcli11-dev libre2-dev libssl-dev
   slurm-wlm munge python3-grpcio python3-grpc-tools
 )
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "worker/model/checksums.h"
 #include "worker/model/safetensors.h"
 
 namespace srlm {
@@ -21,6 +22,9 @@ namespace fs = std::filesystem;
 
 constexpr char kSingleFile[] = "model.safetensors";
 constexpr char kIndexFile[] = "model.safetensors.index.json";
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json",          "tokenizer.model",
+                                           "tokenizer_config.json",   "special_tokens_map.json",
+                                           "generation_config.json", "chat_template.jinja"};
 
 // Tensors some checkpoints carry that the model does not need.
 bool IsIgnorableExtra(const std::string& name, const LlamaConfig& config) {
@@ -134,6 +138,8 @@ std::string DtypeConfigName(torch::ScalarType t) {
 }  // namespace
 
 absl::StatusOr<LlamaModel> LoadModel(const std::string& dir, torch::Device device, torch::ScalarType dtype) {
+  // Bytes changed since the checkpoint was written are found before anything is read as weights.
+  SRLM_RETURN_IF_ERROR(VerifyChecksumManifest(dir).status());
   SRLM_ASSIGN_OR_RETURN(LlamaConfig config, LoadLlamaConfig((fs::path(dir) / "config.json").string()));
   try {
     LlamaModel model(config);
@@ -149,8 +155,7 @@ absl::StatusOr<LlamaModel> LoadModel(const std::string& dir, torch::Device devic
 
 absl::StatusOr<int> CopyTokenizerFiles(const std::string& from_dir, const std::string& to_dir) {
   int copied = 0;
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                           "generation_config.json", "chat_template.jinja"}) {
+  for (const char* name : kTokenizerFiles) {
     const fs::path src = fs::path(from_dir) / name;
     if (!fs::exists(src)) continue;
     std::error_code ec;
@@ -170,6 +175,7 @@ absl::Status SaveModel(LlamaModel& model, const std::string& dir, const SaveMode
   LlamaConfig config = model->config;
   config.torch_dtype = DtypeConfigName(model->dtype());
   SRLM_RETURN_IF_ERROR(SaveLlamaConfig(config, (fs::path(dir) / "config.json").string()));
+  std::vector<std::string> written = {"config.json"};
   try {
     // Group tensors into shards no bigger than max_shard_bytes (a single tensor may exceed it).
     std::vector<std::vector<std::pair<std::string, torch::Tensor>>> shards(1);
@@ -188,6 +194,7 @@ absl::Status SaveModel(LlamaModel& model, const std::string& dir, const SaveMode
     if (shards.size() == 1) {
       fs::remove(fs::path(dir) / kIndexFile, ec);
       SRLM_RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / kSingleFile).string(), shards[0], metadata));
+      written.push_back(kSingleFile);
     } else {
       fs::remove(fs::path(dir) / kSingleFile, ec);
       nlohmann::json index;
@@ -197,10 +204,12 @@ absl::Status SaveModel(LlamaModel& model, const std::string& dir, const SaveMode
         const std::string file = absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, shards.size());
         SRLM_RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / file).string(), shards[i], metadata));
         for (const auto& [name, t] : shards[i]) index["weight_map"][name] = file;
+        written.push_back(file);
       }
       std::ofstream out(fs::path(dir) / kIndexFile, std::ios::trunc);
       out << index.dump(2) << "\n";
       if (!out) return absl::InternalError(absl::StrCat("cannot write ", (fs::path(dir) / kIndexFile).string()));
+      written.push_back(kIndexFile);
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("saving model to ", dir, ": ", e.what_without_backtrace()));
@@ -209,7 +218,10 @@ absl::Status SaveModel(LlamaModel& model, const std::string& dir, const SaveMode
     SRLM_ASSIGN_OR_RETURN(int copied, CopyTokenizerFiles(options.tokenizer_source_dir, dir));
     if (copied == 0) return absl::NotFoundError(absl::StrCat("no tokenizer files in ", options.tokenizer_source_dir));
   }
-  return absl::OkStatus();
+  for (const char* name : kTokenizerFiles) {
+    if (fs::exists(fs::path(dir) / name)) written.push_back(name);
+  }
+  return WriteChecksumManifest(dir, written);
 }
 
 void InitializeWeights(LlamaModel& model, uint64_t seed, double std) {

@@ -3,6 +3,8 @@
 // the same padded-batch log-prob sums and the same 32 greedy tokens; models srlm saves load in
 // transformers with the same logits. srlm runs on TestDevice() (SRLM_TEST_DEVICE; the CPU unless set).
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <map>
 
@@ -121,6 +123,42 @@ TEST_P(HfParity, SavedModelLoadsInTransformersWithSameLogits) {
   auto again = LoadModel(out, TestDevice(), torch::kFloat32);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(torch::equal((*again)->forward(ids), logits));
+}
+
+// Every checkpoint carries checksums.sha256 (sha256sum's format, checked here by coreutils'
+// sha256sum as the independent reference); a byte changed after writing is refused at load.
+TEST(Checkpoint, ChecksumsCatchBytesChangedAfterWriting) {
+  auto model = LoadModel(HfModels::Get().Dir("llama"), TestDevice(), torch::kFloat32);
+  ASSERT_TRUE(model.ok()) << model.status();
+  TempDir saved("srlm_checksums_");
+  const std::string& out = saved.path();
+  SaveModelOptions options;
+  options.max_shard_bytes = 64 * 1024;  // shards + index
+  ASSERT_TRUE(SaveModel(*model, out, options).ok());
+  EXPECT_EQ(std::system(("cd " + out + " && sha256sum --quiet --strict -c checksums.sha256").c_str()), 0);
+  std::ifstream manifest(out + "/checksums.sha256");
+  std::vector<std::string> listed;
+  for (std::string line; std::getline(manifest, line);) listed.push_back(line.substr(66));
+  ASSERT_GE(listed.size(), 4u);  // config.json, two or more shards, the index
+  EXPECT_EQ(listed.front(), "config.json");
+  EXPECT_EQ(listed.back(), "model.safetensors.index.json");
+  const std::string shard = out + "/" + listed[2];
+  {  // flip the file's last byte: a weight, so the file stays well-formed
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  auto damaged = LoadModel(out, TestDevice(), torch::kFloat32);
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(damaged.status().message().find(listed[2] + " changed after the checkpoint was written"),
+            std::string::npos)
+      << damaged.status();
+  // Without a manifest (a model from elsewhere) the same files load: nothing else noticed the byte.
+  ASSERT_EQ(std::remove((out + "/checksums.sha256").c_str()), 0);
+  EXPECT_TRUE(LoadModel(out, TestDevice(), torch::kFloat32).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, HfParity,

@@ -1,0 +1,96 @@
+// Implementation of worker/model/checksums.h (OpenSSL's EVP SHA-256).
+#include "worker/model/checksums.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace srlm {
+
+absl::StatusOr<std::string> Sha256File(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("SHA-256: cannot initialise OpenSSL's digest");
+  }
+  std::vector<char> buffer(size_t{4} << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize got = in.gcount();
+    if (got > 0 && EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(got)) != 1) {
+      return absl::InternalError(absl::StrCat("SHA-256 of ", path, " failed"));
+    }
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", path, " failed"));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
+    return absl::InternalError(absl::StrCat("SHA-256 of ", path, " failed"));
+  }
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) absl::StrAppendFormat(&hex, "%02x", digest[i]);
+  return hex;
+}
+
+absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std::string>& files) {
+  std::string text;
+  for (const std::string& name : files) {
+    absl::StatusOr<std::string> hash = Sha256File(absl::StrCat(dir, "/", name));
+    if (!hash.ok()) return hash.status();
+    absl::StrAppend(&text, *hash, "  ", name, "\n");
+  }
+  const std::string path = absl::StrCat(dir, "/", kChecksumManifest), temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", temp));
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/", kChecksumManifest);
+  std::ifstream in(path);
+  if (!in) return 0;
+  std::string line;
+  int checked = 0, number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    // "<hex>  <name>" (a '*' before the name marks binary mode in sha256sum's format).
+    const size_t space = line.find(' ');
+    std::string want = line.substr(0, space);
+    std::string name = space == std::string::npos ? "" : line.substr(space + 1);
+    if (!name.empty() && (name[0] == ' ' || name[0] == '*')) name.erase(0, 1);
+    if (want.size() != 64 || name.empty() || name.find('/') != std::string::npos) {
+      return absl::DataLossError(absl::StrCat(path, ":", number, ": not a sha256sum line"));
+    }
+    absl::StatusOr<std::string> got = Sha256File(absl::StrCat(dir, "/", name));
+    if (!got.ok()) {
+      return absl::DataLossError(absl::StrCat(dir, "/", name, " is listed in ", kChecksumManifest,
+                                              " but cannot be read: ", got.status().message()));
+    }
+    if (*got != absl::AsciiStrToLower(want)) {
+      return absl::DataLossError(absl::StrCat(dir, "/", name, " changed after the checkpoint was written: its SHA-256 is ",
+                                              got->substr(0, 16), "..., ", kChecksumManifest, " says ",
+                                              want.substr(0, 16), "... (restore the file or the checkpoint)"));
+    }
+    ++checked;
+  }
+  return checked;
+}
+
+}  // namespace srlm

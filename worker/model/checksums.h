@@ -1,0 +1,27 @@
+// SHA-256 manifests of checkpoint files: `checksums.sha256` in the format of coreutils' sha256sum
+// ("<64 hex digits>  <file name>" per line, so `sha256sum -c checksums.sha256` checks it by hand).
+// SaveModel writes one for the files it writes; LoadModel verifies it, so bytes that changed after a
+// checkpoint was written (a storage fault, a partial copy, an overwrite) are reported instead of
+// loaded. A directory without a manifest (a model from elsewhere) loads as before. No libtorch.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace srlm {
+
+inline constexpr char kChecksumManifest[] = "checksums.sha256";
+
+// The SHA-256 of the file's bytes, as 64 lowercase hex digits.
+absl::StatusOr<std::string> Sha256File(const std::string& path);
+
+// Writes `dir`/checksums.sha256 for `files` (names inside `dir`), replacing it atomically.
+absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std::string>& files);
+
+// Checks every file `dir`/checksums.sha256 lists; returns how many (0 when there is no manifest).
+// A missing or changed file is DataLoss naming it.
+absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir);
+
+}  // namespace srlm
