@@ -3,6 +3,7 @@
 // the bytes or the model, a tensor missing or left over, an unknown dtype. MutatedFiles damages a
 // small valid file at random (fixed seed) thousands of times and checks the same promise on each.
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -49,7 +50,12 @@ class DamagedFiles : public ::testing::Test {
     return f.status();
   }
 
-  // A small model saved by srlm in dir_, and its config.
+  // These tests damage the files to exercise the structural checks, as for a model from elsewhere,
+  // which has no checksums.sha256 (with one, the changed bytes are found first: model_test's
+  // Checkpoint.ChecksumsCatchBytesChangedAfterWriting).
+  void DropChecksums() { ASSERT_EQ(std::remove((dir_ + "/checksums.sha256").c_str()), 0); }
+
+  // A small model saved by srlm in dir_ (without its checksums), and its config.
   LlamaModel SaveTinyModel() {
     LlamaConfig c;
     c.vocab_size = 32;
@@ -61,6 +67,7 @@ class DamagedFiles : public ::testing::Test {
     LlamaModel model(c);
     InitializeWeights(model, 7);
     EXPECT_TRUE(SaveModel(model, dir_).ok());
+    DropChecksums();
     return model;
   }
 
@@ -193,6 +200,7 @@ TEST_F(DamagedFiles, ShardedIndexNamesTensorAbsentFromShard) {
   SaveModelOptions options;
   options.max_shard_bytes = 2048;
   ASSERT_TRUE(SaveModel(model, dir_, options).ok());
+  DropChecksums();
   // Move a tensor out of its shard while the index still lists it there.
   std::string shard;
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
