@@ -1365,6 +1365,9 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
     w->set_tokens_generated(worker.stats.tokens_generated());
     w->set_shards_submitted(worker.shards_submitted);
     w->set_leases_held(shards_.LeasesHeldBy(id));
+    w->set_activity(worker.stats.activity());
+    // The worker's own count at its last heartbeat, plus the time since (no clock skew between hosts).
+    w->set_activity_seconds(worker.stats.seconds_since_progress() + (now - worker.last_heartbeat_ms) / 1000.0);
     if (now - worker.last_heartbeat_ms <= alive_ms) tokens_per_second += worker.stats.tokens_per_second();
   }
   status.set_tokens_per_second(tokens_per_second);

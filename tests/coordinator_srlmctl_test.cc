@@ -115,6 +115,12 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     r->mutable_pair()->set_ref_rejected_logprob(-7.25);
   }
   ASSERT_TRUE(client->SubmitShard(results).ok());
+  // What the worker is doing, from its heartbeat (the progress watchdog's last activity).
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(worker->worker_id());
+  heartbeat.mutable_stats()->set_activity("iteration 1 DPO: step 3 of 20 done");
+  heartbeat.mutable_stats()->set_seconds_since_progress(125);
+  ASSERT_TRUE(client->Heartbeat(heartbeat).ok());
 
   const std::string ctl = std::string(std::getenv("SRLM_BUILD_DIR")) + "/coordinator/ctl/srlmctl";
   const std::string base = absl::StrCat(ctl, " --coordinator ", process.address(), " --run-dir ", run_dir);
@@ -124,6 +130,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 3"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("dropped: 1 ties, 0 unparsable, 1 too long"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
+  EXPECT_THAT(text.output, ::testing::ContainsRegex("iteration 1 DPO: step 3 of 20 done \\(last progress 2m0[0-9]s ago\\)"))
+      << text.output;
   CommandResult json_text = RunCommand(base + " status --json");
   ASSERT_EQ(json_text.exit_code, 0) << json_text.output;
   nlohmann::json status = nlohmann::json::parse(json_text.output);
@@ -132,7 +140,10 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_EQ(status["pairs"], 3);
   EXPECT_EQ(status["dropped_too_long"], 1);
   EXPECT_EQ(status["prompts"]["accepted"], 5);
-  EXPECT_EQ(status["workers"].size(), 1u);
+  ASSERT_EQ(status["workers"].size(), 1u);
+  EXPECT_EQ(status["workers"][0]["activity"], "iteration 1 DPO: step 3 of 20 done");
+  EXPECT_GE(status["workers"][0]["activity_seconds"].get<double>(), 125.0);
+  EXPECT_LT(status["workers"][0]["activity_seconds"].get<double>(), 140.0);
 
   const std::string out = run_dir + "/pairs.jsonl";
   CommandResult exported = RunCommand(base + " export-pairs --iteration 1 --output " + out);

@@ -28,10 +28,13 @@ inline std::string WordFromSeed(uint64_t seed, int length) {
 class ScriptedModel : public LoopModel {
  public:
   explicit ScriptedModel(int delay_ms = 0) : delay_ms_(delay_ms) {}
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  // Chat-formats a user message as "[...]" (raw requests are used as they are).
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig&,
                                                      const std::vector<uint64_t>& seeds) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
+    std::vector<std::string> prompts;
+    for (const std::string& t : texts) prompts.push_back(format == PromptFormat::kChat ? "[" + t + "]" : t);
     static const std::regex kJudge(R"(Task: Reverse the word: (\w+)\nAnswer: (\w*)\n)");
     static const std::regex kAsk(R"(^\[Reverse the word: (\w+)\]$)");
     std::vector<GeneratedText> out;
@@ -72,7 +75,6 @@ class ScriptedBackend : public WorkerBackend {
   // Delays make the phases last long enough for fault tests to strike inside them.
   explicit ScriptedBackend(int rank, int generate_delay_ms = 0, int train_delay_ms = 0)
       : rank_(rank), generate_delay_ms_(generate_delay_ms), train_delay_ms_(train_delay_ms) {}
-  absl::StatusOr<std::string> FormatChat(const std::string& m) override { return "[" + m + "]"; }
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
     loaded_dirs.push_back(dir);
     return std::make_unique<ScriptedModel>(generate_delay_ms_);

@@ -43,7 +43,8 @@ absl::StatusOr<Sequence> TokenizeLine(const nlohmann::json& line, const Tokenize
     }
     if (tokenizer == nullptr) return absl::FailedPreconditionError("text input needs a tokenizer in the model directory");
     SRLM_ASSIGN_OR_RETURN(seq.ids, EncodeChatPrompt(*tokenizer, flags.chat_template, line["prompt"].get<std::string>()));
-    SRLM_ASSIGN_OR_RETURN(response, tokenizer->Encode(line["response"].get<std::string>()));
+    // Literal, as the trainer encodes responses (TokenizerTextEncoder::EncodeResponse).
+    SRLM_ASSIGN_OR_RETURN(response, tokenizer->EncodeLiteral(line["response"].get<std::string>()));
     if (!flags.no_end_token) {
       std::optional<int32_t> end;
       const std::string turn_end = ChatTurnEnd(flags.chat_template);

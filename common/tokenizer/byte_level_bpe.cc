@@ -262,14 +262,15 @@ std::optional<int32_t> ByteLevelBpeTokenizer::TokenToId(std::string_view token) 
   return it->second;
 }
 
-bool ByteLevelBpeTokenizer::FindAddedToken(std::string_view text, size_t from, size_t* start, size_t* end,
-                                           int32_t* id) const {
+bool ByteLevelBpeTokenizer::FindAddedToken(std::string_view text, size_t from, const std::vector<TextSpan>& literal,
+                                           size_t* start, size_t* end, int32_t* id) const {
   for (size_t pos = from; pos < text.size(); ++pos) {
     const std::vector<size_t>& candidates = added_by_first_byte_[static_cast<unsigned char>(text[pos])];
     const AddedToken* best = nullptr;
     for (size_t index : candidates) {
       const AddedToken& t = added_tokens_[index];
       if (text.compare(pos, t.content.size(), t.content) != 0) continue;
+      if (t.special && OverlapsTextSpans(pos, pos + t.content.size(), literal)) continue;
       if (t.single_word) {
         char32_t c;
         if (pos > 0 && (utf8::DecodeAt(text, PreviousCharStart(text, pos), &c), IsWordChar(c))) continue;
@@ -305,13 +306,21 @@ bool ByteLevelBpeTokenizer::FindAddedToken(std::string_view text, size_t from, s
 }
 
 absl::StatusOr<std::vector<int32_t>> ByteLevelBpeTokenizer::Encode(std::string_view text) const {
+  return Encode(text, {});
+}
+
+// The text is split at the added tokens found (special ones only outside the literal spans); each run
+// between them is encoded alone, exactly as when no spans are given.
+absl::StatusOr<std::vector<int32_t>> ByteLevelBpeTokenizer::Encode(std::string_view text,
+                                                                   const std::vector<TextSpan>& literal) const {
   SRLM_RETURN_IF_ERROR(utf8::Validate(text));
+  SRLM_RETURN_IF_ERROR(CheckTextSpans(text.size(), literal));
   std::vector<int32_t> ids;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t start, end;
     int32_t id;
-    if (!FindAddedToken(text, pos, &start, &end, &id)) {
+    if (!FindAddedToken(text, pos, literal, &start, &end, &id)) {
       SRLM_RETURN_IF_ERROR(EncodeSegment(text.substr(pos), &ids));
       break;
     }

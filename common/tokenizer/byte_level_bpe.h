@@ -35,6 +35,8 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   static bool LooksByteLevel(const std::string& json_text);
 
   absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const override;
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
+                                              const std::vector<TextSpan>& literal) const override;
   absl::StatusOr<std::string> Decode(const std::vector<int32_t>& ids) const override;
   int32_t bos_id() const override { return bos_id_; }
   int32_t eos_id() const override { return eos_id_; }
@@ -48,8 +50,10 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   absl::Status EncodeSegment(std::string_view segment, std::vector<int32_t>* ids) const;
   void EncodeWord(const std::string& word, std::vector<int32_t>* ids) const;
   std::vector<int32_t> MergeWord(const std::string& word) const;
-  // Finds the leftmost(-longest) added token in text[from:]; returns false when none.
-  bool FindAddedToken(std::string_view text, size_t from, size_t* start, size_t* end, int32_t* id) const;
+  // Finds the leftmost(-longest) added token in text[from:], leaving out special tokens whose text
+  // overlaps a `literal` span; returns false when none.
+  bool FindAddedToken(std::string_view text, size_t from, const std::vector<TextSpan>& literal, size_t* start,
+                      size_t* end, int32_t* id) const;
 
   absl::flat_hash_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;

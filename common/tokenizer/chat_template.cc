@@ -46,23 +46,39 @@ bool IsKnownChatTemplate(const std::string& name) {
   return absl::c_linear_search(ChatTemplateNames(), name);
 }
 
-absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message) {
-  if (template_name == "plain") return user_message;
-  if (template_name == "llama2") {
+absl::StatusOr<FormattedChatPrompt> FormatChatPromptWithSpan(const std::string& template_name,
+                                                             const std::string& user_message) {
+  std::string prefix, message, suffix;
+  if (template_name == "plain") {
+    message = user_message;
+  } else if (template_name == "llama2") {
     // {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}
-    return absl::StrCat("[INST] ", PythonStrip(user_message), " [/INST]");
-  }
-  if (template_name == "llama3") {
+    prefix = "[INST] ";
+    message = PythonStrip(user_message);
+    suffix = " [/INST]";
+  } else if (template_name == "llama3") {
     // '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + content | trim + '<|eot_id|>', then the
     // generation prompt '<|start_header_id|>assistant<|end_header_id|>\n\n'.
-    return absl::StrCat("<|start_header_id|>user<|end_header_id|>\n\n", PythonStrip(user_message),
-                        "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    prefix = "<|start_header_id|>user<|end_header_id|>\n\n";
+    message = PythonStrip(user_message);
+    suffix = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+  } else if (template_name == "chatml") {
+    prefix = "<|im_start|>user\n";
+    message = user_message;
+    suffix = "<|im_end|>\n<|im_start|>assistant\n";
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown chat template '", template_name, "' (expected plain, llama2, llama3 or chatml)"));
   }
-  if (template_name == "chatml") {
-    return absl::StrCat("<|im_start|>user\n", user_message, "<|im_end|>\n<|im_start|>assistant\n");
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown chat template '", template_name, "' (expected plain, llama2, llama3 or chatml)"));
+  FormattedChatPrompt out;
+  out.message = {prefix.size(), prefix.size() + message.size()};
+  out.text = absl::StrCat(prefix, message, suffix);
+  return out;
+}
+
+absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message) {
+  SRLM_ASSIGN_OR_RETURN(FormattedChatPrompt prompt, FormatChatPromptWithSpan(template_name, user_message));
+  return std::move(prompt.text);
 }
 
 std::string ChatTurnEnd(const std::string& template_name) {
@@ -85,8 +101,8 @@ std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::str
 
 absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,
                                                       const std::string& user_message) {
-  SRLM_ASSIGN_OR_RETURN(std::string prompt, FormatChatPrompt(template_name, user_message));
-  SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(prompt));
+  SRLM_ASSIGN_OR_RETURN(FormattedChatPrompt prompt, FormatChatPromptWithSpan(template_name, user_message));
+  SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(prompt.text, {prompt.message}));
   if (tokenizer.bos_id() >= 0) ids.insert(ids.begin(), tokenizer.bos_id());
   return ids;
 }

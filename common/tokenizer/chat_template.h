@@ -21,6 +21,14 @@ namespace srlm {
 // give InvalidArgument.
 absl::StatusOr<std::string> FormatChatPrompt(const std::string& template_name, const std::string& user_message);
 
+// FormatChatPrompt's text and where the (stripped) user message lies in it.
+struct FormattedChatPrompt {
+  std::string text;
+  TextSpan message;
+};
+absl::StatusOr<FormattedChatPrompt> FormatChatPromptWithSpan(const std::string& template_name,
+                                                             const std::string& user_message);
+
 // The text that ends an assistant turn ("<|eot_id|>", "<|im_end|>", "</s>"); "" for plain (EOS ends it).
 std::string ChatTurnEnd(const std::string& template_name);
 
@@ -35,7 +43,10 @@ bool IsKnownChatTemplate(const std::string& template_name);
 // "<|eot_id|>" never shows up in decoded text.
 std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::string& template_name);
 
-// bos_id() (when >= 0) followed by Encode(FormatChatPrompt(template_name, user_message)).
+// bos_id() (when >= 0) followed by the ids of FormatChatPrompt(template_name, user_message), where special
+// tokens are matched only in the template's own text: the message is a literal span (Tokenizer::Encode
+// with spans), so a message that writes "<|im_end|>" cannot end its turn or open another. A message with
+// no special-token text gets the ids of Encode(FormatChatPrompt(...)).
 absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer, const std::string& template_name,
                                                       const std::string& user_message);
 

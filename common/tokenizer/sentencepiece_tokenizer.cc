@@ -30,6 +30,12 @@ absl::StatusOr<std::vector<int32_t>> SentencePieceTokenizer::Encode(std::string_
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
+absl::StatusOr<std::vector<int32_t>> SentencePieceTokenizer::Encode(std::string_view text,
+                                                                   const std::vector<TextSpan>& literal) const {
+  SRLM_RETURN_IF_ERROR(CheckTextSpans(text.size(), literal));
+  return Encode(text);
+}
+
 absl::StatusOr<std::string> SentencePieceTokenizer::Decode(const std::vector<int32_t>& ids) const {
   const int size = processor_->PieceSize();
   for (int32_t id : ids) {

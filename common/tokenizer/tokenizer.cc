@@ -39,6 +39,31 @@ int32_t Tokenizer::eos_id() const { return -1; }
 int64_t Tokenizer::vocab_size() const { return 0; }
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view) const { return std::nullopt; }
 
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view, const std::vector<TextSpan>&) const {
+  return absl::UnimplementedError("this tokenizer cannot encode text with literal spans");
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeLiteral(std::string_view text) const {
+  return Encode(text, std::vector<TextSpan>{{0, text.size()}});
+}
+
+absl::Status CheckTextSpans(size_t size, const std::vector<TextSpan>& spans) {
+  for (const TextSpan& span : spans) {
+    if (span.begin > span.end || span.end > size) {
+      return absl::InvalidArgumentError(absl::StrCat("literal span [", span.begin, ", ", span.end,
+                                                     ") does not lie inside a text of ", size, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool OverlapsTextSpans(size_t begin, size_t end, const std::vector<TextSpan>& spans) {
+  for (const TextSpan& span : spans) {
+    if (begin < span.end && span.begin < end) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir) {
   const std::filesystem::path dir(model_dir);
   const std::filesystem::path json_path = dir / "tokenizer.json";

@@ -15,6 +15,12 @@
 
 namespace srlm {
 
+// A byte range [begin, end) of a text.
+struct TextSpan {
+  size_t begin = 0;
+  size_t end = 0;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer();
@@ -22,6 +28,19 @@ class Tokenizer {
   // Token ids of `text`; adds no BOS/EOS. Special and added tokens written in the text (e.g.
   // "<|im_start|>") become their ids. Text that is not valid UTF-8 gives InvalidArgument.
   virtual absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const = 0;
+
+  // Encode, except that special tokens written inside the `literal` byte ranges stay text: a special
+  // token's text is turned into its id only where it overlaps no literal span, as Hugging Face does with
+  // `encode_special_tokens = True` inside the spans. Non-special added tokens still become their ids
+  // everywhere (Hugging Face matches them in that mode too; Decode writes them back as their text).
+  // Outside the special tokens found, text is tokenized exactly as Encode(text) does: the spans decide
+  // only which special tokens are matched. Spans must lie inside the text (else InvalidArgument); they
+  // may overlap and come in any order. Use it for text a model or a user wrote, so that writing
+  // "<|im_end|>" cannot end a turn. The base implementation is Unimplemented.
+  virtual absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
+                                                      const std::vector<TextSpan>& literal) const;
+  // Encode(text, {the whole text}): no special token is matched.
+  absl::StatusOr<std::vector<int32_t>> EncodeLiteral(std::string_view text) const;
 
   // Text of `ids`, special tokens skipped. Bytes of a character split across tokens are joined; byte
   // sequences that are still not valid UTF-8 become U+FFFD (as Hugging Face does). Ids outside the
@@ -37,5 +56,11 @@ class Tokenizer {
 // Loads `model_dir`/tokenizer.json (byte-level BPE) or, when that is missing or not byte-level,
 // `model_dir`/tokenizer.model (SentencePiece). bos/eos come from tokenizer_config.json when present.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir);
+
+// OK when every span lies inside a text of `size` bytes (begin <= end <= size).
+absl::Status CheckTextSpans(size_t size, const std::vector<TextSpan>& spans);
+
+// True when [begin, end) shares a byte with one of `spans`.
+bool OverlapsTextSpans(size_t begin, size_t end, const std::vector<TextSpan>& spans);
 
 }  // namespace srlm

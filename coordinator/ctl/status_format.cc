@@ -95,6 +95,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
                           w.rank(), w.worker_id(), w.hostname(), w.device(),
                           FormatDuration((now_ms - w.last_heartbeat_unix_ms()) / 1000.0), w.tokens_per_second(),
                           w.shards_submitted(), w.leases_held());
+    if (!w.activity().empty()) {
+      absl::StrAppendFormat(&out, "           %s (last progress %s ago)\n", w.activity(),
+                            FormatDuration(w.activity_seconds()));
+    }
   }
   return out;
 }
@@ -137,7 +141,8 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                             {"device", w.device()}, {"last_heartbeat_unix_ms", w.last_heartbeat_unix_ms()},
                             {"tokens_per_second", w.tokens_per_second()},
                             {"tokens_generated", w.tokens_generated()},
-                            {"shards_submitted", w.shards_submitted()}, {"leases_held", w.leases_held()}});
+                            {"shards_submitted", w.shards_submitted()}, {"leases_held", w.leases_held()},
+                            {"activity", w.activity()}, {"activity_seconds", w.activity_seconds()}});
   }
   j["committed_iterations"] = nlohmann::json::array();
   for (const v1::IterationSummary& it : status.committed_iterations()) {

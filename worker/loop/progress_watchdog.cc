@@ -31,6 +31,11 @@ bool ProgressWatchdog::fired() const {
   return fired_;
 }
 
+ProgressWatchdog::Snapshot ProgressWatchdog::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {activity_, std::chrono::duration<double>(Clock::now() - last_progress_).count()};
+}
+
 void ProgressWatchdog::Watch() {
   const auto window = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stall_seconds_));
   std::unique_lock<std::mutex> lock(mu_);

@@ -30,6 +30,12 @@ class ProgressWatchdog {
   void Progress(std::string activity);
   // Whether on_stall has been called.
   bool fired() const;
+  // The last activity and the seconds since the last Progress() (the heartbeat reports both).
+  struct Snapshot {
+    std::string activity;
+    double seconds_since_progress = 0;
+  };
+  Snapshot Current() const;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -62,6 +62,18 @@ TEST(ProgressWatchdogTest, SteadyProgressNeverFires) {
   EXPECT_NE(calls.descriptions[0].find("while step 29"), std::string::npos) << calls.descriptions[0];
 }
 
+TEST(ProgressWatchdogTest, CurrentNamesTheActivityAndItsAge) {
+  ProgressWatchdog watchdog(0, nullptr);  // off: still tracks what the worker does, for heartbeats
+  watchdog.Progress("loading model /m");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ProgressWatchdog::Snapshot now = watchdog.Current();
+  EXPECT_EQ(now.activity, "loading model /m");
+  EXPECT_GE(now.seconds_since_progress, 0.2);
+  EXPECT_LT(now.seconds_since_progress, 2.0);
+  watchdog.Progress("step 1");
+  EXPECT_LT(watchdog.Current().seconds_since_progress, 0.1);
+}
+
 TEST(ProgressWatchdogTest, ZeroSecondsOrNoHandlerIsOff) {
   Calls calls;
   {

@@ -59,7 +59,8 @@ absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,
   }
   SamplingConfig sampling = config.prompts.sampling;
   sampling.stop.push_back(SelfInstructStop());
-  SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> outputs, model.Generate(requests, sampling, seeds));
+  SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> outputs,
+                        model.Generate(requests, PromptFormat::kRaw, sampling, seeds));
   SRLM_RETURN_IF_ERROR(CheckCount(outputs, requests.size(), "self-instruct"));
   v1::PromptsResult result;
   for (const GeneratedText& out : outputs) {
@@ -79,17 +80,15 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
   v1::GenerateResult result;
   for (int p = 0; p < shard.prompts_size(); ++p) {
     const v1::PoolPrompt& pool_prompt = shard.prompts(p);
-    SRLM_ASSIGN_OR_RETURN(std::string chat_prompt, ctx.format_chat(pool_prompt.text()));
-
-    // 1. N candidates.
-    std::vector<std::string> requests(static_cast<size_t>(n), chat_prompt);
+    // 1. N candidates. Every request is a user message; the model applies the chat template.
+    std::vector<std::string> requests(static_cast<size_t>(n), pool_prompt.text());
     std::vector<uint64_t> seeds;
     const int64_t text_hash = TextHash(pool_prompt.text());
     for (int64_t c = 0; c < n; ++c) {
       seeds.push_back(DeriveSeed(ctx.run_seed, {kCandidate, ctx.iteration, text_hash, c}));
     }
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> candidates,
-                          model.Generate(requests, config.generate.sampling, seeds));
+                          model.Generate(requests, PromptFormat::kChat, config.generate.sampling, seeds));
     SRLM_RETURN_IF_ERROR(CheckCount(candidates, requests.size(), "candidates"));
     v1::PromptResult* out = result.add_results();
     out->set_prompt_id(pool_prompt.prompt_id());
@@ -105,16 +104,14 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     std::vector<std::string> judge_requests;
     seeds.clear();
     for (int64_t c = 0; c < n; ++c) {
-      SRLM_ASSIGN_OR_RETURN(std::string judge_prompt,
-                            ctx.format_chat(ctx.judge_template->Render(pool_prompt.text(),
-                                                                       candidates[c].text)));
+      const std::string judge_prompt = ctx.judge_template->Render(pool_prompt.text(), candidates[c].text);
       for (int64_t j = 0; j < k; ++j) {
         judge_requests.push_back(judge_prompt);
         seeds.push_back(DeriveSeed(ctx.run_seed, {kJudge, ctx.iteration, text_hash, c, j}));
       }
     }
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> judgements,
-                          model.Generate(judge_requests, config.judge.sampling, seeds));
+                          model.Generate(judge_requests, PromptFormat::kChat, config.judge.sampling, seeds));
     SRLM_RETURN_IF_ERROR(CheckCount(judgements, judge_requests.size(), "judgements"));
 
     // 3. Mean scores and the pair. A judgement whose judge prompt did not fit the context has no
@@ -156,7 +153,7 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
 
     // 4. Reference log-probabilities under M_t (the DPO reference).
     SRLM_ASSIGN_OR_RETURN(std::vector<ScoredResponse> ref,
-                          model.ScoreResponses(chat_prompt, {pair.pair->chosen, pair.pair->rejected}));
+                          model.ScoreResponses(pool_prompt.text(), {pair.pair->chosen, pair.pair->rejected}));
     SRLM_RETURN_IF_ERROR(CheckCount(ref, 2, "reference log-probabilities"));
     if (!ref[0].fits_context || !ref[1].fits_context) {  // re-tokenized longer than it was sampled
       out->set_drop_reason(v1::DROP_REASON_TOO_LONG);

@@ -7,7 +7,6 @@
 // (another worker, after a crash) produces the same result. Not thread-safe (uses one LoopModel).
 #pragma once
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,15 +18,11 @@
 
 namespace srlm {
 
-// Turns one user message into the full prompt text (the run's chat template).
-using ChatFormatter = std::function<absl::StatusOr<std::string>(const std::string& user_message)>;
-
 struct ShardContext {
   const RunConfig* config = nullptr;
   const std::vector<std::string>* ift_prompts = nullptr;  // the pool of few-shot examples
   const JudgeTemplate* judge_template = nullptr;
   const JudgeScoreParser* score_parser = nullptr;
-  ChatFormatter format_chat;
   // Candidates and judgements are seeded by (run_seed, iteration, prompt text), not by the shard:
   // the pool's order (hence which shard holds a prompt) can differ between runs that submitted in
   // another order, and a prompt must still get the same samples.

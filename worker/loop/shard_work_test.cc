@@ -14,17 +14,23 @@
 namespace srlm {
 namespace {
 
-// "Add: a + b" -> candidates "a+b" (seed even) or "a+b+1" (seed odd). Judge prompts (rendered from
-// "T:{prompt}|A:{response}" and wrapped as "<u>...</u>") are scored "Score: 5" when the answer is
+// "Add: a + b" -> candidates "a+b" (seed even) or "a+b+1" (seed odd). Its chat template wraps a user
+// message as "<u>...</u>"; raw requests are used as they are. Judge prompts (rendered from
+// "T:{prompt}|A:{response}", then chat-formatted) are scored "Score: 5" when the answer is
 // right, "Score: 1" when wrong, and "no idea" when the judge seed is divisible by 7 (unparsable).
 // Self-instruct requests are answered with "Add: <seed % 10> + 1\n###".
 class ScriptedModel : public LoopModel {
  public:
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  static std::string Format(const std::string& text, PromptFormat format) {
+    return format == PromptFormat::kChat ? "<u>" + text + "</u>" : text;
+  }
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
     ++generate_calls;
     last_stop = sampling.stop;
+    std::vector<std::string> prompts;
+    for (const std::string& t : texts) prompts.push_back(Format(t, format));
     std::vector<GeneratedText> out;
     static const std::regex kJudge(R"(<u>T:Add: (\d+) \+ (\d+)\|A:(-?\d+)</u>)");
     static const std::regex kAsk(R"(<u>Add: (\d+) \+ (\d+)</u>)");
@@ -50,7 +56,8 @@ class ScriptedModel : public LoopModel {
     return out;
   }
   absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
-      const std::string& prompt, const std::vector<std::string>& responses) override {
+      const std::string& user_message, const std::vector<std::string>& responses) override {
+    scored_messages.push_back(user_message);
     std::vector<ScoredResponse> out;
     for (const auto& r : responses) {
       out.push_back({-0.5 * static_cast<double>(r.size()), static_cast<int64_t>(r.size()) + 1});
@@ -59,6 +66,7 @@ class ScriptedModel : public LoopModel {
   }
   int generate_calls = 0;
   std::vector<std::string> last_stop;
+  std::vector<std::string> scored_messages;  // ScoreResponses gets the user message, not a formatted prompt
 };
 
 class ShardWorkTest : public ::testing::Test {
@@ -74,9 +82,6 @@ class ShardWorkTest : public ::testing::Test {
     ctx_.ift_prompts = &ift_;
     ctx_.judge_template = templ_.get();
     ctx_.score_parser = parser_.get();
-    ctx_.format_chat = [](const std::string& m) -> absl::StatusOr<std::string> {
-      return "<u>" + m + "</u>";
-    };
   }
   v1::GenerateShard Shard(uint64_t seed) {
     v1::GenerateShard shard;
@@ -134,6 +139,10 @@ TEST_F(ShardWorkTest, GenerateShardPairsRightOverWrongWithReferenceLogprobs) {
   EXPECT_EQ(pairs + ties, 6);
   EXPECT_GT(pairs, 0);
   EXPECT_GT(unparsable, 0);  // about 1 in 7 judge seeds
+  ASSERT_EQ(model.scored_messages.size(), static_cast<size_t>(pairs));
+  for (const std::string& m : model.scored_messages) {
+    EXPECT_TRUE(std::regex_match(m, std::regex(R"(Add: \d \+ \d+)"))) << m;
+  }
 }
 
 TEST_F(ShardWorkTest, SamplesDependOnRunSeedIterationAndPromptNotOnShardPlacement) {
@@ -179,28 +188,30 @@ class ShortContextModel : public ScriptedModel {
  public:
   ShortContextModel(size_t generate_limit, size_t score_limit)
       : generate_limit_(generate_limit), score_limit_(score_limit) {}
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
     std::vector<std::string> fitting;
     std::vector<uint64_t> fitting_seeds;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      if (prompts[i].size() > generate_limit_) continue;
-      fitting.push_back(prompts[i]);
+    auto too_long = [&](const std::string& text) { return Format(text, format).size() > generate_limit_; };
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (too_long(texts[i])) continue;
+      fitting.push_back(texts[i]);
       fitting_seeds.push_back(seeds[i]);
     }
-    auto generated = ScriptedModel::Generate(fitting, sampling, fitting_seeds);
+    auto generated = ScriptedModel::Generate(fitting, format, sampling, fitting_seeds);
     if (!generated.ok()) return generated.status();
     std::vector<GeneratedText> out;
-    for (size_t i = 0, k = 0; i < prompts.size(); ++i) {
-      out.push_back(prompts[i].size() > generate_limit_ ? GeneratedText{"", 0, "context"} : (*generated)[k++]);
+    for (size_t i = 0, k = 0; i < texts.size(); ++i) {
+      out.push_back(too_long(texts[i]) ? GeneratedText{"", 0, "context"} : (*generated)[k++]);
     }
     return out;
   }
   absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
-      const std::string& prompt, const std::vector<std::string>& responses) override {
-    auto scored = ScriptedModel::ScoreResponses(prompt, responses);
+      const std::string& user_message, const std::vector<std::string>& responses) override {
+    auto scored = ScriptedModel::ScoreResponses(user_message, responses);
     if (!scored.ok()) return scored.status();
+    const std::string prompt = Format(user_message, PromptFormat::kChat);
     for (size_t i = 0; i < responses.size(); ++i) {
       if (prompt.size() + responses[i].size() > score_limit_) (*scored)[i] = {0.0, 9, false};
     }
@@ -273,10 +284,10 @@ TEST_F(ShardWorkTest, PromptsShardParsesNewPromptsAndStopsAtMarker) {
 // Self-instruct outputs cut off by max_new_tokens (no end marker) are unfinished tasks: dropped.
 class TruncatingModel : public ScriptedModel {
  public:
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
-    auto out = ScriptedModel::Generate(prompts, sampling, seeds);
+    auto out = ScriptedModel::Generate(texts, format, sampling, seeds);
     if (!out.ok()) return out;
     for (size_t i = 0; i < out->size(); ++i) {
       if (seeds[i] % 2 == 1) {

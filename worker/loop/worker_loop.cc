@@ -45,11 +45,13 @@ absl::StatusOr<std::vector<std::string>> ReadIftPrompts(const std::string& path)
   return prompts;
 }
 
-// Calls Heartbeat every `period` seconds until destroyed. Keeps the latest model_dir it heard of.
+// Calls Heartbeat every `period` seconds until destroyed, with the worker's counters and what its
+// work thread is doing (the watchdog's last activity and how long ago it made progress).
 class HeartbeatThread {
  public:
-  HeartbeatThread(CoordinatorLink& link, std::string worker_id, double period_seconds)
-      : link_(link), worker_id_(std::move(worker_id)), period_(period_seconds) {
+  HeartbeatThread(CoordinatorLink& link, std::string worker_id, double period_seconds,
+                  const ProgressWatchdog& watchdog)
+      : link_(link), worker_id_(std::move(worker_id)), period_(period_seconds), watchdog_(watchdog) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~HeartbeatThread() {
@@ -77,6 +79,9 @@ class HeartbeatThread {
       request.mutable_stats()->set_prompts_processed(prompts_);
       request.mutable_stats()->set_tokens_per_second(static_cast<double>(tokens_) /
                                                      std::max(1e-9, SecondsSince(start)));
+      ProgressWatchdog::Snapshot work = watchdog_.Current();
+      request.mutable_stats()->set_activity(std::move(work.activity));
+      request.mutable_stats()->set_seconds_since_progress(work.seconds_since_progress);
       lock.unlock();
       auto response = link_.Heartbeat(request);
       if (!response.ok()) SRLM_LOG(WARNING) << "heartbeat failed: " << response.status();
@@ -86,6 +91,7 @@ class HeartbeatThread {
   CoordinatorLink& link_;
   const std::string worker_id_;
   const double period_;
+  const ProgressWatchdog& watchdog_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -98,16 +104,16 @@ class WatchedModel : public LoopModel {
  public:
   WatchedModel(LoopModel& model, ProgressWatchdog& watchdog, std::string unit)
       : model_(model), watchdog_(watchdog), unit_(std::move(unit)) {}
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
-    watchdog_.Progress(absl::StrCat(unit_, ": sampling ", prompts.size(), " sequence(s)"));
-    return model_.Generate(prompts, sampling, seeds);
+    watchdog_.Progress(absl::StrCat(unit_, ": sampling ", texts.size(), " sequence(s)"));
+    return model_.Generate(texts, format, sampling, seeds);
   }
-  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(const std::string& prompt,
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(const std::string& user_message,
                                                              const std::vector<std::string>& responses) override {
     watchdog_.Progress(absl::StrCat(unit_, ": scoring ", responses.size(), " response(s)"));
-    return model_.ScoreResponses(prompt, responses);
+    return model_.ScoreResponses(user_message, responses);
   }
 
  private:
@@ -191,7 +197,8 @@ absl::Status Worker::Register() {
                  << reg.iteration() << ", phase " << v1::Phase_Name(reg.phase()) << ", model "
                  << reg.model_dir() << ")";
   heartbeat_ = std::make_unique<HeartbeatThread>(
-      link_, worker_id_, reg.heartbeat_seconds() > 0 ? reg.heartbeat_seconds() : config_.coordinator.heartbeat_seconds);
+      link_, worker_id_, reg.heartbeat_seconds() > 0 ? reg.heartbeat_seconds() : config_.coordinator.heartbeat_seconds,
+      watchdog_);
   return absl::OkStatus();
 }
 
@@ -225,8 +232,7 @@ absl::StatusOr<std::optional<v1::SubmitShardResponse>> Worker::Submit(v1::Submit
 absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
   const auto start = Clock::now();
   SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
-  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
-                   [this](const std::string& m) { return backend_.FormatChat(m); }};
+  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get()};
   WatchedModel model(*model_, watchdog_, absl::StrCat("PROMPTS shard ", lease.lease().lease_id()));
   SRLM_ASSIGN_OR_RETURN(v1::PromptsResult result, RunPromptsShard(lease.prompts(), ctx, model));
   v1::SubmitShardRequest request;
@@ -253,8 +259,7 @@ absl::Status Worker::DoPromptsShard(const v1::LeaseShardResponse& lease) {
 absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   const auto start = Clock::now();
   SRLM_RETURN_IF_ERROR(EnsureModel(current_model_dir_));
-  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(),
-                   [this](const std::string& m) { return backend_.FormatChat(m); }, run_seed_,
+  ShardContext ctx{&config_, &ift_prompts_, judge_template_.get(), score_parser_.get(), run_seed_,
                    lease.iteration()};
   WatchedModel model(*model_, watchdog_, absl::StrCat("GENERATE shard ", lease.lease().lease_id()));
   SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, model));

@@ -60,8 +60,6 @@ class WorkerBackend {
   // COLLECTIVE: called once on every rank with the run's configuration (from the coordinator at
   // registration), before any other call.
   virtual absl::Status Configure(const RunConfig& config) { return absl::OkStatus(); }
-  // The run's chat template applied to one user message.
-  virtual absl::StatusOr<std::string> FormatChat(const std::string& user_message) = 0;
   // M_t for generation, judging and reference log-probabilities. Not collective.
   virtual absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& model_dir) = 0;
   // COLLECTIVE: every rank calls it for the same iteration. Trains from `model_dir` on the run's

@@ -20,9 +20,12 @@ namespace {
 class EchoModel : public LoopModel {
  public:
   explicit EchoModel(std::string dir) : dir_(std::move(dir)) {}
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  // Chat-formats a user message as "[...]" (raw requests are used as they are).
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig&,
                                                      const std::vector<uint64_t>& seeds) override {
+    std::vector<std::string> prompts;
+    for (const std::string& t : texts) prompts.push_back(format == PromptFormat::kChat ? "[" + t + "]" : t);
     std::vector<GeneratedText> out;
     for (size_t i = 0; i < prompts.size(); ++i) {
       GeneratedText g;
@@ -49,7 +52,6 @@ class EchoModel : public LoopModel {
 
 class RecordingBackend : public WorkerBackend {
  public:
-  absl::StatusOr<std::string> FormatChat(const std::string& m) override { return "[" + m + "]"; }
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
     loaded.push_back(dir);
     return std::make_unique<EchoModel>(dir);
@@ -90,6 +92,7 @@ class FakeCoordinator : public CoordinatorLink {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++heartbeats;
+    activities.push_back({r.stats().activity(), r.stats().seconds_since_progress()});
     return v1::HeartbeatResponse();
   }
   absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest&) override {
@@ -177,6 +180,12 @@ class FakeCoordinator : public CoordinatorLink {
   }
   std::vector<std::string> log;
   int heartbeats = 0;
+  // What each heartbeat said the worker was doing, and how long since it made progress.
+  std::vector<std::pair<std::string, double>> Activities() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return activities;
+  }
+  std::vector<std::pair<std::string, double>> activities;
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
 
  private:
@@ -267,11 +276,11 @@ TEST(WorkerLoopTest, RefusedSubmissionIsDroppedAndTheWorkerGoesOn) {
 class HangingModel : public EchoModel {
  public:
   HangingModel(std::string dir, std::atomic<bool>* release) : EchoModel(std::move(dir)), release_(release) {}
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
     while (!release_->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return EchoModel::Generate(prompts, sampling, seeds);
+    return EchoModel::Generate(texts, format, sampling, seeds);
   }
 
  private:
@@ -309,6 +318,12 @@ TEST(WorkerLoopTest, HungWorkTripsTheWatchdogWithTheShardItHangsIn) {
   auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
+  // Heartbeats (every 50 ms here) told the coordinator where the worker hung, and for how long.
+  double longest = 0;
+  for (const auto& [activity, seconds] : coordinator.Activities()) {
+    if (activity == "PROMPTS shard L-prompts: sampling 3 sequence(s)") longest = std::max(longest, seconds);
+  }
+  EXPECT_GE(longest, 0.2);
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_EQ(stalls.size(), 1u);  // once per worker, however long the rest takes
   EXPECT_NE(stalls[0].find("while PROMPTS shard L-prompts: sampling 3 sequence(s)"), std::string::npos)

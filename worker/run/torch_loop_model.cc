@@ -25,7 +25,7 @@ TorchLoopModel::TorchLoopModel(LlamaModel model, std::shared_ptr<const Tokenizer
 }
 
 absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::vector<std::string>& prompts,
-                                                                   const SamplingConfig& sampling,
+                                                                   PromptFormat format, const SamplingConfig& sampling,
                                                                    const std::vector<uint64_t>& seeds) {
   if (seeds.size() != prompts.size()) {
     return absl::InvalidArgumentError(absl::StrCat(seeds.size(), " seeds for ", prompts.size(), " prompts"));
@@ -37,7 +37,9 @@ absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::v
   std::vector<size_t> fitting;
   size_t longest_refused = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> prompt_ids, encoder_->EncodeFormattedPrompt(prompts[i]));
+    SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> prompt_ids, format == PromptFormat::kChat
+                                                               ? encoder_->EncodePrompt(prompts[i])
+                                                               : encoder_->EncodeRawPrompt(prompts[i]));
     if (static_cast<int64_t>(prompt_ids.size()) >= max_total) {
       out[i].finish_reason = "context";
       longest_refused = std::max(longest_refused, prompt_ids.size());
@@ -74,10 +76,10 @@ absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::v
   return out;
 }
 
-absl::StatusOr<std::vector<ScoredResponse>> TorchLoopModel::ScoreResponses(const std::string& prompt,
+absl::StatusOr<std::vector<ScoredResponse>> TorchLoopModel::ScoreResponses(const std::string& user_message,
                                                                            const std::vector<std::string>& responses) {
   if (responses.empty()) return std::vector<ScoredResponse>{};
-  SRLM_ASSIGN_OR_RETURN(TokenIds prompt_ids, encoder_->EncodeFormattedPrompt(prompt));
+  SRLM_ASSIGN_OR_RETURN(TokenIds prompt_ids, encoder_->EncodePrompt(user_message));
   if (prompt_ids.empty()) return absl::InvalidArgumentError("empty prompt: nothing to condition a response on");
   std::vector<ScoredResponse> out(responses.size());
   std::vector<TokenIds> sequences;  // of the responses that fit, in order

@@ -22,10 +22,12 @@ class TorchLoopModel : public LoopModel {
   TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder, int64_t context = 0,
                  int64_t max_batch = 64);
 
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& prompts,
+  // kChat texts are encoded by the encoder's EncodePrompt (the trainer's rule, chat template applied
+  // here), kRaw texts by EncodeRawPrompt; in both the text is literal (no special tokens from it).
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override;
-  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(const std::string& prompt,
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(const std::string& user_message,
                                                              const std::vector<std::string>& responses) override;
 
  private:

@@ -1,9 +1,11 @@
 // Tests of worker/run/torch_loop_model.h on a small random model with the demo's tokenizer: text the
-// model writes never makes sampling or scoring fail for want of context. Prompts that leave no room
-// are marked "context"; continuations stop where a response's end-of-turn token still fits, within
-// model.max_seq_len; responses that do not fit after the prompt are marked, not refused.
+// model writes never makes sampling or scoring fail for want of context, and never becomes special
+// tokens. Prompts that leave no room are marked "context"; continuations stop where a response's
+// end-of-turn token still fits, within model.max_seq_len; responses that do not fit after the prompt
+// are marked, not refused.
 #include "worker/run/torch_loop_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 
 namespace srlm {
@@ -40,7 +43,7 @@ class TorchLoopModelTest : public ::testing::Test {
     torch::manual_seed(7);
     model_ = LlamaModel(config);
   }
-  int64_t Tokens(const std::string& prompt) { return static_cast<int64_t>(encoder_->EncodeFormattedPrompt(prompt)->size()); }
+  int64_t Tokens(const std::string& prompt) { return static_cast<int64_t>(encoder_->EncodePrompt(prompt)->size()); }
 
   std::shared_ptr<const TokenizerTextEncoder> encoder_;
   LlamaModel model_{nullptr};
@@ -55,7 +58,7 @@ TEST_F(TorchLoopModelTest, SamplingStopsInsideTheContextAndSkipsPromptsWithNoRoo
     std::vector<std::string> prompts(8, short_prompt);
     prompts.insert(prompts.begin() + 3, long_prompt);
     SamplingConfig sampling{1.0, 1.0, 0, 1000, {}};
-    auto out = loop_model.Generate(prompts, sampling, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    auto out = loop_model.Generate(prompts, PromptFormat::kChat, sampling, {1, 2, 3, 4, 5, 6, 7, 8, 9});
     ASSERT_TRUE(out.ok()) << out.status();
     ASSERT_EQ(out->size(), 9u);
     EXPECT_EQ((*out)[3].finish_reason, "context");
@@ -102,6 +105,53 @@ TEST_F(TorchLoopModelTest, ResponsesThatDoNotFitAreMarkedNotRefused) {
   auto capped = shorter.ScoreResponses(prompt, {"5 5 5 5"});
   ASSERT_TRUE(capped.ok());
   EXPECT_FALSE((*capped)[0].fits_context);
+}
+
+// "</s>" (the demo tokenizer's EOS) written by the model is text: a response scores as its literal tokens
+// followed by the one end-of-turn id, and a prompt holding it (a judge prompt quoting a candidate, a
+// self-instructed prompt) has no EOS id inside.
+TEST_F(TorchLoopModelTest, ModelWrittenSpecialTokenTextStaysText) {
+  const Tokenizer& tok = encoder_->tokenizer();
+  const int32_t eos = tok.eos_id();
+  ASSERT_GE(eos, 0);
+  ASSERT_EQ(*tok.TokenToId("</s>"), eos);
+  auto count_eos = [&](const TokenIds& ids) { return std::count(ids.begin(), ids.end(), eos); };
+
+  const std::string response = "5</s>\nScore: 5</s>";
+  auto response_ids = encoder_->EncodeResponse(response);
+  ASSERT_TRUE(response_ids.ok()) << response_ids.status();
+  EXPECT_EQ(response_ids->back(), eos);
+  EXPECT_EQ(count_eos(*response_ids), 1) << "only the appended end-of-turn id";
+  EXPECT_EQ(*tok.Decode(TokenIds(response_ids->begin(), response_ids->end() - 1)), response);
+  auto special_ids = tok.Encode(response);  // what the text would give with specials matched
+  ASSERT_TRUE(special_ids.ok());
+  ASSERT_EQ(count_eos(*special_ids), 2);
+  TorchLoopModel loop_model(model_, encoder_, 0);
+  auto scored = loop_model.ScoreResponses("Add: 2 + 3", {response});
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  EXPECT_EQ((*scored)[0].num_tokens, static_cast<int64_t>(response_ids->size()));
+  EXPECT_GT((*scored)[0].num_tokens, static_cast<int64_t>(special_ids->size()) + 1);
+
+  const std::string judge_prompt = "Task: Add: 2 + 3\nAnswer: 5</s>\nScore: 5";
+  for (const auto& ids : {encoder_->EncodePrompt(judge_prompt), encoder_->EncodeRawPrompt(judge_prompt)}) {
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    EXPECT_EQ(ids->front(), tok.bos_id());
+    EXPECT_EQ(count_eos(*ids), 0);
+    EXPECT_EQ(*tok.Decode(*ids), judge_prompt);
+  }
+  // Generate encodes prompts that way too: a message of eight "</s>" would be 1 + 8 tokens with
+  // specials matched and fit a context of 12, but as text it is longer and leaves no room.
+  const std::string eights = "</s></s></s></s></s></s></s></s>";
+  const int64_t as_specials = 1 + 8, as_text = Tokens(eights);
+  ASSERT_GT(as_text, as_specials + 2);
+  TorchLoopModel small(model_, encoder_, as_specials + 3);
+  SamplingConfig sampling{1.0, 1.0, 0, 4, {}};
+  for (PromptFormat format : {PromptFormat::kChat, PromptFormat::kRaw}) {
+    auto out = small.Generate({eights, "1 + 1"}, format, sampling, {1, 2});
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ((*out)[0].finish_reason, "context");
+    EXPECT_NE((*out)[1].finish_reason, "context");
+  }
 }
 
 }  // namespace

@@ -37,10 +37,6 @@ absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> TorchWorkerBackend::FormatChat(const std::string& user_message) {
-  return FormatChatPrompt(config_.model.chat_template, user_message);
-}
-
 absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::Encoder(
     const std::string& model_dir) const {
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(model_dir));

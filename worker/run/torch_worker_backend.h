@@ -24,7 +24,6 @@ class TorchWorkerBackend : public WorkerBackend {
 
   // Creates the communicator (collective) and picks device and dtype from the run's model section.
   absl::Status Configure(const RunConfig& config) override;
-  absl::StatusOr<std::string> FormatChat(const std::string& user_message) override;
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& model_dir) override;
   absl::Status TrainSft(const RunConfig& config, const std::string& model_dir, const std::string& out_dir,
                         const TrainStepReporter& report) override;

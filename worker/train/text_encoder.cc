@@ -15,16 +15,16 @@ absl::StatusOr<TokenIds> TokenizerTextEncoder::EncodePrompt(const std::string& u
   return EncodeChatPrompt(*tokenizer_, template_, user_message);
 }
 
-absl::StatusOr<TokenIds> TokenizerTextEncoder::EncodeFormattedPrompt(const std::string& prompt_text) const {
+absl::StatusOr<TokenIds> TokenizerTextEncoder::EncodeRawPrompt(const std::string& prompt_text) const {
   TokenIds ids;
   if (tokenizer_->bos_id() >= 0) ids.push_back(tokenizer_->bos_id());
-  SRLM_ASSIGN_OR_RETURN(TokenIds text_ids, tokenizer_->Encode(prompt_text));
+  SRLM_ASSIGN_OR_RETURN(TokenIds text_ids, tokenizer_->EncodeLiteral(prompt_text));
   ids.insert(ids.end(), text_ids.begin(), text_ids.end());
   return ids;
 }
 
 absl::StatusOr<TokenIds> TokenizerTextEncoder::EncodeResponse(const std::string& response) const {
-  SRLM_ASSIGN_OR_RETURN(TokenIds ids, tokenizer_->Encode(response));
+  SRLM_ASSIGN_OR_RETURN(TokenIds ids, tokenizer_->EncodeLiteral(response));
   std::optional<int32_t> turn_end;
   if (!ChatTurnEnd(template_).empty()) turn_end = tokenizer_->TokenToId(ChatTurnEnd(template_));
   if (turn_end.has_value()) {
