@@ -2,8 +2,11 @@
 # The real worker end to end: `srlm-worker run` (libtorch model, tokenizer, Trainer over MPI) as 2
 # ranks under real mpirun, launched by deploy/mpirun/run.sh with the srlm-coordinator binary, on a
 # tiny model: SFT + 1 self-rewarding iteration. A random model never writes "Score: n", so the test
-# first teaches a tiny model the judge's output format with `srlm-worker sft` (2 ranks, EFT data);
-# its judgements then parse and pairs form. Checks: the status RPC reported every phase and the
+# first teaches a tiny model the judge's output format and the self-instruct task lists with
+# `srlm-worker sft` (2 ranks, the demo's EFT and pretraining data); its judgements then parse, its new
+# prompts end (a prompt cut off by max_new_tokens is dropped) and pairs form (11 with these seeds;
+# with EFT data alone the pool held judgement-like texts, every candidate was empty and 1 pair
+# formed). Checks: the status RPC reported every phase and the
 # counter advanced to DONE at iteration 2; the pairs file of iteration 1 exists and every pair in it
 # has a chosen score above its rejected score and finite reference log-probabilities; the new
 # checkpoint loads and generates (srlm-worker generate).
@@ -20,11 +23,12 @@ cleanup() { [[ -n "$RUN_PID" ]] && kill "$RUN_PID" 2>/dev/null; pkill -9 -f "$T/
 trap cleanup EXIT
 root_args=(); [[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
 
+cat "$DATA/eft.jsonl" "$DATA/pretrain.jsonl" >"$T/pretrain_mix.jsonl"
 "$WORKER" init-model --out "$T/random" --tokenizer-from "$DATA" --hidden-size 64 --intermediate-size 128 \
   --layers 2 --heads 4 --kv-heads 2 --max-position-embeddings 128 --tie-embeddings --seed 3 >"$T/init.log" 2>&1 \
   || fail "init-model"
 mpirun "${root_args[@]}" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$WORKER" sft --model "$T/random" \
-  --data "$DATA/eft.jsonl" --out "$T/judge" --steps 60 --batch-size 32 --micro-batch-size 32 --lr 1e-2 \
+  --data "$T/pretrain_mix.jsonl" --out "$T/judge" --steps 60 --batch-size 32 --micro-batch-size 32 --lr 1e-2 \
   --lr-schedule constant --dropout 0 >"$T/pretrain.log" 2>&1 || fail "pretraining the judge format"
 M0="$T/judge/checkpoint-60"
 [[ -f "$M0/config.json" ]] || fail "no pretrained checkpoint"

@@ -210,5 +210,20 @@ TEST_F(TrainerProcessTest, OneFailingRankEndsTheWholeJob) {
   EXPECT_NE(log.find("SRLM_TEST_FAIL_RANK: this rank fails on purpose"), std::string::npos) << log;
 }
 
+// One rank hangs (a test hook: as on a hung file system) while the other waits for it in a
+// collective: without the watchdog the job hung for ever. With --stall-seconds 3 the hung rank ends
+// the whole job with exit code 75, saying where it stuck.
+TEST_F(TrainerProcessTest, AStalledRankEndsTheWholeJobWith75) {
+  const std::string out = *g_dir / "one_stalls";
+  const int rc = RunWorker(2, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
+                                  " --steps 2 --batch-size 4 --stall-seconds 3",
+                           out + ".log", "SRLM_TEST_STALL_RANK=1 timeout 120");
+  const std::string log = ReadFile(out + ".log");
+  EXPECT_EQ(rc, 75) << log;
+  EXPECT_NE(log.find("SRLM_TEST_STALL_RANK: this rank hangs on purpose"), std::string::npos) << log;
+  EXPECT_NE(log.find("worker stalled: no progress for"), std::string::npos) << log;
+  EXPECT_NE(log.find("while loading model"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace srlm

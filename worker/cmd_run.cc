@@ -4,7 +4,7 @@
 // (OpenMPI or PMIx/Slurm environment); the training communicator must agree with them. SIGTERM and
 // SIGUSR1 stop the worker between units of work (a lease it held expires and is handed on). A rank
 // whose work makes no progress for --stall-seconds ends the whole job with exit code 75, so that the
-// launcher (or the operator) restarts it and the run resumes (worker/loop/progress_watchdog.h).
+// launcher (or the operator) restarts it and the run resumes (common/progress_watchdog.h).
 #include <unistd.h>
 
 #include <atomic>
@@ -38,8 +38,6 @@ struct RunFlags {
   TorchWorkerBackendOptions backend;
 };
 
-// EX_TEMPFAIL: the job ended because a rank stalled; running the same command again resumes it.
-constexpr int kStalledExitCode = 75;
 
 std::atomic<bool> g_stop{false};
 void OnStopSignal(int) { g_stop = true; }
@@ -109,11 +107,7 @@ absl::Status RunWorker(RunFlags flags) {
   options.stop_requested = &g_stop;
   options.max_wait_seconds = flags.max_wait_seconds;
   options.stall_seconds = flags.stall_seconds;
-  options.on_stall = [](const std::string& description) {
-    SRLM_LOG(ERROR) << "worker stalled: " << description << ". Ending the job (exit code " << kStalledExitCode
-                    << ") so that it can be restarted: the run resumes from the coordinator's state";
-    mpi::AbortFromAnyThread(kStalledExitCode);
-  };
+  options.on_stall = mpi::AbortStalledJob;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   SRLM_ASSIGN_OR_RETURN(WorkerLoopSummary summary,

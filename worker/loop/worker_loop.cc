@@ -14,7 +14,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "worker/loop/judge.h"
-#include "worker/loop/progress_watchdog.h"
+#include "common/progress_watchdog.h"
 #include "worker/loop/shard_work.h"
 
 namespace srlm {

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "worker/train/communicator.h"
 
@@ -66,6 +67,12 @@ void AbortFromAnyThread(int exit_code) {
   ::alarm(30);  // SIGALRM's default action ends the process
   if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
+}
+
+void AbortStalledJob(const std::string& description) {
+  SRLM_LOG(ERROR) << "worker stalled: " << description << ". Ending the job (exit code " << kStalledExitCode
+                  << ") so that it can be restarted: run the same command again to resume";
+  AbortFromAnyThread(kStalledExitCode);
 }
 
 int WorldRank() {

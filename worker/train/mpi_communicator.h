@@ -2,6 +2,7 @@
 // collectives over MPI_COMM_WORLD. Collective calls follow worker/train/communicator.h's rules.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,5 +29,11 @@ absl::Status CheckMpi(int rc, const char* what);
 // may be stuck (also inside MPI): MPI_Abort, else std::_Exit. Exit handlers do not run (they could
 // wait for the stuck thread), and should MPI_Abort itself hang, SIGALRM ends the process in 30 s.
 [[noreturn]] void AbortFromAnyThread(int exit_code);
+
+// The exit code of a job that a stalled rank ended (EX_TEMPFAIL: the same command again resumes it).
+inline constexpr int kStalledExitCode = 75;
+// ProgressWatchdog's handler in the commands: logs "worker stalled: <description>" and what happens
+// next, then AbortFromAnyThread(kStalledExitCode).
+[[noreturn]] void AbortStalledJob(const std::string& description);
 
 }  // namespace srlm::mpi

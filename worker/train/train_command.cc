@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/logging.h"
+#include "common/progress_watchdog.h"
 #include "common/run_config.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"
@@ -25,6 +27,7 @@ struct CommandFlags {
   std::string config_path, model, ref_model, data, out, communicator = "auto";
   bool resume = false;
   int64_t save_every = 0, stop_after = 0;
+  double stall_seconds = 1800;  // longer than one model load, one step or one checkpoint write
   // Values of the overriding flags; applied only when given.
   TrainConfig train;
   DpoConfig dpo;
@@ -50,12 +53,17 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     return absl::InvalidArgumentError("--out is required: the trained model goes to <out>/checkpoint-<step>");
   }
 
+  // A rank stuck in a collective (another rank hung: a GPU, a file system) would hang the job for
+  // ever: with no progress for --stall-seconds, the watchdog ends it (exit code 75; --resume goes on).
+  ProgressWatchdog watchdog(flags.stall_seconds, mpi::AbortStalledJob);
+  watchdog.Progress("setting up the communicator (collective: waits for every rank)");
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
   // Test hook: this rank alone fails here, while the others go on into collectives.
   if (const char* rank = std::getenv("SRLM_TEST_FAIL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
     return absl::InternalError("SRLM_TEST_FAIL_RANK: this rank fails on purpose");
   }
+
   torch::Device device(config.model.device == "cuda" && comm->backend_name() == "nccl"
                            ? torch::Device(torch::kCUDA, torch::cuda::device_count() > 0
                                                              ? static_cast<int>(comm->rank() % torch::cuda::device_count())
@@ -67,6 +75,12 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   std::optional<std::string> resume_dir;
   if (flags.resume) {
     SRLM_ASSIGN_OR_RETURN(resume_dir, FindLatestCheckpoint(flags.out, "trainer_state.json"));
+  }
+  watchdog.Progress(absl::StrCat("loading model ", resume_dir.value_or(model_dir)));
+  // Test hook: this rank's model load hangs, as on a hung file system, while the others go on.
+  if (const char* rank = std::getenv("SRLM_TEST_STALL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
+    SRLM_LOG(WARNING) << "SRLM_TEST_STALL_RANK: this rank hangs on purpose";
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(resume_dir.value_or(model_dir), device, dtype));
 
@@ -80,6 +94,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
                        model->config.vocab_size};
   std::vector<SftExample> sft_examples;
   std::vector<PreferenceExample> pairs;
+  watchdog.Progress(absl::StrCat("reading ", data_path));
   if (sft) {
     SRLM_ASSIGN_OR_RETURN(sft_examples, ReadSftJsonl(data_path, encoder.get(), limits));
   } else {
@@ -90,6 +105,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   for (const PreferenceExample& p : pairs) need_reference = need_reference || !p.ref_chosen_logprob.has_value();
   if (need_reference) {
     const std::string ref_dir = flags.ref_model.empty() ? model_dir : flags.ref_model;
+    watchdog.Progress(absl::StrCat("loading reference model ", ref_dir));
     SRLM_ASSIGN_OR_RETURN(LlamaModel ref, LoadModel(ref_dir, device, dtype));
     reference = ref;
   }
@@ -114,9 +130,14 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
                    << ", " << comm->world_size() << " rank(s) over " << comm->backend_name();
   }
   trainer->set_max_steps_this_call(flags.stop_after);
+  watchdog.Progress("the first training step (collective)");
+  auto on_step = [&](const StepMetrics& m) {
+    watchdog.Progress(absl::StrCat("step ", m.step, " of ", m.total_steps, " done (training, or writing a checkpoint)"));
+  };
   SRLM_ASSIGN_OR_RETURN(TrainingSummary summary,
-                        sft ? trainer->TrainSft(sft_examples) : trainer->TrainDpo(pairs));
+                        sft ? trainer->TrainSft(sft_examples, on_step) : trainer->TrainDpo(pairs, on_step));
   if (summary.steps_done > 0) {
+    watchdog.Progress("writing the final checkpoint");
     SRLM_RETURN_IF_ERROR(trainer->SaveCheckpoint(CheckpointDir(flags.out, trainer->step())));
   }
   if (comm->rank() == 0) {
@@ -155,6 +176,11 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   cmd->add_flag("--resume", flags->resume, "continue from the newest whole checkpoint in --out");
   cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end");
   cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")->capture_default_str();
+  cmd->add_option("--stall-seconds", flags->stall_seconds,
+                  "end the job (exit code 75) when this rank makes no progress this long: no model load, "
+                  "training step or checkpoint (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   train_field("--steps", &TrainConfig::steps, "optimizer steps; 0: epochs over the data");
   train_field("--epochs", &TrainConfig::epochs, "passes over the data when --steps is 0");
   train_field("--batch-size", &TrainConfig::batch_size, "global batch in examples, whatever the ranks");

@@ -1,5 +1,5 @@
-// Implementation of worker/loop/progress_watchdog.h.
-#include "worker/loop/progress_watchdog.h"
+// Implementation of common/progress_watchdog.h.
+#include "common/progress_watchdog.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

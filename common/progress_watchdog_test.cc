@@ -1,6 +1,6 @@
-// Tests of worker/loop/progress_watchdog.h with real threads and short windows: the handler runs once,
+// Tests of common/progress_watchdog.h with real threads and short windows: the handler runs once,
 // after the window without progress, naming the last activity; steady progress never trips it.
-#include "worker/loop/progress_watchdog.h"
+#include "common/progress_watchdog.h"
 
 #include <atomic>
 #include <chrono>

@@ -1,11 +1,12 @@
-// Ends a worker whose work has stopped moving. The heartbeat thread keeps a worker's leases alive
-// for as long as its process lives, so a rank stuck in its work (a model load from a hung file
-// system, a GPU kernel or a collective that never returns) would hold its shard, and the whole job
-// would wait for it, for ever. The work thread calls Progress() at every unit of work (a coordinator
-// call, a model load, a batch of sampling, a training step); when none comes for `stall_seconds`,
-// the watchdog's own thread calls `on_stall` once, with what the worker was last doing. In
-// `srlm-worker run` that ends the whole job (MPI_Abort), so that a restart resumes the run from the
-// coordinator's state (docs/OPERATIONS.md, "A stalled worker").
+// Ends a worker whose work has stopped moving. In `srlm-worker run` the heartbeat thread keeps a
+// worker's leases alive for as long as its process lives, so a rank stuck in its work (a model load
+// from a hung file system, a GPU kernel or a collective that never returns) would hold its shard, and
+// the whole job would wait for it, for ever; `sft` and `dpo` under mpirun would hang the same way in
+// a collective. The work thread calls Progress() at every unit of work (a coordinator call, a model
+// load, a batch of sampling, a training step); when none comes for `stall_seconds`, the watchdog's
+// own thread calls `on_stall` once, with what the worker was last doing. The commands end the whole
+// job there (mpi::AbortStalledJob, exit code 75), so that a restart resumes (docs/OPERATIONS.md).
+// No libtorch, no MPI.
 #pragma once
 
 #include <chrono>
