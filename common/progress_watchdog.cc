@@ -43,6 +43,9 @@ void ProgressWatchdog::Watch() {
     const auto deadline = last_progress_ + window;
     if (Clock::now() < deadline) {
       cv_.wait_until(lock, deadline, [this] { return stop_; });
+      // Woken long after the deadline: the whole process was stopped (SIGSTOP, a suspended Slurm
+      // job), its work with it; that is no stall. Start the window again from now.
+      if (Clock::now() - deadline > kSuspendedSlack) last_progress_ = Clock::now();
       continue;  // progress may have moved the deadline meanwhile
     }
     fired_ = true;

@@ -40,6 +40,8 @@ class ProgressWatchdog {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // A wake-up this much later than asked for means the process was suspended.
+  static constexpr std::chrono::seconds kSuspendedSlack{2};
   void Watch();
 
   const double stall_seconds_;

@@ -7,6 +7,10 @@
 #include <mutex>
 #include <thread>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 namespace srlm {
@@ -72,6 +76,40 @@ TEST(ProgressWatchdogTest, CurrentNamesTheActivityAndItsAge) {
   EXPECT_LT(now.seconds_since_progress, 2.0);
   watchdog.Progress("step 1");
   EXPECT_LT(watchdog.Current().seconds_since_progress, 0.1);
+}
+
+// A process stopped (SIGSTOP: a suspended Slurm job) for longer than the window is not stalled: its
+// work was stopped with it. The child makes progress every 50 ms; the parent stops it for 7 windows.
+// Before, the watchdog thread woke first after SIGCONT and fired.
+TEST(ProgressWatchdogTest, ASuspendedProcessIsNotAStalledOne) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    ProgressWatchdog watchdog(0.5, [&](const std::string&) {
+      (void)!::write(fds[1], "F", 1);
+      ::_exit(1);
+    });
+    for (int i = 0; i < 40; ++i) {  // 2 s of its own time
+      watchdog.Progress("step " + std::to_string(i));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    (void)!::write(fds[1], "O", 1);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(child, SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  ASSERT_EQ(::kill(child, SIGCONT), 0);
+  char verdict = 0;
+  ASSERT_EQ(::read(fds[0], &verdict, 1), 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(fds[0]);
+  EXPECT_EQ(verdict, 'O') << "the watchdog fired after the process was resumed";
 }
 
 TEST(ProgressWatchdogTest, ZeroSecondsOrNoHandlerIsOff) {

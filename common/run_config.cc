@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config_reader.h"
+#include "common/score_pattern.h"
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -245,6 +246,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   SRLM_RETURN_IF_ERROR(Check(c.generate.length_band >= 0, "generate.length_band", "a number >= 0"));
   SRLM_RETURN_IF_ERROR(Check(c.judge.samples > 0, "judge.samples", "an integer > 0"));
   SRLM_RETURN_IF_ERROR(Check(c.judge.min_score < c.judge.max_score, "judge.max_score", "a number > judge.min_score"));
+  SRLM_RETURN_IF_ERROR(CompileScorePattern(c.judge.score_pattern).status());
   SRLM_RETURN_IF_ERROR(ValidateSampling("judge.sampling", c.judge.sampling));
   SRLM_RETURN_IF_ERROR(ValidateTrain("sft", c.sft));
   SRLM_RETURN_IF_ERROR(ValidateTrain("dpo", c.dpo.train));

@@ -46,6 +46,14 @@ TEST(RunConfig, UnknownKeyAndBadTypeAndRange) {
   EXPECT_THAT(std::string(range.status().message()), HasSubstr("r.yaml: key 'dpo.beta': expected a number > 0"));
   auto schedule = ParseRunConfig("sft:\n  lr_schedule: exponential\n", "s.yaml");
   EXPECT_THAT(std::string(schedule.status().message()), HasSubstr("sft.lr_schedule"));
+  // A score pattern RE2 refuses is refused with the configuration, where the coordinator reads it,
+  // not by every worker at every relaunch.
+  auto pattern = ParseRunConfig("judge:\n  score_pattern: 'Score: (\\d)\\1'\n", "p.yaml");
+  EXPECT_EQ(pattern.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(pattern.status().message()), HasSubstr("judge.score_pattern 'Score: (\\d)\\1'"));
+  EXPECT_THAT(std::string(pattern.status().message()), HasSubstr("backreferences"));
+  auto no_group = ParseRunConfig("judge:\n  score_pattern: 'Score: \\d'\n", "g.yaml");
+  EXPECT_THAT(std::string(no_group.status().message()), HasSubstr("no capture group"));
 }
 
 TEST(RunConfig, MissingFile) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/score_pattern.h"
 #include "re2/re2.h"
 
 namespace srlm {
@@ -90,19 +91,9 @@ absl::StatusOr<JudgeScoreParser> JudgeScoreParser::Create(const std::string& pat
   if (!(min_score < max_score)) {
     return absl::InvalidArgumentError("judge score range: min_score must be below max_score");
   }
-  RE2::Options options;
-  options.set_log_errors(false);  // the error goes into the status instead of stderr
-  auto regex = std::make_shared<const RE2>(pattern, options);
-  if (!regex->ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "judge.score_pattern '", pattern, "' is not a valid RE2 regex: ", regex->error(),
-        " (RE2 syntax: no backreferences such as \\1, no lookahead or lookbehind)"));
-  }
-  if (regex->NumberOfCapturingGroups() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("judge.score_pattern '", pattern, "' has no capture group for the score"));
-  }
-  return JudgeScoreParser(std::move(regex), min_score, max_score);
+  absl::StatusOr<std::shared_ptr<const RE2>> regex = CompileScorePattern(pattern);
+  if (!regex.ok()) return regex.status();
+  return JudgeScoreParser(*std::move(regex), min_score, max_score);
 }
 
 JudgeScore JudgeScoreParser::Parse(const std::string& judgement) const {

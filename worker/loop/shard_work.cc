@@ -2,8 +2,10 @@
 #include "worker/loop/shard_work.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "worker/loop/pair_builder.h"
 #include "worker/loop/self_instruct.h"
@@ -157,6 +159,15 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     SRLM_RETURN_IF_ERROR(CheckCount(ref, 2, "reference log-probabilities"));
     if (!ref[0].fits_context || !ref[1].fits_context) {  // re-tokenized longer than it was sampled
       out->set_drop_reason(v1::DROP_REASON_TOO_LONG);
+      continue;
+    }
+    // The coordinator refuses non-finite log-probabilities, and seeded, the refusal would repeat
+    // on every retry: drop the pair here.
+    if (!std::isfinite(ref[0].logprob) || !std::isfinite(ref[1].logprob)) {
+      SRLM_LOG(WARNING) << "prompt " << pool_prompt.prompt_id() << ": reference log-probabilities "
+                        << ref[0].logprob << " and " << ref[1].logprob
+                        << " are not all finite (is the model numerically broken?): pair dropped";
+      out->set_drop_reason(v1::DROP_REASON_NOT_FINITE);
       continue;
     }
     v1::PreferencePair* pp = out->mutable_pair();

@@ -4,6 +4,7 @@
 #include "worker/loop/shard_work.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <regex>
 
@@ -279,6 +280,36 @@ TEST_F(ShardWorkTest, PromptsShardParsesNewPromptsAndStopsAtMarker) {
   std::vector<std::string> empty;
   ctx_.ift_prompts = &empty;
   EXPECT_EQ(RunPromptsShard(shard, ctx_, model).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A model whose reference log-probability of one answer is NaN (numerically broken): the pair is
+// dropped with its reason instead of being submitted, which the coordinator would refuse, on every
+// seeded retry.
+class NanScoringModel : public ScriptedModel {
+ public:
+  absl::StatusOr<std::vector<ScoredResponse>> ScoreResponses(
+      const std::string& user_message, const std::vector<std::string>& responses) override {
+    auto scored = ScriptedModel::ScoreResponses(user_message, responses);
+    if (!scored.ok()) return scored.status();
+    for (size_t i = 0; i < responses.size(); ++i) {
+      if (responses[i] == "9") (*scored)[i].logprob = std::nan("");
+    }
+    return scored;
+  }
+};
+
+TEST_F(ShardWorkTest, NonFiniteReferenceLogprobsDropThePair) {
+  ScriptedModel plain;
+  NanScoringModel nan_model;
+  auto reference = RunGenerateShard(Shard(3), ctx_, plain);
+  auto result = RunGenerateShard(Shard(3), ctx_, nan_model);
+  ASSERT_TRUE(reference.ok() && result.ok()) << result.status();
+  ASSERT_TRUE(reference->results(3).has_pair());  // "Add: 3 + 6": chosen "9"
+  ASSERT_EQ(reference->results(3).pair().chosen(), "9");
+  EXPECT_EQ(result->results(3).drop_reason(), v1::DROP_REASON_NOT_FINITE);
+  for (int p : {0, 1, 2, 4, 5}) {
+    EXPECT_EQ(result->results(p).SerializeAsString(), reference->results(p).SerializeAsString()) << p;
+  }
 }
 
 // Self-instruct outputs cut off by max_new_tokens (no end marker) are unfinished tasks: dropped.

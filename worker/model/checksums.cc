@@ -2,7 +2,9 @@
 #include "worker/model/checksums.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -63,8 +65,10 @@ absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std
 
 absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
   const std::string path = absl::StrCat(dir, "/", kChecksumManifest);
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0 && errno == ENOENT) return 0;  // a model from elsewhere
   std::ifstream in(path);
-  if (!in) return 0;
+  if (!in) return absl::DataLossError(absl::StrCat(path, " exists but cannot be read"));
   std::string line;
   int checked = 0, number = 0;
   while (std::getline(in, line)) {
@@ -90,6 +94,8 @@ absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
     }
     ++checked;
   }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", path, " failed"));
+  if (checked == 0) return absl::DataLossError(absl::StrCat(path, " lists no files"));
   return checked;
 }
 

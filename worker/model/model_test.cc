@@ -156,6 +156,11 @@ TEST(Checkpoint, ChecksumsCatchBytesChangedAfterWriting) {
   EXPECT_NE(damaged.status().message().find(listed[2] + " changed after the checkpoint was written"),
             std::string::npos)
       << damaged.status();
+  // An emptied manifest checks nothing: refused, not taken as "no manifest".
+  { std::ofstream(out + "/checksums.sha256", std::ios::trunc); }
+  auto emptied = LoadModel(out, TestDevice(), torch::kFloat32);
+  EXPECT_EQ(emptied.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(emptied.status().message().find("lists no files"), std::string::npos) << emptied.status();
   // Without a manifest (a model from elsewhere) the same files load: nothing else noticed the byte.
   ASSERT_EQ(std::remove((out + "/checksums.sha256").c_str()), 0);
   EXPECT_TRUE(LoadModel(out, TestDevice(), torch::kFloat32).ok());

@@ -46,9 +46,7 @@ absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::
 
 absl::StatusOr<ExampleLimits> TorchWorkerBackend::Limits(const std::string& model_dir) const {
   SRLM_ASSIGN_OR_RETURN(LlamaConfig model, LoadLlamaConfig(model_dir + "/config.json"));
-  const int64_t context = model.max_position_embeddings;
-  return ExampleLimits{config_.model.max_seq_len > 0 ? std::min(config_.model.max_seq_len, context) : context,
-                       model.vocab_size};
+  return LimitsForModel(config_.model.max_seq_len, model.max_position_embeddings, model.vocab_size);
 }
 
 absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const std::string& model_dir) {

@@ -6,7 +6,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -62,14 +64,28 @@ void ExitAfterFailure(int exit_code) {
   std::exit(exit_code);
 }
 
+namespace {
+std::atomic<int> g_backstop_exit_code{1};
+void ExitOnBackstopAlarm(int) { ::_exit(g_backstop_exit_code.load()); }
+
+// Before anything that could block (a log line or a flush on a hung stream, MPI_Abort): in 30 s the
+// process ends with `exit_code` whatever happens.
+void ArmExitBackstop(int exit_code) {
+  g_backstop_exit_code = exit_code;
+  std::signal(SIGALRM, ExitOnBackstopAlarm);
+  ::alarm(30);
+}
+}  // namespace
+
 void AbortFromAnyThread(int exit_code) {
+  ArmExitBackstop(exit_code);
   std::fflush(nullptr);
-  ::alarm(30);  // SIGALRM's default action ends the process
   if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }
 
 void AbortStalledJob(const std::string& description) {
+  ArmExitBackstop(kStalledExitCode);
   SRLM_LOG(ERROR) << "worker stalled: " << description << ". Ending the job (exit code " << kStalledExitCode
                   << ") so that it can be restarted: run the same command again to resume";
   AbortFromAnyThread(kStalledExitCode);

@@ -27,7 +27,8 @@ absl::Status CheckMpi(int rc, const char* what);
 [[noreturn]] void ExitAfterFailure(int exit_code);
 // Ends the process, and with more than one rank the whole job, from any thread while the main thread
 // may be stuck (also inside MPI): MPI_Abort, else std::_Exit. Exit handlers do not run (they could
-// wait for the stuck thread), and should MPI_Abort itself hang, SIGALRM ends the process in 30 s.
+// wait for the stuck thread); a SIGALRM armed first ends the process with `exit_code` in 30 s should
+// the flush or MPI_Abort itself hang.
 [[noreturn]] void AbortFromAnyThread(int exit_code);
 
 // The exit code of a job that a stalled rank ended (EX_TEMPFAIL: the same command again resumes it).

@@ -90,8 +90,8 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(*std::move(tokenizer)),
                                                      config.model.chat_template);
   }
-  ExampleLimits limits{config.model.max_seq_len > 0 ? config.model.max_seq_len : model->config.max_position_embeddings,
-                       model->config.vocab_size};
+  const ExampleLimits limits = LimitsForModel(config.model.max_seq_len, model->config.max_position_embeddings,
+                                              model->config.vocab_size);
   std::vector<SftExample> sft_examples;
   std::vector<PreferenceExample> pairs;
   watchdog.Progress(absl::StrCat("reading ", data_path));
