@@ -100,6 +100,11 @@ class FakeCoordinator : public CoordinatorLink {
     v1::LeaseShardResponse out;
     out.set_iteration(iteration_);
     out.set_phase(phase_);
+    if (waits_before_generate > 0 && phase_ == v1::PHASE_GENERATE) {  // other ranks still busy
+      --waits_before_generate;
+      out.mutable_wait()->set_wait_ms(100);
+      return out;
+    }
     if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
       out.mutable_train()->set_iteration(iteration_);
       out.mutable_train()->set_phase(phase_);
@@ -187,6 +192,7 @@ class FakeCoordinator : public CoordinatorLink {
   }
   std::vector<std::pair<std::string, double>> activities;
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
+  int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
 
  private:
   std::mutex mu_;
@@ -330,11 +336,13 @@ TEST(WorkerLoopTest, HungWorkTripsTheWatchdogWithTheShardItHangsIn) {
       << stalls[0];
 }
 
-// A whole run whose units of work are each quicker than the window never trips it.
+// A whole run whose units of work are each quicker than the window never trips it, also while the
+// coordinator tells it to wait (other ranks busy) for three windows: every answer is progress.
 TEST(WorkerLoopTest, ARunThatMovesNeverTripsTheWatchdog) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
   FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.waits_before_generate = 15;  // 15 x 100 ms
   RecordingBackend backend;
   std::atomic<int> stalls{0};
   WorkerLoopOptions options;
