@@ -119,7 +119,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Section("data", "Seed data, JSONL.");
   v->Field("data.ift", &c->data.ift, "instruction fine-tuning data: lines with prompt, response");
   v->Field("data.eft", &c->data.eft, "judge (evaluation fine-tuning) data: prompt is a judge prompt, response its judgement");
-  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (optional)");
+  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (optional); each model the run trains answers them greedily, and status shows how many match");
 
   v->Section("run", "The loop.");
   v->Field("run.iterations", &c->run.iterations, "self-rewarding iterations after SFT");

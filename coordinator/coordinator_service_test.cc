@@ -370,7 +370,11 @@ TEST_F(CoordinatorServiceTest, FullIterationCycleFromSftToDone) {
   EXPECT_EQ(first->phase(), v1::PHASE_COMMIT);
   EXPECT_EQ(first->ranks_reported(), 1);
   EXPECT_TRUE(Lease(w0).has_wait());  // this rank is done; the other is not
-  EXPECT_TRUE(Lease(w1).has_train());
+  // A rank that asks for training after another reported can only be a relaunched one (ranks train
+  // together): it is told the checkpoint is written, so it reports instead of training alone.
+  v1::LeaseShardResponse late = Lease(w1);
+  ASSERT_TRUE(late.has_train());
+  EXPECT_EQ(late.train().written_checkpoint_dir(), "/ckpt/m1");
   EXPECT_EQ(client_->GetStatus()->iteration(), 0);  // not advanced before every rank reported
   auto second = Checkpoint(w1, 1, 2, 0, "/ckpt/m1");
   ASSERT_TRUE(second.ok()) << second.status();
@@ -616,6 +620,43 @@ TEST_F(CoordinatorServiceTest, BadRequestsAreInvalidArgumentAndChangeNothing) {
   // After the refusals the lease still takes the valid submission.
   EXPECT_TRUE(client_->SubmitShard(GenerateRequest(w0, lease)).ok());
   EXPECT_EQ(client_->GetStatus()->results_accepted(), 2);
+}
+
+// The whole job died after rank 0 reported the SFT checkpoint and before rank 1 did (rank 1 was
+// still evaluating it), and the coordinator restarted too. Relaunched, rank 1 used to get a plain
+// training lease and enter the collective alone, while rank 0 waited as "reported": the job hung.
+// Now rank 1 is told the checkpoint is written, reports it with its evaluation, and the run goes on.
+TEST_F(CoordinatorServiceTest, ARelaunchAfterAHalfReportedCheckpointReportsInsteadOfTraining) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  ASSERT_TRUE(Lease(w0).has_train());
+  ASSERT_TRUE(Lease(w1).has_train());
+  v1::ReportCheckpointRequest report;
+  report.set_worker_id(w0);
+  report.set_rank(0);
+  report.set_world_size(2);
+  report.set_iteration(0);
+  report.set_checkpoint_dir("/ckpt/m1");
+  report.set_eval_correct(3);
+  report.set_eval_total(5);
+  ASSERT_TRUE(client_->ReportCheckpoint(report).ok());
+  Stop();
+  Start(std::nullopt);
+  const std::string r0 = Register(0, 2), r1 = Register(1, 2);
+  EXPECT_TRUE(Lease(r0).has_wait());  // rank 0's report survived the restart
+  v1::LeaseShardResponse lease = Lease(r1);
+  ASSERT_TRUE(lease.has_train()) << lease.DebugString();
+  EXPECT_EQ(lease.train().written_checkpoint_dir(), "/ckpt/m1");
+  report.set_worker_id(r1);
+  report.set_rank(1);
+  report.set_eval_correct(4);
+  auto committed = client_->ReportCheckpoint(report);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_TRUE(committed->committed());
+  EXPECT_EQ(committed->phase(), v1::PHASE_PROMPTS);
+  auto status = client_->GetStatus();
+  ASSERT_EQ(status->committed_iterations_size(), 1);
+  EXPECT_EQ(status->committed_iterations(0).eval_correct(), 7);  // both ranks' shares
+  EXPECT_EQ(status->committed_iterations(0).eval_total(), 10);
 }
 
 TEST_F(CoordinatorServiceTest, ReRegisteringARankReleasesItsLeasesAtOnce) {

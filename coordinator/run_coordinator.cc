@@ -402,6 +402,16 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     checkpoint_world_size_ = static_cast<int32_t>(checkpoints->ColumnInt(2));
   }
   checkpoints->Reset();
+  SRLM_ASSIGN_OR_RETURN(Statement * evaluations,
+                        db.Prepare("SELECT rank, correct, total FROM evaluations WHERE iteration = ?"));
+  evaluations->Bind(1, iteration_);
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, evaluations->Step());
+    if (!row) break;
+    evaluations_[static_cast<int32_t>(evaluations->ColumnInt(0))] = {evaluations->ColumnInt(1),
+                                                                      evaluations->ColumnInt(2)};
+  }
+  evaluations->Reset();
   SRLM_ASSIGN_OR_RETURN(Statement * step,
                         db.Prepare("SELECT step, total_steps, loss FROM train_steps WHERE iteration = ? "
                                    "ORDER BY step DESC, rowid DESC LIMIT 1"));
@@ -426,6 +436,8 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
+                 "(SELECT COALESCE(SUM(correct), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
+                 "(SELECT COALESCE(SUM(total), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
                  "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY step DESC, rowid DESC "
                  "LIMIT 1) "
                  "FROM commits c ORDER BY c.iteration"));
@@ -446,7 +458,9 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
     summary.set_dropped_ties(stmt->ColumnInt(6));
     summary.set_dropped_unparsable(stmt->ColumnInt(7));
     summary.set_dropped_too_long(stmt->ColumnInt(8));
-    summary.set_train_loss(stmt->ColumnDouble(9));  // 0 when no step was reported
+    summary.set_eval_correct(stmt->ColumnInt(9));
+    summary.set_eval_total(stmt->ColumnInt(10));
+    summary.set_train_loss(stmt->ColumnDouble(11));  // 0 when no step was reported
   }
   stmt->Reset();
   return absl::OkStatus();
@@ -503,6 +517,7 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
     results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ = 0;
     score_histogram_.assign(kHistogramBuckets, 0);
     checkpoint_dirs_.clear();
+    evaluations_.clear();
     checkpoint_world_size_ = 0;
     train_step_ = train_total_steps_ = 0;
     train_loss_ = 0;
@@ -756,6 +771,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
           train->set_phase(TrainingPhaseOf(iteration_, config_));
           train->set_num_pairs(pairs_);
           train->set_model_dir(model_dir_);
+          if (!checkpoint_dirs_.empty()) train->set_written_checkpoint_dir(checkpoint_dirs_.begin()->second);
         }
         return response;
       case v1::PHASE_DONE:
@@ -1211,6 +1227,10 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
                                                    request.world_size(), ")"));
   }
   if (request.checkpoint_dir().empty()) return absl::InvalidArgumentError("checkpoint_dir is empty");
+  if (request.eval_correct() < 0 || request.eval_correct() > request.eval_total()) {
+    return absl::InvalidArgumentError(absl::StrCat("eval_correct ", request.eval_correct(), " is outside [0, eval_total ",
+                                                   request.eval_total(), "]"));
+  }
   // Stored as M_{t+1} for every rank and every later resume: a relative path would depend on the
   // working directory of whoever reads it.
   if (request.checkpoint_dir()[0] != '/') {
@@ -1246,14 +1266,20 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
       const int64_t now = Now();
       checkpoint_world_size_ = request.world_size();
       checkpoint_dirs_[request.rank()] = request.checkpoint_dir();
+      evaluations_[request.rank()] = {request.eval_correct(), request.eval_total()};
       std::vector<GroupCommitter::Write> writes;
       writes.push_back([request, now](SqliteDb& db) {
         SRLM_ASSIGN_OR_RETURN(Statement * stmt,
                               db.Prepare("INSERT OR REPLACE INTO checkpoints(iteration, rank, world_size, dir, "
                                          "worker_id, reported_ms) VALUES(?, ?, ?, ?, ?, ?)"));
-        return stmt->Bind(1, request.iteration()).Bind(2, int64_t{request.rank()})
+        SRLM_RETURN_IF_ERROR(stmt->Bind(1, request.iteration()).Bind(2, int64_t{request.rank()})
             .Bind(3, int64_t{request.world_size()}).Bind(4, request.checkpoint_dir())
-            .Bind(5, request.worker_id()).Bind(6, now).Run();
+            .Bind(5, request.worker_id()).Bind(6, now).Run());
+        SRLM_ASSIGN_OR_RETURN(Statement * eval,
+                              db.Prepare("INSERT OR REPLACE INTO evaluations(iteration, rank, correct, total) "
+                                         "VALUES(?, ?, ?, ?)"));
+        return eval->Bind(1, request.iteration()).Bind(2, int64_t{request.rank()})
+            .Bind(3, request.eval_correct()).Bind(4, request.eval_total()).Run();
       });
       if (static_cast<int32_t>(checkpoint_dirs_.size()) == checkpoint_world_size_) {
         // Every rank holds the checkpoint durable: commit the iteration.
@@ -1268,6 +1294,10 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
         summary.set_dropped_ties(ties_);
         summary.set_dropped_unparsable(unparsable_);
         summary.set_dropped_too_long(too_long_);
+        for (const auto& [rank, counts] : evaluations_) {
+          summary.set_eval_correct(summary.eval_correct() + counts.first);
+          summary.set_eval_total(summary.eval_total() + counts.second);
+        }
         summary.set_train_loss(train_loss_);
         summary.set_model_dir(dir);
         summary.set_committed_unix_ms(now);

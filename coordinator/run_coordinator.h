@@ -157,6 +157,7 @@ class RunCoordinator {
           unparsable_ = 0, too_long_ = 0;
   std::vector<int64_t> score_histogram_;
   std::map<int32_t, std::string> checkpoint_dirs_;  // rank -> dir, for the current iteration
+  std::map<int32_t, std::pair<int64_t, int64_t>> evaluations_;  // rank -> (correct, total), likewise
   int32_t checkpoint_world_size_ = 0;
   int64_t train_step_ = 0, train_total_steps_ = 0;
   double train_loss_ = 0;

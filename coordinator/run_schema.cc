@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   iteration INTEGER NOT NULL, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,
   dir TEXT NOT NULL, worker_id TEXT NOT NULL, reported_ms INTEGER NOT NULL,
   PRIMARY KEY (iteration, rank));
+CREATE TABLE IF NOT EXISTS evaluations (
+  iteration INTEGER NOT NULL, rank INTEGER NOT NULL, correct INTEGER NOT NULL, total INTEGER NOT NULL,
+  PRIMARY KEY (iteration, rank));
 CREATE TABLE IF NOT EXISTS commits (
   iteration INTEGER PRIMARY KEY, model_dir TEXT NOT NULL, committed_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS train_steps (

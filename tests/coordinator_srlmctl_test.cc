@@ -175,6 +175,11 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   checkpoint.set_iteration(1);
   checkpoint.set_world_size(1);
   checkpoint.set_checkpoint_dir("/ckpt/m2");
+  checkpoint.set_eval_correct(7);  // its held-out evaluation (data.eval)
+  checkpoint.set_eval_total(9);
+  v1::ReportCheckpointRequest impossible = checkpoint;
+  impossible.set_eval_correct(10);
+  EXPECT_EQ(client->ReportCheckpoint(impossible).status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(client->ReportCheckpoint(checkpoint).ok());
   CommandResult watch = RunCommand(base + " watch --interval 0.1");
   ASSERT_EQ(watch.exit_code, 0) << watch.output;
@@ -190,8 +195,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     CommandResult done = RunCommand(base + " status");
     ASSERT_EQ(done.exit_code, 0) << done.output;
     EXPECT_THAT(done.output, ::testing::HasSubstr("phase DONE after 1 of 1 iterations"));
-    // iter, prompts, results, pairs, ties, unparsable, too long, loss, model
-    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +3 +1 +0 +1 +[0-9.]+ +/ckpt/m2")) << done.output;
+    // iter, prompts, results, pairs, ties, unparsable, too long, loss, eval, model
+    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +3 +1 +0 +1 +[0-9.]+ +7/9 +/ckpt/m2")) << done.output;
     nlohmann::json done_json = nlohmann::json::parse(RunCommand(base + " status --json").output);
     ASSERT_EQ(done_json["committed_iterations"].size(), 1u) << done_json.dump();
     const nlohmann::json& it = done_json["committed_iterations"][0];
@@ -202,6 +207,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     EXPECT_EQ(it["dropped_ties"], 1);
     EXPECT_EQ(it["dropped_unparsable"], 0);
     EXPECT_EQ(it["dropped_too_long"], 1);
+    EXPECT_EQ(it["eval_correct"], 7);
+    EXPECT_EQ(it["eval_total"], 9);
     EXPECT_EQ(it["model_dir"], "/ckpt/m2");
   }
 

@@ -33,9 +33,19 @@ mpirun "${root_args[@]}" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$WORKER" sf
 M0="$T/judge/checkpoint-60"
 [[ -f "$M0/config.json" ]] || fail "no pretrained checkpoint"
 
+# Held-out evaluation data whose "right" answers are M0's own greedy answers for two prompts in three
+# and a wrong one for the third: the models the run trains a little from M0 answer much alike, so
+# the loop's counts land far from 0 and 100 and a miscount shows (the demo's real answers are
+# beyond this tiny model).
+python3 -c 'import json, sys; [print(json.dumps({"prompt": json.loads(l)["prompt"]})) for l in open(sys.argv[1])]' \
+  "$DATA/eval.jsonl" >"$T/eval.in.jsonl"
+"$WORKER" generate --model "$M0" --input "$T/eval.in.jsonl" --output "$T/eval.m0.jsonl" --temperature 0 \
+  --max-new-tokens 8 >"$T/eval-m0.log" 2>&1 || fail "srlm-worker generate on M0"
+python3 -c 'import json, sys; [print(json.dumps({"prompt": r["prompt"], "answer": r["response"] if i % 3 else "no " + r["response"]})) for i, r in enumerate(map(json.loads, open(sys.argv[1])))]' \
+  "$T/eval.m0.jsonl" >"$T/eval.jsonl"
 cat >"$T/config.yaml" <<YAML
 model: {path: "$M0", chat_template: "plain"}
-data: {ift: "$DATA/ift.jsonl", eft: "$DATA/eft.jsonl"}
+data: {ift: "$DATA/ift.jsonl", eft: "$DATA/eft.jsonl", eval: "$T/eval.jsonl"}
 run: {iterations: 1, seed: 11}
 prompts:
   per_iteration: 32
@@ -116,6 +126,25 @@ echo '{"prompt": "Add: 2 + 3"}' >"$T/probe.jsonl"
 grep -q '"finish_reason"' "$T/probe.out.jsonl" || fail "no generation from the new checkpoint"
 # Loop checkpoints carry no optimizer state (never read; about twice the weights on disk).
 [[ ! -e "$T/run/checkpoints/iter-2/optimizer.pt" ]] || fail "a loop checkpoint carries optimizer.pt"
+# The loop's own held-out evaluation (data.eval, split over the 2 ranks), as the status RPC showed it
+# for the committed iterations, equals an independent count: srlm-worker generate, greedy with the
+# candidates' length limit, on the same checkpoints.
+for i in 0 1; do
+  row="$(grep -E "^  $i +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[-0-9.]+ +[0-9]+/[0-9]+ " "$T/watch.log" | tail -1)"
+  [[ -n "$row" ]] || fail "the status never showed iteration $i's evaluation"
+  shown="$(awk '{print $9}' <<<"$row")"
+  "$WORKER" generate --model "$T/run/checkpoints/iter-$((i + 1))" --input "$T/eval.in.jsonl" --output "$T/eval.out.jsonl" \
+    --temperature 0 --max-new-tokens 8 >"$T/eval.log" 2>&1 || fail "srlm-worker generate on the eval prompts"
+  independent="$(python3 - "$T/eval.jsonl" "$T/eval.out.jsonl" <<'PY'
+import json, sys
+want = [json.loads(l)["answer"] for l in open(sys.argv[1]) if l.strip()]
+got = [json.loads(l)["response"] for l in open(sys.argv[2])]
+print(f"{sum(g.strip() == w.strip() for g, w in zip(got, want))}/{len(want)}")
+PY
+)"
+  echo "iteration $i: evaluation shown $shown, independent $independent"
+  [[ "$shown" == "$independent" ]] || fail "iteration $i: the loop's evaluation $shown differs from $independent"
+done
 
 # run.sh on a run directory that another coordinator serves: its coordinator refuses to start, and
 # the script stops before any worker, saying why (it used to wait for any answer on the port).

@@ -68,12 +68,14 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   }
   if (status.committed_iterations_size() > 0) {
     out += "committed iterations (0 is SFT)\n";
-    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-8s %-9s %s\n", "iter", "prompts", "results",
-                          "pairs", "ties", "unparsable", "too long", "loss", "model");
+    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-8s %-9s %-11s %s\n", "iter", "prompts",
+                          "results", "pairs", "ties", "unparsable", "too long", "loss", "eval", "model");
     for (const v1::IterationSummary& it : status.committed_iterations()) {
-      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-8d %-9.4f %s\n", it.iteration(), it.prompts(),
-                            it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(),
-                            it.dropped_too_long(), it.train_loss(), it.model_dir());
+      // The held-out evaluation (data.eval) of the model the iteration produced.
+      const std::string eval = it.eval_total() > 0 ? absl::StrCat(it.eval_correct(), "/", it.eval_total()) : "-";
+      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-8d %-9.4f %-11s %s\n", it.iteration(),
+                            it.prompts(), it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(),
+                            it.dropped_too_long(), it.train_loss(), eval, it.model_dir());
     }
   }
   int64_t most = 0;
@@ -151,6 +153,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                                          {"dropped_ties", it.dropped_ties()},
                                          {"dropped_unparsable", it.dropped_unparsable()},
                                          {"dropped_too_long", it.dropped_too_long()},
+                                         {"eval_correct", it.eval_correct()}, {"eval_total", it.eval_total()},
                                          {"train_loss", it.train_loss()}, {"model_dir", it.model_dir()},
                                          {"committed_unix_ms", it.committed_unix_ms()}});
   }

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -26,23 +27,28 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-absl::StatusOr<std::vector<std::string>> ReadIftPrompts(const std::string& path) {
+// The string fields `keys` of every non-blank line of the JSONL file `key` (a data.* key) names.
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
+                                                                       const std::vector<std::string>& keys) {
   std::ifstream in(path);
-  if (path.empty()) return absl::FailedPreconditionError("data.ift is not set in the run configuration");
-  if (!in) return absl::NotFoundError(absl::StrCat("IFT data (data.ift) not readable: ", path));
-  std::vector<std::string> prompts;
+  if (path.empty()) return absl::FailedPreconditionError(absl::StrCat(key, " is not set in the run configuration"));
+  if (!in) return absl::NotFoundError(absl::StrCat(key, " not readable: ", path));
+  std::vector<std::vector<std::string>> rows;
   std::string line;
   int64_t number = 0;
   while (std::getline(in, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (row.is_discarded() || !row.contains("prompt") || !row["prompt"].is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": no string 'prompt'"));
+    std::vector<std::string>& fields = rows.emplace_back();
+    for (const std::string& name : keys) {
+      if (row.is_discarded() || !row.is_object() || !row.contains(name) || !row[name].is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": no string '", name, "'"));
+      }
+      fields.push_back(row[name].get<std::string>());
     }
-    prompts.push_back(row["prompt"].get<std::string>());
   }
-  return prompts;
+  return rows;
 }
 
 // Calls Heartbeat every `period` seconds until destroyed, with the worker's counters and what its
@@ -141,6 +147,8 @@ class Worker {
   absl::Status DoPromptsShard(const v1::LeaseShardResponse& lease);
   absl::Status DoGenerateShard(const v1::LeaseShardResponse& lease);
   absl::Status DoTraining(const v1::TrainPhase& train);
+  // This rank's share of data.eval on `model_dir`: (answers that match, prompts).
+  absl::StatusOr<std::pair<int64_t, int64_t>> Evaluate(int64_t iteration, const std::string& model_dir);
   // The coordinator's answer, or nullopt when it no longer wanted the result (dropped).
   absl::StatusOr<std::optional<v1::SubmitShardResponse>> Submit(v1::SubmitShardRequest request);
   void Wait(double seconds);
@@ -158,6 +166,7 @@ class Worker {
   RunConfig config_;
   std::string current_model_dir_;
   std::vector<std::string> ift_prompts_;
+  std::vector<std::vector<std::string>> eval_set_;  // data.eval: (prompt, answer); empty without
   std::unique_ptr<JudgeTemplate> judge_template_;
   std::unique_ptr<JudgeScoreParser> score_parser_;
   std::string loaded_model_dir_;
@@ -181,7 +190,13 @@ absl::Status Worker::Register() {
   run_seed_ = static_cast<uint64_t>(reg.run_seed());
   SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));
   current_model_dir_ = reg.model_dir();
-  SRLM_ASSIGN_OR_RETURN(ift_prompts_, ReadIftPrompts(config_.data.ift));
+  SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift, ReadJsonlStrings(config_.data.ift, "data.ift", {"prompt"}));
+  ift_prompts_.clear();
+  for (std::vector<std::string>& row : ift) ift_prompts_.push_back(std::move(row[0]));
+  eval_set_.clear();
+  if (!config_.data.eval.empty()) {
+    SRLM_ASSIGN_OR_RETURN(eval_set_, ReadJsonlStrings(config_.data.eval, "data.eval", {"prompt", "answer"}));
+  }
   SRLM_ASSIGN_OR_RETURN(JudgeTemplate templ, JudgeTemplate::FromFile(config_.judge.template_file));
   judge_template_ = std::make_unique<JudgeTemplate>(std::move(templ));
   SRLM_ASSIGN_OR_RETURN(JudgeScoreParser parser,
@@ -289,7 +304,9 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
 
 absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   const auto start = Clock::now();
-  const std::string out_dir = absl::StrCat(options_.checkpoint_root, "/iter-", train.iteration() + 1);
+  const std::string out_dir = train.written_checkpoint_dir().empty()
+                                  ? absl::StrCat(options_.checkpoint_root, "/iter-", train.iteration() + 1)
+                                  : train.written_checkpoint_dir();
   // Free the generation model before training loads its own copy.
   model_.reset();
   loaded_model_dir_.clear();
@@ -311,7 +328,11 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
       if (!response.ok()) SRLM_LOG(WARNING) << "ReportTrainStep failed: " << response.status();
     }
   };
-  if (train.phase() == v1::PHASE_SFT) {
+  if (!train.written_checkpoint_dir().empty()) {
+    // Another rank reported it before a relaunch: it is whole, and they would not join a collective.
+    SRLM_LOG(INFO) << "iteration " << train.iteration() << ": " << out_dir
+                   << " was written before a relaunch (another rank reported it): reporting it without training";
+  } else if (train.phase() == v1::PHASE_SFT) {
     SRLM_LOG(INFO) << "iteration 0: SFT from " << train.model_dir() << " -> " << out_dir;
     watchdog_.Progress(absl::StrCat(what, ": loading the model and data, first step (collective)"));
     SRLM_RETURN_IF_ERROR(backend_.TrainSft(config_, train.model_dir(), out_dir, report));
@@ -340,6 +361,9 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   request.set_world_size(identity_.world_size);
   request.set_iteration(train.iteration());
   request.set_checkpoint_dir(out_dir);
+  SRLM_ASSIGN_OR_RETURN(const auto evaluation, Evaluate(train.iteration(), out_dir));
+  request.set_eval_correct(evaluation.first);
+  request.set_eval_total(evaluation.second);
   watchdog_.Progress(absl::StrCat(what, ": reporting checkpoint ", out_dir));
   SRLM_ASSIGN_OR_RETURN(v1::ReportCheckpointResponse response, link_.ReportCheckpoint(request));
   last_trained_iteration_ = train.iteration();
@@ -354,6 +378,48 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
                  << (response.committed() ? ", committed" : "") << "), training took "
                  << SecondsSince(start) << " s";
   return absl::OkStatus();
+}
+
+// Greedy answers, with the candidates' length limit and stop strings and the chat template, to the
+// prompts i of data.eval with i % world_size == rank; an answer counts when it equals the known one
+// after trimming white space on both. The model stays loaded for the next iteration's work.
+absl::StatusOr<std::pair<int64_t, int64_t>> Worker::Evaluate(int64_t iteration, const std::string& model_dir) {
+  std::vector<size_t> mine;
+  for (size_t i = static_cast<size_t>(identity_.rank); i < eval_set_.size();
+       i += static_cast<size_t>(std::max(1, identity_.world_size))) {
+    mine.push_back(i);
+  }
+  if (mine.empty()) return std::make_pair(int64_t{0}, int64_t{0});
+  const auto start = Clock::now();
+  SRLM_RETURN_IF_ERROR(EnsureModel(model_dir));
+  SamplingConfig greedy = config_.generate.sampling;
+  greedy.temperature = 0;
+  greedy.top_p = 1.0;
+  greedy.top_k = 0;
+  WatchedModel model(*model_, watchdog_, absl::StrCat("iteration ", iteration, " EVAL of ", model_dir));
+  int64_t correct = 0;
+  constexpr size_t kChunk = 64;  // progress is marked per model call
+  for (size_t begin = 0; begin < mine.size(); begin += kChunk) {
+    std::vector<std::string> prompts;
+    std::vector<uint64_t> seeds;
+    for (size_t k = begin; k < std::min(mine.size(), begin + kChunk); ++k) {
+      prompts.push_back(eval_set_[mine[k]][0]);
+      seeds.push_back(mine[k]);
+    }
+    SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> answers,
+                          model.Generate(prompts, PromptFormat::kChat, greedy, seeds));
+    if (answers.size() != prompts.size()) {
+      return absl::InternalError(absl::StrCat("evaluation: ", answers.size(), " answers for ", prompts.size(), " prompts"));
+    }
+    for (size_t k = 0; k < answers.size(); ++k) {
+      correct += absl::StripAsciiWhitespace(answers[k].text) ==
+                 absl::StripAsciiWhitespace(eval_set_[mine[begin + k]][1]);
+    }
+  }
+  const int64_t total = static_cast<int64_t>(mine.size());
+  SRLM_LOG(INFO) << "iteration " << iteration << ": " << model_dir << " answers " << correct << " of this rank's "
+                 << total << " held-out prompts (data.eval), " << SecondsSince(start) << " s";
+  return std::make_pair(correct, total);
 }
 
 void Worker::Wait(double seconds) {

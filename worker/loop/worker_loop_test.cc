@@ -110,6 +110,7 @@ class FakeCoordinator : public CoordinatorLink {
       out.mutable_train()->set_phase(phase_);
       out.mutable_train()->set_model_dir(model_dir_);
       out.mutable_train()->set_num_pairs(static_cast<int64_t>(pairs_.size()));
+      if (phase_ == v1::PHASE_TRAIN) out.mutable_train()->set_written_checkpoint_dir(written_dpo_dir);
     } else if (phase_ == v1::PHASE_PROMPTS) {
       out.mutable_lease()->set_lease_id("L-prompts");
       out.mutable_prompts()->set_num_prompts(3);
@@ -160,6 +161,7 @@ class FakeCoordinator : public CoordinatorLink {
   absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(const v1::ReportCheckpointRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     log.push_back("checkpoint " + std::to_string(r.iteration()) + " " + r.checkpoint_dir());
+    evaluations.push_back({r.eval_correct(), r.eval_total()});
     model_dir_ = r.checkpoint_dir();
     ++iteration_;
     phase_ = iteration_ > 1 ? v1::PHASE_DONE : v1::PHASE_PROMPTS;
@@ -193,6 +195,8 @@ class FakeCoordinator : public CoordinatorLink {
   std::vector<std::pair<std::string, double>> activities;
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
+  std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
+  std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
 
  private:
   std::mutex mu_;
@@ -353,6 +357,53 @@ TEST(WorkerLoopTest, ARunThatMovesNeverTripsTheWatchdog) {
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
   EXPECT_EQ(stalls.load(), 0);
+}
+
+// With data.eval, every checkpoint report carries the held-out evaluation of the model it names:
+// greedy answers (EchoModel answers a plain prompt with its seed, here the line's index) compared
+// with the known answers after trimming white space.
+TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  config.data.eval = ::testing::TempDir() + "/eval.jsonl";
+  std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n"
+                                     "{\"prompt\": \"q1\", \"answer\": \"7\"}\n"
+                                     "\n"
+                                     "{\"prompt\": \"q2\", \"answer\": \" 2 \"}\n";
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  const std::vector<std::pair<int64_t, int64_t>> want = {{2, 3}, {2, 3}};  // M_1 after SFT, M_2 after DPO
+  EXPECT_EQ(coordinator.evaluations, want);
+  // The evaluated model stays loaded: PROMPTS of the next iteration reuses it.
+  EXPECT_EQ(std::count(backend.loaded.begin(), backend.loaded.end(), "/ckpt/iter-1"), 1);
+
+  // A line without an answer is refused at registration, with its line number.
+  std::ofstream(config.data.eval, std::ios::trunc) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n{\"prompt\": \"q1\"}\n";
+  FakeCoordinator refused(RunConfigToYaml(config));
+  RecordingBackend backend2;
+  auto failed = RunOneRank(refused, backend2);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
+}
+
+// Told that another rank reported the checkpoint before a relaunch, the worker reports it without
+// training (training alone would wait in a collective the others never join).
+TEST(WorkerLoopTest, AWrittenCheckpointIsReportedWithoutTraining) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.written_dpo_dir = "/elsewhere/iter-2";
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  ASSERT_EQ(backend.trained.size(), 1u);  // SFT only
+  EXPECT_EQ(backend.trained[0].rfind("sft ", 0), 0u);
+  EXPECT_NE(std::find(coordinator.log.begin(), coordinator.log.end(), "checkpoint 1 /elsewhere/iter-2"),
+            coordinator.log.end())
+      << ::testing::PrintToString(coordinator.log);
 }
 
 // The codes a stopping (SIGTERM: calls in flight are CANCELLED) or restarting coordinator gives are
