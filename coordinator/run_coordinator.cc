@@ -758,6 +758,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     const int64_t now = Now();
     response.set_iteration(iteration_);
     response.set_phase(phase_);
+    response.set_model_dir(model_dir_);
     switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:

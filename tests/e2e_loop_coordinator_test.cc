@@ -77,6 +77,7 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
   std::vector<absl::StatusOr<WorkerLoopSummary>> summaries(2, absl::UnknownError("not run"));
   std::vector<std::vector<std::string>> loaded(2);
   std::vector<std::thread> workers;
+  e2e::ThreadBarrier training_barrier(2);
   for (int rank = 0; rank < 2; ++rank) {
     workers.emplace_back([&, rank] {
       coordinator::ClientOptions o;
@@ -89,6 +90,7 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
       }
       GrpcCoordinatorLink link(std::move(*client));
       e2e::ScriptedBackend backend(rank);
+      backend.enter_collective = [&] { training_barrier.Wait(); };
       WorkerLoopOptions options;
       options.checkpoint_root = run_dir + "/checkpoints";
       options.max_wait_seconds = 0.05;

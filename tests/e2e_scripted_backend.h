@@ -2,11 +2,17 @@
 // neural model: it "answers" the demo's "Reverse the word: X" tasks right or wrong by seed, judges
 // by checking the reversal (Score: 5 right, Score: 1 wrong), writes self-instruct prompts from the
 // seed, and "trains" by having rank 0 write a checkpoint folder (the other ranks wait for it, as
-// they would in a collective). What it produces is therefore known independently of the loop.
+// they would in a collective). Ranks enter training together (`enter_collective`, a barrier), as
+// the real trainer's first collective makes them: the coordinator relies on it (a rank that asks
+// for training after another reported must be a relaunched one). What it produces is therefore
+// known independently of the loop.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -70,6 +76,30 @@ class ScriptedModel : public LoopModel {
   int delay_ms_;
 };
 
+// A reusable barrier for `parties` threads (the in-process tests' stand-in for MPI_Barrier).
+class ThreadBarrier {
+ public:
+  explicit ThreadBarrier(int parties) : parties_(parties) {}
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t generation = generation_;
+    if (++waiting_ == parties_) {
+      waiting_ = 0;
+      ++generation_;
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait(lock, [&] { return generation_ != generation; });
+  }
+
+ private:
+  const int parties_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  int64_t generation_ = 0;
+};
+
 class ScriptedBackend : public WorkerBackend {
  public:
   // Delays make the phases last long enough for fault tests to strike inside them.
@@ -81,12 +111,14 @@ class ScriptedBackend : public WorkerBackend {
   }
   absl::Status TrainSft(const RunConfig&, const std::string& model_dir, const std::string& out_dir,
                         const TrainStepReporter& report) override {
+    if (enter_collective) enter_collective();
     report({1, 1, 1.0, 1, {}});
     return WriteOrWait(out_dir, "sft from " + model_dir + "\n");
   }
   absl::Status TrainDpo(const RunConfig&, const std::string& model_dir,
                         const std::vector<v1::TrainingPair>& pairs, int64_t total,
                         const std::string& out_dir, const TrainStepReporter& report) override {
+    if (enter_collective) enter_collective();
     std::string text = absl::StrCat("dpo from ", model_dir, " total ", total, "\n");
     for (const auto& p : pairs) {
       absl::StrAppend(&text, p.position(), " ", p.prompt(), " | ", p.chosen(), " > ", p.rejected(), "\n");
@@ -96,6 +128,7 @@ class ScriptedBackend : public WorkerBackend {
     return WriteOrWait(out_dir, text, absl::StrCat("/pairs-rank", rank_, ".txt"));
   }
   std::vector<std::string> loaded_dirs;  // every LoadModel, in order
+  std::function<void()> enter_collective;  // a barrier of all ranks (MPI_Barrier under mpirun)
 
  private:
   absl::Status WriteOrWait(const std::string& out_dir, const std::string& text,

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   srlm::GrpcCoordinatorLink grpc_link(std::move(*client));
   srlm::RetryingCoordinatorLink link(grpc_link, retry_seconds);
   srlm::e2e::ScriptedBackend backend(rank, generate_delay_ms, train_delay_ms);
+  backend.enter_collective = [] { MPI_Barrier(MPI_COMM_WORLD); };
   srlm::WorkerLoopOptions loop_options;
   loop_options.checkpoint_root = checkpoint_root;
   loop_options.max_wait_seconds = 0.1;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -27,9 +28,11 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The string fields `keys` of every non-blank line of the JSONL file `key` (a data.* key) names.
+// The string fields `keys` of every non-blank line of the JSONL file `key` (a data.* key) names;
+// the fields `not_blank` must hold more than white space.
 absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
-                                                                       const std::vector<std::string>& keys) {
+                                                                       const std::vector<std::string>& keys,
+                                                                       const std::vector<std::string>& not_blank = {}) {
   std::ifstream in(path);
   if (path.empty()) return absl::FailedPreconditionError(absl::StrCat(key, " is not set in the run configuration"));
   if (!in) return absl::NotFoundError(absl::StrCat(key, " not readable: ", path));
@@ -46,6 +49,9 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std
         return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": no string '", name, "'"));
       }
       fields.push_back(row[name].get<std::string>());
+      if (absl::c_linear_search(not_blank, name) && absl::StripAsciiWhitespace(fields.back()).empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": '", name, "' is empty"));
+      }
     }
   }
   return rows;
@@ -173,7 +179,6 @@ class Worker {
   std::unique_ptr<LoopModel> model_;
   std::unique_ptr<HeartbeatThread> heartbeat_;
   int64_t last_trained_iteration_ = -1;
-  std::string reported_checkpoint_dir_;  // until the commit is seen
   WorkerLoopSummary summary_;
 };
 
@@ -195,7 +200,9 @@ absl::Status Worker::Register() {
   for (std::vector<std::string>& row : ift) ift_prompts_.push_back(std::move(row[0]));
   eval_set_.clear();
   if (!config_.data.eval.empty()) {
-    SRLM_ASSIGN_OR_RETURN(eval_set_, ReadJsonlStrings(config_.data.eval, "data.eval", {"prompt", "answer"}));
+    // An empty answer would match an empty output (a prompt with no room in the context, say).
+    SRLM_ASSIGN_OR_RETURN(eval_set_,
+                          ReadJsonlStrings(config_.data.eval, "data.eval", {"prompt", "answer"}, {"answer"}));
   }
   SRLM_ASSIGN_OR_RETURN(JudgeTemplate templ, JudgeTemplate::FromFile(config_.judge.template_file));
   judge_template_ = std::make_unique<JudgeTemplate>(std::move(templ));
@@ -361,18 +368,21 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   request.set_world_size(identity_.world_size);
   request.set_iteration(train.iteration());
   request.set_checkpoint_dir(out_dir);
-  SRLM_ASSIGN_OR_RETURN(const auto evaluation, Evaluate(train.iteration(), out_dir));
-  request.set_eval_correct(evaluation.first);
-  request.set_eval_total(evaluation.second);
+  // An evaluation that fails is reported as none: it must not hold up the commit (or, failing the
+  // same way on every relaunch, the run).
+  absl::StatusOr<std::pair<int64_t, int64_t>> evaluation = Evaluate(train.iteration(), out_dir);
+  if (!evaluation.ok()) {
+    SRLM_LOG(WARNING) << "iteration " << train.iteration() << ": held-out evaluation of " << out_dir
+                      << " failed, reported as none: " << evaluation.status();
+    evaluation = std::make_pair(int64_t{0}, int64_t{0});
+  }
+  request.set_eval_correct(evaluation->first);
+  request.set_eval_total(evaluation->second);
   watchdog_.Progress(absl::StrCat(what, ": reporting checkpoint ", out_dir));
   SRLM_ASSIGN_OR_RETURN(v1::ReportCheckpointResponse response, link_.ReportCheckpoint(request));
   last_trained_iteration_ = train.iteration();
   ++summary_.trainings;
-  reported_checkpoint_dir_ = out_dir;
-  if (response.committed() && !response.model_dir().empty()) {
-    current_model_dir_ = response.model_dir();
-    reported_checkpoint_dir_.clear();
-  }
+  if (response.committed() && !response.model_dir().empty()) current_model_dir_ = response.model_dir();
   SRLM_LOG(INFO) << "iteration " << train.iteration() << ": checkpoint " << out_dir << " reported ("
                  << response.ranks_reported() << "/" << response.world_size() << " ranks"
                  << (response.committed() ? ", committed" : "") << "), training took "
@@ -380,16 +390,19 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   return absl::OkStatus();
 }
 
-// Greedy answers, with the candidates' length limit and stop strings and the chat template, to the
-// prompts i of data.eval with i % world_size == rank; an answer counts when it equals the known one
-// after trimming white space on both. The model stays loaded for the next iteration's work.
+// Greedy answers, with the candidates' length limit and stop strings and the chat template, to this
+// rank's blocks of data.eval (block b, lines [64b, 64b + 64), goes to rank b % world_size, so every
+// batch, hence every answer, is the same whatever the number of ranks); an answer counts when it
+// equals the known one after trimming white space on both. The model stays loaded for the next
+// iteration's work.
 absl::StatusOr<std::pair<int64_t, int64_t>> Worker::Evaluate(int64_t iteration, const std::string& model_dir) {
-  std::vector<size_t> mine;
-  for (size_t i = static_cast<size_t>(identity_.rank); i < eval_set_.size();
-       i += static_cast<size_t>(std::max(1, identity_.world_size))) {
-    mine.push_back(i);
+  constexpr size_t kBlock = 64;  // one model call each (progress is marked per call)
+  const size_t world = static_cast<size_t>(std::max(1, identity_.world_size));
+  std::vector<std::pair<size_t, size_t>> blocks;  // [begin, end) lines
+  for (size_t b = static_cast<size_t>(identity_.rank); b * kBlock < eval_set_.size(); b += world) {
+    blocks.push_back({b * kBlock, std::min(eval_set_.size(), (b + 1) * kBlock)});
   }
-  if (mine.empty()) return std::make_pair(int64_t{0}, int64_t{0});
+  if (blocks.empty()) return std::make_pair(int64_t{0}, int64_t{0});
   const auto start = Clock::now();
   SRLM_RETURN_IF_ERROR(EnsureModel(model_dir));
   SamplingConfig greedy = config_.generate.sampling;
@@ -397,14 +410,13 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Worker::Evaluate(int64_t iteration, 
   greedy.top_p = 1.0;
   greedy.top_k = 0;
   WatchedModel model(*model_, watchdog_, absl::StrCat("iteration ", iteration, " EVAL of ", model_dir));
-  int64_t correct = 0;
-  constexpr size_t kChunk = 64;  // progress is marked per model call
-  for (size_t begin = 0; begin < mine.size(); begin += kChunk) {
+  int64_t correct = 0, total = 0;
+  for (const auto& [begin, end] : blocks) {
     std::vector<std::string> prompts;
     std::vector<uint64_t> seeds;
-    for (size_t k = begin; k < std::min(mine.size(), begin + kChunk); ++k) {
-      prompts.push_back(eval_set_[mine[k]][0]);
-      seeds.push_back(mine[k]);
+    for (size_t i = begin; i < end; ++i) {
+      prompts.push_back(eval_set_[i][0]);
+      seeds.push_back(i);
     }
     SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> answers,
                           model.Generate(prompts, PromptFormat::kChat, greedy, seeds));
@@ -412,11 +424,10 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Worker::Evaluate(int64_t iteration, 
       return absl::InternalError(absl::StrCat("evaluation: ", answers.size(), " answers for ", prompts.size(), " prompts"));
     }
     for (size_t k = 0; k < answers.size(); ++k) {
-      correct += absl::StripAsciiWhitespace(answers[k].text) ==
-                 absl::StripAsciiWhitespace(eval_set_[mine[begin + k]][1]);
+      correct += absl::StripAsciiWhitespace(answers[k].text) == absl::StripAsciiWhitespace(eval_set_[begin + k][1]);
     }
+    total += static_cast<int64_t>(answers.size());
   }
-  const int64_t total = static_cast<int64_t>(mine.size());
   SRLM_LOG(INFO) << "iteration " << iteration << ": " << model_dir << " answers " << correct << " of this rank's "
                  << total << " held-out prompts (data.eval), " << SecondsSince(start) << " s";
   return std::make_pair(correct, total);
@@ -446,13 +457,10 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
       SRLM_RETURN_IF_ERROR(Register());
       continue;
     }
-    // Work of a later iteration means the checkpoint this rank reported was committed: it is M_t now
-    // (every rank names the same directory, which rank 0 wrote).
-    if (last_trained_iteration_ >= 0 && lease.iteration() > last_trained_iteration_ &&
-        !reported_checkpoint_dir_.empty()) {
-      current_model_dir_ = reported_checkpoint_dir_;
-      reported_checkpoint_dir_.clear();
-    }
+    // The coordinator names M_t with every answer: after a commit it is the checkpoint the ranks
+    // reported, also for a rank relaunched during that commit, which registered with the model
+    // before it.
+    if (!lease.model_dir().empty()) current_model_dir_ = lease.model_dir();
     switch (lease.work_case()) {
       case v1::LeaseShardResponse::kPrompts:
         SRLM_RETURN_IF_ERROR(DoPromptsShard(lease));

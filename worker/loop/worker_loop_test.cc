@@ -79,13 +79,19 @@ class RecordingBackend : public WorkerBackend {
 class FakeCoordinator : public CoordinatorLink {
  public:
   explicit FakeCoordinator(std::string yaml) : yaml_(std::move(yaml)) {}
+  // Starts the run at `iteration` in PROMPTS with M_t = `model_dir` (a run that committed already).
+  void StartAt(int64_t iteration, const std::string& model_dir) {
+    iteration_ = iteration;
+    phase_ = v1::PHASE_PROMPTS;
+    model_dir_ = model_dir;
+  }
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     log.push_back("register rank " + std::to_string(r.rank()));
     v1::RegisterWorkerResponse out;
     out.set_worker_id("w1");
     out.set_run_config_yaml(yaml_);
-    out.set_model_dir("/m0");
+    out.set_model_dir(registration_model_dir);
     out.set_heartbeat_seconds(0.05);
     return out;
   }
@@ -100,6 +106,7 @@ class FakeCoordinator : public CoordinatorLink {
     v1::LeaseShardResponse out;
     out.set_iteration(iteration_);
     out.set_phase(phase_);
+    out.set_model_dir(model_dir_);
     if (waits_before_generate > 0 && phase_ == v1::PHASE_GENERATE) {  // other ranks still busy
       --waits_before_generate;
       out.mutable_wait()->set_wait_ms(100);
@@ -196,6 +203,7 @@ class FakeCoordinator : public CoordinatorLink {
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
   std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
+  std::string registration_model_dir = "/m0";  // the M_t RegisterWorker names
   std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
 
  private:
@@ -376,16 +384,49 @@ TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   ASSERT_TRUE(summary.ok()) << summary.status();
   const std::vector<std::pair<int64_t, int64_t>> want = {{2, 3}, {2, 3}};  // M_1 after SFT, M_2 after DPO
   EXPECT_EQ(coordinator.evaluations, want);
-  // The evaluated model stays loaded: PROMPTS of the next iteration reuses it.
-  EXPECT_EQ(std::count(backend.loaded.begin(), backend.loaded.end(), "/ckpt/iter-1"), 1);
+  // Each evaluation loaded the model just trained, before its report, and PROMPTS of the next
+  // iteration reused it: M_1 after SFT, M_2 after DPO, nothing else.
+  EXPECT_EQ(backend.loaded, (std::vector<std::string>{"/ckpt/iter-1", "/ckpt/iter-2"}));
 
-  // A line without an answer is refused at registration, with its line number.
+  // An empty answer (it would match an empty output) and a line without one are refused at
+  // registration, with the line.
+  std::ofstream(config.data.eval, std::ios::trunc) << "{\"prompt\": \"q0\", \"answer\": \" \"}\n";
+  FakeCoordinator empty(RunConfigToYaml(config));
+  RecordingBackend backend3;
+  auto refused_empty = RunOneRank(empty, backend3);
+  ASSERT_FALSE(refused_empty.ok());
+  EXPECT_NE(refused_empty.status().message().find("eval.jsonl:1: 'answer' is empty"), std::string::npos)
+      << refused_empty.status();
   std::ofstream(config.data.eval, std::ios::trunc) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n{\"prompt\": \"q1\"}\n";
   FakeCoordinator refused(RunConfigToYaml(config));
   RecordingBackend backend2;
   auto failed = RunOneRank(refused, backend2);
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
+}
+
+// An evaluation that fails (here the last model does not load) is reported as none and the run
+// still commits: it must not stop a run that would fail the same way on every relaunch.
+class LastModelFailsBackend : public RecordingBackend {
+ public:
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    if (dir == "/ckpt/iter-2") return absl::DataLossError("damaged");
+    return RecordingBackend::LoadModel(dir);
+  }
+};
+
+TEST(WorkerLoopTest, AFailedEvaluationIsReportedAsNone) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  config.data.eval = ::testing::TempDir() + "/eval_fails.jsonl";
+  std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n";
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  LastModelFailsBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  const std::vector<std::pair<int64_t, int64_t>> want = {{1, 1}, {0, 0}};
+  EXPECT_EQ(coordinator.evaluations, want);
 }
 
 // Told that another rank reported the checkpoint before a relaunch, the worker reports it without
@@ -404,6 +445,25 @@ TEST(WorkerLoopTest, AWrittenCheckpointIsReportedWithoutTraining) {
   EXPECT_NE(std::find(coordinator.log.begin(), coordinator.log.end(), "checkpoint 1 /elsewhere/iter-2"),
             coordinator.log.end())
       << ::testing::PrintToString(coordinator.log);
+}
+
+// A rank relaunched while the previous iteration was being committed registered with the model
+// before the commit; the next iteration's work must still use the committed one, which every lease
+// names. (It used to go on with the old model: it had not trained in this process.)
+TEST(WorkerLoopTest, WorkUsesTheModelTheLeaseNamesNotTheOneAtRegistration) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.StartAt(1, "/ckpt/iter-1");
+  coordinator.registration_model_dir = "/m0";  // as registered while iteration 0 was committing
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->run_done);
+  ASSERT_FALSE(backend.loaded.empty());
+  for (const auto& dir : backend.loaded) EXPECT_EQ(dir, "/ckpt/iter-1");
+  ASSERT_EQ(backend.trained.size(), 1u);
+  EXPECT_EQ(backend.trained[0].rfind("dpo /ckpt/iter-1 -> /ckpt/iter-2", 0), 0u) << backend.trained[0];
 }
 
 // The codes a stopping (SIGTERM: calls in flight are CANCELLED) or restarting coordinator gives are
