@@ -1,8 +1,11 @@
 // Implementation of common/progress_watchdog.h.
 #include "common/progress_watchdog.h"
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/logging.h"
 
 namespace srlm {
 
@@ -57,6 +60,13 @@ void ProgressWatchdog::Watch() {
     on_stall_(description);  // in production this does not return
     return;
   }
+}
+
+void HangIfTestStallRank(int rank, const char* what) {
+  const char* stall_rank = std::getenv("SRLM_TEST_STALL_RANK");
+  if (stall_rank == nullptr || std::atoi(stall_rank) != rank) return;
+  SRLM_LOG(WARNING) << "SRLM_TEST_STALL_RANK: this rank's " << what << " hangs on purpose";
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 }  // namespace srlm

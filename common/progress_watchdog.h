@@ -55,4 +55,8 @@ class ProgressWatchdog {
   std::thread thread_;
 };
 
+// Test hook of the watchdog's process tests: when SRLM_TEST_STALL_RANK names `rank`, logs that this
+// rank's `what` hangs on purpose and sleeps for ever (as on a hung file system), else returns.
+void HangIfTestStallRank(int rank, const char* what);
+
 }  // namespace srlm

@@ -377,13 +377,8 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   while (true) {
     SRLM_ASSIGN_OR_RETURN(bool row, results->Step());
     if (!row) break;
-    ++results_accepted_;
-    candidates_ += results->ColumnInt(0);
-    judgements_ += results->ColumnInt(1);
-    pairs_ += results->ColumnInt(2);
-    ties_ += results->ColumnInt(3) == v1::DROP_REASON_TIE;
-    unparsable_ += results->ColumnInt(3) == v1::DROP_REASON_UNPARSABLE;
-    too_long_ += results->ColumnInt(3) == v1::DROP_REASON_TOO_LONG;
+    CountResultLocked(results->ColumnInt(0), results->ColumnInt(1), results->ColumnInt(2) != 0,
+                      static_cast<int>(results->ColumnInt(3)));
     v1::PromptResult scores;
     for (absl::string_view piece : absl::StrSplit(results->ColumnText(4), ',', absl::SkipEmpty())) {
       double score;
@@ -433,17 +428,17 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
                  "(SELECT COUNT(*) FROM prompts p WHERE p.iteration = c.iteration), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration), "
                  "(SELECT COALESCE(SUM(has_pair), 0) FROM results r WHERE r.iteration = c.iteration), "
-                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
-                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
-                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?1), "
+                 // CountResultLocked's rule: dropped, neither a tie nor too long (NOT_FINITE included)
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.has_pair = 0 "
+                 "AND r.drop_reason NOT IN (?1, ?2)), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?2), "
                  "(SELECT COALESCE(SUM(correct), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
                  "(SELECT COALESCE(SUM(total), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
                  "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY step DESC, rowid DESC "
                  "LIMIT 1) "
                  "FROM commits c ORDER BY c.iteration"));
-  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE})
-      .Bind(2, int64_t{v1::DROP_REASON_UNPARSABLE})
-      .Bind(3, int64_t{v1::DROP_REASON_TOO_LONG});
+  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_TOO_LONG});
   committed_iterations_.clear();
   while (true) {
     SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
@@ -622,6 +617,26 @@ absl::Status RunCoordinator::CheckWorkerLocked(const std::string& worker_id) con
   return absl::OkStatus();
 }
 
+void RunCoordinator::CountResultLocked(int64_t candidates, int64_t judgements, bool has_pair, int drop_reason) {
+  ++results_accepted_;
+  candidates_ += candidates;
+  judgements_ += judgements;
+  if (has_pair) {
+    ++pairs_;
+  } else if (drop_reason == v1::DROP_REASON_TIE) {
+    ++ties_;
+  } else if (drop_reason == v1::DROP_REASON_TOO_LONG) {
+    ++too_long_;
+  } else {
+    ++unparsable_;
+  }
+}
+
+const std::string& RunCoordinator::ReportedCheckpointDirLocked() const {
+  auto it = checkpoint_dirs_.find(0);
+  return it != checkpoint_dirs_.end() ? it->second : checkpoint_dirs_.begin()->second;
+}
+
 void RunCoordinator::AddScoresLocked(const v1::PromptResult& result) {
   const double lo = config_.judge.min_score, hi = config_.judge.max_score;
   for (double score : result.mean_scores()) {
@@ -772,7 +787,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
           train->set_phase(TrainingPhaseOf(iteration_, config_));
           train->set_num_pairs(pairs_);
           train->set_model_dir(model_dir_);
-          if (!checkpoint_dirs_.empty()) train->set_written_checkpoint_dir(checkpoint_dirs_.begin()->second);
+          if (!checkpoint_dirs_.empty()) train->set_written_checkpoint_dir(ReportedCheckpointDirLocked());
         }
         return response;
       case v1::PHASE_DONE:
@@ -1063,19 +1078,8 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitGenerateLocked(
   const int64_t now = Now();
   v1::SubmitShardResponse response;
   for (const v1::PromptResult& result : results) {
-    ++results_accepted_;
-    candidates_ += result.candidates_size();
-    judgements_ += result.judgements_size();
-    if (result.has_pair()) {
-      ++pairs_;
-      response.set_pairs_accepted(response.pairs_accepted() + 1);
-    } else if (result.drop_reason() == v1::DROP_REASON_TIE) {
-      ++ties_;
-    } else if (result.drop_reason() == v1::DROP_REASON_TOO_LONG) {
-      ++too_long_;
-    } else {
-      ++unparsable_;
-    }
+    CountResultLocked(result.candidates_size(), result.judgements_size(), result.has_pair(), result.drop_reason());
+    response.set_pairs_accepted(response.pairs_accepted() + (result.has_pair() ? 1 : 0));
     AddScoresLocked(result);
   }
   response.set_results_accepted(static_cast<int64_t>(results.size()));
@@ -1285,7 +1289,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
       if (static_cast<int32_t>(checkpoint_dirs_.size()) == checkpoint_world_size_) {
         // Every rank holds the checkpoint durable: commit the iteration.
         const int64_t committed = iteration_;
-        const std::string dir = checkpoint_dirs_.count(0) ? checkpoint_dirs_[0] : checkpoint_dirs_.begin()->second;
+        const std::string dir = ReportedCheckpointDirLocked();
         response.set_ranks_reported(checkpoint_world_size_);
         v1::IterationSummary& summary = committed_iterations_.emplace_back();
         summary.set_iteration(committed);

@@ -8,15 +8,14 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/progress_watchdog.h"
 #include "common/status_macros.h"
 #include "coordinator/client/coordinator_client.h"
 #include "worker/loop/grpc_coordinator_link.h"
@@ -67,10 +66,7 @@ class CheckedBackend : public TorchWorkerBackend {
   // Test hook (tests/e2e_mpirun_model_test.sh): SRLM_TEST_STALL_RANK=r makes rank r's model loads hang
   // for ever, as on a hung file system, while its heartbeats go on.
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& model_dir) override {
-    if (const char* r = std::getenv("SRLM_TEST_STALL_RANK"); r != nullptr && std::atoi(r) == launch_rank_) {
-      SRLM_LOG(WARNING) << "SRLM_TEST_STALL_RANK: this rank's model load hangs on purpose";
-      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
+    HangIfTestStallRank(launch_rank_, "model load");
     return TorchWorkerBackend::LoadModel(model_dir);
   }
 

@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "worker/loop/judge.h"
 #include "common/progress_watchdog.h"
+#include "worker/loop/judge.h"
 #include "worker/loop/shard_work.h"
 
 namespace srlm {
@@ -382,7 +382,6 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   SRLM_ASSIGN_OR_RETURN(v1::ReportCheckpointResponse response, link_.ReportCheckpoint(request));
   last_trained_iteration_ = train.iteration();
   ++summary_.trainings;
-  if (response.committed() && !response.model_dir().empty()) current_model_dir_ = response.model_dir();
   SRLM_LOG(INFO) << "iteration " << train.iteration() << ": checkpoint " << out_dir << " reported ("
                  << response.ranks_reported() << "/" << response.world_size() << " ranks"
                  << (response.committed() ? ", committed" : "") << "), training took "
@@ -473,7 +472,6 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
           Wait(0.2);  // this rank reported; the others have not yet
           break;
         }
-        current_model_dir_ = lease.train().model_dir();
         SRLM_RETURN_IF_ERROR(DoTraining(lease.train()));
         break;
       case v1::LeaseShardResponse::kWait:

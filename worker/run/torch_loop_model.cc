@@ -9,6 +9,7 @@
 #include "common/tokenizer/chat_template.h"
 #include "worker/model/generator.h"
 #include "worker/model/logprobs.h"
+#include "worker/train/examples.h"
 
 namespace srlm {
 
@@ -16,8 +17,7 @@ TorchLoopModel::TorchLoopModel(LlamaModel model, std::shared_ptr<const Tokenizer
                                int64_t context, int64_t max_batch)
     : model_(std::move(model)),
       encoder_(std::move(encoder)),
-      context_(context > 0 ? std::min(context, model_->config.max_position_embeddings)
-                           : model_->config.max_position_embeddings),
+      context_(LimitsForModel(context, model_->config.max_position_embeddings, 0).max_seq_len),
       max_batch_(std::max<int64_t>(1, max_batch)) {
   model_->eval();  // sampling and reference scores: no dropout
   absl::StatusOr<TokenIds> suffix = encoder_->EncodeResponse("");

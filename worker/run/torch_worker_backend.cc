@@ -51,8 +51,9 @@ absl::StatusOr<ExampleLimits> TorchWorkerBackend::Limits(const std::string& mode
 
 absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const std::string& model_dir) {
   SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
-  SRLM_ASSIGN_OR_RETURN(const ExampleLimits limits, Limits(model_dir));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
+  const ExampleLimits limits = LimitsForModel(config_.model.max_seq_len, model->config.max_position_embeddings,
+                                              model->config.vocab_size);
   if (encoder->tokenizer().vocab_size() > model->config.vocab_size) {
     return absl::FailedPreconditionError(absl::StrCat(
         model_dir, ": the tokenizer has ", encoder->tokenizer().vocab_size(), " tokens but the model's vocab_size is ",

@@ -57,14 +57,7 @@ int RunningWorldSize() {
   if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
 }
-}  // namespace
 
-void ExitAfterFailure(int exit_code) {
-  if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
-  std::exit(exit_code);
-}
-
-namespace {
 std::atomic<int> g_backstop_exit_code{1};
 void ExitOnBackstopAlarm(int) { ::_exit(g_backstop_exit_code.load()); }
 
@@ -76,6 +69,11 @@ void ArmExitBackstop(int exit_code) {
   ::alarm(30);
 }
 }  // namespace
+
+void ExitAfterFailure(int exit_code) {
+  if (RunningWorldSize() > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::exit(exit_code);
+}
 
 void AbortFromAnyThread(int exit_code) {
   ArmExitBackstop(exit_code);

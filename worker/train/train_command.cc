@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -78,10 +77,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   }
   watchdog.Progress(absl::StrCat("loading model ", resume_dir.value_or(model_dir)));
   // Test hook: this rank's model load hangs, as on a hung file system, while the others go on.
-  if (const char* rank = std::getenv("SRLM_TEST_STALL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
-    SRLM_LOG(WARNING) << "SRLM_TEST_STALL_RANK: this rank hangs on purpose";
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  HangIfTestStallRank(comm->rank(), "model load");
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(resume_dir.value_or(model_dir), device, dtype));
 
   // Data: token ids, or text through the model's tokenizer when it has one.
