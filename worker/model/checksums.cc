@@ -7,15 +7,75 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace srlm {
+namespace {
+
+// What identifies a file's bytes without reading them: any write changes ctime (and usually mtime
+// and size); a rename or copy changes the inode or device.
+using FileIdentity = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t, int64_t, int64_t>;
+
+absl::StatusOr<FileIdentity> IdentityOf(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) return absl::NotFoundError(absl::StrCat("cannot stat ", path));
+  return FileIdentity{info.st_dev, info.st_ino, info.st_size, info.st_mtim.tv_sec, info.st_mtim.tv_nsec,
+                      info.st_ctim.tv_sec, info.st_ctim.tv_nsec};
+}
+
+// The digests this process computed while verifying, by path and the file's identity then.
+class VerifiedDigests {
+ public:
+  static VerifiedDigests& Get() {
+    static VerifiedDigests* digests = new VerifiedDigests;
+    return *digests;
+  }
+  // The file's SHA-256: remembered when the file is unchanged since it was hashed, else computed.
+  absl::StatusOr<std::string> Sha256(const std::string& path) {
+    absl::StatusOr<FileIdentity> before = IdentityOf(path);
+    if (!before.ok()) return before.status();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = digests_.find(path);
+      if (it != digests_.end() && it->second.first == *before) return it->second.second;
+    }
+    const int64_t started_ns = absl::ToUnixNanos(absl::Now());
+    absl::StatusOr<std::string> digest = Sha256File(path);
+    if (!digest.ok()) return digest;
+    absl::StatusOr<FileIdentity> after = IdentityOf(path);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++hashed_;
+    // Not remembered: a file written to while it was read, and a file changed less than 100 ms
+    // before (file times tick in steps of a few ms, so a write right after could keep them).
+    const int64_t changed_ns = std::get<5>(*before) * 1'000'000'000 + std::get<6>(*before);
+    if (after.ok() && *after == *before && changed_ns < started_ns - 100'000'000) {
+      digests_[path] = {*before, *digest};
+    }
+    return digest;
+  }
+  int64_t hashed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hashed_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::pair<FileIdentity, std::string>> digests_;
+  int64_t hashed_ = 0;
+};
+
+}  // namespace
 
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -82,7 +142,7 @@ absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
     if (want.size() != 64 || name.empty() || name.find('/') != std::string::npos) {
       return absl::DataLossError(absl::StrCat(path, ":", number, ": not a sha256sum line"));
     }
-    absl::StatusOr<std::string> got = Sha256File(absl::StrCat(dir, "/", name));
+    absl::StatusOr<std::string> got = VerifiedDigests::Get().Sha256(absl::StrCat(dir, "/", name));
     if (!got.ok()) {
       return absl::DataLossError(absl::StrCat(dir, "/", name, " is listed in ", kChecksumManifest,
                                               " but cannot be read: ", got.status().message()));
@@ -98,5 +158,7 @@ absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
   if (checked == 0) return absl::DataLossError(absl::StrCat(path, " lists no files"));
   return checked;
 }
+
+int64_t FilesHashedForVerification() { return VerifiedDigests::Get().hashed(); }
 
 }  // namespace srlm

@@ -3,8 +3,14 @@
 // SaveModel writes one for the files it writes; LoadModel verifies it, so bytes that changed after a
 // checkpoint was written (a storage fault, a partial copy, an overwrite) are reported instead of
 // loaded. A directory without a manifest (a model from elsewhere) loads as before. No libtorch.
+//
+// A process verifies each file's bytes once: a verified file whose identity and times are unchanged
+// (device, inode, size, mtime and ctime to the nanosecond; ctime moves on every write and cannot be
+// set back by hand) is not read again. A worker loads each new checkpoint twice (to evaluate it, then
+// to train from it in the next iteration), and the second load skips the second full read.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,5 +29,8 @@ absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std
 // Checks every file `dir`/checksums.sha256 lists; returns how many (0 when there is no manifest).
 // A missing or changed file is DataLoss naming it.
 absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir);
+
+// How many files this process has hashed to verify a manifest (the ones the cache could not answer).
+int64_t FilesHashedForVerification();
 
 }  // namespace srlm
