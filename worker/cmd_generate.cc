@@ -9,7 +9,7 @@
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
-#include "worker/model/generator.h"
+#include "worker/model/batched_generation.h"
 #include "worker/model/model_options.h"
 
 namespace srlm {
@@ -48,17 +48,14 @@ absl::Status RunGenerate(GenerateFlags flags) {
     seeds.push_back(line.contains("seed") && line["seed"].is_number_unsigned() ? line["seed"].get<uint64_t>()
                                                                                 : flags.seed + i);
   }
-  for (size_t start = 0; start < prompts.size(); start += flags.batch_size) {
-    const size_t end = std::min(prompts.size(), start + static_cast<size_t>(flags.batch_size));
-    std::vector<std::vector<int32_t>> batch(prompts.begin() + start, prompts.begin() + end);
-    std::vector<uint64_t> batch_seeds(seeds.begin() + start, seeds.begin() + end);
-    SRLM_ASSIGN_OR_RETURN(std::vector<Generation> out, Generate(model, *tokenizer, batch, flags.sampling, batch_seeds));
-    for (size_t i = 0; i < out.size(); ++i) {
-      auto& line = lines[start + i];
-      line["response"] = out[i].text;
-      line["response_ids"] = out[i].tokens;
-      line["finish_reason"] = out[i].finish_reason;
-    }
+  BatchedGenerator generator(flags.batch_size);
+  SRLM_ASSIGN_OR_RETURN(std::vector<Generation> out,
+                        generator.Generate(model, *tokenizer, prompts, flags.sampling, seeds));
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto& line = lines[i];
+    line["response"] = out[i].text;
+    line["response_ids"] = out[i].tokens;
+    line["finish_reason"] = out[i].finish_reason;
   }
   SRLM_RETURN_IF_ERROR(WriteJsonl(flags.output, lines));
   SRLM_LOG(INFO) << "generate: wrote " << lines.size() << " lines to " << flags.output;
@@ -84,7 +81,7 @@ void RegisterGenerateCommand(CLI::App& app) {
   cmd->add_option("--max-new-tokens", flags->sampling.max_new_tokens)->capture_default_str();
   cmd->add_option("--stop", flags->sampling.stop, "Stop string (repeatable)");
   cmd->add_option("--seed", flags->seed, "Seed of line 0; line i uses seed + i")->capture_default_str();
-  cmd->add_option("--batch-size", flags->batch_size)->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--batch-size", flags->batch_size, "sequences decoded together (halved for good when a batch runs out of memory)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([flags]() {
     absl::Status s = RunGenerate(*flags);
     if (!s.ok()) SRLM_LOG(ERROR) << s;

@@ -137,7 +137,8 @@ void RegisterRunCommand(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
-  cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch, "sequences decoded together")
+  cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch,
+                  "sequences decoded together (halved for good when a batch runs out of memory)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--device-label", flags->device, "device name shown in srlmctl (the model runs on model.device)")

@@ -31,6 +31,15 @@ size_t FindStop(const std::string& text, const std::vector<std::string>& stops) 
   return best;
 }
 
+// CUDA's caching allocator throws OutOfMemoryError; the CPU allocator an enforce failure that names
+// itself (libtorch 2.x).
+bool IsOutOfMemory(const c10::Error& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  const std::string& what = e.msg();
+  return what.find("DefaultCPUAllocator: can't allocate memory") != std::string::npos ||
+         what.find("DefaultCPUAllocator: not enough memory") != std::string::npos;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
@@ -147,6 +156,11 @@ absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
       if (r.finish_reason.empty()) r.finish_reason = "length";
     }
   } catch (const c10::Error& e) {
+    if (IsOutOfMemory(e)) {
+      return absl::ResourceExhaustedError(absl::StrCat("generation of ", B, " sequences (", P, " + ", steps,
+                                                       " tokens each) ran out of memory: ",
+                                                       e.what_without_backtrace()));
+    }
     return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
   }
   return results;

@@ -1,7 +1,8 @@
 // Batched text generation with a preallocated KV cache: prompts of different lengths are
 // left-padded into one batch, prefilled in one pass, then decoded one token per step for all
 // sequences. Sampling per SamplingOptions; one seed per sequence, so the same seeds and batch give
-// the same output. Not thread-safe per model.
+// the same output. Not thread-safe per model. A batch that runs out of memory (CUDA or host) is
+// ResourceExhausted; BatchedGenerator (batched_generation.h) retries it in smaller batches.
 #pragma once
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"
-#include "worker/model/generator.h"
+#include "worker/model/batched_generation.h"
 #include "worker/model/logprobs.h"
 #include "worker/train/examples.h"
 
@@ -18,7 +18,7 @@ TorchLoopModel::TorchLoopModel(LlamaModel model, std::shared_ptr<const Tokenizer
     : model_(std::move(model)),
       encoder_(std::move(encoder)),
       context_(LimitsForModel(context, model_->config.max_position_embeddings, 0).max_seq_len),
-      max_batch_(std::max<int64_t>(1, max_batch)) {
+      generator_(max_batch) {
   model_->eval();  // sampling and reference scores: no dropout
   absl::StatusOr<TokenIds> suffix = encoder_->EncodeResponse("");
   response_suffix_tokens_ = suffix.ok() ? static_cast<int64_t>(suffix->size()) : 0;
@@ -61,17 +61,13 @@ absl::StatusOr<std::vector<GeneratedText>> TorchLoopModel::Generate(const std::v
   options.max_new_tokens = sampling.max_new_tokens;
   options.max_total_tokens = max_total;
   options.extra_eos_ids = ChatStopTokenIds(encoder_->tokenizer(), encoder_->chat_template());
-  for (size_t begin = 0; begin < fitting.size(); begin += max_batch_) {
-    const size_t end = std::min(fitting.size(), begin + static_cast<size_t>(max_batch_));
-    std::vector<std::vector<int32_t>> batch(ids.begin() + begin, ids.begin() + end);
-    std::vector<uint64_t> batch_seeds;
-    for (size_t k = begin; k < end; ++k) batch_seeds.push_back(seeds[fitting[k]]);
-    SRLM_ASSIGN_OR_RETURN(std::vector<Generation> generations,
-                          srlm::Generate(model_, encoder_->tokenizer(), batch, options, batch_seeds));
-    for (size_t k = begin; k < end; ++k) {
-      Generation& g = generations[k - begin];
-      out[fitting[k]] = {std::move(g.text), static_cast<int64_t>(g.tokens.size()), g.finish_reason};
-    }
+  std::vector<uint64_t> fitting_seeds;
+  for (size_t i : fitting) fitting_seeds.push_back(seeds[i]);
+  SRLM_ASSIGN_OR_RETURN(std::vector<Generation> generations,
+                        generator_.Generate(model_, encoder_->tokenizer(), ids, options, fitting_seeds));
+  for (size_t k = 0; k < fitting.size(); ++k) {
+    Generation& g = generations[k];
+    out[fitting[k]] = {std::move(g.text), static_cast<int64_t>(g.tokens.size()), g.finish_reason};
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "worker/loop/loop_model.h"
+#include "worker/model/batched_generation.h"
 #include "worker/model/llama.h"
 #include "worker/train/text_encoder.h"
 
@@ -18,7 +19,7 @@ class TorchLoopModel : public LoopModel {
   // `context` is the longest sequence (prompt and response) it samples or scores: the trainer's limit
   // (model.max_seq_len, or the model's max_position_embeddings), so that whatever it produces can be
   // trained on; 0 means max_position_embeddings. `max_batch` bounds the sequences decoded together
-  // (memory); results do not depend on it.
+  // (memory; lowered for good when a batch runs out of memory); results do not depend on it.
   TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder, int64_t context = 0,
                  int64_t max_batch = 64);
 
@@ -34,7 +35,7 @@ class TorchLoopModel : public LoopModel {
   LlamaModel model_;
   std::shared_ptr<const TokenizerTextEncoder> encoder_;
   int64_t context_;
-  int64_t max_batch_;
+  BatchedGenerator generator_;
   int64_t response_suffix_tokens_ = 0;  // what EncodeResponse appends (end-of-turn or EOS)
 };
 

@@ -1,0 +1,143 @@
+// Tests for worker/model/batched_generation.h under a real allocation failure: an address-space
+// limit (setrlimit RLIMIT_AS) makes libtorch's CPU allocator fail the way it does when memory runs
+// out, so a batch whose KV cache does not fit is split, and the outputs equal those of the
+// unconstrained batch.
+#include "worker/model/batched_generation.h"
+
+#include <sys/resource.h>
+
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "worker/model/checkpoint_io.h"
+
+namespace srlm {
+namespace {
+
+// Id i decodes to the letter 'a' + i % 26.
+class LetterTokenizer : public Tokenizer {
+ public:
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const override {
+    std::vector<int32_t> ids;
+    for (char c : text) ids.push_back(c - 'a');
+    return ids;
+  }
+  absl::StatusOr<std::string> Decode(const std::vector<int32_t>& ids) const override {
+    std::string s;
+    for (int32_t id : ids) s.push_back(static_cast<char>('a' + id % 26));
+    return s;
+  }
+  int32_t eos_id() const override { return -1; }
+};
+
+// 2 layers of 4 key/value heads of 16: 1 KiB of KV cache per token of a sequence.
+LlamaModel TinyModel() {
+  LlamaConfig config;
+  config.vocab_size = 64;
+  config.hidden_size = 64;
+  config.intermediate_size = 96;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 4;
+  config.max_position_embeddings = 1 << 20;
+  LlamaModel model(config);
+  InitializeWeights(model, /*seed=*/7, /*std=*/0.5);
+  model->eval();
+  return model;
+}
+
+int64_t VirtualMemoryBytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;  // "VmSize:  123 kB"
+  }
+  return -1;
+}
+
+// Limits the process's address space to what it uses now plus `headroom` bytes while alive.
+class AddressSpaceLimit {
+ public:
+  explicit AddressSpaceLimit(int64_t headroom) {
+    ::getrlimit(RLIMIT_AS, &saved_);
+    struct rlimit limit = saved_;
+    limit.rlim_cur = static_cast<rlim_t>(VirtualMemoryBytes() + headroom);
+    ok_ = ::setrlimit(RLIMIT_AS, &limit) == 0;
+  }
+  ~AddressSpaceLimit() { ::setrlimit(RLIMIT_AS, &saved_); }
+  bool ok() const { return ok_; }
+
+ private:
+  struct rlimit saved_;
+  bool ok_ = false;
+};
+
+// Sequences end soon (half of the ids end one), but the cache is sized for max_new_tokens: 64
+// sequences of 4 + 4000 tokens need 4 x 64 MiB of KV cache.
+SamplingOptions ShortSamplesInALongCache() {
+  SamplingOptions sampling;
+  sampling.temperature = 1.0;
+  sampling.max_new_tokens = 4000;
+  for (int32_t id = 0; id < 32; ++id) sampling.extra_eos_ids.push_back(id);
+  return sampling;
+}
+
+TEST(BatchedGenerator, ABatchThatRunsOutOfMemoryIsSplitAndGivesTheSameOutput) {
+  LlamaModel model = TinyModel();
+  LetterTokenizer tokenizer;
+  const SamplingOptions sampling = ShortSamplesInALongCache();
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<uint64_t> seeds;
+  for (int i = 0; i < 64; ++i) {
+    prompts.push_back({1, 40 + i % 20, 33, 50 - i % 7});
+    seeds.push_back(1000 + i);
+  }
+  BatchedGenerator unconstrained(64);
+  auto reference = unconstrained.Generate(model, tokenizer, prompts, sampling, seeds);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  EXPECT_EQ(unconstrained.batch_limit(), 64);
+  int64_t tokens = 0;
+  for (const Generation& g : *reference) tokens += static_cast<int64_t>(g.tokens.size());
+  ASSERT_GT(tokens, 64) << "the samples should not all be empty";
+
+  BatchedGenerator limited(64);
+  absl::StatusOr<std::vector<Generation>> split;
+  {
+    AddressSpaceLimit limit(160ll << 20);  // 64 sequences need 256 MiB of cache; 16 need 64 MiB
+    ASSERT_TRUE(limit.ok());
+    split = limited.Generate(model, tokenizer, prompts, sampling, seeds);
+  }
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_LT(limited.batch_limit(), 64);
+  EXPECT_GE(limited.batch_limit(), 1);
+  ASSERT_EQ(split->size(), reference->size());
+  for (size_t i = 0; i < split->size(); ++i) {
+    EXPECT_EQ((*split)[i].tokens, (*reference)[i].tokens) << "sequence " << i;
+    EXPECT_EQ((*split)[i].finish_reason, (*reference)[i].finish_reason) << "sequence " << i;
+  }
+}
+
+TEST(BatchedGenerator, OneSequenceThatDoesNotFitSaysWhatToLower) {
+  LlamaModel model = TinyModel();
+  LetterTokenizer tokenizer;
+  SamplingOptions sampling = ShortSamplesInALongCache();
+  sampling.max_new_tokens = 500000;  // ~500 MiB of cache for one sequence
+  BatchedGenerator generator(4);
+  absl::StatusOr<std::vector<Generation>> out;
+  {
+    AddressSpaceLimit limit(160ll << 20);
+    ASSERT_TRUE(limit.ok());
+    out = generator.Generate(model, tokenizer, {{1, 2}, {1, 3}, {1, 4}}, sampling, {1, 2, 3});
+  }
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
+  EXPECT_NE(out.status().message().find("one sequence (a prompt of 2 tokens and up to 500000 new ones) does not fit "
+                                        "in memory; lower the new tokens (generate.max_new_tokens)"),
+            std::string::npos)
+      << out.status();
+  EXPECT_EQ(generator.batch_limit(), 1);
+}
+
+}  // namespace
+}  // namespace srlm
