@@ -1,21 +1,28 @@
-// Tests for worker/model/batched_generation.h under a real allocation failure: an address-space
-// limit (setrlimit RLIMIT_AS) makes libtorch's CPU allocator fail the way it does when memory runs
-// out, so a batch whose KV cache does not fit is split, and the outputs equal those of the
-// unconstrained batch.
+// Tests for worker/model/batched_generation.h under a real allocation failure, so a batch whose KV
+// cache does not fit is split and the outputs equal those of a batch that fits. On the CPU an
+// address-space limit (setrlimit RLIMIT_AS) makes libtorch's CPU allocator fail the way it does when
+// memory runs out; on CUDA (SRLM_TEST_DEVICE) the cache is sized past any GPU's memory for 64
+// sequences (410 GB), and CUDA's caching allocator throws OutOfMemoryError.
 #include "worker/model/batched_generation.h"
 
 #include <sys/resource.h>
 
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
+
 #include "worker/model/checkpoint_io.h"
+#include "worker/model/model_test_util.h"
 
 namespace srlm {
 namespace {
+
+using testing_util::TestDevice;
 
 // Id i decodes to the letter 'a' + i % 26.
 class LetterTokenizer : public Tokenizer {
@@ -42,9 +49,10 @@ LlamaModel TinyModel() {
   config.num_hidden_layers = 2;
   config.num_attention_heads = 4;
   config.num_key_value_heads = 4;
-  config.max_position_embeddings = 1 << 20;
+  config.max_position_embeddings = 1 << 28;
   LlamaModel model(config);
   InitializeWeights(model, /*seed=*/7, /*std=*/0.5);
+  model->to(TestDevice());
   model->eval();
   return model;
 }
@@ -57,7 +65,8 @@ int64_t VirtualMemoryBytes() {
   return -1;
 }
 
-// Limits the process's address space to what it uses now plus `headroom` bytes while alive.
+// Limits the process's address space to what it uses now plus `headroom` bytes while alive (on the
+// CPU; device memory is not in the address space).
 class AddressSpaceLimit {
  public:
   explicit AddressSpaceLimit(int64_t headroom) {
@@ -75,11 +84,12 @@ class AddressSpaceLimit {
 };
 
 // Sequences end soon (half of the ids end one), but the cache is sized for max_new_tokens: 64
-// sequences of 4 + 4000 tokens need 4 x 64 MiB of KV cache.
-SamplingOptions ShortSamplesInALongCache() {
+// sequences of 4 + 4000 tokens need 4 x 64 MiB of KV cache (only the filled part of the cache is
+// attended to, so its size does not change the outputs).
+SamplingOptions ShortSamplesInALongCache(int64_t max_new_tokens = 4000) {
   SamplingOptions sampling;
   sampling.temperature = 1.0;
-  sampling.max_new_tokens = 4000;
+  sampling.max_new_tokens = max_new_tokens;
   for (int32_t id = 0; id < 32; ++id) sampling.extra_eos_ids.push_back(id);
   return sampling;
 }
@@ -104,7 +114,9 @@ TEST(BatchedGenerator, ABatchThatRunsOutOfMemoryIsSplitAndGivesTheSameOutput) {
 
   BatchedGenerator limited(64);
   absl::StatusOr<std::vector<Generation>> split;
-  {
+  if (TestDevice().is_cuda()) {  // 6.4 GB per sequence: 64 need 410 GB, 8 need 51 GB
+    split = limited.Generate(model, tokenizer, prompts, ShortSamplesInALongCache(6'250'000), seeds);
+  } else {
     AddressSpaceLimit limit(160ll << 20);  // 64 sequences need 256 MiB of cache; 16 need 64 MiB
     ASSERT_TRUE(limit.ok());
     split = limited.Generate(model, tokenizer, prompts, sampling, seeds);
@@ -122,18 +134,20 @@ TEST(BatchedGenerator, ABatchThatRunsOutOfMemoryIsSplitAndGivesTheSameOutput) {
 TEST(BatchedGenerator, OneSequenceThatDoesNotFitSaysWhatToLower) {
   LlamaModel model = TinyModel();
   LetterTokenizer tokenizer;
-  SamplingOptions sampling = ShortSamplesInALongCache();
-  sampling.max_new_tokens = 500000;  // ~500 MiB of cache for one sequence
+  const bool cuda = TestDevice().is_cuda();
+  const int64_t new_tokens = cuda ? 250'000'000 : 500'000;  // one sequence: 256 GB on CUDA, 512 MiB on the CPU
+  const SamplingOptions sampling = ShortSamplesInALongCache(new_tokens);
   BatchedGenerator generator(4);
   absl::StatusOr<std::vector<Generation>> out;
   {
-    AddressSpaceLimit limit(160ll << 20);
-    ASSERT_TRUE(limit.ok());
+    std::optional<AddressSpaceLimit> limit;
+    if (!cuda) ASSERT_TRUE(limit.emplace(160ll << 20).ok());
     out = generator.Generate(model, tokenizer, {{1, 2}, {1, 3}, {1, 4}}, sampling, {1, 2, 3});
   }
   EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
-  EXPECT_NE(out.status().message().find("one sequence (a prompt of 2 tokens and up to 500000 new ones) does not fit "
-                                        "in memory; lower the new tokens (generate.max_new_tokens)"),
+  EXPECT_NE(out.status().message().find(absl::StrCat("one sequence (a prompt of 2 tokens and up to ", new_tokens,
+                                                     " new ones) does not fit in memory; lower the new tokens "
+                                                     "(generate.max_new_tokens)")),
             std::string::npos)
       << out.status();
   EXPECT_EQ(generator.batch_limit(), 1);
