@@ -5,9 +5,6 @@
 // sequences (410 GB), and CUDA's caching allocator throws OutOfMemoryError.
 #include "worker/model/batched_generation.h"
 
-#include <sys/resource.h>
-
-#include <fstream>
 #include <optional>
 #include <string>
 
@@ -16,12 +13,15 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/testing/address_space_limit.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_test_util.h"
+#include "worker/model/out_of_memory.h"
 
 namespace srlm {
 namespace {
 
+using testing_util::AddressSpaceLimit;
 using testing_util::TestDevice;
 
 // Id i decodes to the letter 'a' + i % 26.
@@ -56,32 +56,6 @@ LlamaModel TinyModel() {
   model->eval();
   return model;
 }
-
-int64_t VirtualMemoryBytes() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;  // "VmSize:  123 kB"
-  }
-  return -1;
-}
-
-// Limits the process's address space to what it uses now plus `headroom` bytes while alive (on the
-// CPU; device memory is not in the address space).
-class AddressSpaceLimit {
- public:
-  explicit AddressSpaceLimit(int64_t headroom) {
-    ::getrlimit(RLIMIT_AS, &saved_);
-    struct rlimit limit = saved_;
-    limit.rlim_cur = static_cast<rlim_t>(VirtualMemoryBytes() + headroom);
-    ok_ = ::setrlimit(RLIMIT_AS, &limit) == 0;
-  }
-  ~AddressSpaceLimit() { ::setrlimit(RLIMIT_AS, &saved_); }
-  bool ok() const { return ok_; }
-
- private:
-  struct rlimit saved_;
-  bool ok_ = false;
-};
 
 // Sequences end soon (half of the ids end one), but the cache is sized for max_new_tokens: 64
 // sequences of 4 + 4000 tokens need 4 x 64 MiB of KV cache (only the filled part of the cache is
@@ -151,6 +125,22 @@ TEST(BatchedGenerator, OneSequenceThatDoesNotFitSaysWhatToLower) {
             std::string::npos)
       << out.status();
   EXPECT_EQ(generator.batch_limit(), 1);
+}
+
+// libtorch's allocation failures are told apart from other errors (out_of_memory.h).
+TEST(OutOfMemory, TellsAllocationFailuresFromOtherErrors) {
+  try {
+    torch::empty({int64_t{1} << 46}, torch::kFloat32);  // 256 TiB
+    ADD_FAILURE() << "a 256 TiB allocation succeeded";
+  } catch (const c10::Error& e) {
+    EXPECT_TRUE(IsOutOfMemory(e)) << e.msg();
+  }
+  try {
+    torch::ones({2, 3}).view({7});
+    ADD_FAILURE() << "a view of 7 elements on 6 succeeded";
+  } catch (const c10::Error& e) {
+    EXPECT_FALSE(IsOutOfMemory(e)) << e.msg();
+  }
 }
 
 }  // namespace

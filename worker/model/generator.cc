@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/model/out_of_memory.h"
 #include "worker/model/sampler.h"
 
 namespace srlm {
@@ -29,15 +30,6 @@ size_t FindStop(const std::string& text, const std::vector<std::string>& stops) 
     best = std::min(best, text.find(s));
   }
   return best;
-}
-
-// CUDA's caching allocator throws OutOfMemoryError; the CPU allocator an enforce failure that names
-// itself (libtorch 2.x).
-bool IsOutOfMemory(const c10::Error& e) {
-  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
-  const std::string& what = e.msg();
-  return what.find("DefaultCPUAllocator: can't allocate memory") != std::string::npos ||
-         what.find("DefaultCPUAllocator: not enough memory") != std::string::npos;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "common/status_macros.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/logprobs.h"
+#include "worker/model/out_of_memory.h"
 #include "worker/train/atomic_dir.h"
 
 namespace srlm {
@@ -318,6 +319,14 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
       }
     }
   } catch (const c10::Error& e) {
+    if (IsOutOfMemory(e)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "training step ", step_ + 1, " ran out of memory with micro-batches of ", options_.train.micro_batch_size,
+          " examples: lower the micro-batch (sft.micro_batch_size or dpo.micro_batch_size in the run "
+          "configuration, --micro-batch-size for srlm-worker sft/dpo; the trained weights do not depend on it) or "
+          "model.max_seq_len: ",
+          e.what_without_backtrace()));
+    }
     return absl::InternalError(absl::StrCat("training step ", step_ + 1, ": ", e.what_without_backtrace()));
   }
   summary.skipped_steps = skipped_steps_;

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/run_config.h"
+#include "common/testing/address_space_limit.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/train/atomic_dir.h"
 #include "worker/train/test_util.h"
@@ -249,6 +250,42 @@ TEST_F(TrainerModelTest, DpoRaisesTheChosenVersusRejectedMargin) {
   EXPECT_GT(summary->history.back().reward_margin, 0.5);
   EXPECT_EQ(summary->history.back().reward_accuracy, 1.0);
   EXPECT_LT(summary->history.back().loss, 0.5);
+}
+
+// A micro-batch that does not fit in memory (a real allocation failure under an address-space limit)
+// is ResourceExhausted naming the keys to lower, not an internal error.
+TEST_F(TrainerModelTest, AMicroBatchThatRunsOutOfMemorySaysWhatToLower) {
+  LlamaConfig config;
+  config.vocab_size = 4096;
+  config.hidden_size = 64;
+  config.intermediate_size = 128;
+  config.num_hidden_layers = 1;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 4;
+  config.max_position_embeddings = 256;
+  LlamaModel model(config);
+  InitializeWeights(model, /*seed=*/3);
+  std::vector<SftExample> examples;
+  for (int i = 0; i < 32; ++i) {  // 32 x 120 tokens: the response logits alone take 63 MB
+    TokenIds prompt(60, 5 + i), response(60, 7 + i);
+    examples.push_back({prompt, response});
+  }
+  auto comm = MakeSingleProcessCommunicator();
+  TrainerOptions o = Options(TrainingObjective::kSft);
+  o.train.batch_size = 32;
+  o.train.micro_batch_size = 32;
+  auto trainer = Trainer::Create(model, std::nullopt, comm.get(), o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<TrainingSummary> summary;
+  {
+    testing_util::AddressSpaceLimit limit(16 << 20);
+    ASSERT_TRUE(limit.ok());
+    summary = (*trainer)->TrainSft(examples);
+  }
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted) << summary.status();
+  EXPECT_THAT(std::string(summary.status().message()),
+              ::testing::HasSubstr("training step 1 ran out of memory with micro-batches of 32 examples: lower the "
+                                   "micro-batch (sft.micro_batch_size or dpo.micro_batch_size"));
 }
 
 TEST_F(TrainerModelTest, ResumeFromACheckpointContinuesBitForBit) {
