@@ -158,6 +158,15 @@ class CoordinatorServiceTest : public ::testing::Test {
     ASSERT_TRUE(done.ok()) << done.status();
     ASSERT_TRUE(done->committed());
   }
+  // SFT at iteration 0 reported by each of `workers` (rank = position) -> iteration 1 PROMPTS.
+  void FinishSftWithRanks(const std::vector<std::string>& workers) {
+    const int ws = static_cast<int>(workers.size());
+    for (int rank = 0; rank < ws; ++rank) {
+      auto reported = Checkpoint(workers[rank], rank, ws, 0, "/ckpt/m1");
+      ASSERT_TRUE(reported.ok()) << reported.status();
+      EXPECT_EQ(reported->committed(), rank + 1 == ws);
+    }
+  }
   // Fills the PROMPTS pool with 6 distinct prompts.
   void FillPrompts(const std::string& worker) {
     for (int shard = 0; shard < 2; ++shard) {
@@ -657,6 +666,96 @@ TEST_F(CoordinatorServiceTest, ARelaunchAfterAHalfReportedCheckpointReportsInste
   ASSERT_EQ(status->committed_iterations_size(), 1);
   EXPECT_EQ(status->committed_iterations(0).eval_correct(), 7);  // both ranks' shares
   EXPECT_EQ(status->committed_iterations(0).eval_total(), 10);
+}
+
+// Ranks of another world size cannot finish a half-reported commit: a smaller launch would wait for
+// ever (the reported ranks only wait), so registration refuses it and names the launch needed.
+TEST_F(CoordinatorServiceTest, ARelaunchWithAnotherRankCountDuringACommitIsRefusedAtRegistration) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  ASSERT_TRUE(Lease(w0).has_train());
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 0, "/ckpt/m1").ok());
+  Stop();
+  Start(std::nullopt);
+  for (int world_size : {1, 3}) {
+    v1::RegisterWorkerRequest request;
+    request.set_rank(0);
+    request.set_world_size(world_size);
+    auto refused = client_->RegisterWorker(request);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << world_size;
+    EXPECT_THAT(std::string(refused.status().message()),
+                ::testing::HasSubstr(absl::StrCat("iteration 0 is being committed: 1 of 2 ranks reported checkpoint "
+                                                  "/ckpt/m1 before the job ended; relaunch with 2 ranks (this launch has ",
+                                                  world_size, ")")));
+  }
+  const std::string r0 = Register(0, 2), r1 = Register(1, 2);  // the right launch goes on
+  EXPECT_TRUE(Lease(r0).has_wait());
+  EXPECT_EQ(Lease(r1).train().written_checkpoint_dir(), "/ckpt/m1");
+  auto committed = Checkpoint(r1, 1, 2, 0, "/ckpt/m1");
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_TRUE(committed->committed());
+  EXPECT_TRUE(Register(0, 1).size() > 0);  // after the commit any rank count may go on
+}
+
+// A relaunch with fewer ranks: the ranks of the earlier, larger launch are no longer listed, also
+// after a coordinator restart, and their leases go back to the pool at once.
+TEST_F(CoordinatorServiceTest, RanksOfAnEarlierLargerLaunchAreDroppedAndTheirLeasesReleased) {
+  const std::string w0 = Register(0, 3), w1 = Register(1, 3), w2 = Register(2, 3);
+  FinishSftWithRanks({w0, w1, w2});
+  ASSERT_TRUE(Lease(w2).has_prompts());
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 1);
+  const std::string r0 = Register(0, 2);
+  auto status = client_->GetStatus();
+  EXPECT_EQ(status->shards().leased(), 0);
+  std::vector<std::string> listed;
+  for (const auto& w : status->workers()) listed.push_back(w.worker_id());
+  EXPECT_THAT(listed, ::testing::UnorderedElementsAre(r0, w1));
+  Stop();
+  Start(std::nullopt);
+  listed.clear();
+  auto restarted = client_->GetStatus();
+  ASSERT_TRUE(restarted.ok());
+  for (const auto& w : restarted->workers()) listed.push_back(w.worker_id());
+  EXPECT_THAT(listed, ::testing::UnorderedElementsAre(r0, w1));
+}
+
+// A run directory whose state.db was deleted or emptied but which holds a run's files is not taken
+// for a new run (which would overwrite its checkpoints and pairs).
+TEST_F(CoordinatorServiceTest, FilesOfARunWithoutItsStateAreNotOverwrittenByANewRun) {
+  Stop();
+  std::filesystem::create_directories(run_dir_ + "/checkpoints/iter-1");
+  for (const char* file : {"state.db", "state.db-wal", "state.db-shm"}) std::filesystem::remove(run_dir_ + "/" + file);
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_;
+  options.config = SmallConfig();
+  auto refused = RunCoordinator::Open(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("holds files of an earlier run (checkpoints/iter-1) but " + run_dir_ +
+                                   "/state.db holds no run"));
+  std::filesystem::remove_all(run_dir_ + "/checkpoints");
+  Start(SmallConfig());  // an empty directory starts a new run
+}
+
+// --force-config may raise run.iterations or keep it, not lower it past what the run has reached.
+TEST_F(CoordinatorServiceTest, ForcedConfigCannotEndTheRunBeforeIterationsItReached) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);  // iteration 1 in progress
+  Stop();
+  RunConfig fewer = SmallConfig();
+  fewer.run.iterations = 0;
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_;
+  options.config = fewer;
+  options.force_config = true;
+  auto refused = RunCoordinator::Open(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("run.iterations 0 is below the 1 iteration(s) this run has committed or started"));
+  RunConfig same_end = SmallConfig();
+  same_end.run.iterations = 1;
+  same_end.prompts.per_iteration = 7;  // another change, so the config differs
+  Start(same_end, /*force=*/true);
+  EXPECT_EQ(client_->GetStatus()->iteration(), 1);
 }
 
 TEST_F(CoordinatorServiceTest, ReRegisteringARankReleasesItsLeasesAtOnce) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -28,6 +29,40 @@ int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// A file that only a run creates (a checkpoint, exported pairs) in `run_dir`, or nullopt: such files
+// in a directory whose state.db holds no run mean the state was lost, not that the run is new.
+std::optional<std::string> EarlierRunFile(const std::string& run_dir) {
+  for (const char* folder : {"checkpoints", "pairs"}) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(run_dir) / folder, error)) {
+      return absl::StrCat(folder, "/", entry.path().filename().string());
+    }
+  }
+  return std::nullopt;
+}
+
+// A replaced configuration (--force-config) may not end the run before the iterations it has
+// committed or started: iteration I in progress needs run.iterations >= I; a finished run (DONE at
+// iteration I, i.e. I - 1 committed) needs I - 1.
+absl::Status CheckIterationsNotBelowReached(SqliteDb& db, const RunConfig& config) {
+  SRLM_ASSIGN_OR_RETURN(std::optional<std::string> iteration_text, GetRunValue(db, "iteration"));
+  SRLM_ASSIGN_OR_RETURN(std::optional<std::string> phase_text, GetRunValue(db, "phase"));
+  int64_t iteration = 0;
+  int phase = 0;
+  if (!iteration_text || !phase_text || !absl::SimpleAtoi(*iteration_text, &iteration) ||
+      !absl::SimpleAtoi(*phase_text, &phase)) {
+    return absl::OkStatus();  // reading the state reports it
+  }
+  const int64_t reached = phase == v1::PHASE_DONE ? iteration - 1 : iteration;
+  if (config.run.iterations < reached) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--force-config: run.iterations ", config.run.iterations, " is below the ", reached,
+        " iteration(s) this run has ", phase == v1::PHASE_DONE ? "committed" : "committed or started",
+        "; it can be raised or kept, not lowered past them"));
+  }
+  return absl::OkStatus();
 }
 
 struct LeaseKey {
@@ -177,6 +212,13 @@ absl::Status RunCoordinator::Initialize() {
   const int64_t now = Now();
   SRLM_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   if (!stored_yaml) {
+    if (std::optional<std::string> earlier = EarlierRunFile(run_dir_)) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "run directory ", run_dir_, " holds files of an earlier run (", *earlier, ") but ", database_path(),
+          " holds no run (deleted or emptied?): refusing to start a new run over them. Restore state.db from a "
+          "copy to resume that run, or give a new or empty run directory"));
+    }
     if (options_.require_config_for_new_run) {
       if (!options_.config) {
         return absl::FailedPreconditionError(absl::StrCat("no run in ", run_dir_,
@@ -224,6 +266,10 @@ absl::Status RunCoordinator::Initialize() {
               "pass --force-config to replace it"));
         }
         SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(*options_.config), "run configuration");
+        if (absl::Status reached = CheckIterationsNotBelowReached(db, *options_.config); !reached.ok()) {
+          db.Exec("ROLLBACK").IgnoreError();
+          return reached;
+        }
         config_ = *options_.config;
         config_yaml_ = given;
         SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
@@ -277,6 +323,8 @@ absl::Status RunCoordinator::Initialize() {
     info.pid = workers->ColumnInt(4);
     info.device = workers->ColumnText(5);
     info.last_heartbeat_ms = now;
+    // As RegisterWorker: the latest registration of a rank, and no rank past its launch's world size.
+    worker_by_rank_.erase(worker_by_rank_.lower_bound(info.world_size), worker_by_rank_.end());
     worker_by_rank_[info.rank] = id;
     workers_[id] = info;
     ++next_worker_number_;
@@ -668,21 +716,40 @@ absl::StatusOr<v1::RegisterWorkerResponse> RunCoordinator::RegisterWorker(
   uint64_t sequence;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (checkpoint_world_size_ > 0 && request.world_size() != checkpoint_world_size_) {
+      // Ranks of a launch with checkpoint_world_size_ ranks reported M_{t+1}; only ranks of that
+      // world size can report the rest (a smaller launch would wait for ever, a larger one fail later).
+      return absl::FailedPreconditionError(absl::StrCat(
+          "iteration ", iteration_, " is being committed: ", checkpoint_dirs_.size(), " of ",
+          checkpoint_world_size_, " ranks reported checkpoint ", ReportedCheckpointDirLocked(),
+          " before the job ended; relaunch with ", checkpoint_world_size_, " ranks (this launch has ",
+          request.world_size(), ") so that the others report it too"));
+    }
     const int64_t now = Now();
     std::string worker_id = absl::StrCat("r", request.rank(), "-w", next_worker_number_++);
     std::vector<GroupCommitter::Write> writes;
-    auto previous = worker_by_rank_.find(request.rank());
-    if (previous != worker_by_rank_.end()) {
-      // A relaunch of this rank: its old leases go back to the pool at once.
-      std::vector<int64_t> released = shards_.Release(previous->second);
-      response.set_released_leases(static_cast<int32_t>(released.size()));
-      writes.push_back([old = previous->second](SqliteDb& db) {
+    // A relaunch of this rank, and ranks past this launch's world size (an earlier, larger launch):
+    // their leases go back to the pool at once, and they are no longer listed.
+    std::vector<std::string> superseded;
+    for (auto it = worker_by_rank_.begin(); it != worker_by_rank_.end();) {
+      if (it->first == request.rank() || it->first >= request.world_size()) {
+        superseded.push_back(it->second);
+        it = worker_by_rank_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    int32_t released_leases = 0;
+    for (const std::string& old : superseded) {
+      released_leases += static_cast<int32_t>(shards_.Release(old).size());
+      writes.push_back([old](SqliteDb& db) {
         SRLM_ASSIGN_OR_RETURN(Statement * stmt,
                               db.Prepare("UPDATE leases SET state = 'released' "
                                          "WHERE worker_id = ? AND state = 'active'"));
         return stmt->Bind(1, old).Run();
       });
     }
+    response.set_released_leases(released_leases);
     WorkerInfo info;
     info.rank = request.rank();
     info.world_size = request.world_size();
@@ -1389,7 +1456,8 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
   double tokens_per_second = 0;
   const int64_t alive_ms = static_cast<int64_t>(3000 * config_.coordinator.heartbeat_seconds);
   for (const auto& [id, worker] : workers_) {
-    if (worker_by_rank_[worker.rank] != id) continue;  // superseded by a relaunch of its rank
+    auto listed = worker_by_rank_.find(worker.rank);
+    if (listed == worker_by_rank_.end() || listed->second != id) continue;  // superseded (a relaunch)
     v1::WorkerStatus* w = status.add_workers();
     w->set_worker_id(id);
     w->set_hostname(worker.hostname);

@@ -198,7 +198,7 @@ grep -q "run done; pairs in" "$T/run3b.log" || fail "the run resumed after a sta
 # The stall came after rank 0 had reported iteration 0's checkpoint and before rank 1 did: resumed,
 # rank 1 reports the written checkpoint without training (training alone, it hung the job), and
 # rank 0, registered before the commit, still works with the committed model, not M0.
-grep -q "was written before a relaunch (another rank reported it): reporting it without training" "$T/run3b.log" \
+grep -q "was written before a relaunch (another rank reported it): checking it, then reporting it without training" "$T/run3b.log" \
   || fail "the relaunched rank did not report the written checkpoint"
 if grep -q "loaded model $M0 " "$T/run3b.log"; then fail "a resumed rank went on with the model before the commit"; fi
 # Text too long for the context never stops a run (it used to fail GENERATE with "a prompt of N

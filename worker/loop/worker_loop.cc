@@ -336,9 +336,18 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     }
   };
   if (!train.written_checkpoint_dir().empty()) {
-    // Another rank reported it before a relaunch: it is whole, and they would not join a collective.
+    // Another rank reported it before a relaunch: it was whole then, and they would not join a
+    // collective. This rank never saw it written, so it loads it (checksums included) before
+    // vouching for it: a folder lost or damaged since must not be committed.
     SRLM_LOG(INFO) << "iteration " << train.iteration() << ": " << out_dir
-                   << " was written before a relaunch (another rank reported it): reporting it without training";
+                   << " was written before a relaunch (another rank reported it): checking it, then reporting it "
+                      "without training";
+    if (absl::Status loaded = EnsureModel(out_dir); !loaded.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "iteration ", train.iteration(), ": checkpoint ", out_dir,
+          ", which other ranks reported before the job ended, no longer loads (", loaded.message(),
+          "); the iteration stays uncommitted. Restore the folder from a copy and relaunch"));
+    }
   } else if (train.phase() == v1::PHASE_SFT) {
     SRLM_LOG(INFO) << "iteration 0: SFT from " << train.model_dir() << " -> " << out_dir;
     watchdog_.Progress(absl::StrCat(what, ": loading the model and data, first step (collective)"));

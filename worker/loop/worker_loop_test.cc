@@ -447,6 +447,31 @@ TEST(WorkerLoopTest, AWrittenCheckpointIsReportedWithoutTraining) {
       << ::testing::PrintToString(coordinator.log);
 }
 
+// A written checkpoint that no longer loads (deleted or damaged between the job's end and the
+// relaunch) is not reported: the job fails with DataLoss and the iteration stays uncommitted.
+class WrittenCheckpointGoneBackend : public RecordingBackend {
+ public:
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    if (dir == "/elsewhere/iter-2") return absl::NotFoundError("model directory /elsewhere/iter-2 does not exist");
+    return RecordingBackend::LoadModel(dir);
+  }
+};
+
+TEST(WorkerLoopTest, AWrittenCheckpointThatNoLongerLoadsIsNotReported) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.written_dpo_dir = "/elsewhere/iter-2";
+  WrittenCheckpointGoneBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kDataLoss) << summary.status();
+  EXPECT_NE(summary.status().message().find("checkpoint /elsewhere/iter-2, which other ranks reported before the job "
+                                            "ended, no longer loads (model directory /elsewhere/iter-2 does not exist)"),
+            std::string::npos)
+      << summary.status();
+  for (const std::string& entry : coordinator.log) EXPECT_EQ(entry.find("checkpoint 1 "), std::string::npos) << entry;
+}
+
 // A rank relaunched while the previous iteration was being committed registered with the model
 // before the commit; the next iteration's work must still use the committed one, which every lease
 // names. (It used to go on with the old model: it had not trained in this process.)
