@@ -1,10 +1,12 @@
 // Implementation of common/config_reader.h on yaml-cpp.
 #include "common/config_reader.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +78,7 @@ struct ConfigReader::Impl {
   // A key that is not a scalar (`? [a, b]: 1`) is a problem of its own.
   void CollectKeys(const YAML::Node& node, const std::string& prefix,
                    std::vector<std::pair<std::string, YAML::Node>>* out, std::vector<std::string>* problems) const {
+    std::map<std::string, YAML::Node> seen;  // yaml-cpp keeps a repeated key, and lookups find the first
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) {
         problems->push_back(absl::StrCat(Where(kv.first), "a key ", prefix.empty() ? "" : absl::StrCat("under '", prefix, "' "),
@@ -84,6 +87,11 @@ struct ConfigReader::Impl {
       }
       const std::string name = kv.first.Scalar();
       const std::string path = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
+      if (auto [first, inserted] = seen.emplace(name, kv.first); !inserted) {
+        problems->push_back(absl::StrCat(Where(kv.first), "key '", path, "' is given twice (first on line ",
+                                         first->second.Mark().line + 1, "); only one value can hold"));
+        continue;
+      }
       if (kv.second.IsMap() && kv.second.size() > 0) {
         CollectKeys(kv.second, path, out, problems);
       } else {
@@ -118,6 +126,10 @@ ConfigReader& ConfigReader::operator=(ConfigReader&&) noexcept = default;
 ConfigReader::~ConfigReader() = default;
 
 absl::StatusOr<ConfigReader> ConfigReader::FromFile(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("config file '", path, "' is a directory"));
+  }
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("config file '", path, "' cannot be opened"));
   std::stringstream text;

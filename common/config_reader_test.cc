@@ -16,6 +16,12 @@ TEST(ConfigReader, MissingFileIsNotFoundAndNamesThePath) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("/nonexistent/run.yaml"));
 }
 
+TEST(ConfigReader, ADirectoryIsNotAnEmptyConfig) {
+  auto reader = ConfigReader::FromFile("/tmp");
+  EXPECT_EQ(reader.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader.status().message(), "config file '/tmp' is a directory");
+}
+
 TEST(ConfigReader, ReadsTypedValuesAndKeepsDefaults) {
   auto r = ConfigReader::FromString("a:\n  b: 3\n  c: 0.5\n  d: true\n  e: hi\n  f: [x, y]\n", "t.yaml");
   ASSERT_TRUE(r.ok()) << r.status();

@@ -1,9 +1,13 @@
 // Implementation of common/run_config.h: the one list of fields, and its readers and writers.
 #include "common/run_config.h"
 
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/config_reader.h"
 #include "common/score_pattern.h"
@@ -52,14 +56,54 @@ class ReadVisitor : public ConfigVisitor {
   ConfigReader* reader_;
 };
 
+// A YAML double-quoted scalar that reads back as exactly `s`: quotes and backslashes escaped, and
+// control characters as escapes (a literal line break inside quotes folds into a space).
 std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += absl::StrFormat("\\x%02x", u);
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }
+
+// The shortest decimal form that reads back as exactly `v` (the default stream precision kept only
+// six digits: 1.23456789e-4 came back as 0.000123457).
+std::string ExactDouble(double v) {
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v);
+  return std::string(buffer, result.ptr);
+}
+
+// Every number of the configuration must be finite: yaml-cpp reads ".inf" and ".nan", which the
+// range checks let through (inf > 0) and which the stored configuration could not be read back from.
+class FiniteCheckVisitor : public ConfigVisitor {
+ public:
+  void Field(const std::string&, std::string*, const std::string&) override {}
+  void Field(const std::string&, int64_t*, const std::string&) override {}
+  void Field(const std::string& k, double* v, const std::string&) override {
+    if (first_bad_.empty() && !std::isfinite(*v)) first_bad_ = k;
+  }
+  void Field(const std::string&, bool*, const std::string&) override {}
+  void Field(const std::string&, std::vector<std::string>*, const std::string&) override {}
+  const std::string& first_bad() const { return first_bad_; }
+
+ private:
+  std::string first_bad_;
+};
 
 // Writes each field as nested YAML with its comment.
 class YamlWriteVisitor : public ConfigVisitor {
@@ -70,11 +114,7 @@ class YamlWriteVisitor : public ConfigVisitor {
   }
   void Field(const std::string& k, std::string* v, const std::string& c) override { Emit(k, Quote(*v), c); }
   void Field(const std::string& k, int64_t* v, const std::string& c) override { Emit(k, std::to_string(*v), c); }
-  void Field(const std::string& k, double* v, const std::string& c) override {
-    std::ostringstream s;
-    s << *v;
-    Emit(k, s.str(), c);
-  }
+  void Field(const std::string& k, double* v, const std::string& c) override { Emit(k, ExactDouble(*v), c); }
   void Field(const std::string& k, bool* v, const std::string& c) override { Emit(k, *v ? "true" : "false", c); }
   void Field(const std::string& k, std::vector<std::string>* v, const std::string& c) override {
     std::vector<std::string> quoted;
@@ -223,6 +263,12 @@ absl::Status ValidateTrain(const std::string& p, const TrainConfig& t) {
 }  // namespace
 
 absl::Status ValidateRunConfig(const RunConfig& c) {
+  {
+    RunConfig copy = c;
+    FiniteCheckVisitor finite;
+    VisitRunConfig(&copy, &finite);
+    SRLM_RETURN_IF_ERROR(Check(finite.first_bad().empty(), finite.first_bad(), "a finite number"));
+  }
   SRLM_RETURN_IF_ERROR(Check(c.model.dtype == "float32" || c.model.dtype == "bfloat16",
                              "model.dtype", "float32 or bfloat16"));
   SRLM_RETURN_IF_ERROR(Check(c.model.device == "cpu" || c.model.device == "cuda", "model.device", "cpu or cuda"));
@@ -256,7 +302,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                              "dpo.label_smoothing", "a number in [0, 0.5)"));
   SRLM_RETURN_IF_ERROR(Check(c.coordinator.lease_seconds > 0, "coordinator.lease_seconds", "a number > 0"));
   SRLM_RETURN_IF_ERROR(Check(c.coordinator.heartbeat_seconds > 0, "coordinator.heartbeat_seconds", "a number > 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096, "coordinator.max_message_bytes", "an integer >= 4096"));
+  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096 && c.coordinator.max_message_bytes <= INT32_MAX,
+                             "coordinator.max_message_bytes", "an integer in [4096, 2147483647] (gRPC's limit)"));
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 namespace srlm {
 namespace {
@@ -76,6 +77,58 @@ TEST(RunConfig, DocumentedYamlRoundTrips) {
   EXPECT_EQ(back->generate.sampling.stop, changed.generate.sampling.stop);
   EXPECT_FALSE(back->run.sft);
   EXPECT_EQ(RunConfigToYaml(*back), yaml);
+}
+
+// The coordinator stores RunConfigToYaml's text and every worker parses it: it must give back every
+// value exactly (line breaks in stop strings used to fold into spaces, doubles kept six digits).
+TEST(RunConfig, StoredYamlGivesBackEveryValueExactly) {
+  RunConfig config;
+  config.prompts.sampling.stop = {"\n", "a\nb", "\n\n", "tab\there", "cr\r", std::string("bell\x07", 5),
+                                  "quote\" and back\\slash", "del\x7f", "caf\xc3\xa9"};
+  config.sft.lr = 1.23456789e-4;
+  config.dpo.beta = 0.1 + 0.2;  // 0.30000000000000004
+  config.coordinator.lease_seconds = 1.0 / 3.0;
+  config.data.ift = "dir with\nnewline/ift.jsonl";
+  auto parsed = ParseRunConfig(RunConfigToYaml(config), "stored");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->prompts.sampling.stop, config.prompts.sampling.stop);
+  EXPECT_EQ(parsed->sft.lr, config.sft.lr);
+  EXPECT_EQ(parsed->dpo.beta, config.dpo.beta);
+  EXPECT_EQ(parsed->coordinator.lease_seconds, config.coordinator.lease_seconds);
+  EXPECT_EQ(parsed->data.ift, config.data.ift);
+  EXPECT_EQ(RunConfigToYaml(*parsed), RunConfigToYaml(config));
+}
+
+// ".inf" and ".nan" are numbers to YAML; no key takes them (inf passed the "> 0" checks, and the
+// stored configuration could then not be read back: the run could never be opened again).
+TEST(RunConfig, NonFiniteNumbersAreRefusedForEveryKey) {
+  for (const char* yaml : {"coordinator: {lease_seconds: .inf}", "sft: {lr: .inf}", "dpo: {beta: .inf}",
+                           "judge: {max_score: .inf}", "sft: {weight_decay: .inf}", "generate: {length_band: .nan}",
+                           "prompts: {sampling: {temperature: -.inf}}"}) {
+    auto c = ParseRunConfig(yaml, "c.yaml");
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr("': expected a finite number")) << yaml;
+  }
+  RunConfig flags;  // the same check for values set by command-line flags
+  flags.dpo.train.lr = std::numeric_limits<double>::infinity();
+  EXPECT_THAT(std::string(ValidateRunConfig(flags).message()), HasSubstr("key 'dpo.lr': expected a finite number"));
+}
+
+TEST(RunConfig, MaxMessageBytesStaysWithinGrpcsIntLimit) {
+  auto c = ParseRunConfig("coordinator: {max_message_bytes: 4294967296}", "c.yaml");
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("key 'coordinator.max_message_bytes': expected an integer in [4096, 2147483647]"));
+  EXPECT_TRUE(ParseRunConfig("coordinator: {max_message_bytes: 2147483647}", "c.yaml").ok());
+}
+
+// A key given twice kept its first value silently; now both places are named.
+TEST(RunConfig, AKeyGivenTwiceIsAnError) {
+  auto twice = ParseRunConfig("sft:\n  lr: 1e-5\n  lr: 5\n", "c.yaml");
+  EXPECT_THAT(std::string(twice.status().message()),
+              HasSubstr("c.yaml:3: key 'sft.lr' is given twice (first on line 2)"));
+  auto sections = ParseRunConfig("sft:\n  lr: 1e-5\ndpo:\n  beta: 0.2\nsft:\n  lr: 5\n", "c.yaml");
+  EXPECT_THAT(std::string(sections.status().message()),
+              HasSubstr("c.yaml:5: key 'sft' is given twice (first on line 1)"));
 }
 
 TEST(RunConfig, EmptySectionsTakeTheDefaults) {

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/cli_checks.h"
 #include "common/logging.h"
 #include "common/progress_watchdog.h"
 #include "common/status_macros.h"
@@ -89,7 +90,7 @@ absl::Status RunWorker(RunFlags flags) {
 
   SRLM_ASSIGN_OR_RETURN(auto client, coordinator::CoordinatorClient::Connect(flags.client));
   GrpcCoordinatorLink grpc_link(std::move(client));
-  RetryingCoordinatorLink link(grpc_link, flags.retry_seconds);
+  RetryingCoordinatorLink link(grpc_link, flags.retry_seconds, &g_stop);
   CheckedBackend backend(flags.backend, rank, world_size);
   WorkerLoopOptions options;
   // Absolute: the coordinator stores the checkpoint paths ranks report, and a resume from another
@@ -128,13 +129,15 @@ void RegisterRunCommand(CLI::App& app) {
   cmd->add_option("--tls-key", flags->client.tls_client_key_file, "PEM client key (mutual TLS)");
   cmd->add_option("--retry-seconds", flags->retry_seconds,
                   "keep retrying an unreachable coordinator this long (it may be restarting)")
+      ->check(FinitePositive())
       ->capture_default_str();
   cmd->add_option("--max-wait-seconds", flags->max_wait_seconds, "cap on the coordinator's wait hints")
+      ->check(FinitePositive())
       ->capture_default_str();
   cmd->add_option("--stall-seconds", flags->stall_seconds,
                   "end the job (exit code 75) when this rank's work makes no progress this long: no model load, "
                   "batch of sampling, training step or coordinator answer (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(FiniteNonNegative())
       ->capture_default_str();
   cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
   cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch,

@@ -35,7 +35,9 @@ auto RetryingCoordinatorLink::Retry(const char* rpc, Call call) -> decltype(call
     const absl::Status& status = StatusOf(result);
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (status.ok() || !IsTransientRpcError(status) || elapsed + backoff > retry_seconds_) {
+    const bool stopping = stop_requested_ != nullptr && stop_requested_->load();
+    // Written so that a NaN limit ends retrying instead of never doing so.
+    if (status.ok() || !IsTransientRpcError(status) || stopping || !(elapsed + backoff <= retry_seconds_)) {
       if (attempt > 0 && status.ok()) {
         ++recoveries_;
         SRLM_LOG(INFO) << rpc << " succeeded after " << attempt << " retries";

@@ -15,8 +15,11 @@ namespace srlm {
 
 class RetryingCoordinatorLink : public CoordinatorLink {
  public:
-  RetryingCoordinatorLink(CoordinatorLink& inner, double retry_seconds)
-      : inner_(inner), retry_seconds_(retry_seconds) {}
+  // `stop_requested`, when given, ends retrying at once once set (SIGTERM while the coordinator is
+  // away): the call returns its last error.
+  RetryingCoordinatorLink(CoordinatorLink& inner, double retry_seconds,
+                          const std::atomic<bool>* stop_requested = nullptr)
+      : inner_(inner), retry_seconds_(retry_seconds), stop_requested_(stop_requested) {}
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest& r) override;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& r) override;
   absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest& r) override;
@@ -32,6 +35,7 @@ class RetryingCoordinatorLink : public CoordinatorLink {
   auto Retry(const char* rpc, Call call) -> decltype(call());
   CoordinatorLink& inner_;
   double retry_seconds_;
+  const std::atomic<bool>* stop_requested_;
   std::atomic<uint64_t> recoveries_{0};
 };
 

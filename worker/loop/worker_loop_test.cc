@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -502,6 +503,41 @@ TEST(RetryingLinkTest, RetriesWhatAStoppingCoordinatorAnswersAndNothingElse) {
                                 absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound}) {
     EXPECT_FALSE(IsTransientRpcError(absl::Status(code, "x"))) << code;
   }
+}
+
+// A coordinator that is away: every call is UNAVAILABLE.
+class AwayCoordinator : public FakeCoordinator {
+ public:
+  AwayCoordinator() : FakeCoordinator("") {}
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::RegisterWorkerRequest&) override {
+    ++calls;
+    return absl::UnavailableError("connection refused");
+  }
+  std::atomic<int> calls{0};
+};
+
+// SIGTERM while the coordinator is away ends the retrying at once (it used to retry for the whole
+// --retry-seconds), and a NaN limit ends it instead of retrying for ever.
+TEST(RetryingLinkTest, AStopRequestOrANanLimitEndsRetrying) {
+  AwayCoordinator away;
+  std::atomic<bool> stop{false};
+  RetryingCoordinatorLink link(away, /*retry_seconds=*/600, &stop);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto result = link.RegisterWorker(v1::RegisterWorkerRequest());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stopper.join();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_GE(away.calls.load(), 2);
+
+  AwayCoordinator away_nan;
+  RetryingCoordinatorLink nan_limit(away_nan, std::nan(""));
+  EXPECT_EQ(nan_limit.RegisterWorker(v1::RegisterWorkerRequest()).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(away_nan.calls.load(), 1);
 }
 
 TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {

@@ -162,6 +162,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(LlamaModel model, std::
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("creating the trainer: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("creating the trainer: ", e.what()));
   }
   return t;
 }
@@ -328,6 +330,8 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
           e.what_without_backtrace()));
     }
     return absl::InternalError(absl::StrCat("training step ", step_ + 1, ": ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // libtorch also throws std::runtime_error (a scalar that overflows float)
+    return absl::InternalError(absl::StrCat("training step ", step_ + 1, ": ", e.what()));
   }
   summary.skipped_steps = skipped_steps_;
   max_steps_this_call_ = 0;
@@ -351,7 +355,17 @@ absl::StatusOr<TrainingSummary> Trainer::TrainDpo(const std::vector<PreferenceEx
 absl::Status Trainer::SaveCheckpoint(const std::string& dir) {
   absl::Status status = absl::OkStatus();
   if (communicator_->rank() == 0) {
-    status = WriteDirectoryAtomically(dir, [&](const std::string& tmp) -> absl::Status {
+    // Weights that are no longer finite (a learning rate too large for the data, say) make a model
+    // that loads and writes only garbage; nothing is written, and the error says so.
+    for (const auto& item : model_->named_parameters()) {
+      if (!torch::isfinite(item.value()).all().item<bool>()) {
+        status = absl::FailedPreconditionError(absl::StrCat(
+            "after step ", step_, " parameter ", item.key(), " holds non-finite values (the learning rate or the "
+            "data made training diverge): ", dir, " is not written"));
+        break;
+      }
+    }
+    if (status.ok()) status = WriteDirectoryAtomically(dir, [&](const std::string& tmp) -> absl::Status {
       SaveModelOptions save_options;
       save_options.tokenizer_source_dir = options_.tokenizer_dir;
       SRLM_RETURN_IF_ERROR(SaveModel(model_, tmp, save_options));

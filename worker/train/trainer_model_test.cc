@@ -288,6 +288,41 @@ TEST_F(TrainerModelTest, AMicroBatchThatRunsOutOfMemorySaysWhatToLower) {
                                    "micro-batch (sft.micro_batch_size or dpo.micro_batch_size"));
 }
 
+// A learning rate that overflows float32 (libtorch throws std::runtime_error, not c10::Error, for
+// the scalar) is an error of the step, not an uncaught exception that kills the worker.
+TEST_F(TrainerModelTest, ALearningRateThatOverflowsFloatIsAnErrorNotACrash) {
+  auto comm = MakeSingleProcessCommunicator();
+  TrainerOptions o = Options(TrainingObjective::kSft);
+  o.train.batch_size = 8;
+  o.train.micro_batch_size = 8;
+  o.train.lr = 1e300;  // finite, so ValidateRunConfig lets it through
+  auto trainer = Trainer::Create(Load(PolicyDir()), std::nullopt, comm.get(), o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<TrainingSummary> summary = (*trainer)->TrainSft(ToySft());
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kInternal) << summary.status();
+  EXPECT_THAT(std::string(summary.status().message()),
+              ::testing::HasSubstr("training step 1: value cannot be converted to type float without overflow"));
+}
+
+// Weights that are no longer finite are never written: such a model would load and generate only
+// garbage.
+TEST_F(TrainerModelTest, WeightsThatAreNoLongerFiniteAreNotWritten) {
+  auto comm = MakeSingleProcessCommunicator();
+  auto trainer = Trainer::Create(Load(PolicyDir()), std::nullopt, comm.get(), Options(TrainingObjective::kSft));
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  {
+    torch::NoGradGuard no_grad;
+    (*trainer)->model()->named_parameters()["model.layers.1.mlp.up_proj.weight"].view(-1)[5] = NAN;
+  }
+  TempDir out;
+  const absl::Status saved = (*trainer)->SaveCheckpoint(out / "ckpt");
+  EXPECT_EQ(saved.code(), absl::StatusCode::kFailedPrecondition) << saved;
+  EXPECT_THAT(std::string(saved.message()),
+              ::testing::HasSubstr("parameter model.layers.1.mlp.up_proj.weight holds non-finite values"));
+  struct stat info;
+  EXPECT_NE(::stat((out / "ckpt").c_str(), &info), 0) << "a checkpoint was written";
+}
+
 TEST_F(TrainerModelTest, ResumeFromACheckpointContinuesBitForBit) {
   auto comm = MakeSingleProcessCommunicator();
   TrainerOptions o = Options(TrainingObjective::kSft);
