@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "srlm-coordinator: the run's single source of truth. Shards prompts to workers, accepts each\n"
       "result once, advances the iteration counter, and serves GetStatus/WatchStatus. State lives in\n"
-      "SQLite in --run-dir; restarting with the same directory resumes the run."};
+      "SQLite in --run-dir; restarting with the same directory resumes the run. SIGTERM, SIGINT or\n"
+      "SIGHUP stops it gracefully."};
   std::string run_dir, listen = "127.0.0.1:50051", config_path, token_file, port_file;
   std::string tls_cert, tls_key, tls_client_ca;
   bool force_config = false;
@@ -73,11 +74,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken by one thread with sigwait; block them before gRPC starts its threads.
+  // SIGTERM, SIGINT and SIGHUP (a terminal's hangup) stop the server gracefully. They are taken by
+  // one thread with sigwait; block them before gRPC starts its threads.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   srlm::coordinator::RunCoordinatorOptions options;

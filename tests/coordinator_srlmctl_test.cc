@@ -3,13 +3,18 @@
 // are run as processes and their output checked; a wrong token exits with UNAUTHENTICATED (3).
 // Also the pure formatting helpers, and the coordinator binary's start-up refusals: a second
 // coordinator on the same run directory or port, a new run without a usable config, a bad port.
+// And how they stop: SIGHUP stops the coordinator gracefully; `srlmctl watch` fails when the
+// coordinator stops before the run is done.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +31,13 @@ struct CommandResult {
   int exit_code;
   std::string output;
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
@@ -274,6 +286,52 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
   test_support::CoordinatorProcess again(dir / "run", {});
   ASSERT_TRUE(again.Start());
   EXPECT_EQ(again.Kill(SIGTERM), 0);
+}
+
+// A hangup (SIGHUP: a closed terminal sends it to its process group) stops the coordinator as
+// SIGTERM does, gracefully and with exit status 0. It used to die of the signal.
+TEST(CoordinatorBinaryTest, SighupStopsItGracefully) {
+  testing_util::TempDir dir("srlm_hangup_");
+  const std::string config = dir / "run.yaml";
+  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::filesystem::create_directories(dir / "run");  // for the helper's log
+  test_support::CoordinatorProcess process(dir / "run", {"--config", config});
+  ASSERT_TRUE(process.Start());
+  const int status = process.Kill(SIGHUP);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  const std::string log = ReadFile(dir / "run/coordinator.log");
+  EXPECT_THAT(log, ::testing::HasSubstr("signal 1: shutting down")) << log;
+  EXPECT_THAT(log, ::testing::ContainsRegex("\\] stopped\n")) << log;
+}
+
+// A stopping coordinator ends the WatchStatus stream with OK. `srlmctl watch` promises progress
+// until the run is DONE, and scripts run `srlmctl watch && next-step`: it must fail then, saying
+// why, not exit 0 as at DONE (which StatusWatchAndExportAgainstARealCoordinator checks).
+TEST(SrlmctlTest, WatchFailsWhenTheCoordinatorStopsBeforeTheRunIsDone) {
+  testing_util::TempDir dir("srlm_watch_stop_");
+  const std::string config = dir / "run.yaml";
+  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::filesystem::create_directories(dir / "run");
+  test_support::CoordinatorProcess process(dir / "run", {"--config", config});
+  ASSERT_TRUE(process.Start());
+  const std::string ctl = std::string(std::getenv("SRLM_BUILD_DIR")) + "/coordinator/ctl/srlmctl";
+  const std::string out = dir / "watch.out", err = dir / "watch.err";
+  CommandResult watch;
+  std::thread watcher([&] {
+    watch = RunCommand(absl::StrCat("timeout 60 ", ctl, " --coordinator ", process.address(), " --run-dir ",
+                                    dir / "run", " watch --interval 0.2 >", out, " 2>", err));
+  });
+  bool watching = false;  // the first update is out: the stream is open
+  for (int i = 0; i < 300 && !watching; ++i) {
+    watching = ReadFile(out).find("phase PROMPTS") != std::string::npos;
+    if (!watching) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(watching) << ReadFile(err);
+  EXPECT_EQ(process.Kill(SIGTERM), 0);
+  watcher.join();
+  EXPECT_EQ(watch.exit_code, 1) << ReadFile(err);
+  EXPECT_THAT(ReadFile(err), ::testing::HasSubstr("srlmctl: the coordinator ended the stream before the run "
+                                                  "was done (last phase PROMPTS); it stopped or restarted"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "common/logging.h"
@@ -45,7 +46,9 @@ int main(int argc, char** argv) {
   CLI::App* status_cmd = app.add_subcommand("status", "print the run's iteration, phase and progress");
   status_cmd->add_flag("--json", json, "machine-readable JSON");
   double interval = 1.0;
-  CLI::App* watch_cmd = app.add_subcommand("watch", "live progress bars until the run is DONE (Ctrl-C stops)");
+  CLI::App* watch_cmd = app.add_subcommand(
+      "watch", "live progress bars until the run is DONE (Ctrl-C stops); exits 1 if the coordinator "
+               "stops first");
   watch_cmd->add_option("--interval", interval, "seconds between updates")->capture_default_str();
   int64_t iteration = -1;
   std::string output;
@@ -72,7 +75,9 @@ int main(int argc, char** argv) {
   }
   if (watch_cmd->parsed()) {
     const bool terminal = ::isatty(STDOUT_FILENO);
+    std::optional<srlm::v1::Phase> last_phase;
     absl::Status watched = (*client)->WatchStatus(interval, [&](const srlm::v1::GetStatusResponse& status) {
+      last_phase = status.phase();
       // In a terminal: redraw in place (cursor home, clear screen); otherwise one block per update.
       if (terminal) std::cout << "\033[H\033[2J";
       std::cout << srlm::ctl::FormatStatus(status, NowMs());
@@ -81,6 +86,14 @@ int main(int argc, char** argv) {
       return status.phase() != srlm::v1::PHASE_DONE;
     });
     if (!watched.ok()) return Fail(watched);
+    // A stopping coordinator ends the stream with OK: only DONE is success, so that
+    // `srlmctl watch && next-step` does not go on with an unfinished run.
+    if (last_phase != srlm::v1::PHASE_DONE) {
+      std::cerr << "srlmctl: the coordinator ended the stream before the run was done (last phase "
+                << (last_phase ? srlm::ctl::PhaseName(*last_phase) : "unknown: no status came")
+                << "); it stopped or restarted" << std::endl;
+      return 1;
+    }
     return 0;
   }
   std::ofstream file;

@@ -27,42 +27,66 @@ if [[ -z "${SRLM_TOKEN:-}" ]]; then
   SRLM_TOKEN="$(cat "$RUN_DIR/token")"
 fi
 export SRLM_TOKEN
-log() { echo "[run.sh $(date -u +%H:%M:%S)] $*"; }
+# Never fails: a message that cannot be written (a hung-up terminal) must not end the script under
+# set -e, least of all inside a trap.
+log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" || true; }
 
 # As root, OpenMPI needs explicit permission; more ranks than cores need --oversubscribe.
 root_args=()
 [[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
 host_args=(--oversubscribe)
 [[ -n "$HOSTFILE" ]] && host_args=(--hostfile "$HOSTFILE")
+# The coordinator and mpirun run in sessions of their own (setsid execs in place: $! is their PID),
+# so a signal to this script's whole process group (a terminal's hangup or Ctrl-C, `timeout`) reaches
+# only this script, which stops the workers, then the coordinator. Signalled by the group as well,
+# the coordinator stopped beside the workers, and mpirun, signalled twice, killed the workers at once.
 
-rm -f "$RUN_DIR/coordinator.port"
+# The coordinator writes its port to a file of this script's own once it holds the run directory's
+# lock and listens; only then does that file become RUN_DIR/coordinator.port. A coordinator refused
+# because another one serves the run thus leaves the live run's coordinator.port as it is.
+NEW_PORT_FILE="$RUN_DIR/coordinator.port.$$"
+rm -f "$NEW_PORT_FILE"
 # shellcheck disable=SC2086
-"$BUILD_DIR/coordinator/srlm-coordinator" --run-dir "$RUN_DIR" --listen "0.0.0.0:$PORT" \
-  --config "$CONFIG" --port-file "$RUN_DIR/coordinator.port" $COORD_ARGS >>"$RUN_DIR/coordinator.log" 2>&1 &
+setsid "$BUILD_DIR/coordinator/srlm-coordinator" --run-dir "$RUN_DIR" --listen "0.0.0.0:$PORT" \
+  --config "$CONFIG" --port-file "$NEW_PORT_FILE" $COORD_ARGS >>"$RUN_DIR/coordinator.log" 2>&1 &
 COORD_PID=$!
-trap 'kill "$COORD_PID" 2>/dev/null; wait "$COORD_PID" 2>/dev/null || true' EXIT
+# Every command here tolerates failure (the coordinator may be gone already): under set -e a failing
+# one would end the trap and replace the script's exit status (143, 75, ...) with its own.
+trap 'kill "$COORD_PID" 2>/dev/null || true; wait "$COORD_PID" 2>/dev/null || true
+      rm -f "$NEW_PORT_FILE" "$NEW_PORT_FILE.tmp" 2>/dev/null || true' EXIT
 log "coordinator pid $COORD_PID on $COORD_HOST:$PORT (log $RUN_DIR/coordinator.log)"
 
 # Wait until this coordinator listens (it writes the port file only then), at most 60 s. Not a
 # status call: another coordinator already on the port would answer it, while this one exits
 # ("in use" or "cannot listen").
 for _ in $(seq 300); do
-  [[ -s "$RUN_DIR/coordinator.port" ]] && break
+  [[ -s "$NEW_PORT_FILE" ]] && break
   kill -0 "$COORD_PID" 2>/dev/null || { log "coordinator exited:"; tail -3 "$RUN_DIR/coordinator.log"; exit 1; }
   sleep 0.2
 done
-[[ -s "$RUN_DIR/coordinator.port" ]] || { log "coordinator did not listen within 60 s"; exit 1; }
+[[ -s "$NEW_PORT_FILE" ]] || { log "coordinator did not listen within 60 s"; exit 1; }
+mv -f "$NEW_PORT_FILE" "$RUN_DIR/coordinator.port"
 
 log "starting $NP worker ranks"
-# mpirun in the background, so that a SIGTERM/SIGINT/SIGHUP to this script reaches it at once (bash
-# runs traps only after a foreground child exits): it forwards SIGTERM to the workers, which stop
-# between units of work. Without this, killing run.sh orphaned mpirun and the workers.
-# shellcheck disable=SC2086
-mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN $MPIRUN_ARGS \
-  "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints" $WORKER_ARGS &
-MPIRUN_PID=$!
+# A SIGTERM/SIGINT/SIGHUP to this script stops mpirun, which forwards SIGTERM to the workers (they
+# stop between units of work); then the EXIT trap stops the coordinator. mpirun runs in the
+# background so that the signal reaches this script at once (bash runs traps only after a foreground
+# child exits); without that, killing run.sh orphaned mpirun and the workers. The trap is set before
+# mpirun starts: a signal that comes before its PID is known is acted on just after.
 signalled=0
-trap 'signalled=1; log "signal: stopping the workers"; kill -TERM "$MPIRUN_PID" 2>/dev/null || true' TERM INT HUP
+MPIRUN_PID=
+stop_workers() {
+  signalled=1
+  log "signal: stopping the workers"
+  if [[ -n "$MPIRUN_PID" ]]; then kill -TERM "$MPIRUN_PID" 2>/dev/null || true; fi
+}
+trap stop_workers TERM INT HUP
+# shellcheck disable=SC2086
+setsid mpirun "${root_args[@]}" "${host_args[@]}" -np "$NP" -x OMP_NUM_THREADS="$THREADS" -x SRLM_TOKEN \
+  $MPIRUN_ARGS "$WORKER_BIN" run --coordinator "$COORD_HOST:$PORT" --checkpoint-root "$RUN_DIR/checkpoints" \
+  $WORKER_ARGS &
+MPIRUN_PID=$!
+if [[ "$signalled" == 1 ]]; then kill -TERM "$MPIRUN_PID" 2>/dev/null || true; fi
 workers_rc=0
 wait "$MPIRUN_PID" || workers_rc=$?
 while kill -0 "$MPIRUN_PID" 2>/dev/null; do  # a trapped signal ended the wait early
