@@ -2,8 +2,12 @@
 #include <CLI/CLI.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -13,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
+#include "common/cli_checks.h"
 #include "common/logging.h"
 #include "common/run_config.h"
 #include "coordinator/auth_token.h"
@@ -42,6 +47,24 @@ bool ValidListenAddress(const std::string& listen) {
          port <= 65535;
 }
 
+// A regular file this process can read (errno says why not).
+bool ReadableFile(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) return false;
+  if (!S_ISREG(info.st_mode)) {
+    errno = EISDIR;
+    return false;
+  }
+  return ::access(path.c_str(), R_OK) == 0;
+}
+
+// The folder `path` would be written in exists and takes new files (errno says why not).
+bool WritableFolderOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  return ::access(folder.c_str(), W_OK | X_OK) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,7 +90,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-client-ca", tls_client_ca, "PEM CA that client certificates must chain to (mutual TLS)");
   app.add_option("--max-writes-per-transaction", max_writes_per_transaction,
                  "group commit: most transitions per SQLite transaction; 0 unlimited, 1 turns group commit "
-                 "off (for benchmarks)")->capture_default_str();
+                 "off (for benchmarks)")
+      ->check(srlm::FiniteNonNegative())
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!ValidListenAddress(listen)) {
     SRLM_LOG(ERROR) << "--listen " << listen << ": expected HOST:PORT with PORT in 0..65535";
@@ -82,6 +107,21 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Every file the server needs is checked before the run directory is opened: a start that fails
+  // on one of them must not have created the run or stored a new configuration (--force-config).
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--token-file", token_file},
+                                   {"--tls-cert", tls_cert}, {"--tls-key", tls_key},
+                                   {"--tls-client-ca", tls_client_ca}}) {
+    if (!path.empty() && !ReadableFile(path)) {
+      SRLM_LOG(ERROR) << flag << " " << path << ": cannot be read (" << std::strerror(errno) << ")";
+      return 2;
+    }
+  }
+  if (!port_file.empty() && !WritableFolderOf(port_file)) {
+    SRLM_LOG(ERROR) << "--port-file " << port_file << ": its folder cannot be written (" << std::strerror(errno) << ")";
+    return 2;
+  }
 
   srlm::coordinator::RunCoordinatorOptions options;
   options.run_dir = run_dir;

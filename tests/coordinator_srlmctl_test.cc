@@ -179,6 +179,13 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     CommandResult none = RunCommand(base + " export-pairs --iteration " + missing + " 2>&1");
     EXPECT_NE(none.exit_code, 0) << none.output;
     EXPECT_THAT(none.output, ::testing::HasSubstr(std::string("iteration ") + missing));
+    // A failed export into an existing file leaves it as it was (it used to be emptied first).
+    CommandResult kept = RunCommand(base + " export-pairs --iteration " + missing + " --output " + out + " 2>&1");
+    EXPECT_NE(kept.exit_code, 0) << kept.output;
+    std::ifstream again(out);
+    int lines_kept = 0;
+    for (std::string l; std::getline(again, l);) ++lines_kept;
+    EXPECT_EQ(lines_kept, 3) << "the failed export changed " << out;
   }
 
   // Finish the run; watch then ends by itself at DONE.
@@ -284,6 +291,42 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
   // the run resumes without --config.
   EXPECT_EQ(first.Kill(SIGTERM), 0);
   test_support::CoordinatorProcess again(dir / "run", {});
+  ASSERT_TRUE(again.Start());
+  EXPECT_EQ(again.Kill(SIGTERM), 0);
+}
+
+// A start that fails on a file the server needs (token, TLS, port file) fails before the run
+// directory is opened: it creates no run and stores no configuration (--force-config included).
+TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
+  testing_util::TempDir dir("srlm_refused_start_");
+  const std::string config = dir / "run.yaml", other = dir / "other.yaml";
+  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(other) << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 7\n";
+  const std::string binary = "timeout 20 " + test_support::CoordinatorProcess::BinaryPath() + " --listen 127.0.0.1:0";
+  CommandResult token = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
+                                   " --token-file " + dir / "missing" + " 2>&1");
+  EXPECT_EQ(token.exit_code, 2) << token.output;
+  EXPECT_THAT(token.output, ::testing::HasSubstr("--token-file " + dir / "missing" + ": cannot be read"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the refused start created the run directory";
+  CommandResult port_file = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
+                                       " --port-file " + dir / "no/such/folder/port 2>&1");
+  EXPECT_EQ(port_file.exit_code, 2) << port_file.output;
+  EXPECT_THAT(port_file.output, ::testing::HasSubstr("its folder cannot be written"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new"));
+
+  std::filesystem::create_directories(dir / "run");  // for the helper's log
+  {
+    test_support::CoordinatorProcess first(dir / "run", {"--config", config});
+    ASSERT_TRUE(first.Start());
+    EXPECT_EQ(first.Kill(SIGTERM), 0);
+  }
+  CommandResult forced = RunCommand(binary + " --run-dir " + dir / "run" + " --config " + other +
+                                    " --force-config --tls-cert " + dir / "missing.pem --tls-key " +
+                                    dir / "missing.key 2>&1");
+  EXPECT_EQ(forced.exit_code, 2) << forced.output;
+  EXPECT_THAT(forced.output, ::testing::HasSubstr("--tls-cert " + dir / "missing.pem: cannot be read"));
+  // The stored configuration is still the first: resuming with it needs no --force-config.
+  test_support::CoordinatorProcess again(dir / "run", {"--config", config});
   ASSERT_TRUE(again.Start());
   EXPECT_EQ(again.Kill(SIGTERM), 0);
 }

@@ -2,12 +2,17 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "common/cli_checks.h"
 #include "common/logging.h"
 #include "coordinator/client/coordinator_client.h"
 #include "coordinator/ctl/status_format.h"
@@ -37,7 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", options.address, "coordinator HOST:PORT")->capture_default_str();
   app.add_option("--token-file", options.token_file, "bearer token file (else $SRLM_TOKEN, else <run-dir>/token)");
   app.add_option("--run-dir", run_dir, "run directory: its generated token file is used when no other is given");
-  app.add_option("--timeout", options.deadline_seconds, "deadline of each call, seconds")->capture_default_str();
+  app.add_option("--timeout", options.deadline_seconds, "deadline of each call, seconds")
+      ->check(srlm::FinitePositive())
+      ->capture_default_str();
   app.add_option("--tls-ca", options.tls_root_ca_file, "PEM CA of the server certificate (turns TLS on)");
   app.add_option("--tls-cert", options.tls_client_cert_file, "PEM client certificate (mutual TLS)");
   app.add_option("--tls-key", options.tls_client_key_file, "PEM client key (mutual TLS)");
@@ -49,7 +56,9 @@ int main(int argc, char** argv) {
   CLI::App* watch_cmd = app.add_subcommand(
       "watch", "live progress bars until the run is DONE (Ctrl-C stops); exits 1 if the coordinator "
                "stops first");
-  watch_cmd->add_option("--interval", interval, "seconds between updates")->capture_default_str();
+  watch_cmd->add_option("--interval", interval, "seconds between updates")
+      ->check(srlm::FinitePositive())
+      ->capture_default_str();
   int64_t iteration = -1;
   std::string output;
   CLI::App* export_cmd = app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
@@ -96,10 +105,13 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  // A file is written under a temporary name and renamed once every pair is in: a failed export
+  // (no such iteration, a coordinator gone) leaves an existing file as it was.
+  const std::string temp = output.empty() ? "" : absl::StrCat(output, ".tmp.", ::getpid());
   std::ofstream file;
   if (!output.empty()) {
-    file.open(output);
-    if (!file) return Fail(absl::NotFoundError("cannot write " + output));
+    file.open(temp, std::ios::trunc);
+    if (!file) return Fail(absl::NotFoundError(absl::StrCat("cannot write ", temp, ": ", std::strerror(errno))));
   }
   std::ostream& out = output.empty() ? std::cout : file;
   int64_t count = 0;
@@ -108,8 +120,16 @@ int main(int argc, char** argv) {
     ++count;
     return static_cast<bool>(out);
   });
-  if (!exported.ok()) return Fail(exported);
   out.flush();
+  if (exported.ok() && !out) exported = absl::DataLossError(absl::StrCat("writing ", output.empty() ? "standard output" : temp, " failed"));
+  if (!output.empty()) {
+    file.close();
+    if (exported.ok() && std::rename(temp.c_str(), output.c_str()) != 0) {
+      exported = absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", output, ": ", std::strerror(errno)));
+    }
+    if (!exported.ok()) std::remove(temp.c_str());
+  }
+  if (!exported.ok()) return Fail(exported);
   if (!output.empty()) std::cerr << "srlmctl: wrote " << count << " pairs to " << output << std::endl;
   return 0;
 }
