@@ -714,8 +714,20 @@ TEST_F(CoordinatorServiceTest, RanksOfAnEarlierLargerLaunchAreDroppedAndTheirLea
   listed.clear();
   auto restarted = client_->GetStatus();
   ASSERT_TRUE(restarted.ok());
-  for (const auto& w : restarted->workers()) listed.push_back(w.worker_id());
+  for (const auto& w : restarted->workers()) {
+    listed.push_back(w.worker_id());
+    // Not heard from since this coordinator started: no heartbeat time (it showed the restart's).
+    EXPECT_EQ(w.last_heartbeat_unix_ms(), 0) << w.worker_id();
+  }
   EXPECT_THAT(listed, ::testing::UnorderedElementsAre(r0, w1));
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(r0);
+  ASSERT_TRUE(client_->Heartbeat(beat).ok());
+  auto heard = client_->GetStatus();
+  ASSERT_TRUE(heard.ok());
+  for (const auto& w : heard->workers()) {
+    EXPECT_EQ(w.last_heartbeat_unix_ms() > 0, w.worker_id() == r0) << w.worker_id();
+  }
 }
 
 // A run directory whose state.db was deleted or emptied but which holds a run's files is not taken

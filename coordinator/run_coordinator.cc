@@ -757,6 +757,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> RunCoordinator::RegisterWorker(
     info.pid = request.pid();
     info.device = request.device();
     info.last_heartbeat_ms = now;
+    info.heard_since_start = true;
     workers_[worker_id] = info;
     worker_by_rank_[request.rank()] = worker_id;
     writes.push_back([worker_id, info, now](SqliteDb& db) {
@@ -789,6 +790,7 @@ absl::StatusOr<v1::HeartbeatResponse> RunCoordinator::Heartbeat(const v1::Heartb
   const int64_t now = Now();
   WorkerInfo& worker = workers_[request.worker_id()];
   worker.last_heartbeat_ms = now;
+  worker.heard_since_start = true;
   ++state_version_;
   if (request.has_stats()) worker.stats = request.stats();
   const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
@@ -1463,7 +1465,9 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
     w->set_hostname(worker.hostname);
     w->set_rank(worker.rank);
     w->set_device(worker.device);
-    w->set_last_heartbeat_unix_ms(worker.last_heartbeat_ms);
+    // A worker of before a coordinator restart has not been heard from yet: no heartbeat time (0),
+    // rather than the restart's, which made a dead rank look alive.
+    w->set_last_heartbeat_unix_ms(worker.heard_since_start ? worker.last_heartbeat_ms : 0);
     w->set_tokens_per_second(worker.stats.tokens_per_second());
     w->set_tokens_generated(worker.stats.tokens_generated());
     w->set_shards_submitted(worker.shards_submitted);
@@ -1471,7 +1475,9 @@ v1::GetStatusResponse RunCoordinator::GetStatus() {
     w->set_activity(worker.stats.activity());
     // The worker's own count at its last heartbeat, plus the time since (no clock skew between hosts).
     w->set_activity_seconds(worker.stats.seconds_since_progress() + (now - worker.last_heartbeat_ms) / 1000.0);
-    if (now - worker.last_heartbeat_ms <= alive_ms) tokens_per_second += worker.stats.tokens_per_second();
+    if (worker.heard_since_start && now - worker.last_heartbeat_ms <= alive_ms) {
+      tokens_per_second += worker.stats.tokens_per_second();
+    }
   }
   status.set_tokens_per_second(tokens_per_second);
   double done = 0, total = 0;

@@ -90,7 +90,8 @@ class RunCoordinator {
     int32_t world_size = 1;
     std::string hostname, device;
     int64_t pid = 0;
-    int64_t last_heartbeat_ms = 0;
+    int64_t last_heartbeat_ms = 0;  // for a worker loaded at a restart: the restart (its lease's grace)
+    bool heard_since_start = false;  // registered or heartbeated since this coordinator started
     v1::WorkerStats stats;
     int64_t shards_submitted = 0;
   };

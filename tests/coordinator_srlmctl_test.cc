@@ -67,6 +67,15 @@ TEST(StatusFormatTest, BarsAndDurations) {
   EXPECT_EQ(j["chosen"], "c");
   EXPECT_EQ(j["rejected"], "r");
   EXPECT_EQ(j["provenance"]["lease_id"], "i1-G-s0-a2");
+  // A worker not heard from since the coordinator restarted (heartbeat time 0) says so.
+  v1::GetStatusResponse status;
+  v1::WorkerStatus* quiet = status.add_workers();
+  quiet->set_worker_id("r1-w3");
+  quiet->set_activity("iteration 1 GENERATE: sampling");
+  const std::string text = ctl::FormatStatus(status, 1'700'000'000'000);
+  EXPECT_THAT(text, ::testing::HasSubstr("r1-w3"));
+  EXPECT_THAT(text, ::testing::HasSubstr("no heartbeat since the coordinator started"));
+  EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("sampling")));
 }
 
 TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {

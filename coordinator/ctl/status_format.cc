@@ -93,11 +93,13 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   }
   absl::StrAppendFormat(&out, "workers   %d\n", status.workers_size());
   for (const v1::WorkerStatus& w : status.workers()) {
-    absl::StrAppendFormat(&out, "  rank %-3d %-14s %-18s %-8s heartbeat %s ago  %.1f tok/s  %d shards  %d leases\n",
-                          w.rank(), w.worker_id(), w.hostname(), w.device(),
-                          FormatDuration((now_ms - w.last_heartbeat_unix_ms()) / 1000.0), w.tokens_per_second(),
-                          w.shards_submitted(), w.leases_held());
-    if (!w.activity().empty()) {
+    const std::string heard = w.last_heartbeat_unix_ms() > 0
+                                  ? absl::StrCat("heartbeat ", FormatDuration((now_ms - w.last_heartbeat_unix_ms()) / 1000.0), " ago")
+                                  : "no heartbeat since the coordinator started";
+    absl::StrAppendFormat(&out, "  rank %-3d %-14s %-18s %-8s %s  %.1f tok/s  %d shards  %d leases\n", w.rank(),
+                          w.worker_id(), w.hostname(), w.device(), heard, w.tokens_per_second(), w.shards_submitted(),
+                          w.leases_held());
+    if (!w.activity().empty() && w.last_heartbeat_unix_ms() > 0) {
       absl::StrAppendFormat(&out, "           %s (last progress %s ago)\n", w.activity(),
                             FormatDuration(w.activity_seconds()));
     }
