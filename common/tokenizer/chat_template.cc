@@ -5,6 +5,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/unicode_tables.h"
 #include "common/tokenizer/utf8.h"
@@ -86,6 +87,22 @@ std::string ChatTurnEnd(const std::string& template_name) {
   if (template_name == "llama3") return "<|eot_id|>";
   if (template_name == "chatml") return "<|im_end|>";
   return "";
+}
+
+absl::Status CheckTokenizerFitsChatTemplate(const Tokenizer& tokenizer, const std::string& template_name) {
+  std::vector<std::string> needed;
+  if (template_name == "llama3") needed = {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+  if (template_name == "chatml") needed = {"<|im_start|>", "<|im_end|>"};
+  std::vector<std::string> missing;
+  for (const std::string& token : needed) {
+    if (!tokenizer.TokenToId(token)) missing.push_back(token);
+  }
+  if (template_name == "llama2" && tokenizer.eos_id() < 0) missing.push_back("an EOS token (</s>)");
+  if (missing.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "chat template '", template_name, "' needs ", absl::StrJoin(missing, ", "),
+      " in the tokenizer, which has no such token: choose the template the model was trained with "
+      "(model.chat_template, --chat-template), or plain"));
 }
 
 std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::string& template_name) {

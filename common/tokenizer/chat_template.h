@@ -38,6 +38,12 @@ const std::vector<std::string>& ChatTemplateNames();
 // True for the names of ChatTemplateNames().
 bool IsKnownChatTemplate(const std::string& template_name);
 
+// OK when `tokenizer` has the special tokens the template's scaffolding is written in (llama3: the
+// header and <|eot_id|> tokens; chatml: <|im_start|>, <|im_end|>; llama2: an EOS). Otherwise an error
+// naming the missing tokens: without them the scaffolding would be split into ordinary text pieces,
+// which the model never saw as turn markers, and turns would never end on a token.
+absl::Status CheckTokenizerFitsChatTemplate(const Tokenizer& tokenizer, const std::string& template_name);
+
 // Token ids that end an assistant turn: eos_id() (when >= 0) and the id of ChatTurnEnd(template_name) when
 // the tokenizer has it as one token. Stop generation on these ids: Decode skips special tokens, so a
 // "<|eot_id|>" never shows up in decoded text.

@@ -346,5 +346,28 @@ TEST(ChatTemplate, StopTokenIds) {
   EXPECT_EQ(qwen_ids, std::vector<int32_t>{*qwen->TokenToId("<|im_end|>")});
 }
 
+// A template whose scaffolding tokens the tokenizer lacks would be encoded as ordinary text pieces
+// (and turns never end on a token): refused, naming the missing tokens.
+TEST(ChatTemplate, ATokenizerWithoutTheTemplatesTokensIsRefused) {
+  auto llama3 = Load("llama3");
+  auto qwen = Load("qwen2");
+  auto gpt2 = Load("gpt2");
+  auto sp = Load("sp_bpe");
+  ASSERT_TRUE(llama3 && qwen && gpt2 && sp);
+  EXPECT_TRUE(CheckTokenizerFitsChatTemplate(*llama3, "llama3").ok());
+  EXPECT_TRUE(CheckTokenizerFitsChatTemplate(*qwen, "chatml").ok());
+  EXPECT_TRUE(CheckTokenizerFitsChatTemplate(*sp, "llama2").ok());
+  for (const auto* tokenizer : {gpt2.get(), sp.get()}) EXPECT_TRUE(CheckTokenizerFitsChatTemplate(*tokenizer, "plain").ok());
+  const absl::Status chatml = CheckTokenizerFitsChatTemplate(*gpt2, "chatml");
+  EXPECT_EQ(chatml.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(chatml.message().find("chat template 'chatml' needs <|im_start|>, <|im_end|> in the tokenizer"),
+            std::string::npos)
+      << chatml;
+  const absl::Status llama3_on_qwen = CheckTokenizerFitsChatTemplate(*qwen, "llama3");
+  EXPECT_NE(llama3_on_qwen.message().find("needs <|start_header_id|>, <|end_header_id|>, <|eot_id|>"),
+            std::string::npos)
+      << llama3_on_qwen;
+}
+
 }  // namespace
 }  // namespace srlm

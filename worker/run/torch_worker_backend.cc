@@ -40,6 +40,7 @@ absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
 absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::Encoder(
     const std::string& model_dir) const {
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(model_dir));
+  SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, config_.model.chat_template), model_dir);
   return std::make_shared<const TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(std::move(tokenizer)),
                                                       config_.model.chat_template);
 }
