@@ -262,8 +262,9 @@ absl::Status RunCoordinator::Initialize() {
           return absl::FailedPreconditionError(absl::StrCat(
               "run directory ", run_dir_, " holds a different run configuration than --config (first "
               "difference: stored '", line < b.size() ? b[line] : "", "' vs given '",
-              line < a.size() ? a[line] : "", "'); omit --config to resume with the stored one, or "
-              "pass --force-config to replace it"));
+              line < a.size() ? a[line] : "", "'); resume with the stored one (omit --config, or give the "
+              "file the run started with), or pass --force-config to replace it (deploy scripts: "
+              "COORD_ARGS=--force-config)"));
         }
         SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(*options_.config), "run configuration");
         if (absl::Status reached = CheckIterationsNotBelowReached(db, *options_.config); !reached.ok()) {
