@@ -1,38 +1,23 @@
-// CLI11 validators shared by the command lines: numbers that must be finite (CLI11's own
-// NonNegativeNumber lets "nan" through, and a NaN limit compares false with everything).
+// CLI11 checks of a flag's value, shared by every command line, with a message that says what is
+// expected (CLI11's Range and PositiveNumber let "nan" through, and a NaN limit compares false with
+// everything).
 #pragma once
 
-#include <cmath>
-#include <string>
+#include <cstdint>
+#include <limits>
 
 #include <CLI/CLI.hpp>
 
 namespace srlm {
 
-// A finite number >= 0.
-inline CLI::Validator FiniteNonNegative() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        double value = 0;
-        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value < 0) {
-          return "expected a finite number >= 0, got '" + text + "'";
-        }
-        return "";
-      },
-      "FINITE>=0");
-}
+// A finite number in [min, max], or in (min, max] when `exclude_min`.
+CLI::Validator FiniteNumber(double min, double max = std::numeric_limits<double>::infinity(),
+                            bool exclude_min = false);
+// An integer in [min, max] ("2.5" and "1e3" are refused).
+CLI::Validator Integer(int64_t min, int64_t max = std::numeric_limits<int64_t>::max());
 
-// A finite number > 0.
-inline CLI::Validator FinitePositive() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        double value = 0;
-        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value <= 0) {
-          return "expected a finite number > 0, got '" + text + "'";
-        }
-        return "";
-      },
-      "FINITE>0");
-}
+// Shorthands: a finite number > 0, a finite number >= 0.
+inline CLI::Validator FinitePositive() { return FiniteNumber(0, std::numeric_limits<double>::infinity(), true); }
+inline CLI::Validator FiniteNonNegative() { return FiniteNumber(0); }
 
 }  // namespace srlm

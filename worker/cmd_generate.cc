@@ -1,7 +1,10 @@
 // `srlm-worker generate --model DIR --input IN.jsonl --output OUT.jsonl`: for each line (`prompt`
 // text, formatted with --chat-template, or `prompt_ids`) writes the line back with `response`
 // (text), `response_ids` and `finish_reason` (eos | stop | length). Line i is sampled with seed
-// --seed + i unless it carries its own `seed`.
+// --seed + i unless it carries its own `seed` (an integer >= 0). Flags, input and --output are
+// checked before the model is loaded; --output is replaced only once every line is done.
+#include <limits>
+
 #include <CLI/CLI.hpp>
 
 #include "common/logging.h"
@@ -24,17 +27,30 @@ struct GenerateFlags {
   int64_t batch_size = 16;
 };
 
+// A line's own `seed` when it has one (an integer >= 0), else --seed + i.
+absl::StatusOr<uint64_t> LineSeed(const nlohmann::json& line, uint64_t flag_seed, size_t i) {
+  if (!line.contains("seed")) return flag_seed + i;
+  if (!line["seed"].is_number_unsigned()) {
+    return absl::InvalidArgumentError(absl::StrCat("'seed' must be an integer >= 0, got ", line["seed"].dump()));
+  }
+  return line["seed"].get<uint64_t>();
+}
+
 absl::Status RunGenerate(GenerateFlags flags) {
+  // The files first: bad input or an unwritable --output fails before the model is loaded.
+  SRLM_RETURN_IF_ERROR(CheckJsonlWritable(flags.output));
+  SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
   SRLM_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(flags.device));
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, device));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(flags.model_dir, device, dtype));
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(flags.model_dir));
+  SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
   for (int32_t id : ChatStopTokenIds(*tokenizer, flags.chat_template)) flags.sampling.extra_eos_ids.push_back(id);
-  SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> seeds;
   for (size_t i = 0; i < lines.size(); ++i) {
     const auto& line = lines[i];
+    const std::string where = absl::StrCat(flags.input, ":", i + 1);
     absl::StatusOr<std::vector<int32_t>> ids;
     if (line.contains("prompt_ids")) {
       ids = JsonIds(line["prompt_ids"], model->config.vocab_size, "prompt_ids");
@@ -43,10 +59,12 @@ absl::Status RunGenerate(GenerateFlags flags) {
     } else {
       ids = absl::InvalidArgumentError("needs a prompt string or prompt_ids");
     }
-    if (!ids.ok()) return internal::Annotate(ids.status(), absl::StrCat(flags.input, " line ", i + 1));
+    if (ids.ok() && ids->empty()) ids = absl::InvalidArgumentError("empty prompt (give at least a BOS token)");
+    if (!ids.ok()) return internal::Annotate(ids.status(), where);
     prompts.push_back(std::move(*ids));
-    seeds.push_back(line.contains("seed") && line["seed"].is_number_unsigned() ? line["seed"].get<uint64_t>()
-                                                                                : flags.seed + i);
+    absl::StatusOr<uint64_t> seed = LineSeed(line, flags.seed, i);
+    if (!seed.ok()) return internal::Annotate(seed.status(), where);
+    seeds.push_back(*seed);
   }
   BatchedGenerator generator(flags.batch_size);
   SRLM_ASSIGN_OR_RETURN(std::vector<Generation> out,
@@ -75,13 +93,22 @@ void RegisterGenerateCommand(CLI::App& app) {
   cmd->add_option("--chat-template", flags->chat_template, "Chat format of text prompts")
       ->check(CLI::IsMember(ChatTemplateNames()))
       ->capture_default_str();
-  cmd->add_option("--temperature", flags->sampling.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", flags->sampling.top_p)->capture_default_str();
-  cmd->add_option("--top-k", flags->sampling.top_k, "0 = off")->capture_default_str();
-  cmd->add_option("--max-new-tokens", flags->sampling.max_new_tokens)->capture_default_str();
+  // The same ranges as the YAML's *.sampling keys (common/run_config.cc ValidateSampling).
+  cmd->add_option("--temperature", flags->sampling.temperature, "0 = greedy")
+      ->check(FiniteNumber(0, std::numeric_limits<double>::infinity()))
+      ->capture_default_str();
+  cmd->add_option("--top-p", flags->sampling.top_p)
+      ->check(FiniteNumber(0, 1, /*exclude_min=*/true))
+      ->capture_default_str();
+  cmd->add_option("--top-k", flags->sampling.top_k, "0 = off")->check(Integer(0))->capture_default_str();
+  cmd->add_option("--max-new-tokens", flags->sampling.max_new_tokens)
+      ->check(Integer(1))
+      ->capture_default_str();
   cmd->add_option("--stop", flags->sampling.stop, "Stop string (repeatable)");
-  cmd->add_option("--seed", flags->seed, "Seed of line 0; line i uses seed + i")->capture_default_str();
-  cmd->add_option("--batch-size", flags->batch_size, "sequences decoded together (halved for good when a batch runs out of memory)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--seed", flags->seed, "Seed of line 0; line i uses seed + i")
+      ->check(Integer(0))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", flags->batch_size, "sequences decoded together (halved for good when a batch runs out of memory)")->check(Integer(1))->capture_default_str();
   cmd->callback([flags]() {
     absl::Status s = RunGenerate(*flags);
     if (!s.ok()) SRLM_LOG(ERROR) << s;

@@ -1,12 +1,23 @@
 // `srlm-worker init-model`: a random Llama-family model of a given size, seeded, written in the
-// Hugging Face layout (for tests and demos); --tokenizer-from copies a tokenizer beside it.
+// Hugging Face layout (for tests and demos); --tokenizer-from copies a tokenizer beside it. Flags
+// are range-checked while the command line is parsed; --out must not exist or be empty, and is
+// written whole or not at all (worker/train/atomic_dir.h).
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
 #include <CLI/CLI.hpp>
 
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/llama_config.h"
 #include "worker/model/model_options.h"
+#include "worker/train/atomic_dir.h"
 
 namespace srlm {
 namespace {
@@ -21,48 +32,74 @@ struct InitModelFlags {
   int64_t vocab_size = 0;  // 0: the tokenizer's, else 4096
 };
 
-int RunInitModel(const InitModelFlags& flags) {
+// --out must not hold anything yet: init-model makes a new model, it never replaces one.
+absl::Status CheckOutIsNew(const std::string& out_dir) {
+  struct stat st;
+  if (::stat(out_dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::ErrnoToStatus(errno, absl::StrCat("--out ", out_dir));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("--out ", out_dir, " exists and is not a directory"));
+  }
+  DIR* dir = ::opendir(out_dir.c_str());
+  if (dir == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("--out ", out_dir));
+  bool empty = true;
+  while (const dirent* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  }
+  ::closedir(dir);
+  if (!empty) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--out ", out_dir, " exists and is not empty: init-model writes a new model and replaces nothing"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunInitModel(const InitModelFlags& flags) {
+  SRLM_RETURN_IF_ERROR(CheckOutIsNew(flags.out_dir));
   LlamaConfig config = flags.config;
   config.vocab_size = flags.vocab_size > 0 ? flags.vocab_size : 4096;
   if (!flags.tokenizer_from.empty()) {
-    auto tokenizer = LoadTokenizer(flags.tokenizer_from);
-    if (!tokenizer.ok()) {
-      SRLM_LOG(ERROR) << "init-model: " << tokenizer.status();
-      return 1;
+    SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(flags.tokenizer_from));
+    if (flags.vocab_size == 0) config.vocab_size = tokenizer->vocab_size();
+    if (config.vocab_size < tokenizer->vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("--vocab-size ", config.vocab_size, " is below the tokenizer's ",
+                                                     tokenizer->vocab_size()));
     }
-    if (flags.vocab_size == 0) config.vocab_size = (*tokenizer)->vocab_size();
-    if (config.vocab_size < (*tokenizer)->vocab_size()) {
-      SRLM_LOG(ERROR) << "init-model: --vocab-size " << config.vocab_size << " is below the tokenizer's "
-                      << (*tokenizer)->vocab_size();
-      return 1;
-    }
-    config.bos_token_id = (*tokenizer)->bos_id();
-    config.eos_token_id = (*tokenizer)->eos_id();
+    config.bos_token_id = tokenizer->bos_id();
+    config.eos_token_id = tokenizer->eos_id();
     config.eos_token_ids.clear();
     if (config.eos_token_id >= 0) config.eos_token_ids.push_back(config.eos_token_id);
   }
-  if (auto s = ValidateLlamaConfig(config); !s.ok()) {
-    SRLM_LOG(ERROR) << "init-model: " << s;
-    return 1;
-  }
-  auto dtype = ParseDtype(flags.dtype, torch::kCPU);
-  if (!dtype.ok()) {
-    SRLM_LOG(ERROR) << "init-model: " << dtype.status();
-    return 1;
-  }
-  LlamaModel model(config);
-  InitializeWeights(model, flags.seed, flags.init_std);
-  model->to(*dtype);
-  SaveModelOptions options;
-  options.tokenizer_source_dir = flags.tokenizer_from;
-  if (auto s = SaveModel(model, flags.out_dir, options); !s.ok()) {
-    SRLM_LOG(ERROR) << "init-model: " << s;
-    return 1;
-  }
+  SRLM_RETURN_IF_ERROR(ValidateLlamaConfig(config));
+  SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, torch::kCPU));
+  SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(flags.out_dir));
+  // Written into a temporary sibling that is renamed to --out when whole; on a failure the
+  // temporary is removed, so nothing half-written is left.
+  std::string tmp;
+  absl::Status written;
   int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+  try {
+    LlamaModel model(config);
+    InitializeWeights(model, flags.seed, flags.init_std);
+    model->to(dtype);
+    for (const auto& p : model->parameters()) params += p.numel();
+    SaveModelOptions options;
+    options.tokenizer_source_dir = flags.tokenizer_from;
+    written = WriteDirectoryAtomically(flags.out_dir, [&](const std::string& tmp_dir) {
+      tmp = tmp_dir;
+      return SaveModel(model, tmp_dir, options);
+    });
+  } catch (const c10::Error& e) {  // a model too large to allocate, for one
+    written = absl::InternalError(absl::StrCat("making the model: ", e.what_without_backtrace()));
+  }
+  if (!written.ok()) {
+    if (!tmp.empty()) RemoveTree(tmp);
+    return written;
+  }
   SRLM_LOG(INFO) << "init-model: wrote " << params << " parameters to " << flags.out_dir;
-  return 0;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -84,20 +121,35 @@ void RegisterInitModelCommand(CLI::App& app) {
   cmd->add_option("--model-type", flags->config.model_type, "Model family (config.json model_type)")
       ->check(CLI::IsMember(SupportedModelTypes()))
       ->capture_default_str();
-  cmd->add_option("--vocab-size", flags->vocab_size, "Vocabulary size (default: the tokenizer's, else 4096)");
-  cmd->add_option("--hidden-size", flags->config.hidden_size)->capture_default_str();
-  cmd->add_option("--intermediate-size", flags->config.intermediate_size)->capture_default_str();
-  cmd->add_option("--layers", flags->config.num_hidden_layers)->capture_default_str();
-  cmd->add_option("--heads", flags->config.num_attention_heads)->capture_default_str();
-  cmd->add_option("--kv-heads", flags->config.num_key_value_heads)->capture_default_str();
-  cmd->add_option("--max-position-embeddings", flags->config.max_position_embeddings)->capture_default_str();
-  cmd->add_option("--rope-theta", flags->config.rope_theta)->capture_default_str();
+  // Token ids are int32 everywhere.
+  cmd->add_option("--vocab-size", flags->vocab_size, "Vocabulary size (default: the tokenizer's, else 4096)")
+      ->check(Integer(1, std::numeric_limits<int32_t>::max()));
+  cmd->add_option("--hidden-size", flags->config.hidden_size)->check(Integer(1))->capture_default_str();
+  cmd->add_option("--intermediate-size", flags->config.intermediate_size)
+      ->check(Integer(1))
+      ->capture_default_str();
+  cmd->add_option("--layers", flags->config.num_hidden_layers)->check(Integer(1))->capture_default_str();
+  cmd->add_option("--heads", flags->config.num_attention_heads)->check(Integer(1))->capture_default_str();
+  cmd->add_option("--kv-heads", flags->config.num_key_value_heads)->check(Integer(1))->capture_default_str();
+  cmd->add_option("--max-position-embeddings", flags->config.max_position_embeddings)
+      ->check(Integer(1))
+      ->capture_default_str();
+  const double kInf = std::numeric_limits<double>::infinity();
+  cmd->add_option("--rope-theta", flags->config.rope_theta)
+      ->check(FiniteNumber(0, kInf, /*exclude_min=*/true))
+      ->capture_default_str();
   cmd->add_flag("--tie-embeddings", flags->config.tie_word_embeddings, "Share the embedding and output matrices");
   cmd->add_flag("--attention-bias", flags->config.attention_bias, "Bias on q/k/v projections");
-  cmd->add_option("--seed", flags->seed, "Seed of the random weights")->capture_default_str();
-  cmd->add_option("--init-std", flags->init_std, "Standard deviation of the random weights")->capture_default_str();
+  cmd->add_option("--seed", flags->seed, "Seed of the random weights")->check(Integer(0))->capture_default_str();
+  cmd->add_option("--init-std", flags->init_std, "Standard deviation of the random weights")
+      ->check(FiniteNumber(0, kInf))
+      ->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "float32 | bfloat16")->capture_default_str();
-  cmd->callback([flags]() { std::exit(RunInitModel(*flags)); });
+  cmd->callback([flags]() {
+    const absl::Status s = RunInitModel(*flags);
+    if (!s.ok()) SRLM_LOG(ERROR) << "init-model: " << s;
+    std::exit(s.ok() ? 0 : 1);
+  });
 }
 
 }  // namespace srlm

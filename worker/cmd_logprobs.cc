@@ -2,7 +2,9 @@
 // and `response` as text, or `prompt_ids` and `response_ids`) writes the line back with `logprob`,
 // the sum of the response tokens' log-probabilities given the prompt, and `num_tokens`.
 // Text is tokenized as the trainer does: the prompt through the chat template (with BOS), the
-// response followed by the template's end-of-turn token (or EOS) unless --no-end-token.
+// response followed by the template's end-of-turn token (or EOS) unless --no-end-token. An empty
+// prompt or response is refused. Input and --output are checked before the model is loaded;
+// --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
 
 #include "common/logging.h"
@@ -41,7 +43,10 @@ absl::StatusOr<Sequence> TokenizeLine(const nlohmann::json& line, const Tokenize
         !line["response"].is_string()) {
       return absl::InvalidArgumentError("needs prompt and response strings, or prompt_ids and response_ids");
     }
-    if (tokenizer == nullptr) return absl::FailedPreconditionError("text input needs a tokenizer in the model directory");
+    if (tokenizer == nullptr) {
+      return absl::FailedPreconditionError(
+          "text input needs a tokenizer: the model directory has no tokenizer.json or tokenizer.model");
+    }
     SRLM_ASSIGN_OR_RETURN(seq.ids, EncodeChatPrompt(*tokenizer, flags.chat_template, line["prompt"].get<std::string>()));
     // Literal, as the trainer encodes responses (TokenizerTextEncoder::EncodeResponse).
     SRLM_ASSIGN_OR_RETURN(response, tokenizer->EncodeLiteral(line["response"].get<std::string>()));
@@ -54,22 +59,25 @@ absl::StatusOr<Sequence> TokenizeLine(const nlohmann::json& line, const Tokenize
     }
   }
   if (seq.ids.empty()) return absl::InvalidArgumentError("empty prompt: nothing to condition the first response token on");
+  if (response.empty()) return absl::InvalidArgumentError("empty response: no tokens to score");
   seq.prompt_len = static_cast<int64_t>(seq.ids.size());
   seq.ids.insert(seq.ids.end(), response.begin(), response.end());
   return seq;
 }
 
 absl::Status RunLogprobs(const LogprobsFlags& flags) {
+  // The files first: bad input or an unwritable --output fails before the model is loaded.
+  SRLM_RETURN_IF_ERROR(CheckJsonlWritable(flags.output));
+  SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
   SRLM_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(flags.device));
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, device));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(flags.model_dir, device, dtype));
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (auto t = LoadTokenizer(flags.model_dir); t.ok()) tokenizer = std::move(*t);
-  SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
+  // Only id input works without a tokenizer; one that is there but broken is an error.
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerIfPresent(flags.model_dir));
   std::vector<Sequence> sequences;
   for (size_t i = 0; i < lines.size(); ++i) {
     auto seq = TokenizeLine(lines[i], tokenizer.get(), flags, model->config.vocab_size);
-    if (!seq.ok()) return internal::Annotate(seq.status(), absl::StrCat(flags.input, " line ", i + 1));
+    if (!seq.ok()) return internal::Annotate(seq.status(), absl::StrCat(flags.input, ":", i + 1));
     sequences.push_back(std::move(*seq));
   }
   try {
@@ -118,7 +126,7 @@ void RegisterLogprobsCommand(CLI::App& app) {
       ->check(CLI::IsMember(ChatTemplateNames()))
       ->capture_default_str();
   cmd->add_flag("--no-end-token", flags->no_end_token, "Do not append the end-of-turn/EOS token to text responses");
-  cmd->add_option("--batch-size", flags->batch_size)->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--batch-size", flags->batch_size)->check(Integer(1))->capture_default_str();
   cmd->callback([flags]() {
     absl::Status s = RunLogprobs(*flags);
     if (!s.ok()) SRLM_LOG(ERROR) << s;

@@ -1,11 +1,20 @@
-// Flag checks of the model commands (init-model, generate, logprobs): a value outside the accepted
-// set is refused while the command line is parsed, with an error that names the flag and lists the
-// accepted values, before any file is read or written.
+// The model commands (init-model, generate, logprobs) on bad input. Flag checks: a value outside the
+// accepted set is refused while the command line is parsed, with an error that names the flag and
+// says what is accepted, before any file is read or written (in process). Files: the real
+// srlm-worker binary on a tiny model, each bad input giving a clear error (file, line, key) with
+// nothing lost or half-written; the sft command's tokenizer handling is checked here too.
 #include <CLI/CLI.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+
+#include "common/testing/temp_dir.h"
 
 namespace srlm {
 void RegisterInitModelCommand(CLI::App& app);  // worker/cmd_init_model.cc
@@ -14,7 +23,9 @@ void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
 
 namespace {
 
+using ::srlm::testing_util::TempDir;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Parses `command_line` with the command's callback removed (it would run the command and exit);
 // returns the parse error, or "" when the line parses.
@@ -43,6 +54,38 @@ TEST(InitModelFlags, ModelTypeMustBeOneTheLoaderReads) {
   }
 }
 
+TEST(InitModelFlags, EveryNumberIsFiniteAndInRange) {
+  // --init-std -1 or nan used to abort in libtorch (exit 134), --rope-theta nan was written to
+  // config.json as null, --vocab-size -5 silently became 4096, --seed -1 wrapped to 2^64 - 1.
+  const std::string out = "init-model --out /nonexistent/m ";
+  for (const std::string bad :
+       {"--init-std -1", "--init-std nan", "--init-std inf", "--rope-theta nan", "--rope-theta inf", "--rope-theta 0",
+        "--vocab-size -5", "--vocab-size 0", "--vocab-size 3000000000", "--seed -1", "--layers 0", "--layers 2.5",
+        "--hidden-size -3", "--intermediate-size x", "--heads 0", "--kv-heads -1", "--max-position-embeddings 0"}) {
+    const std::string flag = bad.substr(0, bad.find(' '));
+    const std::string error = ParseError(RegisterInitModelCommand, out + bad);
+    EXPECT_THAT(error, HasSubstr(flag + ": expected ")) << bad;
+    EXPECT_THAT(error, HasSubstr(bad.substr(bad.find(' ') + 1))) << bad;
+  }
+  EXPECT_EQ(ParseError(RegisterInitModelCommand, out + "--init-std 0 --rope-theta 5e5 --vocab-size 2147483647 "
+                                                       "--seed 18 --layers 1 --heads 2 --kv-heads 1"),
+            "");
+}
+
+TEST(GenerateFlags, SamplingFlagsHaveTheRangesOfTheYamlKeys) {
+  // The ranges of common/run_config.cc ValidateSampling; --temperature nan used to sample token 0
+  // every time, --top-p 5 and --top-k -3 were taken as they came.
+  const std::string files = "generate --model /nonexistent/m --input /nonexistent/p.jsonl --output /nonexistent/o.jsonl ";
+  for (const std::string bad : {"--temperature nan", "--temperature -1", "--temperature inf", "--top-p 5", "--top-p 0",
+                                "--top-p nan", "--top-k -3", "--max-new-tokens 0", "--max-new-tokens 1.5",
+                                "--seed -1", "--batch-size 0"}) {
+    const std::string flag = bad.substr(0, bad.find(' '));
+    EXPECT_THAT(ParseError(RegisterGenerateCommand, files + bad), HasSubstr(flag + ": expected ")) << bad;
+  }
+  EXPECT_EQ(ParseError(RegisterGenerateCommand, files + "--temperature 0 --top-p 1 --top-k 0 --max-new-tokens 1"), "");
+  EXPECT_EQ(ParseError(RegisterGenerateCommand, files + "--temperature 1.5 --top-p 0.01 --top-k 40 --seed 7"), "");
+}
+
 TEST(GenerateFlags, ChatTemplateIsCheckedBeforeTheInputIsRead) {
   for (auto command : {RegisterGenerateCommand, RegisterLogprobsCommand}) {
     CLI::App probe;
@@ -56,6 +99,215 @@ TEST(GenerateFlags, ChatTemplateIsCheckedBeforeTheInputIsRead) {
     EXPECT_EQ(ParseError(command, name + files + " --chat-template llama3"), "") << name;
     EXPECT_EQ(ParseError(command, name + files), "") << name;  // the default, plain
   }
+}
+
+// ---- The real binary ----
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+struct WorkerRun {
+  int rc = -1;         // exit code; 128 + signal when killed (134: abort, 139: segfault)
+  std::string output;  // stdout and stderr
+};
+
+// Runs `shell_prefix` then srlm-worker with `args` through the shell.
+WorkerRun RunWorker(const std::string& args, const std::string& shell_prefix = "") {
+  static int count = 0;
+  const std::string log = EnvOr("TMPDIR", "/tmp") + "/srlm_model_commands_test_" + std::to_string(::getpid()) + "_" +
+                          std::to_string(count++) + ".log";
+  const std::string worker = EnvOr("SRLM_BUILD_DIR", "/work/main/build") + "/worker/srlm-worker";
+  const int status = std::system((shell_prefix + worker + " " + args + " >" + log + " 2>&1").c_str());
+  WorkerRun run;
+  run.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.output = ReadText(log);
+  std::remove(log.c_str());
+  return run;
+}
+
+// One tiny model (demo tokenizer, 1 layer, width 32) for every test of this binary.
+class ModelCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    temp_ = new TempDir("srlm_model_commands_test_");
+    const WorkerRun init = RunWorker("init-model --out " + Model() + " --tokenizer-from " + DemoData() +
+                               " --layers 1 --hidden-size 32 --intermediate-size 64 --heads 2 --kv-heads 2"
+                               " --max-position-embeddings 64 --seed 1");
+    ASSERT_EQ(init.rc, 0) << init.output;
+  }
+  static void TearDownTestSuite() {
+    delete temp_;
+    temp_ = nullptr;
+  }
+  static std::string DemoData() { return EnvOr("SRLM_SOURCE_DIR", "/work/main") + "/deploy/demo/data"; }
+  static std::string Model() { return *temp_ / "m0"; }
+  // A folder of this test, removed with the suite.
+  std::string Path(const std::string& name) const {
+    return *temp_ / (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" + name);
+  }
+  // A copy of the model whose config.json and tokenizer.json can be edited (no checksum manifest).
+  std::string EditableModel(const std::string& name) const {
+    const std::string dir = Path(name);
+    EXPECT_EQ(std::system(("cp -r " + Model() + " " + dir + " && rm " + dir + "/checksums.sha256").c_str()), 0);
+    return dir;
+  }
+
+  static TempDir* temp_;
+};
+TempDir* ModelCommandsTest::temp_ = nullptr;
+
+TEST_F(ModelCommandsTest, InitModelRefusesAnOutThatHoldsAnythingAndChangesNothing) {
+  // --out pointing at a model (here also --tokenizer-from) used to be overwritten: its config and
+  // weights were replaced, then the tokenizer copy failed ("File exists").
+  const std::string self = Path("self");
+  ASSERT_EQ(std::system(("cp -r " + Model() + " " + self).c_str()), 0);
+  const std::string config = ReadText(self + "/config.json"), weights = ReadText(self + "/model.safetensors");
+  const WorkerRun run = RunWorker("init-model --out " + self + " --tokenizer-from " + self + " --layers 1 --hidden-size 32");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("--out " + self + " exists and is not empty"));
+  EXPECT_EQ(ReadText(self + "/config.json"), config);
+  EXPECT_TRUE(ReadText(self + "/model.safetensors") == weights) << "the weights at --out were changed";
+
+  const std::string file = Path("file");
+  WriteText(file, "keep me\n");
+  const WorkerRun on_file = RunWorker("init-model --out " + file + " --layers 1 --hidden-size 32 --intermediate-size 64");
+  EXPECT_EQ(on_file.rc, 1) << on_file.output;
+  EXPECT_THAT(on_file.output, HasSubstr("exists and is not a directory"));
+  EXPECT_EQ(ReadText(file), "keep me\n");
+
+  const std::string empty = Path("empty");  // an empty folder is fine
+  ASSERT_EQ(::mkdir(empty.c_str(), 0755), 0);
+  const WorkerRun into_empty = RunWorker("init-model --out " + empty + " --layers 1 --hidden-size 32 --intermediate-size 64");
+  EXPECT_EQ(into_empty.rc, 0) << into_empty.output;
+  EXPECT_TRUE(Exists(empty + "/model.safetensors"));
+}
+
+TEST_F(ModelCommandsTest, InitModelThatFailsWritingLeavesNothingBehind) {
+  // A file size limit makes the weights' write fail half-way (config.json is written by then).
+  const std::string out = Path("m");
+  const WorkerRun run = RunWorker("init-model --out " + out + " --tokenizer-from " + DemoData() +
+                                " --layers 1 --hidden-size 32 --intermediate-size 64",
+                            "trap '' XFSZ; ulimit -f 16; ");
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("model.safetensors"));
+  EXPECT_FALSE(Exists(out)) << "a half-written model was left at --out";
+  EXPECT_NE(std::system(("ls -a " + temp_->path() + " | grep -q 'InitModelThatFails.*tmp'").c_str()), 0)
+      << "a temporary folder was left behind";
+}
+
+TEST_F(ModelCommandsTest, ConfigWithAWrongTypeIsAnErrorNamingTheKeyNotAnAbort) {
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"model_type", "5"}, {"hidden_act", "1"}, {"eos_token_id", "\"1\""}, {"hidden_size", "64.9"}}) {
+    const std::string model = EditableModel(key);
+    const std::string config = ReadText(model + "/config.json");
+    const size_t at = config.find("\"" + key + "\":");
+    ASSERT_NE(at, std::string::npos) << key;
+    const size_t end = config.find_first_of(",\n", at);
+    WriteText(model + "/config.json", config.substr(0, at) + "\"" + key + "\": " + value + config.substr(end));
+    WriteText(model + "/in.jsonl", "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+    const WorkerRun run = RunWorker("logprobs --device cpu --model " + model + " --input " + model + "/in.jsonl --output " +
+                              model + "/out.jsonl");
+    EXPECT_EQ(run.rc, 1) << key << ": " << run.output;
+    EXPECT_THAT(run.output, HasSubstr(model + "/config.json: key '" + key + "': expected ")) << key;
+  }
+}
+
+TEST_F(ModelCommandsTest, DeeplyNestedLineIsRefusedAndTheOutputKept) {
+  // 200000 nested arrays: generate and logprobs used to truncate --output, then overflow the stack
+  // writing the line back (segfault).
+  const std::string in = Path("deep.jsonl"), out = Path("out.jsonl");
+  WriteText(in, "{\"prompt\": \"hi\", \"response\": \"x\", \"x\": " + std::string(200000, '[') +
+                    std::string(200000, ']') + "}\n");
+  WriteText(out, "{\"earlier\": \"results\"}\n");
+  for (const std::string command : {"generate --max-new-tokens 2", "logprobs"}) {
+    const WorkerRun run = RunWorker(command + " --device cpu --model " + Model() + " --input " + in + " --output " + out);
+    EXPECT_EQ(run.rc, 1) << command << ": " << run.output;
+    EXPECT_THAT(run.output, HasSubstr(in + ":1: nested deeper than 64 levels")) << command;
+    EXPECT_EQ(ReadText(out), "{\"earlier\": \"results\"}\n") << command;
+  }
+}
+
+TEST_F(ModelCommandsTest, InputAndOutputAreCheckedBeforeTheModelIsLoaded) {
+  // The model does not exist: each error must come from the files, before the model is read. A
+  // folder or an empty file as --input used to succeed with an empty --output; an --output in a
+  // missing folder, or naming a folder, failed after all the work with no reason.
+  const std::string good = Path("good.jsonl"), empty = Path("empty.jsonl");
+  WriteText(good, "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+  WriteText(empty, "\n");
+  const std::string folder = temp_->path();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--input " + folder + " --output " + Path("o1.jsonl"), folder + " is a directory"},
+      {"--input " + empty + " --output " + Path("o2.jsonl"), "no lines in " + empty},
+      {"--input " + good + " --output " + Path("missing/o.jsonl"), "No such file or directory"},
+      {"--input " + good + " --output " + folder, "cannot write " + folder + ": it is a directory"},
+  };
+  for (const std::string command : {"generate", "logprobs"}) {
+    for (const auto& [files, expected] : cases) {
+      const WorkerRun run = RunWorker(command + " --device cpu --model /nonexistent/model " + files);
+      EXPECT_EQ(run.rc, 1) << command << " " << files << ": " << run.output;
+      EXPECT_THAT(run.output, HasSubstr(expected)) << command << " " << files;
+      EXPECT_THAT(run.output, Not(HasSubstr("/nonexistent/model"))) << command << " " << files;
+    }
+  }
+  EXPECT_FALSE(Exists(Path("o1.jsonl")));
+  EXPECT_FALSE(Exists(Path("o2.jsonl")));
+}
+
+TEST_F(ModelCommandsTest, BadLinesAreErrorsNamingTheFileAndLine) {
+  const std::string in = Path("in.jsonl"), out = Path("out.jsonl");
+  // A per-line seed that is not an integer >= 0 used to be replaced by --seed + i without a word.
+  for (const std::string seed : {"-4", "\"x\"", "1.5"}) {
+    WriteText(in, "{\"prompt\": \"hi\", \"seed\": 3}\n{\"prompt\": \"hi\", \"seed\": " + seed + "}\n");
+    const WorkerRun run = RunWorker("generate --device cpu --max-new-tokens 2 --model " + Model() + " --input " + in +
+                              " --output " + out);
+    EXPECT_EQ(run.rc, 1) << seed << ": " << run.output;
+    EXPECT_THAT(run.output, HasSubstr(in + ":2: 'seed' must be an integer >= 0, got " + seed));
+  }
+  WriteText(in, "{\"prompt_ids\": []}\n");
+  const WorkerRun empty_prompt = RunWorker("generate --device cpu --max-new-tokens 2 --model " + Model() + " --input " + in +
+                                     " --output " + out);
+  EXPECT_EQ(empty_prompt.rc, 1) << empty_prompt.output;
+  EXPECT_THAT(empty_prompt.output, HasSubstr(in + ":1: empty prompt"));
+  // An empty response used to be scored 0.
+  WriteText(in, "{\"prompt_ids\": [1, 5], \"response_ids\": []}\n");
+  const WorkerRun empty_response = RunWorker("logprobs --device cpu --model " + Model() + " --input " + in + " --output " + out);
+  EXPECT_EQ(empty_response.rc, 1) << empty_response.output;
+  EXPECT_THAT(empty_response.output, HasSubstr(in + ":1: empty response"));
+  EXPECT_FALSE(Exists(out));
+}
+
+TEST_F(ModelCommandsTest, ABrokenTokenizerIsReportedNotTakenForNone) {
+  // sft said "'prompt' is text but no tokenizer is available", logprobs "text input needs a
+  // tokenizer": the load error was dropped.
+  const std::string model = EditableModel("broken_tokenizer");
+  WriteText(model + "/tokenizer.json", "{broken");
+  const std::string data = Path("text.jsonl");
+  WriteText(data, "{\"prompt\": \"hi\", \"response\": \"there\"}\n");
+  const WorkerRun logprobs = RunWorker("logprobs --device cpu --model " + model + " --input " + data + " --output " +
+                                 Path("out.jsonl"));
+  EXPECT_EQ(logprobs.rc, 1) << logprobs.output;
+  EXPECT_THAT(logprobs.output, HasSubstr(model + "/tokenizer.json: "));
+  EXPECT_THAT(logprobs.output, Not(HasSubstr("needs a tokenizer")));
+  const WorkerRun sft = RunWorker("sft --device cpu --steps 1 --model " + model + " --data " + data + " --out " + Path("sft"));
+  EXPECT_EQ(sft.rc, 1) << sft.output;
+  EXPECT_THAT(sft.output, HasSubstr(model + "/tokenizer.json: "));
+  EXPECT_THAT(sft.output, Not(HasSubstr("no tokenizer is available")));
 }
 
 }  // namespace

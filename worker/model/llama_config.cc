@@ -1,5 +1,8 @@
 #include "worker/model/llama_config.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -15,38 +18,101 @@ namespace {
 
 using nlohmann::json;
 
-// Reads an integer field when present and not null.
-void ReadInt(const json& j, const char* key, int64_t* out) {
-  auto it = j.find(key);
-  if (it != j.end() && it->is_number()) *out = it->get<int64_t>();
-}
-void ReadDouble(const json& j, const char* key, double* out) {
-  auto it = j.find(key);
-  if (it != j.end() && it->is_number()) *out = it->get<double>();
-}
-void ReadBool(const json& j, const char* key, bool* out) {
-  auto it = j.find(key);
-  if (it != j.end() && it->is_boolean()) *out = it->get<bool>();
+// An integer JSON number that fits in int64 (nlohmann keeps large non-negative ones unsigned).
+bool IsInt64(const json& v) {
+  return v.is_number_integer() && (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{INT64_MAX});
 }
 
+absl::Status WrongType(const std::string& key, const json& value, const char* expected) {
+  std::string shown = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+  return absl::InvalidArgumentError(absl::StrCat("key '", key, "': expected ", expected, ", got ", shown));
+}
+
+// Typed fields of one JSON object. A field absent or null leaves *out as it is; a value of another
+// type (a string where a number goes, 64.9 for an integer) is an error naming the key, prefixed
+// with `prefix` for a nested object ("rope_scaling.").
+class FieldReader {
+ public:
+  explicit FieldReader(const json& object, std::string prefix = "") : object_(object), prefix_(std::move(prefix)) {}
+
+  absl::Status Int(const std::string& key, int64_t* out) const {
+    const json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!IsInt64(*v)) return WrongType(prefix_ + key, *v, "an integer");
+    *out = v->get<int64_t>();
+    return absl::OkStatus();
+  }
+  absl::Status Double(const std::string& key, double* out) const {
+    const json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_number() || !std::isfinite(v->get<double>())) return WrongType(prefix_ + key, *v, "a finite number");
+    *out = v->get<double>();
+    return absl::OkStatus();
+  }
+  absl::Status Bool(const std::string& key, bool* out) const {
+    const json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_boolean()) return WrongType(prefix_ + key, *v, "true or false");
+    *out = v->get<bool>();
+    return absl::OkStatus();
+  }
+  absl::Status String(const std::string& key, std::string* out) const {
+    const json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_string()) return WrongType(prefix_ + key, *v, "a string");
+    *out = v->get<std::string>();
+    return absl::OkStatus();
+  }
+  // One integer or a list of integers (eos_token_id of Llama 3).
+  absl::Status IntList(const std::string& key, std::vector<int64_t>* out) const {
+    const json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    const bool ok = v->is_array() ? std::all_of(v->begin(), v->end(), IsInt64) : IsInt64(*v);
+    if (!ok) return WrongType(prefix_ + key, *v, "an integer or a list of integers");
+    if (v->is_array()) {
+      for (const json& e : *v) out->push_back(e.get<int64_t>());
+    } else {
+      out->push_back(v->get<int64_t>());
+    }
+    return absl::OkStatus();
+  }
+  // The nested object `key`, or nullptr when absent or null.
+  absl::StatusOr<const json*> Object(const std::string& key) const {
+    const json* v = Find(key);
+    if (v != nullptr && !v->is_object()) return WrongType(prefix_ + key, *v, "an object");
+    return v;
+  }
+
+ private:
+  const json* Find(const std::string& key) const {
+    auto it = object_.find(key);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+  const json& object_;
+  const std::string prefix_;
+};
+
 // Reads rope_theta / llama3 scaling from either rope_scaling (4.x) or rope_parameters (5.x).
-absl::Status ReadRope(const json& j, LlamaConfig* c) {
-  ReadDouble(j, "rope_theta", &c->rope_theta);
-  for (const char* key : {"rope_scaling", "rope_parameters"}) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) continue;
-    if (!it->is_object()) return absl::InvalidArgumentError(absl::StrCat(key, " is not an object"));
-    ReadDouble(*it, "rope_theta", &c->rope_theta);
-    std::string type = it->value("rope_type", it->value("type", std::string("default")));
+absl::Status ReadRope(const FieldReader& top, LlamaConfig* c) {
+  SRLM_RETURN_IF_ERROR(top.Double("rope_theta", &c->rope_theta));
+  for (const std::string key : {"rope_scaling", "rope_parameters"}) {
+    SRLM_ASSIGN_OR_RETURN(const json* object, top.Object(key));
+    if (object == nullptr) continue;
+    const FieldReader rope(*object, key + ".");
+    SRLM_RETURN_IF_ERROR(rope.Double("rope_theta", &c->rope_theta));
+    std::string type = "default";
+    SRLM_RETURN_IF_ERROR(rope.String("type", &type));
+    SRLM_RETURN_IF_ERROR(rope.String("rope_type", &type));  // the newer name wins
     if (type == "default") continue;
     if (type != "llama3") {
       return absl::UnimplementedError(absl::StrCat("unsupported rope_type '", type, "' in ", key));
     }
     Llama3RopeScaling s;
-    ReadDouble(*it, "factor", &s.factor);
-    ReadDouble(*it, "low_freq_factor", &s.low_freq_factor);
-    ReadDouble(*it, "high_freq_factor", &s.high_freq_factor);
-    ReadInt(*it, "original_max_position_embeddings", &s.original_max_position_embeddings);
+    SRLM_RETURN_IF_ERROR(rope.Double("factor", &s.factor));
+    SRLM_RETURN_IF_ERROR(rope.Double("low_freq_factor", &s.low_freq_factor));
+    SRLM_RETURN_IF_ERROR(rope.Double("high_freq_factor", &s.high_freq_factor));
+    SRLM_RETURN_IF_ERROR(rope.Int("original_max_position_embeddings", &s.original_max_position_embeddings));
     if (s.high_freq_factor <= s.low_freq_factor || s.factor <= 0) {
       return absl::InvalidArgumentError("llama3 rope scaling needs high_freq_factor > low_freq_factor and factor > 0");
     }
@@ -77,9 +143,18 @@ std::string UnsupportedModelType(const std::string& model_type) {
 
 absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
   if (!IsSupportedModelType(c.model_type)) return absl::InvalidArgumentError(UnsupportedModelType(c.model_type));
-  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_hidden_layers <= 0 ||
-      c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 || c.max_position_embeddings <= 0) {
-    return absl::InvalidArgumentError("config sizes must be positive");
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"max_position_embeddings", c.max_position_embeddings}};
+  for (const auto& [key, value] : sizes) {
+    if (value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("config sizes must be positive: ", key, " is ", value));
+    }
   }
   if (c.head_dim <= 0 && c.hidden_size % c.num_attention_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ",
@@ -90,47 +165,49 @@ absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
                                                    " is not a multiple of num_key_value_heads ", c.num_key_value_heads));
   }
   if (c.resolved_head_dim() % 2 != 0) return absl::InvalidArgumentError("head_dim must be even for rotary embeddings");
-  if (c.rms_norm_eps <= 0 || c.rope_theta <= 0) return absl::InvalidArgumentError("rms_norm_eps and rope_theta must be > 0");
+  // !(x > 0) also refuses nan.
+  if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0) || !std::isfinite(c.rms_norm_eps) || !std::isfinite(c.rope_theta)) {
+    return absl::InvalidArgumentError(absl::StrCat("rms_norm_eps (", c.rms_norm_eps, ") and rope_theta (", c.rope_theta,
+                                                   ") must be finite numbers > 0"));
+  }
+  if (!(c.attention_dropout >= 0 && c.attention_dropout < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("attention_dropout ", c.attention_dropout, " is not in [0, 1)"));
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
+  const FieldReader f(j);
   LlamaConfig c;
-  c.model_type = j.value("model_type", std::string("llama"));
+  SRLM_RETURN_IF_ERROR(f.String("model_type", &c.model_type));
   if (!IsSupportedModelType(c.model_type)) return absl::UnimplementedError(UnsupportedModelType(c.model_type));
-  if (j.value("hidden_act", std::string("silu")) != "silu") return absl::UnimplementedError("hidden_act must be silu");
-  ReadInt(j, "vocab_size", &c.vocab_size);
-  ReadInt(j, "hidden_size", &c.hidden_size);
-  ReadInt(j, "intermediate_size", &c.intermediate_size);
-  ReadInt(j, "num_hidden_layers", &c.num_hidden_layers);
-  ReadInt(j, "num_attention_heads", &c.num_attention_heads);
+  std::string hidden_act = "silu";
+  SRLM_RETURN_IF_ERROR(f.String("hidden_act", &hidden_act));
+  if (hidden_act != "silu") {
+    return absl::UnimplementedError(absl::StrCat("hidden_act '", hidden_act, "': must be silu"));
+  }
+  SRLM_RETURN_IF_ERROR(f.Int("vocab_size", &c.vocab_size));
+  SRLM_RETURN_IF_ERROR(f.Int("hidden_size", &c.hidden_size));
+  SRLM_RETURN_IF_ERROR(f.Int("intermediate_size", &c.intermediate_size));
+  SRLM_RETURN_IF_ERROR(f.Int("num_hidden_layers", &c.num_hidden_layers));
+  SRLM_RETURN_IF_ERROR(f.Int("num_attention_heads", &c.num_attention_heads));
   c.num_key_value_heads = c.num_attention_heads;
-  ReadInt(j, "num_key_value_heads", &c.num_key_value_heads);
-  ReadInt(j, "head_dim", &c.head_dim);
-  ReadInt(j, "max_position_embeddings", &c.max_position_embeddings);
-  ReadDouble(j, "rms_norm_eps", &c.rms_norm_eps);
-  ReadBool(j, "tie_word_embeddings", &c.tie_word_embeddings);
-  ReadBool(j, "attention_bias", &c.attention_bias);
-  ReadBool(j, "mlp_bias", &c.mlp_bias);
-  ReadDouble(j, "attention_dropout", &c.attention_dropout);
-  ReadInt(j, "bos_token_id", &c.bos_token_id);
-  auto eos = j.find("eos_token_id");
-  if (eos != j.end()) {
-    if (eos->is_number()) c.eos_token_ids.push_back(eos->get<int64_t>());
-    if (eos->is_array()) {
-      for (const auto& e : *eos) {
-        if (e.is_number()) c.eos_token_ids.push_back(e.get<int64_t>());
-      }
-    }
-  }
+  SRLM_RETURN_IF_ERROR(f.Int("num_key_value_heads", &c.num_key_value_heads));
+  SRLM_RETURN_IF_ERROR(f.Int("head_dim", &c.head_dim));
+  SRLM_RETURN_IF_ERROR(f.Int("max_position_embeddings", &c.max_position_embeddings));
+  SRLM_RETURN_IF_ERROR(f.Double("rms_norm_eps", &c.rms_norm_eps));
+  SRLM_RETURN_IF_ERROR(f.Bool("tie_word_embeddings", &c.tie_word_embeddings));
+  SRLM_RETURN_IF_ERROR(f.Bool("attention_bias", &c.attention_bias));
+  SRLM_RETURN_IF_ERROR(f.Bool("mlp_bias", &c.mlp_bias));
+  SRLM_RETURN_IF_ERROR(f.Double("attention_dropout", &c.attention_dropout));
+  SRLM_RETURN_IF_ERROR(f.Int("bos_token_id", &c.bos_token_id));
+  SRLM_RETURN_IF_ERROR(f.IntList("eos_token_id", &c.eos_token_ids));
   if (!c.eos_token_ids.empty()) c.eos_token_id = c.eos_token_ids.front();
-  for (const char* key : {"torch_dtype", "dtype"}) {
-    auto it = j.find(key);
-    if (it != j.end() && it->is_string()) c.torch_dtype = it->get<std::string>();
-  }
-  SRLM_RETURN_IF_ERROR(ReadRope(j, &c));
+  SRLM_RETURN_IF_ERROR(f.String("torch_dtype", &c.torch_dtype));
+  SRLM_RETURN_IF_ERROR(f.String("dtype", &c.torch_dtype));  // transformers 5
+  SRLM_RETURN_IF_ERROR(ReadRope(f, &c));
   SRLM_RETURN_IF_ERROR(ValidateLlamaConfig(c));
   return c;
 }

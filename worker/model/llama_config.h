@@ -55,10 +55,14 @@ struct LlamaConfig {
 // The model_type values this decoder implements: "llama", "mistral", "qwen2".
 const std::vector<std::string>& SupportedModelTypes();
 
-// Checks model_type is supported and the sizes are positive and consistent (heads divide, kv heads
-// divide heads).
+// Checks model_type is supported, the sizes are positive and consistent (heads divide, kv heads
+// divide heads), rms_norm_eps and rope_theta are finite and > 0, attention_dropout is in [0, 1).
 absl::Status ValidateLlamaConfig(const LlamaConfig& config);
+// Every field it reads is type-checked: a key absent or null keeps its default; a value of another
+// type ("hidden_size": 64.9, "eos_token_id": "1", "model_type": 5) is an error naming the key.
+// Keys it does not read are ignored.
 absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text);
+// As ParseLlamaConfigJson; errors are prefixed with the path.
 absl::StatusOr<LlamaConfig> LoadLlamaConfig(const std::string& config_json_path);
 std::string LlamaConfigToJson(const LlamaConfig& config);
 absl::Status SaveLlamaConfig(const LlamaConfig& config, const std::string& config_json_path);

@@ -1,10 +1,90 @@
 #include "worker/model/model_options.h"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace srlm {
+namespace {
+
+// Whether the JSON text `line` nests arrays and objects deeper than `limit`: a scan that skips
+// strings, with no recursion (nlohmann's parser would take the line, its serializer not).
+bool NestedDeeperThan(const std::string& line, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : line) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// The temporary WriteJsonl writes before renaming it over `path`: "<folder>/.<name>.tmp-<pid>".
+absl::StatusOr<std::string> TempBeside(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write '", path, "': it names a folder, not a file"));
+  }
+  return absl::StrCat(folder, ".", name, ".tmp-", ::getpid());
+}
+
+absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
+  for (size_t done = 0; done < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Writes the lines to the new file `tmp` and fsyncs it.
+absl::Status WriteLinesToNewFile(const std::string& tmp, const std::vector<nlohmann::json>& lines) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
+  absl::Status s;
+  std::string buffer;
+  for (size_t i = 0; i < lines.size() && s.ok(); ++i) {
+    buffer += lines[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    buffer += '\n';
+    if (buffer.size() >= (1 << 20) || i + 1 == lines.size()) {
+      s = WriteAll(fd, buffer, tmp);
+      buffer.clear();
+    }
+  }
+  if (s.ok() && ::fsync(fd) != 0) s = absl::ErrnoToStatus(errno, absl::StrCat("fsync ", tmp));
+  if (::close(fd) != 0 && s.ok()) s = absl::ErrnoToStatus(errno, absl::StrCat("closing ", tmp));
+  return s;
+}
+
+}  // namespace
 
 absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
@@ -24,28 +104,63 @@ absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name, const torc
   return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (float32 or bfloat16)"));
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerIfPresent(const std::string& model_dir) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    struct stat st;
+    // Anything but "no such file" (a file there, unreadable, a folder we cannot search): load and report.
+    if (::stat((model_dir + "/" + name).c_str(), &st) == 0 || errno != ENOENT) return LoadTokenizer(model_dir);
+  }
+  return std::unique_ptr<Tokenizer>();
+}
+
 absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is a directory, not a JSONL file"));
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  if (!in) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
   std::vector<nlohmann::json> lines;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (NestedDeeperThan(line, kMaxJsonlDepth)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": nested deeper than ", kMaxJsonlDepth, " levels of arrays and objects"));
+    }
     auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": not a JSON object"));
     }
     lines.push_back(std::move(j));
   }
+  if (in.bad()) return absl::ErrnoToStatus(errno, absl::StrCat("reading ", path));
+  if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat("no lines in ", path));
   return lines;
 }
 
+absl::Status CheckJsonlWritable(const std::string& path) {
+  SRLM_ASSIGN_OR_RETURN(const std::string tmp, TempBeside(path));
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": it is a directory"));
+  }
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path, " (creating ", tmp, ")"));
+  ::close(fd);
+  ::unlink(tmp.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines) {
-  std::ofstream out(path, std::ios::trunc);
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  for (const auto& j : lines) out << j.dump() << "\n";
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("write failed: ", path));
+  SRLM_ASSIGN_OR_RETURN(const std::string tmp, TempBeside(path));
+  absl::Status s = WriteLinesToNewFile(tmp, lines);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = absl::ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return srlm::internal::Annotate(s, absl::StrCat("cannot write ", path));
+  }
   return absl::OkStatus();
 }
 

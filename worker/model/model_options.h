@@ -1,6 +1,10 @@
-// Command-line helpers shared by the model commands: device and dtype names, JSONL files.
+// Command-line helpers shared by the model commands: device and dtype names, flag checks, the
+// model's tokenizer, JSONL files.
 #pragma once
 
+#include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +12,8 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
+#include "common/cli_checks.h"  // FiniteNumber, Integer: the commands' flag checks
+#include "common/tokenizer/tokenizer.h"
 
 namespace srlm {
 
@@ -15,8 +21,24 @@ namespace srlm {
 absl::StatusOr<torch::Device> ParseDevice(const std::string& name);
 // "float32" | "bfloat16" (also "fp32", "bf16"); "auto" = bfloat16 on CUDA, float32 on CPU.
 absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name, const torch::Device& device);
-// Every non-empty line of `path` as a JSON object; errors name the file and line.
+
+// The tokenizer of `model_dir`, or nullptr when the folder has none (neither tokenizer.json nor
+// tokenizer.model). A tokenizer that is there but does not load is an error, never "none".
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerIfPresent(const std::string& model_dir);
+
+// Lines nested deeper than this (arrays and objects) are refused: writing such a value back would
+// recurse once per level.
+inline constexpr int kMaxJsonlDepth = 64;
+// Every non-empty line of `path` as a JSON object; errors name the file and line. Refuses a path
+// that is a folder or cannot be read, a line nested deeper than kMaxJsonlDepth, and a file with no
+// lines ("no lines in <path>").
 absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
+// Fails now, with the OS's reason, where WriteJsonl(path) would fail after the work: `path` is a
+// folder, its folder is missing or not writable. Writes nothing (a probe file is made and removed).
+absl::Status CheckJsonlWritable(const std::string& path);
+// Writes the lines to a temporary file beside `path` (".<name>.tmp-<pid>"), fsyncs it, then renames
+// it over `path`: on any failure an existing `path` is left as it was. Invalid UTF-8 in strings is
+// written as U+FFFD.
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines);
 // Integer ids from a JSON array, checked against the vocabulary.
 absl::StatusOr<std::vector<int32_t>> JsonIds(const nlohmann::json& value, int64_t vocab_size, const std::string& what);

@@ -2,11 +2,16 @@
 // creates and saves (fixed seed) load here and give the same logits (rtol 1e-4, atol 1e-5, float32),
 // the same padded-batch log-prob sums and the same 32 greedy tokens; models srlm saves load in
 // transformers with the same logits. srlm runs on TestDevice() (SRLM_TEST_DEVICE; the CPU unless set).
+// Also the input checks of config.json and of the model commands' JSONL files.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -17,6 +22,7 @@
 #include "worker/model/sampler.h"
 #include "worker/model/logprobs.h"
 #include "common/testing/temp_dir.h"
+#include "worker/model/model_options.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
 
@@ -370,6 +376,170 @@ TEST(LlamaConfig, OnlySupportedModelTypesValidateAndEachOneLoadsBack) {
     ASSERT_TRUE(back.ok()) << type << ": " << back.status();
     EXPECT_EQ(back->model_type, type);
   }
+}
+
+// A config.json of a small Llama with `patch` (JSON object members) merged over it.
+std::string ConfigWith(const std::string& patch) {
+  LlamaConfig c;
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 4;
+  nlohmann::json j = nlohmann::json::parse(LlamaConfigToJson(c));
+  j.update(nlohmann::json::parse("{" + patch + "}"));
+  return j.dump();
+}
+
+TEST(LlamaConfig, EveryFieldIsTypeCheckedAndTheErrorNamesTheKey) {
+  // Each of these used to abort the process (a nlohmann type_error from j.value(key, string)), be
+  // dropped ("eos_token_id": "1"), fall back to the default ("rms_norm_eps": "x") or be truncated
+  // (64.9 read as 64).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("model_type": 5)", "key 'model_type': expected a string, got 5"},
+      {R"("hidden_act": 1)", "key 'hidden_act': expected a string, got 1"},
+      {R"("rope_scaling": {"rope_type": 3})", "key 'rope_scaling.rope_type': expected a string, got 3"},
+      {R"("rope_parameters": {"type": ["llama3"]})", "key 'rope_parameters.type': expected a string"},
+      {R"("rope_scaling": "llama3")", "key 'rope_scaling': expected an object"},
+      {R"("rope_scaling": {"rope_type": "llama3", "factor": "8"})", "key 'rope_scaling.factor': expected a finite number"},
+      {R"("rope_scaling": {"rope_type": "llama3", "original_max_position_embeddings": 8192.5})",
+       "key 'rope_scaling.original_max_position_embeddings': expected an integer, got 8192.5"},
+      {R"("eos_token_id": "1")", "key 'eos_token_id': expected an integer or a list of integers, got \"1\""},
+      {R"("eos_token_id": [2, 3.5])", "key 'eos_token_id': expected an integer or a list of integers"},
+      {R"("bos_token_id": true)", "key 'bos_token_id': expected an integer, got true"},
+      {R"("rms_norm_eps": "x")", "key 'rms_norm_eps': expected a finite number, got \"x\""},
+      {R"("rope_theta": [10000])", "key 'rope_theta': expected a finite number"},
+      {R"("hidden_size": 64.9)", "key 'hidden_size': expected an integer, got 64.9"},
+      {R"("vocab_size": 18446744073709551615)", "key 'vocab_size': expected an integer"},
+      {R"("num_key_value_heads": "4")", "key 'num_key_value_heads': expected an integer"},
+      {R"("tie_word_embeddings": 1)", "key 'tie_word_embeddings': expected true or false, got 1"},
+      {R"("attention_bias": "false")", "key 'attention_bias': expected true or false"},
+      {R"("torch_dtype": 32)", "key 'torch_dtype': expected a string, got 32"},
+      {R"("attention_dropout": 1.5)", "attention_dropout 1.5 is not in [0, 1)"},
+  };
+  for (const auto& [patch, expected] : cases) {
+    const auto config = ParseLlamaConfigJson(ConfigWith(patch));
+    ASSERT_FALSE(config.ok()) << patch;
+    EXPECT_NE(std::string(config.status().message()).find(expected), std::string::npos)
+        << patch << ": " << config.status();
+  }
+  // Absent or null keeps the default; the right types load.
+  auto ok = ParseLlamaConfigJson(ConfigWith(
+      R"("head_dim": null, "bos_token_id": null, "eos_token_id": [5, 6], "rope_scaling": {"rope_type": "llama3", )"
+      R"("factor": 8, "original_max_position_embeddings": 128}, "rms_norm_eps": 1e-5, "dtype": "bfloat16")"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->head_dim, 0);
+  EXPECT_EQ(ok->bos_token_id, -1);
+  EXPECT_EQ(ok->eos_token_ids, (std::vector<int64_t>{5, 6}));
+  EXPECT_EQ(ok->eos_token_id, 5);
+  ASSERT_TRUE(ok->rope_scaling.has_value());
+  EXPECT_EQ(ok->rope_scaling->original_max_position_embeddings, 128);
+  EXPECT_EQ(ok->rms_norm_eps, 1e-5);
+  EXPECT_EQ(ok->torch_dtype, "bfloat16");
+
+  // LoadLlamaConfig names the file.
+  TempDir dir("srlm_config_test_");
+  std::ofstream(dir / "config.json") << ConfigWith(R"("hidden_size": 64.9)");
+  const auto loaded = LoadLlamaConfig(dir / "config.json");
+  EXPECT_NE(std::string(loaded.status().message()).find(dir / "config.json: key 'hidden_size'"), std::string::npos)
+      << loaded.status();
+}
+
+TEST(LlamaConfig, NonFiniteRopeThetaDoesNotValidate) {
+  LlamaConfig c;
+  for (double theta : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(), -1.0}) {
+    c.rope_theta = theta;
+    EXPECT_FALSE(ValidateLlamaConfig(c).ok()) << theta;
+  }
+}
+
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
+  TempDir dir("srlm_jsonl_test_");
+  // 200000 nested arrays: nlohmann parses them, but writing the line back recursed once per level
+  // and overflowed the stack (generate and logprobs crashed after truncating --output).
+  WriteText(dir / "deep.jsonl", "{\"prompt\": \"a\"}\n{\"x\": " + std::string(200000, '[') +
+                                    std::string(200000, ']') + "}\n");
+  auto deep = ReadJsonl(dir / "deep.jsonl");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(std::string(deep.status().message()).find(dir / "deep.jsonl:2: nested deeper than 64 levels"),
+            std::string::npos)
+      << deep.status();
+  // 64 levels (the line's object and 63 arrays) and brackets inside strings are fine.
+  WriteText(dir / "ok.jsonl", "{\"x\": " + std::string(63, '[') + std::string(63, ']') + ", \"s\": \"" +
+                                  std::string(100, '[') + "\\\"{\"}\n\n");
+  auto ok = ReadJsonl(dir / "ok.jsonl");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->size(), 1u);
+  WriteText(dir / "deep65.jsonl", "{\"x\": " + std::string(64, '[') + std::string(64, ']') + "}\n");
+  EXPECT_FALSE(ReadJsonl(dir / "deep65.jsonl").ok());
+
+  // A folder used to read as a file with no lines, and no lines gave an empty output.
+  auto folder = ReadJsonl(dir.path());
+  EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument) << folder.status();
+  EXPECT_NE(std::string(folder.status().message()).find("is a directory"), std::string::npos) << folder.status();
+  WriteText(dir / "blank.jsonl", "\n  \n");
+  auto blank = ReadJsonl(dir / "blank.jsonl");
+  EXPECT_NE(std::string(blank.status().message()).find("no lines in " + (dir / "blank.jsonl")), std::string::npos)
+      << blank.status();
+  auto missing = ReadJsonl(dir / "missing.jsonl");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(missing.status().message()).find("No such file or directory"), std::string::npos)
+      << missing.status();
+}
+
+TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {
+  TempDir dir("srlm_jsonl_test_");
+  const std::string out = dir / "out.jsonl";
+  WriteText(out, "{\"old\": 1}\n");
+  // A failed write (here: its temporary cannot be made) leaves the existing file as it was; the
+  // old code truncated it first.
+  const std::string tmp = dir / (".out.jsonl.tmp-" + std::to_string(::getpid()));
+  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
+  const absl::Status failed = WriteJsonl(out, {nlohmann::json{{"new", 2}}});
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(std::string(failed.message()).find("cannot write " + out), std::string::npos) << failed;
+  EXPECT_EQ(ReadText(out), "{\"old\": 1}\n");
+  ::rmdir(tmp.c_str());
+
+  // Invalid UTF-8 in a string is written as U+FFFD, not thrown as a nlohmann type_error.
+  const absl::Status written = WriteJsonl(out, {nlohmann::json{{"new", 2}}, nlohmann::json{{"s", "a\xff"}}});
+  ASSERT_TRUE(written.ok()) << written;
+  EXPECT_EQ(ReadText(out), "{\"new\":2}\n{\"s\":\"a\xEF\xBF\xBD\"}\n");
+  struct stat st;
+  EXPECT_NE(::stat(tmp.c_str(), &st), 0) << "temporary left behind";
+}
+
+TEST(CheckJsonlWritable, FailsEarlyWithTheReasonAndWritesNothing) {
+  TempDir dir("srlm_jsonl_test_");
+  const absl::Status missing = CheckJsonlWritable(dir / "no/such/folder/out.jsonl");
+  EXPECT_NE(std::string(missing.message()).find("No such file or directory"), std::string::npos) << missing;
+  const absl::Status folder = CheckJsonlWritable(dir.path());
+  EXPECT_NE(std::string(folder.message()).find("is a directory"), std::string::npos) << folder;
+  EXPECT_FALSE(CheckJsonlWritable(dir.path() + "/").ok());
+  EXPECT_TRUE(CheckJsonlWritable(dir / "out.jsonl").ok());
+  struct stat st;
+  EXPECT_NE(::stat((dir / "out.jsonl").c_str(), &st), 0) << "the check created the file";
+}
+
+TEST(LoadTokenizerIfPresent, OnlyAMissingTokenizerIsNone) {
+  TempDir dir("srlm_tokenizer_test_");
+  auto none = LoadTokenizerIfPresent(dir.path());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, nullptr);
+  WriteText(dir / "tokenizer.json", "{broken");
+  auto broken = LoadTokenizerIfPresent(dir.path());
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(std::string(broken.status().message()).find("tokenizer.json"), std::string::npos) << broken.status();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Implementation of worker/train/examples.h.
 #include "worker/train/examples.h"
 
+#include <cstdint>
 #include <fstream>
 #include <functional>
 
@@ -21,7 +22,14 @@ absl::StatusOr<TokenIds> ReadIds(const nlohmann::json& line, const std::string& 
   TokenIds ids;
   for (const auto& v : *it) {
     if (!v.is_number_integer()) return absl::InvalidArgumentError(absl::StrCat("'", key, "' holds a non-integer"));
-    ids.push_back(v.get<int32_t>());
+    // Read wide, then range-check: get<int32_t> would wrap 4294967303 to 7.
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t{INT32_MAX}
+                                             : v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+    if (!fits) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", key, "' holds ", v.dump(), ", not a token id (0 to ", INT32_MAX, ")"));
+    }
+    ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
   }
   return ids;
 }

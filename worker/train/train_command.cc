@@ -80,10 +80,12 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   HangIfTestStallRank(comm->rank(), "model load");
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(resume_dir.value_or(model_dir), device, dtype));
 
-  // Data: token ids, or text through the model's tokenizer when it has one.
+  // Data: token ids, or text through the model's tokenizer when it has one (one that is there but
+  // does not load is an error, not "no tokenizer").
   std::unique_ptr<TokenizerTextEncoder> encoder;
-  if (auto tokenizer = LoadTokenizer(model_dir); tokenizer.ok()) {
-    encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(*std::move(tokenizer)),
+  SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerIfPresent(model_dir));
+  if (tokenizer != nullptr) {
+    encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(std::move(tokenizer)),
                                                      config.model.chat_template);
   }
   const ExampleLimits limits = LimitsForModel(config.model.max_seq_len, model->config.max_position_embeddings,

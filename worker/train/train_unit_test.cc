@@ -253,6 +253,30 @@ TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   EXPECT_EQ(ReadSftJsonl(dir / "missing.jsonl", nullptr, {}).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(ExamplesTest, RefusesIdsOutsideInt32InsteadOfWrappingThem) {
+  // 4294967303 = 2^32 + 7 used to be read as 7, 18446744073709551615 as -1: both are refused, even
+  // with no vocabulary to check against.
+  TempDir dir;
+  WriteFile(dir / "sft.jsonl",
+            "{\"prompt_ids\": [5, 6], \"response_ids\": [4294967303]}\n"
+            "{\"prompt_ids\": [2147483648], \"response_ids\": [7]}\n"
+            "{\"prompt_ids\": [5, 6], \"response_ids\": [2147483647]}\n");
+  auto sft = ReadSftJsonl(dir / "sft.jsonl", nullptr, ExampleLimits{});
+  ASSERT_FALSE(sft.ok());
+  const std::string m(sft.status().message());
+  EXPECT_NE(m.find("2 bad line(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("sft.jsonl:1: 'response_ids' holds 4294967303, not a token id"), std::string::npos) << m;
+  EXPECT_NE(m.find("sft.jsonl:2: 'prompt_ids' holds 2147483648, not a token id"), std::string::npos) << m;
+
+  WriteFile(dir / "dpo.jsonl",
+            "{\"prompt_ids\": [5], \"chosen_ids\": [7], \"rejected_ids\": [18446744073709551615]}\n");
+  auto dpo = ReadPreferenceJsonl(dir / "dpo.jsonl", nullptr, ExampleLimits{});
+  ASSERT_FALSE(dpo.ok());
+  EXPECT_NE(dpo.status().message().find("dpo.jsonl:1: 'rejected_ids' holds 18446744073709551615, not a token id"),
+            std::string::npos)
+      << dpo.status();
+}
+
 class FakeEncoder : public TextEncoder {
  public:
   absl::StatusOr<TokenIds> EncodePrompt(const std::string& p) const override { return TokenIds(p.size(), 1); }
