@@ -112,8 +112,14 @@ absl::Status WriteDirectoryAtomically(const std::string& final_dir,
   }
   if (::mkdir(tmp.c_str(), 0755) != 0) return Errno("mkdir " + tmp);
 
-  SRLM_RETURN_IF_ERROR_CTX(write_contents(tmp), absl::StrCat("writing ", final_dir));
-  SRLM_RETURN_IF_ERROR(FsyncTree(tmp));
+  // A failed write leaves no temporary behind (the next writer would remove it, but a reader of the
+  // folder should not find half a checkpoint lying there meanwhile).
+  absl::Status written = write_contents(tmp);
+  if (written.ok()) written = FsyncTree(tmp);
+  if (!written.ok()) {
+    RemoveTree(tmp);
+    return internal::Annotate(written, absl::StrCat("writing ", final_dir));
+  }
 
   if (Exists(target)) {  // rename(2) cannot replace a non-empty folder: move the old one aside
     const std::string old = parent + "/." + name + ".old-" + std::to_string(::getpid());

@@ -15,7 +15,8 @@
 namespace srlm {
 
 // Writes `final_dir` atomically: `write_contents(tmp_dir)` fills the temporary folder. An existing
-// `final_dir` is replaced. Leftover temporaries of this name from crashed writers are removed.
+// `final_dir` is replaced. Leftover temporaries of this name from crashed writers are removed, and so
+// is the temporary when `write_contents` fails.
 absl::Status WriteDirectoryAtomically(const std::string& final_dir,
                                       const std::function<absl::Status(const std::string& tmp_dir)>& write_contents);
 

@@ -314,14 +314,21 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten again")).ok());
   EXPECT_EQ(testing::ReadFile(CheckpointDir(out, 10) + "/trainer_state.json"), "ten again");
 
-  // A writer that fails half-way leaves its temporary behind, never a final name.
-  absl::Status failed = WriteDirectoryAtomically(CheckpointDir(out, 20), [](const std::string& tmp) {
+  // A writer that fails half-way leaves neither a final name nor its temporary.
+  std::string failed_tmp;
+  absl::Status failed = WriteDirectoryAtomically(CheckpointDir(out, 20), [&](const std::string& tmp) {
+    failed_tmp = tmp;
     WriteFile(tmp + "/trainer_state.json", "half");
     return absl::InternalError("disk full");
   });
   EXPECT_FALSE(failed.ok());
   struct stat st;
   EXPECT_NE(::stat(CheckpointDir(out, 20).c_str(), &st), 0);
+  ASSERT_FALSE(failed_tmp.empty());
+  EXPECT_NE(::stat(failed_tmp.c_str(), &st), 0) << "the failed write left " << failed_tmp;
+  // A crashed writer's temporary (complete, marker included) is never taken for a checkpoint.
+  ASSERT_EQ(::mkdir((out + "/.checkpoint-40.tmp-1").c_str(), 0755), 0);
+  WriteFile(out + "/.checkpoint-40.tmp-1/trainer_state.json", "{}");
   // A folder with a final-looking name but no marker (not written by us) is ignored too.
   ASSERT_EQ(::mkdir(CheckpointDir(out, 30).c_str(), 0755), 0);
   auto latest = FindLatestCheckpoint(out, "trainer_state.json");
