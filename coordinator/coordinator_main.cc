@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-writes-per-transaction", max_writes_per_transaction,
                  "group commit: most transitions per SQLite transaction; 0 unlimited, 1 turns group commit "
                  "off (for benchmarks)")
-      ->check(srlm::FiniteNonNegative())
+      ->check(srlm::Integer(0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!ValidListenAddress(listen)) {
@@ -115,6 +115,12 @@ int main(int argc, char** argv) {
                                    {"--tls-client-ca", tls_client_ca}}) {
     if (!path.empty() && !ReadableFile(path)) {
       SRLM_LOG(ERROR) << flag << " " << path << ": cannot be read (" << std::strerror(errno) << ")";
+      return 2;
+    }
+  }
+  if (!token_file.empty()) {  // read as the server will: an empty file is refused here too
+    if (absl::StatusOr<std::string> token = srlm::coordinator::ReadTokenFile(token_file); !token.ok()) {
+      SRLM_LOG(ERROR) << "--token-file: " << token.status();
       return 2;
     }
   }

@@ -4,6 +4,8 @@
 // resuming from the database. Time is a fake clock, so lease expiry is exact.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <random>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -204,6 +206,54 @@ TEST(PromptFilterTest, NormalisesAndDropsDuplicatesNearDuplicatesAndLengths) {
   auto b = PromptNgrams("two three four", 3);
   EXPECT_DOUBLE_EQ(NgramOverlap(a, b), 1.0);
   EXPECT_DOUBLE_EQ(NgramOverlap(a, PromptNgrams("seven eight nine", 3)), 0.0);
+}
+
+// The indexed search gives exactly the verdicts of comparing each prompt with every accepted one,
+// on prompts built to stress it: shared openings, short prompts (one gram), near copies, several
+// n and thresholds.
+TEST(PromptFilterTest, IndexedSearchGivesTheVerdictsOfComparingWithEveryPrompt) {
+  const std::vector<std::string> openings = {"how do i", "what is the best way to", "write a", "explain", ""};
+  const std::vector<std::string> words = {"cat", "dog", "sea", "poem", "rome", "code", "tree", "song", "rain", "map",
+                                          "list", "sort", "bake", "bread", "fix", "bike"};
+  for (int64_t n : {1, 2, 3}) {
+    for (double threshold : {0.3, 0.5, 0.7, 1.0}) {
+      std::mt19937 rng(static_cast<uint32_t>(n * 100 + threshold * 10));
+      PromptFilterOptions options{/*min_chars=*/1, /*max_chars=*/400, n, threshold};
+      PromptFilter filter(options);
+      std::vector<std::string> accepted_norm;
+      std::vector<std::vector<uint64_t>> accepted_grams;
+      int near = 0, kept = 0;
+      for (int i = 0; i < 1500; ++i) {
+        std::string prompt = openings[rng() % openings.size()];
+        const int length = 1 + static_cast<int>(rng() % 7);
+        for (int w = 0; w < length; ++w) prompt += " " + words[rng() % words.size()];
+        // The reference: exact duplicate, then overlap with every accepted prompt.
+        const std::string norm = NormalizePrompt(TrimPrompt(prompt));
+        const std::vector<uint64_t> grams = PromptNgrams(norm, n);
+        PromptVerdict want = PromptVerdict::kAccepted;
+        if (std::find(accepted_norm.begin(), accepted_norm.end(), norm) != accepted_norm.end()) {
+          want = PromptVerdict::kDuplicate;
+        } else {
+          for (const auto& other : accepted_grams) {
+            if (NgramOverlap(grams, other) >= threshold) {
+              want = PromptVerdict::kNearDuplicate;
+              break;
+            }
+          }
+        }
+        ASSERT_EQ(filter.Offer(prompt), want) << "n " << n << ", threshold " << threshold << ", prompt " << i << ": '"
+                                              << prompt << "'";
+        if (want == PromptVerdict::kAccepted) {
+          accepted_norm.push_back(norm);
+          accepted_grams.push_back(grams);
+          ++kept;
+        }
+        near += want == PromptVerdict::kNearDuplicate;
+      }
+      EXPECT_GT(near, 0);
+      EXPECT_GE(kept, 5);
+    }
+  }
 }
 
 TEST(PairShuffleTest, PermutationDeterministicAndSeedDependent) {
@@ -843,6 +893,37 @@ TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
   Start(different, /*force=*/true);
   EXPECT_EQ(client_->GetStatus()->prompts_wanted(), 99);
   EXPECT_EQ(client_->GetStatus()->results_accepted(), 4);
+}
+
+// A run whose stored configuration an older build wrote (doubles with six digits: 0.0003 where this
+// build writes 3e-04) resumes with the same --config: configurations are compared by their values.
+TEST_F(CoordinatorServiceTest, AConfigStoredInAnOlderSpellingStillMatchesTheSameFile) {
+  Stop();
+  std::filesystem::remove_all(run_dir_);
+  RunConfig config = SmallConfig();
+  config.sft.lr = 3e-4;
+  Start(config);
+  Stop();
+  {
+    auto db = SqliteDb::Open(run_dir_ + "/state.db", SqliteDb::Mode::kReadWrite);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("UPDATE run SET value = replace(value, 'lr: 3e-04', 'lr: 0.0003') WHERE key = 'config_yaml'").ok());
+    auto stored = (*db)->Prepare("SELECT value FROM run WHERE key = 'config_yaml'");
+    ASSERT_TRUE(stored.ok() && *(*stored)->Step());
+    ASSERT_NE((*stored)->ColumnText(0).find("lr: 0.0003"), std::string::npos);
+  }
+  Start(config);  // the same file: accepted, and the stored text is rewritten in this build's spelling
+  EXPECT_EQ(run_->config().sft.lr, 3e-4);
+  Stop();
+  RunConfig other = config;
+  other.sft.lr = 4e-4;
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_;
+  options.config = other;
+  auto refused = RunCoordinator::Open(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("stored '  lr: 3e-04"));
+  Start(std::nullopt);
 }
 
 // One coordinator per run directory: a second Open while the first is alive is refused; once the

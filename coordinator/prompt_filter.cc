@@ -90,18 +90,35 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
   std::string normalized = NormalizePrompt(trimmed);
   if (normalized_.count(normalized)) return PromptVerdict::kDuplicate;
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
-  // Candidates: accepted prompts sharing at least one gram; count the shared grams of each.
-  std::unordered_map<int32_t, int32_t> shared;
+  const int64_t k = static_cast<int64_t>(grams.size());
+  // The fewest shared grams that reach the threshold against a prompt of `size` grams.
+  auto needed = [&](int64_t size) {
+    const int64_t smaller = std::min(k, size);
+    for (int64_t c = 1; c <= smaller; ++c) {
+      if (static_cast<double>(c) / static_cast<double>(smaller) >= options_.near_duplicate_threshold) return c;
+    }
+    return smaller + 1;  // unreachable (threshold above 1)
+  };
+  // a's grams that some accepted prompt holds, rarest first.
+  std::vector<const Postings*> lists;
   for (uint64_t gram : grams) {
     auto it = index_.find(gram);
-    if (it == index_.end()) continue;
-    for (int32_t other : it->second) ++shared[other];
+    if (it != index_.end()) lists.push_back(&it->second);
   }
-  for (const auto& [other, count] : shared) {
-    size_t smaller = std::min(grams.size(), grams_[other].size());
-    if (smaller > 0 && static_cast<double>(count) / smaller >= options_.near_duplicate_threshold) {
-      return PromptVerdict::kNearDuplicate;
+  std::sort(lists.begin(), lists.end(), [](const Postings* x, const Postings* y) { return x->total < y->total; });
+  // Grams no accepted prompt holds count as the rarest of all: they come first in the order (the
+  // pigeonhole bound holds for any k - r + 1 of a's grams).
+  const int64_t absent = k - static_cast<int64_t>(lists.size());
+  std::unordered_set<int32_t> candidates;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    const int64_t position = absent + static_cast<int64_t>(i);
+    for (const auto& [size, ids] : lists[i]->by_size) {
+      if (position > k - needed(size)) continue;  // a prompt this size shares one of a's rarer grams
+      candidates.insert(ids.begin(), ids.end());
     }
+  }
+  for (int32_t other : candidates) {
+    if (NgramOverlap(grams, grams_[other]) >= options_.near_duplicate_threshold) return PromptVerdict::kNearDuplicate;
   }
   AddAccepted(trimmed);
   return PromptVerdict::kAccepted;
@@ -111,7 +128,11 @@ void PromptFilter::AddAccepted(std::string_view text) {
   std::string normalized = NormalizePrompt(TrimPrompt(text));
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
   int32_t id = static_cast<int32_t>(grams_.size());
-  for (uint64_t gram : grams) index_[gram].push_back(id);
+  for (uint64_t gram : grams) {
+    Postings& postings = index_[gram];
+    ++postings.total;
+    postings.by_size[static_cast<int32_t>(grams.size())].push_back(id);
+  }
   grams_.push_back(std::move(grams));
   normalized_.insert(std::move(normalized));
 }

@@ -3,9 +3,18 @@
 // n-gram overlap, as Self-Instruct does. Overlap of prompts a and b is |G(a) ∩ G(b)| / min(|G(a)|,
 // |G(b)|) over their sets of word n-grams (a prompt shorter than n words has its whole word
 // sequence as its one gram). Not thread-safe.
+//
+// Finding near-duplicates without scanning the pool: a prompt with m = min(|G(a)|, |G(b)|) must
+// share at least r(m) grams with a new prompt a to reach the threshold, so (pigeonhole) it shares
+// one of any |G(a)| - r(m) + 1 of a's grams. The index keeps, per gram, the accepted prompts by
+// their gram count; a's grams are visited from the rarest, and each gram only yields the prompts
+// whose size class can still qualify there. Every candidate is then checked exactly. The verdicts
+// are those of comparing against every accepted prompt; common grams ("how do i") shared by much of
+// the pool are skipped for all but the smallest prompts, so one offer no longer grows with the pool.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,7 +54,11 @@ class PromptFilter {
   PromptFilterOptions options_;
   std::unordered_set<std::string> normalized_;
   std::vector<std::vector<uint64_t>> grams_;                   // per accepted prompt
-  std::unordered_map<uint64_t, std::vector<int32_t>> index_;   // gram -> accepted prompts
+  struct Postings {
+    int64_t total = 0;
+    std::map<int32_t, std::vector<int32_t>> by_size;  // gram count of the prompt -> accepted prompts
+  };
+  std::unordered_map<uint64_t, Postings> index_;  // gram -> accepted prompts holding it
 };
 
 }  // namespace srlm::coordinator

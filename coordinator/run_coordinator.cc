@@ -251,12 +251,19 @@ absl::Status RunCoordinator::Initialize() {
     SRLM_ASSIGN_OR_RETURN(RunConfig stored, ParseRunConfig(*stored_yaml, database_path() + " (stored config)"));
     config_ = stored;
     config_yaml_ = *stored_yaml;
+    // The stored text as this build writes it: an older build spelled the same values differently
+    // (doubles with six digits, 0.0003 for 3e-04), so configurations are compared by what they mean.
+    const std::string stored_now = RunConfigToYaml(stored);
+    if (options_.config && RunConfigToYaml(*options_.config) == stored_now && stored_now != *stored_yaml) {
+      config_yaml_ = stored_now;
+      SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
+    }
     if (options_.config) {
       std::string given = RunConfigToYaml(*options_.config);
-      if (given != *stored_yaml) {
+      if (given != stored_now) {
         if (!options_.force_config) {
           db.Exec("ROLLBACK").IgnoreError();
-          std::vector<std::string> a = absl::StrSplit(given, '\n'), b = absl::StrSplit(*stored_yaml, '\n');
+          std::vector<std::string> a = absl::StrSplit(given, '\n'), b = absl::StrSplit(stored_now, '\n');
           size_t line = 0;
           while (line < a.size() && line < b.size() && a[line] == b[line]) ++line;
           return absl::FailedPreconditionError(absl::StrCat(

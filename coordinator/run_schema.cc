@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS leases (
   dropped_duplicate INTEGER NOT NULL DEFAULT 0, dropped_near_duplicate INTEGER NOT NULL DEFAULT 0,
   dropped_length INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS leases_by_shard ON leases(iteration, kind, shard_id, attempt);
+-- A relaunched rank's open leases (RegisterWorker releases them): without it every registration
+-- scanned every lease of the run's history.
+CREATE INDEX IF NOT EXISTS leases_active_by_worker ON leases(worker_id) WHERE state = 'active';
 CREATE TABLE IF NOT EXISTS prompts (
   iteration INTEGER NOT NULL, prompt_id INTEGER NOT NULL, text TEXT NOT NULL, lease_id TEXT NOT NULL,
   PRIMARY KEY (iteration, prompt_id)) WITHOUT ROWID;
@@ -37,6 +40,9 @@ CREATE TABLE IF NOT EXISTS results (
   mean_scores TEXT NOT NULL, detail BLOB NOT NULL, accepted_ms INTEGER NOT NULL, position INTEGER,
   PRIMARY KEY (iteration, prompt_id));
 CREATE INDEX IF NOT EXISTS results_by_position ON results(iteration, position);
+-- Covers the per-iteration counts a start reads for every committed iteration (pairs, ties,
+-- unparsable, too long) without reading the result rows themselves (kilobytes each).
+CREATE INDEX IF NOT EXISTS results_outcome ON results(iteration, has_pair, drop_reason);
 CREATE TABLE IF NOT EXISTS checkpoints (
   iteration INTEGER NOT NULL, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,
   dir TEXT NOT NULL, worker_id TEXT NOT NULL, reported_ms INTEGER NOT NULL,

@@ -317,6 +317,12 @@ TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
   EXPECT_EQ(token.exit_code, 2) << token.output;
   EXPECT_THAT(token.output, ::testing::HasSubstr("--token-file " + dir / "missing" + ": cannot be read"));
   EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the refused start created the run directory";
+  std::ofstream(dir / "empty_token");  // readable, but no token in it
+  CommandResult empty = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
+                                   " --token-file " + dir / "empty_token" + " 2>&1");
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_THAT(empty.output, ::testing::HasSubstr("is empty"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the refused start created the run directory";
   CommandResult port_file = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
                                        " --port-file " + dir / "no/such/folder/port 2>&1");
   EXPECT_EQ(port_file.exit_code, 2) << port_file.output;

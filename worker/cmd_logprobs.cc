@@ -74,6 +74,9 @@ absl::Status RunLogprobs(const LogprobsFlags& flags) {
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, LoadModel(flags.model_dir, device, dtype));
   // Only id input works without a tokenizer; one that is there but broken is an error.
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerIfPresent(flags.model_dir));
+  if (tokenizer != nullptr) {
+    SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
+  }
   std::vector<Sequence> sequences;
   for (size_t i = 0; i < lines.size(); ++i) {
     auto seq = TokenizeLine(lines[i], tokenizer.get(), flags, model->config.vocab_size);

@@ -342,11 +342,13 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     SRLM_LOG(INFO) << "iteration " << train.iteration() << ": " << out_dir
                    << " was written before a relaunch (another rank reported it): checking it, then reporting it "
                       "without training";
-    if (absl::Status loaded = EnsureModel(out_dir); !loaded.ok()) {
+    if (absl::Status loaded = EnsureModel(out_dir); absl::IsNotFound(loaded) || absl::IsDataLoss(loaded)) {
       return absl::DataLossError(absl::StrCat(
           "iteration ", train.iteration(), ": checkpoint ", out_dir,
           ", which other ranks reported before the job ended, no longer loads (", loaded.message(),
           "); the iteration stays uncommitted. Restore the folder from a copy and relaunch"));
+    } else if (!loaded.ok()) {
+      return loaded;  // out of memory, a device error: not the folder's fault
     }
   } else if (train.phase() == v1::PHASE_SFT) {
     SRLM_LOG(INFO) << "iteration 0: SFT from " << train.model_dir() << " -> " << out_dir;

@@ -473,6 +473,27 @@ TEST(WorkerLoopTest, AWrittenCheckpointThatNoLongerLoadsIsNotReported) {
   for (const std::string& entry : coordinator.log) EXPECT_EQ(entry.find("checkpoint 1 "), std::string::npos) << entry;
 }
 
+// A load that fails for another reason (memory, a device) keeps its own code and message: it is not
+// the folder's fault, and "restore the folder" would send the operator the wrong way.
+class WrittenCheckpointOutOfMemoryBackend : public RecordingBackend {
+ public:
+  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
+    if (dir == "/elsewhere/iter-2") return absl::ResourceExhaustedError("CUDA out of memory");
+    return RecordingBackend::LoadModel(dir);
+  }
+};
+
+TEST(WorkerLoopTest, AWrittenCheckpointThatCannotBeLoadedForLackOfMemoryIsNotCalledDamaged) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.written_dpo_dir = "/elsewhere/iter-2";
+  WrittenCheckpointOutOfMemoryBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted) << summary.status();
+  EXPECT_EQ(summary.status().message().find("Restore the folder"), std::string::npos) << summary.status();
+}
+
 // A rank relaunched while the previous iteration was being committed registered with the model
 // before the commit; the next iteration's work must still use the committed one, which every lease
 // names. (It used to go on with the old model: it had not trained in this process.)

@@ -85,6 +85,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   std::unique_ptr<TokenizerTextEncoder> encoder;
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerIfPresent(model_dir));
   if (tokenizer != nullptr) {
+    SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, config.model.chat_template), model_dir);
     encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(std::move(tokenizer)),
                                                      config.model.chat_template);
   }
@@ -177,7 +178,7 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   cmd->add_option("--stall-seconds", flags->stall_seconds,
                   "end the job (exit code 75) when this rank makes no progress this long: no model load, "
                   "training step or checkpoint (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(FiniteNonNegative())
       ->capture_default_str();
   train_field("--steps", &TrainConfig::steps, "optimizer steps; 0: epochs over the data");
   train_field("--epochs", &TrainConfig::epochs, "passes over the data when --steps is 0");
