@@ -851,6 +851,10 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     response.set_iteration(iteration_);
     response.set_phase(phase_);
     response.set_model_dir(model_dir_);
+    // What the answer shows must be durable before it is sent: another call's transition may be in
+    // memory and still committing (a rank told DONE, say, would leave before the run is done on disk).
+    sequence = committer_->LastEnqueued();
+    bool leasing = false;
     switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:
@@ -866,16 +870,33 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
           train->set_model_dir(model_dir_);
           if (!checkpoint_dirs_.empty()) train->set_written_checkpoint_dir(ReportedCheckpointDirLocked());
         }
-        return response;
+        break;
       case v1::PHASE_DONE:
         response.mutable_done()->set_final_model_dir(model_dir_);
-        return response;
+        break;
       case v1::PHASE_PROMPTS:
       case v1::PHASE_GENERATE:
+        leasing = true;
         break;
       default:
         return absl::InternalError("coordinator in an unknown phase");
     }
+    if (leasing) sequence = LeaseLocked(request.worker_id(), now, &response, &first_prompt, &end_prompt);
+  }
+  committer_->WaitDurable(sequence);
+  if (response.has_generate()) {
+    SRLM_RETURN_IF_ERROR(ReadShardPrompts(response.iteration(), first_prompt, end_prompt,
+                                          response.mutable_generate()));
+  }
+  return response;
+}
+
+// A PROMPTS or GENERATE answer: a lease of the next shard, or a wait when every shard is leased or
+// done. Returns the sequence to wait for before answering.
+uint64_t RunCoordinator::LeaseLocked(const std::string& worker_id, int64_t now, v1::LeaseShardResponse* out,
+                                     int64_t* first_prompt, int64_t* end_prompt) {
+  v1::LeaseShardResponse& response = *out;
+  {
     const bool prompts = phase_ == v1::PHASE_PROMPTS;
     const char kind = prompts ? 'P' : 'G';
     if (!shards_.ExpireLeases(now).empty()) ++state_version_;
@@ -891,12 +912,12 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
       }
     }
     const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
-    std::optional<int64_t> shard = shards_.LeaseNext(request.worker_id(), expiry);
+    std::optional<int64_t> shard = shards_.LeaseNext(worker_id, expiry);
     if (!shard) {
       response.mutable_wait()->set_wait_ms(kWaitMs);
       response.mutable_wait()->set_reason(absl::StrCat("every shard of ", v1::Phase_Name(phase_),
                                                        " is leased or done"));
-      return response;
+      return committer_->LastEnqueued();
     }
     const int32_t attempt = shards_.slot(*shard).attempt;
     const std::string lease_id = MakeLeaseId(iteration_, kind, *shard, attempt);
@@ -912,12 +933,12 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
       response.mutable_prompts()->set_seed(static_cast<uint64_t>(seed));
     } else {
       response.mutable_generate()->set_seed(static_cast<uint64_t>(seed));
-      first_prompt = *shard * generate_shard_size_;
-      end_prompt = std::min(pool_size_, first_prompt + generate_shard_size_);
+      *first_prompt = *shard * generate_shard_size_;
+      *end_prompt = std::min(pool_size_, *first_prompt + generate_shard_size_);
     }
     std::vector<GroupCommitter::Write> writes;
     writes.push_back([lease_id, iteration = iteration_, kind, shard = *shard, attempt,
-                      worker_id = request.worker_id(), expiry](SqliteDb& db) {
+                      worker_id, expiry](SqliteDb& db) {
       if (attempt > 1) {
         SRLM_ASSIGN_OR_RETURN(Statement * older,
                               db.Prepare("UPDATE leases SET state = 'released' WHERE iteration = ? AND "
@@ -930,14 +951,8 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
       return insert->Bind(1, lease_id).Bind(2, iteration).Bind(3, std::string(1, kind)).Bind(4, shard)
           .Bind(5, int64_t{attempt}).Bind(6, worker_id).Bind(7, expiry).Run();
     });
-    sequence = EnqueueLocked(std::move(writes));
+    return EnqueueLocked(std::move(writes));
   }
-  committer_->WaitDurable(sequence);
-  if (response.has_generate()) {
-    SRLM_RETURN_IF_ERROR(ReadShardPrompts(response.iteration(), first_prompt, end_prompt,
-                                          response.mutable_generate()));
-  }
-  return response;
 }
 
 absl::Status RunCoordinator::ReadShardPrompts(int64_t iteration, int64_t first, int64_t end,
@@ -1024,18 +1039,21 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitShard(
     if (row) state = stmt->ColumnText(0);
     stmt->Reset();
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (state == "completed") {
-    v1::SubmitShardResponse duplicate;
+  if (state.empty()) return absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+  v1::SubmitShardResponse duplicate;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
     duplicate.set_duplicate(true);
     duplicate.set_iteration(iteration_);
     duplicate.set_phase(phase_);
-    return duplicate;
+    // The phase shown may come from another call's transition still committing: shown once durable.
+    sequence = committer_->LastEnqueued();
   }
-  if (state.empty()) return absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+  committer_->WaitDurable(sequence);
+  if (state == "completed") return duplicate;
   return absl::FailedPreconditionError(absl::StrCat(
       "lease ", request.lease_id(), " belongs to a phase that has ended (the run is at iteration ",
-      iteration_, ", ", v1::Phase_Name(phase_), ")"));
+      duplicate.iteration(), ", ", v1::Phase_Name(duplicate.phase()), ")"));
 }
 
 absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(

@@ -122,6 +122,8 @@ class RunCoordinator {
       const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence);
   absl::StatusOr<v1::SubmitShardResponse> SubmitGenerateLocked(
       const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence);
+  uint64_t LeaseLocked(const std::string& worker_id, int64_t now, v1::LeaseShardResponse* out, int64_t* first_prompt,
+                       int64_t* end_prompt);
   absl::Status ReadShardPrompts(int64_t iteration, int64_t first, int64_t end,
                                 v1::GenerateShard* shard);
   int64_t ShardSeed(int64_t iteration, char kind, int64_t shard) const;
