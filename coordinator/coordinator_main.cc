@@ -17,6 +17,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/cli_checks.h"
 #include "common/logging.h"
 #include "common/run_config.h"
@@ -27,13 +29,7 @@
 namespace {
 
 bool WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << port << "\n";
-    if (!out.flush()) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
+  return srlm::WriteFileAtomically(path, absl::StrCat(port, "\n")).ok();
 }
 
 // HOST:PORT (HOST may be a bracketed IPv6 address) with PORT in [0, 65535], or gRPC's unix:PATH.

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/cli_checks.h"
 #include "common/logging.h"
 #include "coordinator/client/coordinator_client.h"
@@ -105,30 +106,25 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  // A file is written under a temporary name and renamed once every pair is in: a failed export
-  // (no such iteration, a coordinator gone) leaves an existing file as it was.
-  const std::string temp = output.empty() ? "" : absl::StrCat(output, ".tmp.", ::getpid());
-  std::ofstream file;
-  if (!output.empty()) {
-    file.open(temp, std::ios::trunc);
-    if (!file) return Fail(absl::NotFoundError(absl::StrCat("cannot write ", temp, ": ", std::strerror(errno))));
-  }
-  std::ostream& out = output.empty() ? std::cout : file;
+  // A file is replaced only once every pair is in (common/atomic_file.h): a failed export (no such
+  // iteration, a coordinator gone) leaves an existing file as it was.
   int64_t count = 0;
-  absl::Status exported = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
-    out << srlm::ctl::ExportedPairToJson(pair).dump() << "\n";
-    ++count;
-    return static_cast<bool>(out);
-  });
-  out.flush();
-  if (exported.ok() && !out) exported = absl::DataLossError(absl::StrCat("writing ", output.empty() ? "standard output" : temp, " failed"));
-  if (!output.empty()) {
-    file.close();
-    if (exported.ok() && std::rename(temp.c_str(), output.c_str()) != 0) {
-      exported = absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", output, ": ", std::strerror(errno)));
-    }
-    if (!exported.ok()) std::remove(temp.c_str());
-  }
+  auto export_to = [&](const srlm::ByteSink& sink) {
+    absl::Status written;
+    absl::Status exported = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
+      written = sink(srlm::ctl::ExportedPairToJson(pair).dump() + "\n");
+      ++count;
+      return written.ok();
+    });
+    return written.ok() ? exported : written;
+  };
+  absl::Status exported =
+      output.empty() ? export_to([](std::string_view bytes) {
+        std::cout << bytes;
+        return std::cout ? absl::OkStatus() : absl::DataLossError("writing standard output failed");
+      })
+                     : srlm::WriteFileAtomically(output, export_to);
+  std::cout.flush();
   if (!exported.ok()) return Fail(exported);
   if (!output.empty()) std::cerr << "srlmctl: wrote " << count << " pairs to " << output << std::endl;
   return 0;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/atomic_file.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -110,17 +111,7 @@ absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std
     if (!hash.ok()) return hash.status();
     absl::StrAppend(&text, *hash, "  ", name, "\n");
   }
-  const std::string path = absl::StrCat(dir, "/", kChecksumManifest), temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", temp));
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", path));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(absl::StrCat(dir, "/", kChecksumManifest), text);
 }
 
 absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {

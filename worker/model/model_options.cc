@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -42,46 +43,6 @@ bool NestedDeeperThan(const std::string& line, int limit) {
     }
   }
   return false;
-}
-
-// The temporary WriteJsonl writes before renaming it over `path`: "<folder>/.<name>.tmp-<pid>".
-absl::StatusOr<std::string> TempBeside(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (name.empty() || name == "." || name == "..") {
-    return absl::InvalidArgumentError(absl::StrCat("cannot write '", path, "': it names a folder, not a file"));
-  }
-  return absl::StrCat(folder, ".", name, ".tmp-", ::getpid());
-}
-
-absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
-  for (size_t done = 0; done < data.size();) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Writes the lines to the new file `tmp` and fsyncs it.
-absl::Status WriteLinesToNewFile(const std::string& tmp, const std::vector<nlohmann::json>& lines) {
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
-  absl::Status s;
-  std::string buffer;
-  for (size_t i = 0; i < lines.size() && s.ok(); ++i) {
-    buffer += lines[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    buffer += '\n';
-    if (buffer.size() >= (1 << 20) || i + 1 == lines.size()) {
-      s = WriteAll(fd, buffer, tmp);
-      buffer.clear();
-    }
-  }
-  if (s.ok() && ::fsync(fd) != 0) s = absl::ErrnoToStatus(errno, absl::StrCat("fsync ", tmp));
-  if (::close(fd) != 0 && s.ok()) s = absl::ErrnoToStatus(errno, absl::StrCat("closing ", tmp));
-  return s;
 }
 
 }  // namespace
@@ -138,30 +99,21 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path) {
   return lines;
 }
 
-absl::Status CheckJsonlWritable(const std::string& path) {
-  SRLM_ASSIGN_OR_RETURN(const std::string tmp, TempBeside(path));
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": it is a directory"));
-  }
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path, " (creating ", tmp, ")"));
-  ::close(fd);
-  ::unlink(tmp.c_str());
-  return absl::OkStatus();
-}
+absl::Status CheckJsonlWritable(const std::string& path) { return CheckFileWritable(path); }
 
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines) {
-  SRLM_ASSIGN_OR_RETURN(const std::string tmp, TempBeside(path));
-  absl::Status s = WriteLinesToNewFile(tmp, lines);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = absl::ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
-  }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return srlm::internal::Annotate(s, absl::StrCat("cannot write ", path));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, [&](const ByteSink& sink) {
+    std::string buffer;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      buffer += lines[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      buffer += '\n';
+      if (buffer.size() >= (1 << 20) || i + 1 == lines.size()) {
+        if (absl::Status written = sink(buffer); !written.ok()) return written;
+        buffer.clear();
+      }
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::vector<int32_t>> JsonIds(const nlohmann::json& value, int64_t vocab_size, const std::string& what) {

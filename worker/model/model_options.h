@@ -36,9 +36,9 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
 // Fails now, with the OS's reason, where WriteJsonl(path) would fail after the work: `path` is a
 // folder, its folder is missing or not writable. Writes nothing (a probe file is made and removed).
 absl::Status CheckJsonlWritable(const std::string& path);
-// Writes the lines to a temporary file beside `path` (".<name>.tmp-<pid>"), fsyncs it, then renames
-// it over `path`: on any failure an existing `path` is left as it was. Invalid UTF-8 in strings is
-// written as U+FFFD.
+// Writes the lines through WriteFileAtomically (common/atomic_file.h): on any failure an existing
+// `path` is left as it was; a symbolic link keeps pointing at its (replaced) target; /dev/stdout is
+// written directly. Invalid UTF-8 in strings is written as U+FFFD.
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines);
 // Integer ids from a JSON array, checked against the vocabulary.
 absl::StatusOr<std::vector<int32_t>> JsonIds(const nlohmann::json& value, int64_t vocab_size, const std::string& what);
