@@ -54,13 +54,6 @@ bool ReadableFile(const std::string& path) {
   return ::access(path.c_str(), R_OK) == 0;
 }
 
-// The folder `path` would be written in exists and takes new files (errno says why not).
-bool WritableFolderOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  return ::access(folder.c_str(), W_OK | X_OK) == 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,8 +113,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!port_file.empty() && !WritableFolderOf(port_file)) {
-    SRLM_LOG(ERROR) << "--port-file " << port_file << ": its folder cannot be written (" << std::strerror(errno) << ")";
+  if (absl::Status writable = port_file.empty() ? absl::OkStatus() : srlm::CheckFileWritable(port_file);
+      !writable.ok()) {
+    SRLM_LOG(ERROR) << "--port-file: " << writable;
     return 2;
   }
 

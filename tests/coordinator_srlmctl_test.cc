@@ -326,7 +326,7 @@ TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
   CommandResult port_file = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
                                        " --port-file " + dir / "no/such/folder/port 2>&1");
   EXPECT_EQ(port_file.exit_code, 2) << port_file.output;
-  EXPECT_THAT(port_file.output, ::testing::HasSubstr("its folder cannot be written"));
+  EXPECT_THAT(port_file.output, ::testing::HasSubstr("--port-file: NOT_FOUND: cannot write"));
   EXPECT_FALSE(std::filesystem::exists(dir / "new"));
 
   std::filesystem::create_directories(dir / "run");  // for the helper's log
