@@ -58,6 +58,8 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   watchdog.Progress("setting up the communicator (collective: waits for every rank)");
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
+  // Rank 0 writes the checkpoints: a --out that cannot take them fails now, not after the training.
+  if (comm->rank() == 0) SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(CheckpointDir(flags.out, 0)));
   // Test hook: this rank alone fails here, while the others go on into collectives.
   if (const char* rank = std::getenv("SRLM_TEST_FAIL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
     return absl::InternalError("SRLM_TEST_FAIL_RANK: this rank fails on purpose");

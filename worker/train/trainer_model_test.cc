@@ -431,5 +431,20 @@ TEST(TrainCommandDeathTest, SftAndDpoWithoutOutFailBeforeLoadingAnything) {
   }
 }
 
+// An --out that cannot take checkpoints (here a file) fails before the model is loaded, not after
+// the whole training.
+TEST(TrainCommandDeathTest, AnOutThatCannotTakeCheckpointsFailsBeforeLoadingAnything) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir dir;
+  const std::string file = dir / "a_file";
+  WriteFile(file, "not a folder");
+  CLI::App app;
+  RegisterTrainCommand(app, TrainingObjective::kSft);
+  EXPECT_EXIT(app.parse("sft --model /nonexistent/model --data /nonexistent/data.jsonl --communicator single --out " +
+                            file,
+                        false),
+              ::testing::ExitedWithCode(1), "Not a directory");
+}
+
 }  // namespace
 }  // namespace srlm
