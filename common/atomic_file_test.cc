@@ -85,5 +85,17 @@ TEST(AtomicFile, FoldersAndMissingFoldersAreClearErrors) {
   EXPECT_EQ(EntriesIn(dir.path()), 0);
 }
 
+TEST(AtomicFile, CheckFileWritableFailsEarlyWithTheReasonAndWritesNothing) {
+  TempDir dir("srlm_jsonl_test_");
+  const absl::Status missing = CheckFileWritable(dir.path() + "/no/such/folder/out.jsonl");
+  EXPECT_NE(std::string(missing.message()).find("No such file or directory"), std::string::npos) << missing;
+  const absl::Status folder = CheckFileWritable(dir.path());
+  EXPECT_NE(std::string(folder.message()).find("is a directory"), std::string::npos) << folder;
+  EXPECT_FALSE(CheckFileWritable(dir.path() + "/").ok());
+  EXPECT_TRUE(CheckFileWritable(dir.path() + "/out.jsonl").ok());
+  struct stat st;
+  EXPECT_NE(::stat((dir.path() + "/out.jsonl").c_str(), &st), 0) << "the check created the file";
+}
+
 }  // namespace
 }  // namespace srlm

@@ -73,6 +73,15 @@ class CoordinatorServiceTest : public ::testing::Test {
     server_.reset();
     run_.reset();
   }
+  // What opening the run directory with `config` gives, while no coordinator holds it (the run is
+  // closed again at once).
+  absl::Status OpenStatus(std::optional<RunConfig> config, bool force = false) {
+    RunCoordinatorOptions options;
+    options.run_dir = run_dir_;
+    options.config = std::move(config);
+    options.force_config = force;
+    return RunCoordinator::Open(options).status();
+  }
   std::unique_ptr<CoordinatorClient> MakeClient(const std::string& token) {
     ClientOptions options;
     options.token = token;
@@ -786,12 +795,9 @@ TEST_F(CoordinatorServiceTest, FilesOfARunWithoutItsStateAreNotOverwrittenByANew
   Stop();
   std::filesystem::create_directories(run_dir_ + "/checkpoints/iter-1");
   for (const char* file : {"state.db", "state.db-wal", "state.db-shm"}) std::filesystem::remove(run_dir_ + "/" + file);
-  RunCoordinatorOptions options;
-  options.run_dir = run_dir_;
-  options.config = SmallConfig();
-  auto refused = RunCoordinator::Open(options);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(refused.status().message()),
+  const absl::Status refused = OpenStatus(SmallConfig());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()),
               ::testing::HasSubstr("holds files of an earlier run (checkpoints/iter-1) but " + run_dir_ +
                                    "/state.db holds no run"));
   std::filesystem::remove_all(run_dir_ + "/checkpoints");
@@ -805,13 +811,9 @@ TEST_F(CoordinatorServiceTest, ForcedConfigCannotEndTheRunBeforeIterationsItReac
   Stop();
   RunConfig fewer = SmallConfig();
   fewer.run.iterations = 0;
-  RunCoordinatorOptions options;
-  options.run_dir = run_dir_;
-  options.config = fewer;
-  options.force_config = true;
-  auto refused = RunCoordinator::Open(options);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(refused.status().message()),
+  const absl::Status refused = OpenStatus(fewer, /*force=*/true);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()),
               ::testing::HasSubstr("run.iterations 0 is below the 1 iteration(s) this run has committed or started"));
   RunConfig same_end = SmallConfig();
   same_end.run.iterations = 1;
@@ -860,13 +862,10 @@ TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
 
   RunConfig different = SmallConfig();
   different.prompts.per_iteration = 99;
-  RunCoordinatorOptions options;
-  options.run_dir = run_dir_;
-  options.config = different;
-  auto refused = RunCoordinator::Open(options);
+  const absl::Status refused = OpenStatus(different);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("--force-config"));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("--force-config"));
 
   Start(std::nullopt);  // the stored config
   v1::GetStatusResponse after = *client_->GetStatus();
@@ -917,12 +916,9 @@ TEST_F(CoordinatorServiceTest, AConfigStoredInAnOlderSpellingStillMatchesTheSame
   Stop();
   RunConfig other = config;
   other.sft.lr = 4e-4;
-  RunCoordinatorOptions options;
-  options.run_dir = run_dir_;
-  options.config = other;
-  auto refused = RunCoordinator::Open(options);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("stored '  lr: 3e-04"));
+  const absl::Status refused = OpenStatus(other);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("stored '  lr: 3e-04"));
   Start(std::nullopt);
 }
 

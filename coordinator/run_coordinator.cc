@@ -254,12 +254,12 @@ absl::Status RunCoordinator::Initialize() {
     // The stored text as this build writes it: an older build spelled the same values differently
     // (doubles with six digits, 0.0003 for 3e-04), so configurations are compared by what they mean.
     const std::string stored_now = RunConfigToYaml(stored);
-    if (options_.config && RunConfigToYaml(*options_.config) == stored_now && stored_now != *stored_yaml) {
-      config_yaml_ = stored_now;
-      SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
-    }
     if (options_.config) {
-      std::string given = RunConfigToYaml(*options_.config);
+      const std::string given = RunConfigToYaml(*options_.config);
+      if (given == stored_now && stored_now != *stored_yaml) {  // the same values: stored in today's spelling
+        config_yaml_ = stored_now;
+        SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
+      }
       if (given != stored_now) {
         if (!options_.force_config) {
           db.Exec("ROLLBACK").IgnoreError();
@@ -896,63 +896,61 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
 uint64_t RunCoordinator::LeaseLocked(const std::string& worker_id, int64_t now, v1::LeaseShardResponse* out,
                                      int64_t* first_prompt, int64_t* end_prompt) {
   v1::LeaseShardResponse& response = *out;
-  {
-    const bool prompts = phase_ == v1::PHASE_PROMPTS;
-    const char kind = prompts ? 'P' : 'G';
-    if (!shards_.ExpireLeases(now).empty()) ++state_version_;
-    if (prompts && shards_.waiting() == 0) {
-      const int64_t wanted = config_.prompts.per_iteration;
-      const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
-      const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
-      // Held shards count as supply: their prompts (at most a shard's worth each) are coming.
-      const int64_t held_supply = std::min(prompt_order_.held_prompts(), prompt_order_.held() * shard_size);
-      if (prompts_accepted_ + shards_.leased() * shard_size + held_supply < wanted &&
-          shards_.total() < budget) {
-        shards_.AddShard();
-      }
+  const bool prompts = phase_ == v1::PHASE_PROMPTS;
+  const char kind = prompts ? 'P' : 'G';
+  if (!shards_.ExpireLeases(now).empty()) ++state_version_;
+  if (prompts && shards_.waiting() == 0) {
+    const int64_t wanted = config_.prompts.per_iteration;
+    const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
+    const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
+    // Held shards count as supply: their prompts (at most a shard's worth each) are coming.
+    const int64_t held_supply = std::min(prompt_order_.held_prompts(), prompt_order_.held() * shard_size);
+    if (prompts_accepted_ + shards_.leased() * shard_size + held_supply < wanted &&
+        shards_.total() < budget) {
+      shards_.AddShard();
     }
-    const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
-    std::optional<int64_t> shard = shards_.LeaseNext(worker_id, expiry);
-    if (!shard) {
-      response.mutable_wait()->set_wait_ms(kWaitMs);
-      response.mutable_wait()->set_reason(absl::StrCat("every shard of ", v1::Phase_Name(phase_),
-                                                       " is leased or done"));
-      return committer_->LastEnqueued();
-    }
-    const int32_t attempt = shards_.slot(*shard).attempt;
-    const std::string lease_id = MakeLeaseId(iteration_, kind, *shard, attempt);
-    v1::ShardLease* lease = response.mutable_lease();
-    lease->set_shard_id(*shard);
-    lease->set_lease_id(lease_id);
-    lease->set_attempt(attempt);
-    lease->set_expiry_unix_ms(expiry);
-    lease->set_iteration(iteration_);
-    const int64_t seed = ShardSeed(iteration_, kind, *shard);
-    if (prompts) {
-      response.mutable_prompts()->set_num_prompts(std::max<int64_t>(1, config_.prompts.shard_size));
-      response.mutable_prompts()->set_seed(static_cast<uint64_t>(seed));
-    } else {
-      response.mutable_generate()->set_seed(static_cast<uint64_t>(seed));
-      *first_prompt = *shard * generate_shard_size_;
-      *end_prompt = std::min(pool_size_, *first_prompt + generate_shard_size_);
-    }
-    std::vector<GroupCommitter::Write> writes;
-    writes.push_back([lease_id, iteration = iteration_, kind, shard = *shard, attempt,
-                      worker_id, expiry](SqliteDb& db) {
-      if (attempt > 1) {
-        SRLM_ASSIGN_OR_RETURN(Statement * older,
-                              db.Prepare("UPDATE leases SET state = 'released' WHERE iteration = ? AND "
-                                         "kind = ? AND shard_id = ? AND state = 'active'"));
-        SRLM_RETURN_IF_ERROR(older->Bind(1, iteration).Bind(2, std::string(1, kind)).Bind(3, shard).Run());
-      }
-      SRLM_ASSIGN_OR_RETURN(Statement * insert,
-                            db.Prepare("INSERT INTO leases(lease_id, iteration, kind, shard_id, attempt, "
-                                       "worker_id, expiry_ms, state) VALUES(?, ?, ?, ?, ?, ?, ?, 'active')"));
-      return insert->Bind(1, lease_id).Bind(2, iteration).Bind(3, std::string(1, kind)).Bind(4, shard)
-          .Bind(5, int64_t{attempt}).Bind(6, worker_id).Bind(7, expiry).Run();
-    });
-    return EnqueueLocked(std::move(writes));
   }
+  const int64_t expiry = now + static_cast<int64_t>(config_.coordinator.lease_seconds * 1000);
+  std::optional<int64_t> shard = shards_.LeaseNext(worker_id, expiry);
+  if (!shard) {
+    response.mutable_wait()->set_wait_ms(kWaitMs);
+    response.mutable_wait()->set_reason(absl::StrCat("every shard of ", v1::Phase_Name(phase_),
+                                                     " is leased or done"));
+    return committer_->LastEnqueued();
+  }
+  const int32_t attempt = shards_.slot(*shard).attempt;
+  const std::string lease_id = MakeLeaseId(iteration_, kind, *shard, attempt);
+  v1::ShardLease* lease = response.mutable_lease();
+  lease->set_shard_id(*shard);
+  lease->set_lease_id(lease_id);
+  lease->set_attempt(attempt);
+  lease->set_expiry_unix_ms(expiry);
+  lease->set_iteration(iteration_);
+  const int64_t seed = ShardSeed(iteration_, kind, *shard);
+  if (prompts) {
+    response.mutable_prompts()->set_num_prompts(std::max<int64_t>(1, config_.prompts.shard_size));
+    response.mutable_prompts()->set_seed(static_cast<uint64_t>(seed));
+  } else {
+    response.mutable_generate()->set_seed(static_cast<uint64_t>(seed));
+    *first_prompt = *shard * generate_shard_size_;
+    *end_prompt = std::min(pool_size_, *first_prompt + generate_shard_size_);
+  }
+  std::vector<GroupCommitter::Write> writes;
+  writes.push_back([lease_id, iteration = iteration_, kind, shard = *shard, attempt,
+                    worker_id, expiry](SqliteDb& db) {
+    if (attempt > 1) {
+      SRLM_ASSIGN_OR_RETURN(Statement * older,
+                            db.Prepare("UPDATE leases SET state = 'released' WHERE iteration = ? AND "
+                                       "kind = ? AND shard_id = ? AND state = 'active'"));
+      SRLM_RETURN_IF_ERROR(older->Bind(1, iteration).Bind(2, std::string(1, kind)).Bind(3, shard).Run());
+    }
+    SRLM_ASSIGN_OR_RETURN(Statement * insert,
+                          db.Prepare("INSERT INTO leases(lease_id, iteration, kind, shard_id, attempt, "
+                                     "worker_id, expiry_ms, state) VALUES(?, ?, ?, ?, ?, ?, ?, 'active')"));
+    return insert->Bind(1, lease_id).Bind(2, iteration).Bind(3, std::string(1, kind)).Bind(4, shard)
+        .Bind(5, int64_t{attempt}).Bind(6, worker_id).Bind(7, expiry).Run();
+  });
+  return EnqueueLocked(std::move(writes));
 }
 
 absl::Status RunCoordinator::ReadShardPrompts(int64_t iteration, int64_t first, int64_t end,

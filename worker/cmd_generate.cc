@@ -3,10 +3,9 @@
 // (text), `response_ids` and `finish_reason` (eos | stop | length). Line i is sampled with seed
 // --seed + i unless it carries its own `seed` (an integer >= 0). Flags, input and --output are
 // checked before the model is loaded; --output is replaced only once every line is done.
-#include <limits>
-
 #include <CLI/CLI.hpp>
 
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"
@@ -38,7 +37,7 @@ absl::StatusOr<uint64_t> LineSeed(const nlohmann::json& line, uint64_t flag_seed
 
 absl::Status RunGenerate(GenerateFlags flags) {
   // The files first: bad input or an unwritable --output fails before the model is loaded.
-  SRLM_RETURN_IF_ERROR(CheckJsonlWritable(flags.output));
+  SRLM_RETURN_IF_ERROR(CheckFileWritable(flags.output));
   SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
   SRLM_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(flags.device));
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, device));
@@ -95,7 +94,7 @@ void RegisterGenerateCommand(CLI::App& app) {
       ->capture_default_str();
   // The same ranges as the YAML's *.sampling keys (common/run_config.cc ValidateSampling).
   cmd->add_option("--temperature", flags->sampling.temperature, "0 = greedy")
-      ->check(FiniteNumber(0, std::numeric_limits<double>::infinity()))
+      ->check(FiniteNonNegative())
       ->capture_default_str();
   cmd->add_option("--top-p", flags->sampling.top_p)
       ->check(FiniteNumber(0, 1, /*exclude_min=*/true))

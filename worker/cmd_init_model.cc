@@ -75,10 +75,8 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
   SRLM_RETURN_IF_ERROR(ValidateLlamaConfig(config));
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, torch::kCPU));
   SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(flags.out_dir));
-  // Written into a temporary sibling that is renamed to --out when whole; on a failure the
-  // temporary is removed, so nothing half-written is left.
-  std::string tmp;
-  absl::Status written;
+  // Written into a temporary sibling that is renamed to --out when whole; WriteDirectoryAtomically
+  // removes the temporary when SaveModel fails, so nothing half-written is left.
   int64_t params = 0;
   try {
     LlamaModel model(config);
@@ -87,16 +85,10 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
     for (const auto& p : model->parameters()) params += p.numel();
     SaveModelOptions options;
     options.tokenizer_source_dir = flags.tokenizer_from;
-    written = WriteDirectoryAtomically(flags.out_dir, [&](const std::string& tmp_dir) {
-      tmp = tmp_dir;
-      return SaveModel(model, tmp_dir, options);
-    });
-  } catch (const c10::Error& e) {  // a model too large to allocate, for one
-    written = absl::InternalError(absl::StrCat("making the model: ", e.what_without_backtrace()));
-  }
-  if (!written.ok()) {
-    if (!tmp.empty()) RemoveTree(tmp);
-    return written;
+    SRLM_RETURN_IF_ERROR(WriteDirectoryAtomically(
+        flags.out_dir, [&](const std::string& tmp_dir) { return SaveModel(model, tmp_dir, options); }));
+  } catch (const c10::Error& e) {  // a model too large to allocate, for one (before anything is written)
+    return absl::InternalError(absl::StrCat("making the model: ", e.what_without_backtrace()));
   }
   SRLM_LOG(INFO) << "init-model: wrote " << params << " parameters to " << flags.out_dir;
   return absl::OkStatus();
@@ -134,15 +126,14 @@ void RegisterInitModelCommand(CLI::App& app) {
   cmd->add_option("--max-position-embeddings", flags->config.max_position_embeddings)
       ->check(Integer(1))
       ->capture_default_str();
-  const double kInf = std::numeric_limits<double>::infinity();
   cmd->add_option("--rope-theta", flags->config.rope_theta)
-      ->check(FiniteNumber(0, kInf, /*exclude_min=*/true))
+      ->check(FinitePositive())
       ->capture_default_str();
   cmd->add_flag("--tie-embeddings", flags->config.tie_word_embeddings, "Share the embedding and output matrices");
   cmd->add_flag("--attention-bias", flags->config.attention_bias, "Bias on q/k/v projections");
   cmd->add_option("--seed", flags->seed, "Seed of the random weights")->check(Integer(0))->capture_default_str();
   cmd->add_option("--init-std", flags->init_std, "Standard deviation of the random weights")
-      ->check(FiniteNumber(0, kInf))
+      ->check(FiniteNonNegative())
       ->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "float32 | bfloat16")->capture_default_str();
   cmd->callback([flags]() {

@@ -7,6 +7,7 @@
 // --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
 
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"
@@ -67,7 +68,7 @@ absl::StatusOr<Sequence> TokenizeLine(const nlohmann::json& line, const Tokenize
 
 absl::Status RunLogprobs(const LogprobsFlags& flags) {
   // The files first: bad input or an unwritable --output fails before the model is loaded.
-  SRLM_RETURN_IF_ERROR(CheckJsonlWritable(flags.output));
+  SRLM_RETURN_IF_ERROR(CheckFileWritable(flags.output));
   SRLM_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines, ReadJsonl(flags.input));
   SRLM_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(flags.device));
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, device));

@@ -406,23 +406,29 @@ TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
 }
 
-// An evaluation that fails (here the last model does not load) is reported as none and the run
-// still commits: it must not stop a run that would fail the same way on every relaunch.
-class LastModelFailsBackend : public RecordingBackend {
+// A backend on which the model `dir` fails to load with `status`.
+class ModelFailsToLoadBackend : public RecordingBackend {
  public:
+  ModelFailsToLoadBackend(std::string dir, absl::Status status) : dir_(std::move(dir)), status_(std::move(status)) {}
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
-    if (dir == "/ckpt/iter-2") return absl::DataLossError("damaged");
+    if (dir == dir_) return status_;
     return RecordingBackend::LoadModel(dir);
   }
+
+ private:
+  const std::string dir_;
+  const absl::Status status_;
 };
 
+// An evaluation that fails (here the last model does not load) is reported as none and the run
+// still commits: it must not stop a run that would fail the same way on every relaunch.
 TEST(WorkerLoopTest, AFailedEvaluationIsReportedAsNone) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
   config.data.eval = ::testing::TempDir() + "/eval_fails.jsonl";
   std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n";
   FakeCoordinator coordinator(RunConfigToYaml(config));
-  LastModelFailsBackend backend;
+  ModelFailsToLoadBackend backend("/ckpt/iter-2", absl::DataLossError("damaged"));
   auto summary = RunOneRank(coordinator, backend);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
@@ -430,15 +436,24 @@ TEST(WorkerLoopTest, AFailedEvaluationIsReportedAsNone) {
   EXPECT_EQ(coordinator.evaluations, want);
 }
 
+// One rank's run where another rank reported /elsewhere/iter-2 at iteration 1 before a relaunch.
+absl::StatusOr<WorkerLoopSummary> RunWithWrittenCheckpoint(FakeCoordinator& coordinator, RecordingBackend& backend) {
+  coordinator.written_dpo_dir = "/elsewhere/iter-2";
+  return RunOneRank(coordinator, backend);
+}
+
+std::string OneIftLineConfigYaml() {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  return RunConfigToYaml(config);
+}
+
 // Told that another rank reported the checkpoint before a relaunch, the worker reports it without
 // training (training alone would wait in a collective the others never join).
 TEST(WorkerLoopTest, AWrittenCheckpointIsReportedWithoutTraining) {
-  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
-  config.prompts.shots = 1;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
-  coordinator.written_dpo_dir = "/elsewhere/iter-2";
+  FakeCoordinator coordinator(OneIftLineConfigYaml());
   RecordingBackend backend;
-  auto summary = RunOneRank(coordinator, backend);
+  auto summary = RunWithWrittenCheckpoint(coordinator, backend);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
   ASSERT_EQ(backend.trained.size(), 1u);  // SFT only
@@ -450,21 +465,11 @@ TEST(WorkerLoopTest, AWrittenCheckpointIsReportedWithoutTraining) {
 
 // A written checkpoint that no longer loads (deleted or damaged between the job's end and the
 // relaunch) is not reported: the job fails with DataLoss and the iteration stays uncommitted.
-class WrittenCheckpointGoneBackend : public RecordingBackend {
- public:
-  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
-    if (dir == "/elsewhere/iter-2") return absl::NotFoundError("model directory /elsewhere/iter-2 does not exist");
-    return RecordingBackend::LoadModel(dir);
-  }
-};
-
 TEST(WorkerLoopTest, AWrittenCheckpointThatNoLongerLoadsIsNotReported) {
-  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
-  config.prompts.shots = 1;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
-  coordinator.written_dpo_dir = "/elsewhere/iter-2";
-  WrittenCheckpointGoneBackend backend;
-  auto summary = RunOneRank(coordinator, backend);
+  FakeCoordinator coordinator(OneIftLineConfigYaml());
+  ModelFailsToLoadBackend backend("/elsewhere/iter-2",
+                                  absl::NotFoundError("model directory /elsewhere/iter-2 does not exist"));
+  auto summary = RunWithWrittenCheckpoint(coordinator, backend);
   EXPECT_EQ(summary.status().code(), absl::StatusCode::kDataLoss) << summary.status();
   EXPECT_NE(summary.status().message().find("checkpoint /elsewhere/iter-2, which other ranks reported before the job "
                                             "ended, no longer loads (model directory /elsewhere/iter-2 does not exist)"),
@@ -475,21 +480,10 @@ TEST(WorkerLoopTest, AWrittenCheckpointThatNoLongerLoadsIsNotReported) {
 
 // A load that fails for another reason (memory, a device) keeps its own code and message: it is not
 // the folder's fault, and "restore the folder" would send the operator the wrong way.
-class WrittenCheckpointOutOfMemoryBackend : public RecordingBackend {
- public:
-  absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& dir) override {
-    if (dir == "/elsewhere/iter-2") return absl::ResourceExhaustedError("CUDA out of memory");
-    return RecordingBackend::LoadModel(dir);
-  }
-};
-
 TEST(WorkerLoopTest, AWrittenCheckpointThatCannotBeLoadedForLackOfMemoryIsNotCalledDamaged) {
-  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
-  config.prompts.shots = 1;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
-  coordinator.written_dpo_dir = "/elsewhere/iter-2";
-  WrittenCheckpointOutOfMemoryBackend backend;
-  auto summary = RunOneRank(coordinator, backend);
+  FakeCoordinator coordinator(OneIftLineConfigYaml());
+  ModelFailsToLoadBackend backend("/elsewhere/iter-2", absl::ResourceExhaustedError("CUDA out of memory"));
+  auto summary = RunWithWrittenCheckpoint(coordinator, backend);
   EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted) << summary.status();
   EXPECT_EQ(summary.status().message().find("Restore the folder"), std::string::npos) << summary.status();
 }

@@ -99,8 +99,6 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path) {
   return lines;
 }
 
-absl::Status CheckJsonlWritable(const std::string& path) { return CheckFileWritable(path); }
-
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines) {
   return WriteFileAtomically(path, [&](const ByteSink& sink) {
     std::string buffer;

@@ -33,9 +33,6 @@ inline constexpr int kMaxJsonlDepth = 64;
 // that is a folder or cannot be read, a line nested deeper than kMaxJsonlDepth, and a file with no
 // lines ("no lines in <path>").
 absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
-// Fails now, with the OS's reason, where WriteJsonl(path) would fail after the work: `path` is a
-// folder, its folder is missing or not writable. Writes nothing (a probe file is made and removed).
-absl::Status CheckJsonlWritable(const std::string& path);
 // Writes the lines through WriteFileAtomically (common/atomic_file.h): on any failure an existing
 // `path` is left as it was; a symbolic link keeps pointing at its (replaced) target; /dev/stdout is
 // written directly. Invalid UTF-8 in strings is written as U+FFFD.

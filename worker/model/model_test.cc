@@ -519,18 +519,6 @@ TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {
   EXPECT_NE(::stat(tmp.c_str(), &st), 0) << "temporary left behind";
 }
 
-TEST(CheckJsonlWritable, FailsEarlyWithTheReasonAndWritesNothing) {
-  TempDir dir("srlm_jsonl_test_");
-  const absl::Status missing = CheckJsonlWritable(dir / "no/such/folder/out.jsonl");
-  EXPECT_NE(std::string(missing.message()).find("No such file or directory"), std::string::npos) << missing;
-  const absl::Status folder = CheckJsonlWritable(dir.path());
-  EXPECT_NE(std::string(folder.message()).find("is a directory"), std::string::npos) << folder;
-  EXPECT_FALSE(CheckJsonlWritable(dir.path() + "/").ok());
-  EXPECT_TRUE(CheckJsonlWritable(dir / "out.jsonl").ok());
-  struct stat st;
-  EXPECT_NE(::stat((dir / "out.jsonl").c_str(), &st), 0) << "the check created the file";
-}
-
 TEST(LoadTokenizerIfPresent, OnlyAMissingTokenizerIsNone) {
   TempDir dir("srlm_tokenizer_test_");
   auto none = LoadTokenizerIfPresent(dir.path());
