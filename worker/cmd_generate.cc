@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/atomic_file.h"
+#include "common/jsonl.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/chat_template.h"

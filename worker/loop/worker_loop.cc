@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -13,6 +12,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/jsonl.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/progress_watchdog.h"
@@ -29,31 +29,30 @@ double SecondsSince(Clock::time_point start) {
 }
 
 // The string fields `keys` of every non-blank line of the JSONL file `key` (a data.* key) names;
-// the fields `not_blank` must hold more than white space.
+// the fields `not_blank` must hold more than white space. Errors start with `key`.
 absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
                                                                        const std::vector<std::string>& keys,
                                                                        const std::vector<std::string>& not_blank = {}) {
-  std::ifstream in(path);
   if (path.empty()) return absl::FailedPreconditionError(absl::StrCat(key, " is not set in the run configuration"));
-  if (!in) return absl::NotFoundError(absl::StrCat(key, " not readable: ", path));
   std::vector<std::vector<std::string>> rows;
-  std::string line;
-  int64_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    std::vector<std::string>& fields = rows.emplace_back();
-    for (const std::string& name : keys) {
-      if (row.is_discarded() || !row.is_object() || !row.contains(name) || !row[name].is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": no string '", name, "'"));
-      }
-      fields.push_back(row[name].get<std::string>());
-      if (absl::c_linear_search(not_blank, name) && absl::StripAsciiWhitespace(fields.back()).empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": '", name, "' is empty"));
-      }
-    }
-  }
+  const absl::Status read =
+      ForEachJsonlLine(path, [&](int64_t number, absl::StatusOr<nlohmann::json> row) -> absl::Status {
+        const std::string where = absl::StrCat(path, ":", number, ": ");
+        if (!row.ok()) return absl::InvalidArgumentError(absl::StrCat(where, row.status().message()));
+        std::vector<std::string>& fields = rows.emplace_back();
+        for (const std::string& name : keys) {
+          const auto field = row->find(name);
+          if (field == row->end() || !field->is_string()) {
+            return absl::InvalidArgumentError(absl::StrCat(where, "no string '", name, "'"));
+          }
+          fields.push_back(field->get<std::string>());
+          if (absl::c_linear_search(not_blank, name) && absl::StripAsciiWhitespace(fields.back()).empty()) {
+            return absl::InvalidArgumentError(absl::StrCat(where, "'", name, "' is empty"));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return absl::Status(read.code(), absl::StrCat(key, ": ", read.message()));
   return rows;
 }
 

@@ -404,6 +404,15 @@ TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   auto failed = RunOneRank(refused, backend2);
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
+  // Errors of the file itself name the data.* key and the OS's reason.
+  config.data.eval = ::testing::TempDir() + "/no-such-eval.jsonl";
+  FakeCoordinator missing(RunConfigToYaml(config));
+  RecordingBackend backend4;
+  auto not_found = RunOneRank(missing, backend4);
+  ASSERT_FALSE(not_found.ok());
+  EXPECT_EQ(not_found.status().code(), absl::StatusCode::kNotFound) << not_found.status();
+  EXPECT_NE(not_found.status().message().find("data.eval: cannot open " + config.data.eval), std::string::npos)
+      << not_found.status();
 }
 
 // A backend on which the model `dir` fails to load with `status`.

@@ -1,5 +1,5 @@
 // Command-line helpers shared by the model commands: device and dtype names, flag checks, the
-// model's tokenizer, JSONL files.
+// model's tokenizer, token ids in JSON.
 #pragma once
 
 #include <cstdint>
@@ -26,17 +26,6 @@ absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name, const torc
 // tokenizer.model). A tokenizer that is there but does not load is an error, never "none".
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerIfPresent(const std::string& model_dir);
 
-// Lines nested deeper than this (arrays and objects) are refused: writing such a value back would
-// recurse once per level.
-inline constexpr int kMaxJsonlDepth = 64;
-// Every non-empty line of `path` as a JSON object; errors name the file and line. Refuses a path
-// that is a folder or cannot be read, a line nested deeper than kMaxJsonlDepth, and a file with no
-// lines ("no lines in <path>").
-absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
-// Writes the lines through WriteFileAtomically (common/atomic_file.h): on any failure an existing
-// `path` is left as it was; a symbolic link keeps pointing at its (replaced) target; /dev/stdout is
-// written directly. Invalid UTF-8 in strings is written as U+FFFD.
-absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines);
 // Integer ids from a JSON array, checked against the vocabulary.
 absl::StatusOr<std::vector<int32_t>> JsonIds(const nlohmann::json& value, int64_t vocab_size, const std::string& what);
 

@@ -456,69 +456,6 @@ TEST(LlamaConfig, NonFiniteRopeThetaDoesNotValidate) {
 
 void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
-  TempDir dir("srlm_jsonl_test_");
-  // 200000 nested arrays: nlohmann parses them, but writing the line back recursed once per level
-  // and overflowed the stack (generate and logprobs crashed after truncating --output).
-  WriteText(dir / "deep.jsonl", "{\"prompt\": \"a\"}\n{\"x\": " + std::string(200000, '[') +
-                                    std::string(200000, ']') + "}\n");
-  auto deep = ReadJsonl(dir / "deep.jsonl");
-  ASSERT_FALSE(deep.ok());
-  EXPECT_NE(std::string(deep.status().message()).find(dir / "deep.jsonl:2: nested deeper than 64 levels"),
-            std::string::npos)
-      << deep.status();
-  // 64 levels (the line's object and 63 arrays) and brackets inside strings are fine.
-  WriteText(dir / "ok.jsonl", "{\"x\": " + std::string(63, '[') + std::string(63, ']') + ", \"s\": \"" +
-                                  std::string(100, '[') + "\\\"{\"}\n\n");
-  auto ok = ReadJsonl(dir / "ok.jsonl");
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(ok->size(), 1u);
-  WriteText(dir / "deep65.jsonl", "{\"x\": " + std::string(64, '[') + std::string(64, ']') + "}\n");
-  EXPECT_FALSE(ReadJsonl(dir / "deep65.jsonl").ok());
-
-  // A folder used to read as a file with no lines, and no lines gave an empty output.
-  auto folder = ReadJsonl(dir.path());
-  EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument) << folder.status();
-  EXPECT_NE(std::string(folder.status().message()).find("is a directory"), std::string::npos) << folder.status();
-  WriteText(dir / "blank.jsonl", "\n  \n");
-  auto blank = ReadJsonl(dir / "blank.jsonl");
-  EXPECT_NE(std::string(blank.status().message()).find("no lines in " + (dir / "blank.jsonl")), std::string::npos)
-      << blank.status();
-  auto missing = ReadJsonl(dir / "missing.jsonl");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(std::string(missing.status().message()).find("No such file or directory"), std::string::npos)
-      << missing.status();
-}
-
-TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {
-  TempDir dir("srlm_jsonl_test_");
-  const std::string out = dir / "out.jsonl";
-  WriteText(out, "{\"old\": 1}\n");
-  // A failed write (here: its temporary cannot be made) leaves the existing file as it was; the
-  // old code truncated it first.
-  const std::string tmp = dir / (".out.jsonl.tmp-" + std::to_string(::getpid()));
-  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
-  const absl::Status failed = WriteJsonl(out, {nlohmann::json{{"new", 2}}});
-  EXPECT_FALSE(failed.ok());
-  EXPECT_NE(std::string(failed.message()).find("cannot write " + out), std::string::npos) << failed;
-  EXPECT_EQ(ReadText(out), "{\"old\": 1}\n");
-  ::rmdir(tmp.c_str());
-
-  // Invalid UTF-8 in a string is written as U+FFFD, not thrown as a nlohmann type_error.
-  const absl::Status written = WriteJsonl(out, {nlohmann::json{{"new", 2}}, nlohmann::json{{"s", "a\xff"}}});
-  ASSERT_TRUE(written.ok()) << written;
-  EXPECT_EQ(ReadText(out), "{\"new\":2}\n{\"s\":\"a\xEF\xBF\xBD\"}\n");
-  struct stat st;
-  EXPECT_NE(::stat(tmp.c_str(), &st), 0) << "temporary left behind";
-}
-
 TEST(LoadTokenizerIfPresent, OnlyAMissingTokenizerIsNone) {
   TempDir dir("srlm_tokenizer_test_");
   auto none = LoadTokenizerIfPresent(dir.path());

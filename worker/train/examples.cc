@@ -2,13 +2,14 @@
 #include "worker/train/examples.h"
 
 #include <cstdint>
-#include <fstream>
 #include <functional>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/jsonl.h"
+#include "common/status_macros.h"
 
 namespace srlm {
 namespace {
@@ -75,31 +76,22 @@ absl::Status CheckSequence(const TokenIds& prompt, const TokenIds& response, con
   return absl::OkStatus();
 }
 
-// Calls parse(json) for each non-empty line; collects errors with line numbers.
+// Calls parse(json) for each non-blank line; collects the bad lines' errors with their numbers.
 template <typename T>
-absl::StatusOr<std::vector<T>> ReadJsonl(const std::string& path,
-                                         const std::function<absl::StatusOr<T>(const nlohmann::json&)>& parse) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open data file ", path));
+absl::StatusOr<std::vector<T>> ReadExamples(const std::string& path,
+                                            const std::function<absl::StatusOr<T>(const nlohmann::json&)>& parse) {
   std::vector<T> out;
   std::vector<std::string> errors;
   int64_t error_count = 0;
-  std::string text;
-  for (int64_t line_number = 1; std::getline(in, text); ++line_number) {
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    absl::StatusOr<T> example = absl::InternalError("unparsed");
-    const nlohmann::json line = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (line.is_discarded() || !line.is_object()) {
-      example = absl::InvalidArgumentError("not a JSON object");
-    } else {
-      example = parse(line);
-    }
+  SRLM_RETURN_IF_ERROR(ForEachJsonlLine(path, [&](int64_t line_number, absl::StatusOr<nlohmann::json> line) {
+    absl::StatusOr<T> example = line.ok() ? parse(*line) : absl::StatusOr<T>(line.status());
     if (example.ok()) {
       out.push_back(*std::move(example));
     } else if (++error_count <= kMaxReportedErrors) {
       errors.push_back(absl::StrCat(path, ":", line_number, ": ", example.status().message()));
     }
-  }
+    return absl::OkStatus();
+  }));
   if (error_count > 0) {
     if (error_count > kMaxReportedErrors) errors.push_back(absl::StrCat("... ", error_count - kMaxReportedErrors, " more bad lines"));
     return absl::InvalidArgumentError(absl::StrCat(error_count, " bad line(s) in ", path, ":\n", absl::StrJoin(errors, "\n")));
@@ -112,7 +104,7 @@ absl::StatusOr<std::vector<T>> ReadJsonl(const std::string& path,
 
 absl::StatusOr<std::vector<SftExample>> ReadSftJsonl(const std::string& path, const TextEncoder* encoder,
                                                      const ExampleLimits& limits) {
-  return ReadJsonl<SftExample>(path, [&](const nlohmann::json& line) -> absl::StatusOr<SftExample> {
+  return ReadExamples<SftExample>(path, [&](const nlohmann::json& line) -> absl::StatusOr<SftExample> {
     SftExample e;
     absl::StatusOr<TokenIds> prompt = ReadPart(line, "prompt", true, encoder);
     if (!prompt.ok()) return prompt.status();
@@ -129,7 +121,7 @@ absl::StatusOr<std::vector<SftExample>> ReadSftJsonl(const std::string& path, co
 absl::StatusOr<std::vector<PreferenceExample>> ReadPreferenceJsonl(const std::string& path,
                                                                    const TextEncoder* encoder,
                                                                    const ExampleLimits& limits) {
-  return ReadJsonl<PreferenceExample>(path, [&](const nlohmann::json& line) -> absl::StatusOr<PreferenceExample> {
+  return ReadExamples<PreferenceExample>(path, [&](const nlohmann::json& line) -> absl::StatusOr<PreferenceExample> {
     PreferenceExample e;
     absl::StatusOr<TokenIds> prompt = ReadPart(line, "prompt", true, encoder);
     if (!prompt.ok()) return prompt.status();

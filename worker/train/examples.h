@@ -51,8 +51,9 @@ inline ExampleLimits LimitsForModel(int64_t max_seq_len, int64_t max_position_em
                        vocab_size};
 }
 
-// Reads every line; on any bad line returns INVALID_ARGUMENT listing the first bad lines as
-// "<path>:<line>: <problem>". Empty lines are skipped. An empty file is an error.
+// Reads every line (common/jsonl.h); on any bad line returns INVALID_ARGUMENT listing the first bad
+// lines as "<path>:<line>: <problem>". Blank lines are skipped. A file with no examples, a folder, or
+// a file that cannot be read is an error.
 absl::StatusOr<std::vector<SftExample>> ReadSftJsonl(const std::string& path, const TextEncoder* encoder,
                                                      const ExampleLimits& limits);
 absl::StatusOr<std::vector<PreferenceExample>> ReadPreferenceJsonl(const std::string& path,

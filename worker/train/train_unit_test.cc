@@ -251,6 +251,15 @@ TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   ASSERT_FALSE(dpo.ok());
   EXPECT_NE(dpo.status().message().find("dpo.jsonl:1: give both"), std::string::npos) << dpo.status();
   EXPECT_EQ(ReadSftJsonl(dir / "missing.jsonl", nullptr, {}).status().code(), absl::StatusCode::kNotFound);
+  // The file checks of every JSONL reader (common/jsonl.h): a folder is refused as one (it read as
+  // a file with no examples), a line nested too deep is a bad line with its number.
+  const absl::Status folder = ReadSftJsonl(dir.path(), nullptr, {}).status();
+  EXPECT_NE(folder.message().find("is a directory"), std::string::npos) << folder;
+  WriteFile(dir / "deep.jsonl", "{\"prompt_ids\": [1], \"response_ids\": [2]}\n{\"x\": " + std::string(100, '[') +
+                                    std::string(100, ']') + "}\n");
+  const absl::Status deep = ReadSftJsonl(dir / "deep.jsonl", nullptr, {}).status();
+  EXPECT_NE(deep.message().find("1 bad line(s)"), std::string::npos) << deep;
+  EXPECT_NE(deep.message().find("deep.jsonl:2: nested deeper than 64 levels"), std::string::npos) << deep;
 }
 
 TEST(ExamplesTest, RefusesIdsOutsideInt32InsteadOfWrappingThem) {

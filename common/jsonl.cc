@@ -1,0 +1,97 @@
+// Implementation of common/jsonl.h. POSIX calls only (no std::filesystem: linked into libtorch
+// programs).
+#include "common/jsonl.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+
+namespace srlm {
+namespace {
+
+// Whether the JSON text `line` nests arrays and objects deeper than `limit`: a scan that skips
+// strings, with no recursion (nlohmann's parser would take the line, its serializer not).
+bool NestedDeeperThan(const std::string& line, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : line) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<nlohmann::json> ParseLine(const std::string& text) {
+  if (NestedDeeperThan(text, kMaxJsonlDepth)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nested deeper than ", kMaxJsonlDepth, " levels of arrays and objects"));
+  }
+  nlohmann::json line = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (line.is_discarded() || !line.is_object()) return absl::InvalidArgumentError("not a JSON object");
+  return line;
+}
+
+}  // namespace
+
+absl::Status ForEachJsonlLine(const std::string& path,
+                              const std::function<absl::Status(int64_t, absl::StatusOr<nlohmann::json>)>& visit) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is a directory, not a JSONL file"));
+  std::ifstream in(path);
+  if (!in) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  std::string text;
+  for (int64_t number = 1; std::getline(in, text); ++number) {
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (absl::Status visited = visit(number, ParseLine(text)); !visited.ok()) return visited;
+  }
+  if (in.bad()) return absl::ErrnoToStatus(errno, absl::StrCat("reading ", path));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  absl::Status read = ForEachJsonlLine(path, [&](int64_t number, absl::StatusOr<nlohmann::json> line) {
+    if (!line.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": ", line.status().message()));
+    lines.push_back(*std::move(line));
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat("no lines in ", path));
+  return lines;
+}
+
+absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines) {
+  return WriteFileAtomically(path, [&](const ByteSink& sink) {
+    std::string buffer;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      buffer += lines[i].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      buffer += '\n';
+      if (buffer.size() >= (1 << 20) || i + 1 == lines.size()) {
+        if (absl::Status written = sink(buffer); !written.ok()) return written;
+        buffer.clear();
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace srlm
