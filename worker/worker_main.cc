@@ -8,8 +8,8 @@ namespace srlm {
 void RegisterInitModelCommand(CLI::App& app);  // worker/cmd_init_model.cc
 void RegisterGenerateCommand(CLI::App& app);   // worker/cmd_generate.cc
 void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
-void RegisterSftCommand(CLI::App& app);        // worker/cmd_sft.cc
-void RegisterDpoCommand(CLI::App& app);        // worker/cmd_dpo.cc
+void RegisterSftCommand(CLI::App& app);        // worker/train/train_command.cc
+void RegisterDpoCommand(CLI::App& app);        // worker/train/train_command.cc
 void RegisterRunCommand(CLI::App& app);        // worker/cmd_run.cc
 }  // namespace srlm
 

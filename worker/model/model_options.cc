@@ -5,14 +5,17 @@
 
 #include <cerrno>
 
+#include <c10/util/Exception.h>
+#include <torch/cuda.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace srlm {
 
-absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
   try {
-    torch::Device device(name);
+    c10::Device device(name);
     if (device.is_cuda() && !torch::cuda::is_available()) return absl::FailedPreconditionError("CUDA is not available");
     return device;
   } catch (const c10::Error&) {
@@ -20,10 +23,10 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   }
 }
 
-absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name, const torch::Device& device) {
-  if (name == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
-  if (name == "float32" || name == "fp32") return torch::kFloat32;
-  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
+  if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  if (name == "float32" || name == "fp32") return c10::kFloat;
+  if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
   return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (float32 or bfloat16)"));
 }
 

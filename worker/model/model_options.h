@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "common/cli_checks.h"  // FiniteNumber, Integer: the commands' flag checks
@@ -18,9 +19,9 @@
 namespace srlm {
 
 // "cpu", "cuda", "cuda:N"; "auto" = cuda when available, else cpu.
-absl::StatusOr<torch::Device> ParseDevice(const std::string& name);
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name);
 // "float32" | "bfloat16" (also "fp32", "bf16"); "auto" = bfloat16 on CUDA, float32 on CPU.
-absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& name, const torch::Device& device);
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device);
 
 // The tokenizer of `model_dir`, or nullptr when the folder has none (neither tokenizer.json nor
 // tokenizer.model). A tokenizer that is there but does not load is an error, never "none".

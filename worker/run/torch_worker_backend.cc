@@ -10,6 +10,7 @@
 #include "worker/model/model_options.h"
 #include "worker/run/torch_loop_model.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/trainer.h"
 
 namespace srlm {
 

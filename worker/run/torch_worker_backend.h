@@ -3,15 +3,25 @@
 // SFT and DPO phases over the process's Communicator (MPI on CPU, NCCL on CUDA, or one process).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
 #include "worker/loop/worker_loop.h"
 #include "worker/train/communicator.h"
+#include "worker/train/examples.h"
 #include "worker/train/text_encoder.h"
-#include "worker/train/trainer.h"
 
 namespace srlm {
+
+// worker/train/trainer.h: kept out of this header, which the worker's main command includes, so
+// that only the backend's own file compiles against libtorch's full API.
+class Trainer;
+struct TrainerOptions;
+struct TrainingSummary;
 
 struct TorchWorkerBackendOptions {
   std::string communicator = "auto";  // auto | single | mpi | nccl (communicator.h)
@@ -47,8 +57,8 @@ class TorchWorkerBackend : public WorkerBackend {
   TorchWorkerBackendOptions options_;
   RunConfig config_;
   std::unique_ptr<Communicator> communicator_;
-  torch::Device device_{torch::kCPU};
-  torch::ScalarType dtype_ = torch::kFloat32;
+  c10::Device device_{c10::kCPU};
+  c10::ScalarType dtype_ = c10::kFloat;
 };
 
 }  // namespace srlm

@@ -18,6 +18,7 @@
 #include "worker/train/atomic_dir.h"
 #include "worker/train/mpi_communicator.h"
 #include "worker/train/text_encoder.h"
+#include "worker/train/trainer.h"
 
 namespace srlm {
 namespace {
@@ -237,5 +238,8 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
     }
   });
 }
+
+void RegisterSftCommand(CLI::App& app) { RegisterTrainCommand(app, TrainingObjective::kSft); }
+void RegisterDpoCommand(CLI::App& app) { RegisterTrainCommand(app, TrainingObjective::kDpo); }
 
 }  // namespace srlm

@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "worker/train/trainer.h"
+#include "worker/train/training_objective.h"
 
 namespace srlm {
 
@@ -14,10 +14,8 @@ namespace srlm {
 // with 0 on success, 1 on failure (the error is logged).
 void RegisterTrainCommand(CLI::App& app, TrainingObjective objective);
 
-}  // namespace srlm
-
-namespace srlm {
-// Defined in worker/cmd_sft.cc and worker/cmd_dpo.cc; called by worker_main.cc.
+// RegisterTrainCommand for each objective; called by worker_main.cc.
 void RegisterSftCommand(CLI::App& app);
 void RegisterDpoCommand(CLI::App& app);
+
 }  // namespace srlm

@@ -22,10 +22,9 @@
 #include "worker/train/grad_sync.h"
 #include "worker/train/losses.h"
 #include "worker/train/lr_schedule.h"
+#include "worker/train/training_objective.h"
 
 namespace srlm {
-
-enum class TrainingObjective { kSft, kDpo };
 
 struct TrainerOptions {
   TrainingObjective objective = TrainingObjective::kDpo;
