@@ -11,8 +11,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/testing/temp_dir.h"
 
@@ -27,12 +30,22 @@ using ::srlm::testing_util::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Parses `command_line` with the command's callback removed (it would run the command and exit);
-// returns the parse error, or "" when the line parses.
+// Takes a command's callback out of it: the callback would run the command and exit, and it owns
+// the command's flags, which the parse writes (dropping it made the parse write freed memory, as
+// AddressSanitizer showed). CLI::App has no getter; its member is reached through a derived class.
+struct CallbackTaker : CLI::App {
+  static std::function<void()> Take(CLI::App& command) {
+    return std::exchange(command.*(&CallbackTaker::final_callback_), nullptr);
+  }
+};
+
+// Parses `command_line` with the command's callback taken out (kept alive, never run); returns the
+// parse error, or "" when the line parses.
 std::string ParseError(void (*register_command)(CLI::App&), const std::string& command_line) {
   CLI::App app;
   register_command(app);
-  for (CLI::App* command : app.get_subcommands({})) command->callback(nullptr);
+  std::vector<std::function<void()>> callbacks;
+  for (CLI::App* command : app.get_subcommands({})) callbacks.push_back(CallbackTaker::Take(*command));
   try {
     app.parse(command_line, /*program_name_included=*/false);
   } catch (const CLI::ParseError& e) {
