@@ -11,14 +11,9 @@ set -euo pipefail
 COORD_BIN="$1"; WORKER_BIN="$2"; SRC="$3"
 T="$(mktemp -d /tmp/srlm-faults-XXXXXX)"
 export SRLM_TOKEN="faults-test-token"
-PIDS=()
+source "$SRC/tests/test_lib.sh"
 # Kills what the test started; removes the folder when the test passed, keeps it for its logs otherwise.
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [[ "${PASSED:-0}" == 1 ]] && rm -rf "$T"
-  true
-}
-trap cleanup EXIT
+clean_up_on_exit "$T"
 fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -25 "$f"; done >&2; exit 1; }
 log() { echo "[faults $(date -u +%H:%M:%S)] $*"; }
 

@@ -19,18 +19,12 @@ set -euo pipefail
 BUILD="$1"; WORKER_BIN="$2"; SRC="$3"
 T="$(mktemp -d /tmp/srlm-run-sh-XXXXXX)"
 export SRLM_TOKEN="run-sh-test-token"
-PIDS=()
+source "$SRC/tests/test_lib.sh"
 # Kills what the test started, by PID: each run.sh, its coordinator and its worker rank (mpirun
 # ends with its rank); removes the folder when the test passed, keeps it for its logs otherwise.
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [[ "${PASSED:-0}" == 1 ]] && rm -rf "$T"
-  true
-}
-trap cleanup EXIT
+clean_up_on_exit "$T"
 fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log "$T"/*/coordinator.log; do echo "== $f"; tail -25 "$f"; done >&2; exit 1; }
 log() { echo "[run.sh test $(date -u +%H:%M:%S)] $*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 cat >"$T/config.yaml" <<YAML
 model:

@@ -8,9 +8,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cmd="${1:?usage: cluster.sh start|stop DIR}"
 DIR="$(mkdir -p "${2:?usage: cluster.sh start|stop DIR}" && cd "$2" && pwd)"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source "$HERE/../test_lib.sh"  # free_port
 
 start() {
   mkdir -p "$DIR/state" "$DIR/spool" "$DIR/munge"

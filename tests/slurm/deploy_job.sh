@@ -16,9 +16,7 @@ fail() {
   exit 1
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source "$HERE/../test_lib.sh"  # free_port
 
 submit_deploy_job() {
   # The script's #SBATCH lines ask for a GPU cluster; the command line overrides them for this node.
