@@ -49,21 +49,28 @@ absl::StatusOr<nlohmann::json> ParseLine(const std::string& text) {
   return line;
 }
 
+// `error` (an errno value, read before anything else can change it) as a Status naming what failed;
+// EIO when the failure left no errno.
+absl::Status OsError(int error, const char* what, const std::string& path) {
+  return absl::ErrnoToStatus(error != 0 ? error : EIO, absl::StrCat(what, path));
+}
+
 }  // namespace
 
 absl::Status ForEachJsonlLine(const std::string& path,
                               const std::function<absl::Status(int64_t, absl::StatusOr<nlohmann::json>)>& visit) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  if (::stat(path.c_str(), &st) != 0) return OsError(errno, "cannot open ", path);
   if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is a directory, not a JSONL file"));
   std::ifstream in(path);
-  if (!in) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  if (!in) return OsError(errno, "cannot open ", path);
   std::string text;
   for (int64_t number = 1; std::getline(in, text); ++number) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     if (absl::Status visited = visit(number, ParseLine(text)); !visited.ok()) return visited;
   }
-  if (in.bad()) return absl::ErrnoToStatus(errno, absl::StrCat("reading ", path));
+  // A stream can fail without errno (a line too long to hold): still an error, never a short read.
+  if (in.bad()) return OsError(errno, "reading ", path);
   return absl::OkStatus();
 }
 

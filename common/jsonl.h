@@ -1,6 +1,7 @@
 // JSON Lines files: the one reader behind every JSONL input (generate/logprobs inputs, sft/dpo data,
-// the loop's data.ift and data.eval) and the writer of every JSONL output. A line is one JSON object;
-// blank lines are skipped; errors name the file and the line.
+// the loop's data.ift and data.eval) and the writer of the worker's JSONL outputs (srlmctl
+// export-pairs streams its own). A line is one JSON object; blank lines are skipped; errors name the
+// file and the line.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 // --seed + i unless it carries its own `seed` (an integer >= 0). Flags, input and --output are
 // checked before the model is loaded; --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
+#include <torch/torch.h>
 
 #include "common/atomic_file.h"
 #include "common/jsonl.h"

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include <CLI/CLI.hpp>
+#include <torch/torch.h>
 
 #include "common/logging.h"
 #include "common/status_macros.h"

@@ -6,6 +6,7 @@
 // prompt or response is refused. Input and --output are checked before the model is loaded;
 // --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
+#include <torch/torch.h>
 
 #include "common/atomic_file.h"
 #include "common/jsonl.h"
