@@ -67,6 +67,13 @@ TEST(StatusFormatTest, BarsAndDurations) {
   EXPECT_EQ(j["chosen"], "c");
   EXPECT_EQ(j["rejected"], "r");
   EXPECT_EQ(j["provenance"]["lease_id"], "i1-G-s0-a2");
+  // Bytes that are not UTF-8 are written as U+FFFD instead of throwing out of srlmctl.
+  pair.set_chosen("a\xff");
+  pair.set_model_dir("/runs/m\xe9");
+  const std::string line = ctl::JsonText(ctl::ExportedPairToJson(pair));
+  EXPECT_THAT(line, ::testing::HasSubstr("\"chosen\":\"a\xEF\xBF\xBD\""));
+  EXPECT_THAT(line, ::testing::HasSubstr("\"model_dir\":\"/runs/m\xEF\xBF\xBD\""));
+  EXPECT_EQ(line.find('\n'), std::string::npos);
   // A worker not heard from since the coordinator restarted (heartbeat time 0) says so.
   v1::GetStatusResponse status;
   v1::WorkerStatus* quiet = status.add_workers();

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     auto status = (*client)->GetStatus();
     if (!status.ok()) return Fail(status.status());
     if (json) {
-      std::cout << srlm::ctl::StatusToJson(*status).dump(2) << std::endl;
+      std::cout << srlm::ctl::JsonText(srlm::ctl::StatusToJson(*status), 2) << std::endl;
     } else {
       std::cout << srlm::ctl::FormatStatus(*status, NowMs());
     }
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   auto export_to = [&](const srlm::ByteSink& sink) {
     absl::Status written;
     absl::Status exported = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
-      written = sink(srlm::ctl::ExportedPairToJson(pair).dump() + "\n");
+      written = sink(srlm::ctl::JsonText(srlm::ctl::ExportedPairToJson(pair)) + "\n");
       ++count;
       return written.ok();
     });

@@ -163,6 +163,10 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
   return j;
 }
 
+std::string JsonText(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 nlohmann::json ExportedPairToJson(const v1::ExportedPair& pair) {
   nlohmann::json j;
   j["prompt"] = pair.prompt();

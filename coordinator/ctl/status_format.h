@@ -20,6 +20,9 @@ std::string FormatDuration(double seconds);
 std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms);
 nlohmann::json StatusToJson(const v1::GetStatusResponse& status);
 nlohmann::json ExportedPairToJson(const v1::ExportedPair& pair);
+// The JSON text of `j` (`indent` as nlohmann's dump: -1 one line). Bytes that are not UTF-8 (a path
+// or text the RPC carried as is) become U+FFFD: dump() alone throws on them, which ended srlmctl.
+std::string JsonText(const nlohmann::json& j, int indent = -1);
 // "PROMPTS" for PHASE_PROMPTS.
 std::string PhaseName(v1::Phase phase);
 
