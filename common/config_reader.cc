@@ -10,8 +10,10 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/utf8.h"
 
 namespace srlm {
 
@@ -139,6 +141,15 @@ absl::StatusOr<ConfigReader> ConfigReader::FromFile(const std::string& path) {
 
 absl::StatusOr<ConfigReader> ConfigReader::FromString(const std::string& text,
                                                       const std::string& source_name) {
+  // YAML is Unicode text, and every string of the configuration travels in protobuf strings, which
+  // must be UTF-8: a path in Latin-1 was accepted here and then failed every RPC that carried it.
+  if (const size_t bad = utf8::FirstInvalidOffset(text); bad != std::string_view::npos) {
+    const size_t newline_before = bad == 0 ? std::string::npos : text.rfind('\n', bad - 1);
+    const size_t column = newline_before == std::string::npos ? bad + 1 : bad - newline_before;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s:%d: not UTF-8 (byte 0x%02X at column %d); write the file as UTF-8", source_name,
+        std::count(text.begin(), text.begin() + bad, '\n') + 1, static_cast<unsigned char>(text[bad]), column));
+  }
   auto impl = std::make_unique<Impl>();
   impl->source = source_name;
   try {

@@ -87,6 +87,24 @@ TEST(ConfigReader, NotYamlAndNotAMapping) {
   EXPECT_THAT(std::string(list.status().message()), HasSubstr("top level must be a mapping"));
 }
 
+// Every string of the configuration travels in protobuf strings, which must be UTF-8: a Latin-1
+// path was accepted, and then every RPC that carried it failed (srlmctl status: "UNIMPLEMENTED: No
+// message returned", the workers could not register).
+TEST(ConfigReader, TextThatIsNotUtf8IsRefusedWithItsLine) {
+  auto latin1 = ConfigReader::FromString("model:\n  path: \"/runs/m\xe9\"\n", "c.yaml");
+  EXPECT_EQ(latin1.status(),
+            absl::InvalidArgumentError("c.yaml:2: not UTF-8 (byte 0xE9 at column 17); write the file as UTF-8"));
+  auto first = ConfigReader::FromString("\xff: 1\n", "d.yaml");
+  EXPECT_EQ(first.status(),
+            absl::InvalidArgumentError("d.yaml:1: not UTF-8 (byte 0xFF at column 1); write the file as UTF-8"));
+  // UTF-8 beyond ASCII is fine.
+  auto utf8 = ConfigReader::FromString("model:\n  path: \"/runs/m\xc3\xa9\"\n", "e.yaml");
+  ASSERT_TRUE(utf8.ok()) << utf8.status();
+  std::string path;
+  utf8->Read("model.path", &path);
+  EXPECT_EQ(path, "/runs/m\xc3\xa9");
+}
+
 TEST(ConfigReader, EmptyDocumentMeansAllDefaults) {
   auto r = ConfigReader::FromString("", "empty.yaml");
   ASSERT_TRUE(r.ok());

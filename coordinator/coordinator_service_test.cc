@@ -804,6 +804,19 @@ TEST_F(CoordinatorServiceTest, FilesOfARunWithoutItsStateAreNotOverwrittenByANew
   Start(SmallConfig());  // an empty directory starts a new run
 }
 
+// A run directory whose path is not UTF-8 is refused before anything is created: the checkpoint
+// folders under it could not travel in the RPCs' strings.
+TEST_F(CoordinatorServiceTest, ARunDirectoryThatIsNotUtf8IsRefused) {
+  Stop();
+  RunCoordinatorOptions options;
+  options.run_dir = run_dir_ + "/r\xe9";
+  options.config = SmallConfig();
+  const absl::Status refused = RunCoordinator::Open(options).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("is not a UTF-8 path"));
+  EXPECT_FALSE(std::filesystem::exists(options.run_dir));
+}
+
 // --force-config may raise run.iterations or keep it, not lower it past what the run has reached.
 TEST_F(CoordinatorServiceTest, ForcedConfigCannotEndTheRunBeforeIterationsItReached) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);

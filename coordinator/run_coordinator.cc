@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "coordinator/pair_shuffle.h"
 #include "coordinator/run_schema.h"
 
@@ -192,6 +193,12 @@ std::string RunCoordinator::database_path() const { return run_dir_ + "/state.db
 
 absl::StatusOr<std::unique_ptr<RunCoordinator>> RunCoordinator::Open(RunCoordinatorOptions options) {
   if (options.run_dir.empty()) return absl::InvalidArgumentError("run directory is empty");
+  // The models' folders under it travel in protobuf strings, which must be UTF-8: every RPC that
+  // carried one would fail.
+  if (!utf8::Validate(options.run_dir).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run directory ", options.run_dir, " is not a UTF-8 path; choose one that is"));
+  }
   std::unique_ptr<RunCoordinator> coordinator(new RunCoordinator(std::move(options)));
   SRLM_RETURN_IF_ERROR(coordinator->Initialize());
   return coordinator;

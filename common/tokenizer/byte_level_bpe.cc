@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/unicode_tables.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace srlm {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/unicode_tables.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace srlm {
 namespace {

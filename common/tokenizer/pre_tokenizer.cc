@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/tokenizer/unicode_tables.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace srlm {
 namespace {

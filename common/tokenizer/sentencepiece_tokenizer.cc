@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace srlm {
 

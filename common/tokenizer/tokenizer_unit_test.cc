@@ -18,7 +18,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/tokenizer_test_data.h"
 #include "common/tokenizer/unicode_tables.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace srlm {

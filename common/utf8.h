@@ -1,5 +1,6 @@
-// UTF-8 helpers for the tokenizers: validation with a position in the error, code point iteration,
-// encoding, and lossy repair (invalid sequences -> U+FFFD, as Rust's String::from_utf8_lossy).
+// UTF-8 helpers for the tokenizers and the configuration reader: validation with a position in the
+// error, code point iteration, encoding, and lossy repair (invalid sequences -> U+FFFD, as Rust's
+// String::from_utf8_lossy).
 #pragma once
 
 #include <string>
@@ -9,6 +10,9 @@
 #include "absl/status/status.h"
 
 namespace srlm::utf8 {
+
+// The byte offset of the first invalid sequence, or std::string_view::npos when `text` is valid.
+size_t FirstInvalidOffset(std::string_view text);
 
 // OK, or InvalidArgument naming the byte offset of the first invalid sequence.
 absl::Status Validate(std::string_view text);

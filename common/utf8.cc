@@ -1,5 +1,5 @@
 // UTF-8 validation and repair following Unicode Table 3-7 (well-formed byte sequences).
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -40,7 +40,7 @@ int WellFormedLength(std::string_view s, size_t pos, int* valid_prefix) {
 
 }  // namespace
 
-absl::Status Validate(std::string_view text) {
+size_t FirstInvalidOffset(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     if (static_cast<unsigned char>(text[pos]) < 0x80) {
@@ -49,14 +49,18 @@ absl::Status Validate(std::string_view text) {
     }
     int prefix;
     const int len = WellFormedLength(text, pos, &prefix);
-    if (len == 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "text is not valid UTF-8: invalid byte sequence at byte offset %d (byte 0x%02X)", pos,
-          static_cast<unsigned char>(text[pos])));
-    }
+    if (len == 0) return pos;
     pos += len;
   }
-  return absl::OkStatus();
+  return std::string_view::npos;
+}
+
+absl::Status Validate(std::string_view text) {
+  const size_t pos = FirstInvalidOffset(text);
+  if (pos == std::string_view::npos) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("text is not valid UTF-8: invalid byte sequence at byte offset %d (byte 0x%02X)", pos,
+                      static_cast<unsigned char>(text[pos])));
 }
 
 int DecodeAt(std::string_view text, size_t pos, char32_t* cp) {
