@@ -6,25 +6,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
 namespace srlm {
 namespace {
 
+using testing_util::ReadFileText;
 using testing_util::TempDir;
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 int EntriesIn(const std::string& dir) {
   int n = 0;
@@ -39,16 +32,16 @@ TEST(AtomicFile, ReplacesWholeOrLeavesTheOldContents) {
   TempDir dir("srlm_atomic_file_");
   const std::string file = dir.path() + "/out.jsonl";
   ASSERT_TRUE(WriteFileAtomically(file, "first\n").ok());
-  EXPECT_EQ(Read(file), "first\n");
+  EXPECT_EQ(ReadFileText(file), "first\n");
   ASSERT_TRUE(WriteFileAtomically(file, "second\n").ok());
-  EXPECT_EQ(Read(file), "second\n");
+  EXPECT_EQ(ReadFileText(file), "second\n");
   const absl::Status failed = WriteFileAtomically(file, [](const ByteSink& sink) {
     if (absl::Status s = sink("half of a third"); !s.ok()) return s;
     return absl::DataLossError("the producer failed");
   });
   EXPECT_EQ(failed.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(failed.message().find("cannot write " + file), std::string::npos) << failed;
-  EXPECT_EQ(Read(file), "second\n");
+  EXPECT_EQ(ReadFileText(file), "second\n");
   EXPECT_EQ(EntriesIn(dir.path()), 1) << "a temporary was left behind";
 }
 
@@ -62,7 +55,7 @@ TEST(AtomicFile, KeepsASymbolicLinkAndReplacesItsTarget) {
   struct stat info;
   ASSERT_EQ(::lstat(link.c_str(), &info), 0);
   EXPECT_TRUE(S_ISLNK(info.st_mode));
-  EXPECT_EQ(Read(target), "new\n");
+  EXPECT_EQ(ReadFileText(target), "new\n");
 }
 
 // A device is written in place: renaming a temporary over /dev/null (as root) would replace it.

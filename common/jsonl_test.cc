@@ -6,33 +6,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
 namespace srlm {
 namespace {
 
+using testing_util::ReadFileText;
 using testing_util::TempDir;
-
-void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing_util::WriteFileText;
 
 std::string Message(const absl::Status& status) { return std::string(status.message()); }
 
 TEST(ForEachJsonlLine, VisitsEachNonBlankLineWithItsNumberAndStopsAtTheVisitorsError) {
   TempDir dir("srlm_jsonl_test_");
-  WriteText(dir / "in.jsonl", "{\"a\": 1}\n\n  \t\r\n[1, 2]\r\n{\"a\": 2}\n{\"a\": 3}\n");
+  WriteFileText(dir / "in.jsonl", "{\"a\": 1}\n\n  \t\r\n[1, 2]\r\n{\"a\": 2}\n{\"a\": 3}\n");
   std::vector<std::pair<int64_t, std::string>> seen;
   const absl::Status status = ForEachJsonlLine(dir / "in.jsonl", [&](int64_t number, absl::StatusOr<nlohmann::json> line) {
     seen.emplace_back(number, line.ok() ? line->dump() : "error: " + Message(line.status()));
@@ -51,22 +43,22 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
   TempDir dir("srlm_jsonl_test_");
   // 200000 nested arrays: nlohmann parses them, but writing the line back recursed once per level
   // and overflowed the stack (generate and logprobs crashed after truncating --output).
-  WriteText(dir / "deep.jsonl", "{\"prompt\": \"a\"}\n{\"x\": " + std::string(200000, '[') +
+  WriteFileText(dir / "deep.jsonl", "{\"prompt\": \"a\"}\n{\"x\": " + std::string(200000, '[') +
                                     std::string(200000, ']') + "}\n");
   auto deep = ReadJsonl(dir / "deep.jsonl");
   ASSERT_FALSE(deep.ok());
   EXPECT_NE(Message(deep.status()).find(dir / "deep.jsonl:2: nested deeper than 64 levels"), std::string::npos)
       << deep.status();
   // 64 levels (the line's object and 63 arrays) and brackets inside strings are fine.
-  WriteText(dir / "ok.jsonl", "{\"x\": " + std::string(63, '[') + std::string(63, ']') + ", \"s\": \"" +
+  WriteFileText(dir / "ok.jsonl", "{\"x\": " + std::string(63, '[') + std::string(63, ']') + ", \"s\": \"" +
                                   std::string(100, '[') + "\\\"{\"}\n\n");
   auto ok = ReadJsonl(dir / "ok.jsonl");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->size(), 1u);
-  WriteText(dir / "deep65.jsonl", "{\"x\": " + std::string(64, '[') + std::string(64, ']') + "}\n");
+  WriteFileText(dir / "deep65.jsonl", "{\"x\": " + std::string(64, '[') + std::string(64, ']') + "}\n");
   EXPECT_FALSE(ReadJsonl(dir / "deep65.jsonl").ok());
 
-  WriteText(dir / "bad.jsonl", "{\"a\": 1}\n\n{\"a\": \n");
+  WriteFileText(dir / "bad.jsonl", "{\"a\": 1}\n\n{\"a\": \n");
   auto bad = ReadJsonl(dir / "bad.jsonl");
   EXPECT_EQ(bad.status(), absl::InvalidArgumentError(dir / "bad.jsonl:3: not a JSON object"));
 
@@ -74,7 +66,7 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
   auto folder = ReadJsonl(dir.path());
   EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument) << folder.status();
   EXPECT_NE(Message(folder.status()).find("is a directory"), std::string::npos) << folder.status();
-  WriteText(dir / "blank.jsonl", "\n  \n");
+  WriteFileText(dir / "blank.jsonl", "\n  \n");
   auto blank = ReadJsonl(dir / "blank.jsonl");
   EXPECT_EQ(blank.status(), absl::InvalidArgumentError("no lines in " + (dir / "blank.jsonl")));
   auto missing = ReadJsonl(dir / "missing.jsonl");
@@ -85,7 +77,7 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
 TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {
   TempDir dir("srlm_jsonl_test_");
   const std::string out = dir / "out.jsonl";
-  WriteText(out, "{\"old\": 1}\n");
+  WriteFileText(out, "{\"old\": 1}\n");
   // A failed write (here: its temporary cannot be made) leaves the existing file as it was; the
   // old code truncated it first.
   const std::string tmp = dir / (".out.jsonl.tmp-" + std::to_string(::getpid()));
@@ -93,13 +85,13 @@ TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {
   const absl::Status failed = WriteJsonl(out, {nlohmann::json{{"new", 2}}});
   EXPECT_FALSE(failed.ok());
   EXPECT_NE(Message(failed).find("cannot write " + out), std::string::npos) << failed;
-  EXPECT_EQ(ReadText(out), "{\"old\": 1}\n");
+  EXPECT_EQ(ReadFileText(out), "{\"old\": 1}\n");
   ::rmdir(tmp.c_str());
 
   // Invalid UTF-8 in a string is written as U+FFFD, not thrown as a nlohmann type_error.
   const absl::Status written = WriteJsonl(out, {nlohmann::json{{"new", 2}}, nlohmann::json{{"s", "a\xff"}}});
   ASSERT_TRUE(written.ok()) << written;
-  EXPECT_EQ(ReadText(out), "{\"new\":2}\n{\"s\":\"a\xEF\xBF\xBD\"}\n");
+  EXPECT_EQ(ReadFileText(out), "{\"new\":2}\n{\"s\":\"a\xEF\xBF\xBD\"}\n");
   struct stat st;
   EXPECT_NE(::stat(tmp.c_str(), &st), 0) << "temporary left behind";
 }

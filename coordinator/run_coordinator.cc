@@ -861,7 +861,6 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     // What the answer shows must be durable before it is sent: another call's transition may be in
     // memory and still committing (a rank told DONE, say, would leave before the run is done on disk).
     sequence = committer_->LastEnqueued();
-    bool leasing = false;
     switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:
@@ -883,12 +882,11 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
         break;
       case v1::PHASE_PROMPTS:
       case v1::PHASE_GENERATE:
-        leasing = true;
+        sequence = LeaseLocked(request.worker_id(), now, &response, &first_prompt, &end_prompt);
         break;
       default:
         return absl::InternalError("coordinator in an unknown phase");
     }
-    if (leasing) sequence = LeaseLocked(request.worker_id(), now, &response, &first_prompt, &end_prompt);
   }
   committer_->WaitDurable(sequence);
   if (response.has_generate()) {

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/client/coordinator_client.h"
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 #include "coordinator/ctl/status_format.h"
 #include "tests/coordinator_process.h"
@@ -31,13 +32,6 @@ struct CommandResult {
   int exit_code;
   std::string output;
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 CommandResult RunCommand(const std::string& command) {
   CommandResult result{-1, ""};
@@ -364,7 +358,7 @@ TEST(CoordinatorBinaryTest, SighupStopsItGracefully) {
   ASSERT_TRUE(process.Start());
   const int status = process.Kill(SIGHUP);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
-  const std::string log = ReadFile(dir / "run/coordinator.log");
+  const std::string log = testing_util::ReadFileText(dir / "run/coordinator.log");
   EXPECT_THAT(log, ::testing::HasSubstr("signal 1: shutting down")) << log;
   EXPECT_THAT(log, ::testing::ContainsRegex("\\] stopped\n")) << log;
 }
@@ -388,14 +382,14 @@ TEST(SrlmctlTest, WatchFailsWhenTheCoordinatorStopsBeforeTheRunIsDone) {
   });
   bool watching = false;  // the first update is out: the stream is open
   for (int i = 0; i < 300 && !watching; ++i) {
-    watching = ReadFile(out).find("phase PROMPTS") != std::string::npos;
+    watching = testing_util::ReadFileText(out).find("phase PROMPTS") != std::string::npos;
     if (!watching) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_TRUE(watching) << ReadFile(err);
+  EXPECT_TRUE(watching) << testing_util::ReadFileText(err);
   EXPECT_EQ(process.Kill(SIGTERM), 0);
   watcher.join();
-  EXPECT_EQ(watch.exit_code, 1) << ReadFile(err);
-  EXPECT_THAT(ReadFile(err), ::testing::HasSubstr("srlmctl: the coordinator ended the stream before the run "
+  EXPECT_EQ(watch.exit_code, 1) << testing_util::ReadFileText(err);
+  EXPECT_THAT(testing_util::ReadFileText(err), ::testing::HasSubstr("srlmctl: the coordinator ended the stream before the run "
                                                   "was done (last phase PROMPTS); it stopped or restarted"));
 }
 
