@@ -14,10 +14,10 @@
 namespace srlm {
 namespace {
 
-using ::srlm::testing::ReadFile;
+using ::srlm::testing::ReadFileText;
 using ::srlm::testing::Shell;
 using ::srlm::testing::TempDir;
-using ::srlm::testing::WriteFile;
+using ::srlm::testing::WriteFileText;
 
 TempDir* g_dir = nullptr;
 int g_python_rc = -1;
@@ -56,14 +56,14 @@ class TrainerProcessTest : public ::testing::Test {
                               {"ref_chosen_logprob", ref(rng)}, {"ref_rejected_logprob", ref(rng)}}.dump() + "\n";
       sft += nlohmann::json{{"prompt_ids", p}, {"response_ids", c}}.dump() + "\n";
     }
-    WriteFile(*g_dir / "pairs.jsonl", pairs);
-    WriteFile(*g_dir / "sft.jsonl", sft);
+    WriteFileText(*g_dir / "pairs.jsonl", pairs);
+    WriteFileText(*g_dir / "sft.jsonl", sft);
   }
   static void TearDownTestSuite() {
     delete g_dir;
     g_dir = nullptr;
   }
-  void SetUp() override { ASSERT_EQ(g_python_rc, 0) << ReadFile(*g_dir / "python.log"); }
+  void SetUp() override { ASSERT_EQ(g_python_rc, 0) << ReadFileText(*g_dir / "python.log"); }
 };
 
 std::map<std::string, torch::Tensor> Weights(const std::string& dir) {
@@ -102,9 +102,9 @@ TEST_F(TrainerProcessTest, MpiRanksGiveTheSameParametersAsOneRank) {
   // Global batch 7 over 11 pairs: 7 + 4 per epoch, split 4+3 on 2 ranks, 3+2+2 / 2+1+1 on 3 ranks.
   for (int ranks : {1, 2, 3}) {
     const std::string out = *g_dir / ("dp" + std::to_string(ranks));
-    ASSERT_EQ(RunWorker(ranks, DpoArgs(out, 7, 5), out + ".log"), 0) << ReadFile(out + ".log");
+    ASSERT_EQ(RunWorker(ranks, DpoArgs(out, 7, 5), out + ".log"), 0) << ReadFileText(out + ".log");
   }
-  const std::string log2 = ReadFile(*g_dir / "dp2.log");
+  const std::string log2 = ReadFileText(*g_dir / "dp2.log");
   EXPECT_NE(log2.find("2 rank(s) over mpi"), std::string::npos) << log2;
   EXPECT_NE(log2.find("step 5/5 loss"), std::string::npos) << log2;
   EXPECT_NE(log2.find("margin"), std::string::npos) << log2;
@@ -123,27 +123,27 @@ std::string SftArgs(const std::string& out) {
 
 TEST_F(TrainerProcessTest, ResumeUnderMpirunIsBitForBitAndAKilledCheckpointIsNeverLoaded) {
   const std::string straight = *g_dir / "straight", resumed = *g_dir / "resumed", killed = *g_dir / "killed";
-  ASSERT_EQ(RunWorker(2, SftArgs(straight), straight + ".log"), 0) << ReadFile(straight + ".log");
+  ASSERT_EQ(RunWorker(2, SftArgs(straight), straight + ".log"), 0) << ReadFileText(straight + ".log");
 
   // 4 steps, stop, resume, 4 more.
-  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --stop-after 4", resumed + ".1.log"), 0) << ReadFile(resumed + ".1.log");
-  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --resume", resumed + ".2.log"), 0) << ReadFile(resumed + ".2.log");
-  EXPECT_NE(ReadFile(resumed + ".2.log").find("at step 4"), std::string::npos) << ReadFile(resumed + ".2.log");
+  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --stop-after 4", resumed + ".1.log"), 0) << ReadFileText(resumed + ".1.log");
+  ASSERT_EQ(RunWorker(2, SftArgs(resumed) + " --resume", resumed + ".2.log"), 0) << ReadFileText(resumed + ".2.log");
+  EXPECT_NE(ReadFileText(resumed + ".2.log").find("at step 4"), std::string::npos) << ReadFileText(resumed + ".2.log");
   ExpectSameWeights(CheckpointDir(resumed, 8), CheckpointDir(straight, 8), 0);
 
   // Killed (SIGKILL) while writing checkpoint-4, after its weights were written.
   EXPECT_NE(RunWorker(2, SftArgs(killed) + " --save-every 2", killed + ".1.log", "SRLM_TEST_CRASH_DURING_CHECKPOINT=4"), 0);
   auto latest = FindLatestCheckpoint(killed, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
-  ASSERT_TRUE(latest->has_value()) << ReadFile(killed + ".1.log");
+  ASSERT_TRUE(latest->has_value()) << ReadFileText(killed + ".1.log");
   EXPECT_EQ(**latest, CheckpointDir(killed, 2));
   struct stat st;
   EXPECT_NE(::stat(CheckpointDir(killed, 4).c_str(), &st), 0);
   EXPECT_EQ(::stat((killed + "/.checkpoint-4.tmp-").c_str(), &st), -1);  // named with the pid; listed below
   const int leftovers = Shell("ls -a " + killed + " | grep -q '^.checkpoint-4.tmp-'");
   EXPECT_EQ(leftovers, 0) << "the half-written temporary should be there, under its temporary name";
-  ASSERT_EQ(RunWorker(2, SftArgs(killed) + " --save-every 2 --resume", killed + ".2.log"), 0) << ReadFile(killed + ".2.log");
-  EXPECT_NE(ReadFile(killed + ".2.log").find("checkpoint-2 at step 2"), std::string::npos) << ReadFile(killed + ".2.log");
+  ASSERT_EQ(RunWorker(2, SftArgs(killed) + " --save-every 2 --resume", killed + ".2.log"), 0) << ReadFileText(killed + ".2.log");
+  EXPECT_NE(ReadFileText(killed + ".2.log").find("checkpoint-2 at step 2"), std::string::npos) << ReadFileText(killed + ".2.log");
   ExpectSameWeights(CheckpointDir(killed, 8), CheckpointDir(straight, 8), 0);
 }
 
@@ -155,13 +155,13 @@ TEST_F(TrainerProcessTest, NonFiniteGradientOnOneRankSkipsTheStepOnAll) {
     pairs += "{\"prompt_ids\": [9, " + std::to_string(10 + i) + "], \"chosen_ids\": [11], \"rejected_ids\": [12], "
              "\"ref_chosen_logprob\": -4, \"ref_rejected_logprob\": -3}\n";
   }
-  WriteFile(*g_dir / "poisoned.jsonl", pairs);
+  WriteFileText(*g_dir / "poisoned.jsonl", pairs);
   const std::string args = " --model " + Model() + " --data " + (*g_dir / "poisoned.jsonl") +
                            " --steps 4 --batch-size 2 --micro-batch-size 1 --lr 1e-4 --loss ipo --dropout 0 --out ";
   for (int ranks : {1, 2}) {
     const std::string out = *g_dir / ("nan" + std::to_string(ranks));
-    ASSERT_EQ(RunWorker(ranks, "dpo" + args + out, out + ".log"), 0) << ReadFile(out + ".log");
-    const std::string log = ReadFile(out + ".log");
+    ASSERT_EQ(RunWorker(ranks, "dpo" + args + out, out + ".log"), 0) << ReadFileText(out + ".log");
+    const std::string log = ReadFileText(out + ".log");
     // 4 steps = 2 epochs of 2 batches: the poisoned pair is in exactly 2 of them.
     EXPECT_NE(log.find("done: step 4, 2 skipped step(s)"), std::string::npos) << log;
     EXPECT_NE(log.find("SKIPPED(non-finite)"), std::string::npos) << log;
@@ -179,13 +179,13 @@ TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
   std::string too_long = "{\"prompt_ids\": [";
   for (int i = 0; i < 70; ++i) too_long += (i ? ", " : "") + std::to_string(3);
   too_long += "], \"response_ids\": [3]}\n";
-  WriteFile(*g_dir / "bad.jsonl",
-            "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
-            "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
-            "{\"prompt_ids\": [1, 2]}\n" + too_long);
+  WriteFileText(*g_dir / "bad.jsonl",
+                "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
+                "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
+                "{\"prompt_ids\": [1, 2]}\n" + too_long);
   const std::string out = *g_dir / "bad";
   EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "bad.jsonl") + " --out " + out, out + ".log"), 1);
-  const std::string log = ReadFile(out + ".log");
+  const std::string log = ReadFileText(out + ".log");
   EXPECT_NE(log.find("bad.jsonl:2: 'response' is empty"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:3: missing key 'response'"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:4: prompt + response is 71 tokens, over the limit of 64"), std::string::npos) << log;
@@ -193,7 +193,7 @@ TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());
   EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --lr-schedule step", out + ".log"), 1);
-  EXPECT_NE(ReadFile(out + ".log").find("lr_schedule"), std::string::npos) << ReadFile(out + ".log");
+  EXPECT_NE(ReadFileText(out + ".log").find("lr_schedule"), std::string::npos) << ReadFileText(out + ".log");
 }
 
 // One rank fails alone while the other goes on into a collective: the job must end with an error.
@@ -204,7 +204,7 @@ TEST_F(TrainerProcessTest, OneFailingRankEndsTheWholeJob) {
   const int rc = RunWorker(2, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
                                   " --steps 2 --batch-size 4",
                            out + ".log", "SRLM_TEST_FAIL_RANK=1 timeout 120");
-  const std::string log = ReadFile(out + ".log");
+  const std::string log = ReadFileText(out + ".log");
   EXPECT_NE(rc, 0) << log;
   EXPECT_NE(rc, 124) << "the job hung until timeout killed it\n" << log;
   EXPECT_NE(log.find("SRLM_TEST_FAIL_RANK: this rank fails on purpose"), std::string::npos) << log;
@@ -218,7 +218,7 @@ TEST_F(TrainerProcessTest, AStalledRankEndsTheWholeJobWith75) {
   const int rc = RunWorker(2, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
                                   " --steps 2 --batch-size 4 --stall-seconds 3",
                            out + ".log", "SRLM_TEST_STALL_RANK=1 timeout 120");
-  const std::string log = ReadFile(out + ".log");
+  const std::string log = ReadFileText(out + ".log");
   EXPECT_EQ(rc, 75) << log;
   EXPECT_NE(log.find("SRLM_TEST_STALL_RANK: this rank's model load hangs on purpose"), std::string::npos) << log;
   EXPECT_NE(log.find("worker stalled: no progress for"), std::string::npos) << log;

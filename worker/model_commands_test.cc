@@ -10,13 +10,12 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
 namespace srlm {
@@ -26,6 +25,8 @@ void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
 
 namespace {
 
+using ::srlm::testing_util::ReadFileText;
+using ::srlm::testing_util::WriteFileText;
 using ::srlm::testing_util::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -121,15 +122,6 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -149,7 +141,7 @@ WorkerRun RunWorker(const std::string& args, const std::string& shell_prefix = "
   const int status = std::system((shell_prefix + worker + " " + args + " >" + log + " 2>&1").c_str());
   WorkerRun run;
   run.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.output = ReadText(log);
+  run.output = ReadFileText(log);
   std::remove(log.c_str());
   return run;
 }
@@ -190,19 +182,19 @@ TEST_F(ModelCommandsTest, InitModelRefusesAnOutThatHoldsAnythingAndChangesNothin
   // weights were replaced, then the tokenizer copy failed ("File exists").
   const std::string self = Path("self");
   ASSERT_EQ(std::system(("cp -r " + Model() + " " + self).c_str()), 0);
-  const std::string config = ReadText(self + "/config.json"), weights = ReadText(self + "/model.safetensors");
+  const std::string config = ReadFileText(self + "/config.json"), weights = ReadFileText(self + "/model.safetensors");
   const WorkerRun run = RunWorker("init-model --out " + self + " --tokenizer-from " + self + " --layers 1 --hidden-size 32");
   EXPECT_EQ(run.rc, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("--out " + self + " exists and is not empty"));
-  EXPECT_EQ(ReadText(self + "/config.json"), config);
-  EXPECT_TRUE(ReadText(self + "/model.safetensors") == weights) << "the weights at --out were changed";
+  EXPECT_EQ(ReadFileText(self + "/config.json"), config);
+  EXPECT_TRUE(ReadFileText(self + "/model.safetensors") == weights) << "the weights at --out were changed";
 
   const std::string file = Path("file");
-  WriteText(file, "keep me\n");
+  WriteFileText(file, "keep me\n");
   const WorkerRun on_file = RunWorker("init-model --out " + file + " --layers 1 --hidden-size 32 --intermediate-size 64");
   EXPECT_EQ(on_file.rc, 1) << on_file.output;
   EXPECT_THAT(on_file.output, HasSubstr("exists and is not a directory"));
-  EXPECT_EQ(ReadText(file), "keep me\n");
+  EXPECT_EQ(ReadFileText(file), "keep me\n");
 
   const std::string empty = Path("empty");  // an empty folder is fine
   ASSERT_EQ(::mkdir(empty.c_str(), 0755), 0);
@@ -228,12 +220,12 @@ TEST_F(ModelCommandsTest, ConfigWithAWrongTypeIsAnErrorNamingTheKeyNotAnAbort) {
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"model_type", "5"}, {"hidden_act", "1"}, {"eos_token_id", "\"1\""}, {"hidden_size", "64.9"}}) {
     const std::string model = EditableModel(key);
-    const std::string config = ReadText(model + "/config.json");
+    const std::string config = ReadFileText(model + "/config.json");
     const size_t at = config.find("\"" + key + "\":");
     ASSERT_NE(at, std::string::npos) << key;
     const size_t end = config.find_first_of(",\n", at);
-    WriteText(model + "/config.json", config.substr(0, at) + "\"" + key + "\": " + value + config.substr(end));
-    WriteText(model + "/in.jsonl", "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+    WriteFileText(model + "/config.json", config.substr(0, at) + "\"" + key + "\": " + value + config.substr(end));
+    WriteFileText(model + "/in.jsonl", "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
     const WorkerRun run = RunWorker("logprobs --device cpu --model " + model + " --input " + model + "/in.jsonl --output " +
                               model + "/out.jsonl");
     EXPECT_EQ(run.rc, 1) << key << ": " << run.output;
@@ -245,14 +237,14 @@ TEST_F(ModelCommandsTest, DeeplyNestedLineIsRefusedAndTheOutputKept) {
   // 200000 nested arrays: generate and logprobs used to truncate --output, then overflow the stack
   // writing the line back (segfault).
   const std::string in = Path("deep.jsonl"), out = Path("out.jsonl");
-  WriteText(in, "{\"prompt\": \"hi\", \"response\": \"x\", \"x\": " + std::string(200000, '[') +
+  WriteFileText(in, "{\"prompt\": \"hi\", \"response\": \"x\", \"x\": " + std::string(200000, '[') +
                     std::string(200000, ']') + "}\n");
-  WriteText(out, "{\"earlier\": \"results\"}\n");
+  WriteFileText(out, "{\"earlier\": \"results\"}\n");
   for (const std::string command : {"generate --max-new-tokens 2", "logprobs"}) {
     const WorkerRun run = RunWorker(command + " --device cpu --model " + Model() + " --input " + in + " --output " + out);
     EXPECT_EQ(run.rc, 1) << command << ": " << run.output;
     EXPECT_THAT(run.output, HasSubstr(in + ":1: nested deeper than 64 levels")) << command;
-    EXPECT_EQ(ReadText(out), "{\"earlier\": \"results\"}\n") << command;
+    EXPECT_EQ(ReadFileText(out), "{\"earlier\": \"results\"}\n") << command;
   }
 }
 
@@ -261,8 +253,8 @@ TEST_F(ModelCommandsTest, InputAndOutputAreCheckedBeforeTheModelIsLoaded) {
   // folder or an empty file as --input used to succeed with an empty --output; an --output in a
   // missing folder, or naming a folder, failed after all the work with no reason.
   const std::string good = Path("good.jsonl"), empty = Path("empty.jsonl");
-  WriteText(good, "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
-  WriteText(empty, "\n");
+  WriteFileText(good, "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+  WriteFileText(empty, "\n");
   const std::string folder = temp_->path();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--input " + folder + " --output " + Path("o1.jsonl"), folder + " is a directory"},
@@ -286,19 +278,19 @@ TEST_F(ModelCommandsTest, BadLinesAreErrorsNamingTheFileAndLine) {
   const std::string in = Path("in.jsonl"), out = Path("out.jsonl");
   // A per-line seed that is not an integer >= 0 used to be replaced by --seed + i without a word.
   for (const std::string seed : {"-4", "\"x\"", "1.5"}) {
-    WriteText(in, "{\"prompt\": \"hi\", \"seed\": 3}\n{\"prompt\": \"hi\", \"seed\": " + seed + "}\n");
+    WriteFileText(in, "{\"prompt\": \"hi\", \"seed\": 3}\n{\"prompt\": \"hi\", \"seed\": " + seed + "}\n");
     const WorkerRun run = RunWorker("generate --device cpu --max-new-tokens 2 --model " + Model() + " --input " + in +
                               " --output " + out);
     EXPECT_EQ(run.rc, 1) << seed << ": " << run.output;
     EXPECT_THAT(run.output, HasSubstr(in + ":2: 'seed' must be an integer >= 0, got " + seed));
   }
-  WriteText(in, "{\"prompt_ids\": []}\n");
+  WriteFileText(in, "{\"prompt_ids\": []}\n");
   const WorkerRun empty_prompt = RunWorker("generate --device cpu --max-new-tokens 2 --model " + Model() + " --input " + in +
                                      " --output " + out);
   EXPECT_EQ(empty_prompt.rc, 1) << empty_prompt.output;
   EXPECT_THAT(empty_prompt.output, HasSubstr(in + ":1: empty prompt"));
   // An empty response used to be scored 0.
-  WriteText(in, "{\"prompt_ids\": [1, 5], \"response_ids\": []}\n");
+  WriteFileText(in, "{\"prompt_ids\": [1, 5], \"response_ids\": []}\n");
   const WorkerRun empty_response = RunWorker("logprobs --device cpu --model " + Model() + " --input " + in + " --output " + out);
   EXPECT_EQ(empty_response.rc, 1) << empty_response.output;
   EXPECT_THAT(empty_response.output, HasSubstr(in + ":1: empty response"));
@@ -309,9 +301,9 @@ TEST_F(ModelCommandsTest, ABrokenTokenizerIsReportedNotTakenForNone) {
   // sft said "'prompt' is text but no tokenizer is available", logprobs "text input needs a
   // tokenizer": the load error was dropped.
   const std::string model = EditableModel("broken_tokenizer");
-  WriteText(model + "/tokenizer.json", "{broken");
+  WriteFileText(model + "/tokenizer.json", "{broken");
   const std::string data = Path("text.jsonl");
-  WriteText(data, "{\"prompt\": \"hi\", \"response\": \"there\"}\n");
+  WriteFileText(data, "{\"prompt\": \"hi\", \"response\": \"there\"}\n");
   const WorkerRun logprobs = RunWorker("logprobs --device cpu --model " + model + " --input " + data + " --output " +
                                  Path("out.jsonl"));
   EXPECT_EQ(logprobs.rc, 1) << logprobs.output;

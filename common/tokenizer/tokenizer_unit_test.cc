@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 #include "common/tokenizer/byte_level_bpe.h"
 #include "common/tokenizer/chat_template.h"
@@ -207,10 +208,7 @@ TEST(LoadTokenizer, ErrorsNameTheProblem) {
               ::testing::HasSubstr("model directory " + (dir / "absent").string() + " does not exist"));
 
   // A byte-level tokenizer.json whose split regex the scanner does not implement.
-  std::ifstream in(TokenizerTestDataDir() + "/llama3/tokenizer.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string json = text.str();
+  std::string json = testing_util::ReadFileText(TokenizerTestDataDir() + "/llama3/tokenizer.json");
   const std::string digits = R"(\\p{N}{1,3})";
   ASSERT_NE(json.find(digits), std::string::npos);
   json.replace(json.find(digits), digits.size(), R"(\\d{2})");

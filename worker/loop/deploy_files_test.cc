@@ -3,28 +3,23 @@
 // SRLM_UPDATE_GOLDEN=1 rewrites example.yaml and the generated part of docs/CONFIG.md.
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/run_config.h"
+#include "common/testing/file_text.h"
 #include "worker/loop/config_docs.h"
 #include "worker/loop/judge.h"
 
 namespace srlm {
 namespace {
 
+using testing_util::ReadFileText;
+
 std::string SourceDir() {
   const char* dir = std::getenv("SRLM_SOURCE_DIR");
   return dir ? dir : SRLM_SOURCE_DIR_FALLBACK;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 bool UpdateGolden() {
@@ -39,7 +34,7 @@ TEST(DeployFilesTest, ExampleYamlIsTheDocumentedDefaultsAndParses) {
   const std::string path = SourceDir() + "/deploy/config/example.yaml";
   const std::string expected = RunConfigToYaml(RunConfig{});
   if (UpdateGolden()) std::ofstream(path, std::ios::binary) << expected;
-  const std::string actual = ReadFile(path);
+  const std::string actual = ReadFileText(path);
   EXPECT_EQ(actual, expected) << path << " is out of date: rerun this test with SRLM_UPDATE_GOLDEN=1";
   auto parsed = ParseRunConfig(actual, path);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
@@ -49,7 +44,7 @@ TEST(DeployFilesTest, ExampleYamlIsTheDocumentedDefaultsAndParses) {
 
 TEST(DeployFilesTest, ConfigDocListsEveryKeyWithItsDefault) {
   const std::string path = SourceDir() + "/docs/CONFIG.md";
-  std::string doc = ReadFile(path);
+  std::string doc = ReadFileText(path);
   const size_t begin = doc.find(kBegin), end = doc.find(kEnd);
   ASSERT_NE(begin, std::string::npos) << path << " lacks " << kBegin;
   ASSERT_NE(end, std::string::npos) << path << " lacks " << kEnd;

@@ -12,25 +12,22 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
 namespace srlm {
 namespace {
 
 using testing_util::TempDir;
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
+using testing_util::WriteFileText;
 
 // Lets the files' change times fall out of the window in which a verified digest is not remembered.
 void LetFileTimesSettle() { std::this_thread::sleep_for(std::chrono::milliseconds(250)); }
 
 TEST(ChecksumManifest, AnUnchangedFileIsHashedOncePerProcess) {
   TempDir dir("srlm_checksum_cache_");
-  WriteFile(dir.path() + "/a.bin", std::string(100000, 'a'));
-  WriteFile(dir.path() + "/b.json", "{\"x\": 1}");
+  WriteFileText(dir.path() + "/a.bin", std::string(100000, 'a'));
+  WriteFileText(dir.path() + "/b.json", "{\"x\": 1}");
   ASSERT_TRUE(WriteChecksumManifest(dir.path(), {"a.bin", "b.json"}).ok());
   LetFileTimesSettle();
   const int64_t before = FilesHashedForVerification();
@@ -43,7 +40,7 @@ TEST(ChecksumManifest, AnUnchangedFileIsHashedOncePerProcess) {
 TEST(ChecksumManifest, AWriteThatKeepsSizeAndMtimeIsStillCaught) {
   TempDir dir("srlm_checksum_cache_");
   const std::string file = dir.path() + "/weights.bin";
-  WriteFile(file, std::string(4096, 'w'));
+  WriteFileText(file, std::string(4096, 'w'));
   ASSERT_TRUE(WriteChecksumManifest(dir.path(), {"weights.bin"}).ok());
   LetFileTimesSettle();
   ASSERT_EQ(VerifyChecksumManifest(dir.path()).value_or(-1), 1);
@@ -71,12 +68,12 @@ TEST(ChecksumManifest, AWriteThatKeepsSizeAndMtimeIsStillCaught) {
 
 TEST(ChecksumManifest, AFileReplacedUnderItsNameIsReadAgain) {
   TempDir dir("srlm_checksum_cache_");
-  WriteFile(dir.path() + "/shard.bin", "shard");
+  WriteFileText(dir.path() + "/shard.bin", "shard");
   ASSERT_TRUE(WriteChecksumManifest(dir.path(), {"shard.bin"}).ok());
   LetFileTimesSettle();
   ASSERT_EQ(VerifyChecksumManifest(dir.path()).value_or(-1), 1);
   const int64_t before = FilesHashedForVerification();
-  WriteFile(dir.path() + "/other.bin", "SHARD");  // same length, other bytes
+  WriteFileText(dir.path() + "/other.bin", "SHARD");  // same length, other bytes
   ASSERT_EQ(std::rename((dir.path() + "/other.bin").c_str(), (dir.path() + "/shard.bin").c_str()), 0);
   EXPECT_EQ(VerifyChecksumManifest(dir.path()).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(FilesHashedForVerification() - before, 1);

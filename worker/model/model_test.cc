@@ -11,7 +11,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -21,6 +20,7 @@
 #include "worker/model/generator.h"
 #include "worker/model/sampler.h"
 #include "worker/model/logprobs.h"
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 #include "worker/model/model_options.h"
 #include "worker/model/model_test_util.h"
@@ -30,6 +30,7 @@ namespace srlm {
 namespace {
 
 using testing_util::TempDir;
+using testing_util::WriteFileText;
 using testing_util::RunHfReference;
 using testing_util::TestDevice;
 
@@ -454,14 +455,13 @@ TEST(LlamaConfig, NonFiniteRopeThetaDoesNotValidate) {
   }
 }
 
-void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 TEST(LoadTokenizerIfPresent, OnlyAMissingTokenizerIsNone) {
   TempDir dir("srlm_tokenizer_test_");
   auto none = LoadTokenizerIfPresent(dir.path());
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(*none, nullptr);
-  WriteText(dir / "tokenizer.json", "{broken");
+  WriteFileText(dir / "tokenizer.json", "{broken");
   auto broken = LoadTokenizerIfPresent(dir.path());
   ASSERT_FALSE(broken.ok());
   EXPECT_NE(std::string(broken.status().message()).find("tokenizer.json"), std::string::npos) << broken.status();

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <random>
 
 #include <gmock/gmock.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/testing/file_text.h"
 #include "common/testing/mutants.h"
 #include "common/testing/temp_dir.h"
 #include "worker/model/checkpoint_io.h"
@@ -31,6 +31,8 @@ namespace {
 using ::testing::HasSubstr;
 using testing_util::CheckMutants;
 using testing_util::MutantCounts;
+using testing_util::ReadFileText;
+using testing_util::WriteFileText;
 using testing_util::TempDir;
 
 class DamagedFiles : public ::testing::Test {
@@ -236,16 +238,6 @@ TEST_F(DamagedFiles, RoundTripKeepsBf16AndF16Bits) {
 // ---------------------------------------------------------------------------------------------
 // Randomized damage. Every mutant starts from the same small valid file and gets one kind of
 // damage; the seed is fixed, so a failure names a mutant (index and kind) that every run rebuilds.
-
-std::string ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteFileBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // The 8-byte little-endian header length at the start of `bytes` (which holds at least 8 bytes).
 uint64_t HeaderLengthField(const std::string& bytes) {
@@ -547,7 +539,7 @@ std::string WriteOriginal(const std::string& path) {
                         {"empty", torch::zeros({0, 3})}},
                        {{"producer", "srlm"}, {"step", "12"}});
   EXPECT_TRUE(written.ok()) << written;
-  return ReadFileBytes(path);
+  return ReadFileText(path);
 }
 
 TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
@@ -562,7 +554,7 @@ TEST_F(MutatedFiles, NeverCrashAndNameTheFile) {
   constexpr int kMutants = 2000;
   const MutantCounts counts = CheckMutants(kMutants, [&](int, bool* opened, std::string* kind) {
     const std::string bytes = mutator.Next(kind);
-    WriteFileBytes(path, bytes);
+    WriteFileText(path, bytes);
     ::testing::AssertionResult result = KeepsThePromise(path, bytes, opened);
     if (!result) result << "\n" << DescribeMutant(bytes);
     return result;
@@ -589,7 +581,7 @@ TEST_F(MutatedFiles, TakenExactlyWhenTheReferenceImplementationTakesThem) {
   for (int i = 0; i < kMutants; ++i) {
     const std::string bytes = mutator.Next(&kinds[i]);
     const std::string path = absl::StrCat(dir_, "/m", 10000 + i, ".safetensors");
-    WriteFileBytes(path, bytes);
+    WriteFileText(path, bytes);
     absl::StatusOr<SafetensorsFile> file = SafetensorsFile::Open(path);
     srlm[i] = file.status();
     for (size_t t = 0; file.ok() && srlm[i].ok() && t < file->entries().size(); ++t) {

@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
 namespace srlm::testing {
@@ -27,16 +26,8 @@ inline std::string VenvPython() { return EnvOr("SRLM_VENV_PYTHON", SourceDir() +
 // A fresh folder under the temporary directory, removed by the destructor.
 using ::srlm::testing_util::TempDir;
 
-inline void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using ::srlm::testing_util::ReadFileText;
+using ::srlm::testing_util::WriteFileText;
 
 // Runs a command through the shell; returns its exit status.
 inline int Shell(const std::string& command) {
@@ -48,12 +39,12 @@ inline int Shell(const std::string& command) {
 inline nlohmann::json RunPythonReference(const std::string& script, const nlohmann::json& request,
                                          const TempDir& dir) {
   const std::string in = dir / "request.json", out = dir / "answer.json";
-  WriteFile(in, request.dump());
+  WriteFileText(in, request.dump());
   const std::string cmd = VenvPython() + " " + SourceDir() + "/worker/train/testdata/" + script + " " + in + " " +
                           out + " 2>" + (dir / "python.err");
   const int rc = Shell(cmd);
-  EXPECT_EQ(rc, 0) << cmd << "\n" << ReadFile(dir / "python.err");
-  return rc == 0 ? nlohmann::json::parse(ReadFile(out)) : nlohmann::json();
+  EXPECT_EQ(rc, 0) << cmd << "\n" << ReadFileText(dir / "python.err");
+  return rc == 0 ? nlohmann::json::parse(ReadFileText(out)) : nlohmann::json();
 }
 
 }  // namespace srlm::testing

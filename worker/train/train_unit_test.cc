@@ -20,7 +20,7 @@ namespace {
 
 using ::srlm::testing::RunPythonReference;
 using ::srlm::testing::TempDir;
-using ::srlm::testing::WriteFile;
+using ::srlm::testing::WriteFileText;
 
 std::vector<float> ToVector(const torch::Tensor& t) {
   torch::Tensor c = t.detach().to(torch::kFloat32).contiguous().reshape({-1});
@@ -207,10 +207,10 @@ TEST(CommunicatorTest, SingleProcessIsIdentity) {
 
 TEST(ExamplesTest, ReadsTokenIdLinesWithReferenceLogprobs) {
   TempDir dir;
-  WriteFile(dir / "dpo.jsonl",
-            "{\"prompt_ids\": [1, 2], \"chosen_ids\": [3, 4], \"rejected_ids\": [5], \"ref_chosen_logprob\": -1.5, "
-            "\"ref_rejected_logprob\": -2.5}\n\n"
-            "{\"prompt_ids\": [1], \"chosen_ids\": [3], \"rejected_ids\": [6, 7]}\n");
+  WriteFileText(dir / "dpo.jsonl",
+                "{\"prompt_ids\": [1, 2], \"chosen_ids\": [3, 4], \"rejected_ids\": [5], \"ref_chosen_logprob\": -1.5, "
+                "\"ref_rejected_logprob\": -2.5}\n\n"
+                "{\"prompt_ids\": [1], \"chosen_ids\": [3], \"rejected_ids\": [6, 7]}\n");
   auto pairs = ReadPreferenceJsonl(dir / "dpo.jsonl", nullptr, ExampleLimits{8, 10});
   ASSERT_TRUE(pairs.ok()) << pairs.status();
   ASSERT_EQ(pairs->size(), 2u);
@@ -218,7 +218,7 @@ TEST(ExamplesTest, ReadsTokenIdLinesWithReferenceLogprobs) {
   EXPECT_EQ(*(*pairs)[0].ref_rejected_logprob, -2.5);
   EXPECT_FALSE((*pairs)[1].ref_chosen_logprob.has_value());
 
-  WriteFile(dir / "sft.jsonl", "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n");
+  WriteFileText(dir / "sft.jsonl", "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n");
   auto sft = ReadSftJsonl(dir / "sft.jsonl", nullptr, ExampleLimits{});
   ASSERT_TRUE(sft.ok());
   EXPECT_EQ((*sft)[0].response_ids, (TokenIds{3}));
@@ -226,14 +226,14 @@ TEST(ExamplesTest, ReadsTokenIdLinesWithReferenceLogprobs) {
 
 TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   TempDir dir;
-  WriteFile(dir / "sft.jsonl",
-            "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
-            "{\"prompt_ids\": [1, 2]}\n"
-            "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
-            "{\"prompt_ids\": [1, 2, 3, 4], \"response_ids\": [5, 6]}\n"
-            "not json\n"
-            "{\"prompt\": \"hi\", \"response\": \"there\"}\n"
-            "{\"prompt_ids\": [1], \"response_ids\": [99]}\n");
+  WriteFileText(dir / "sft.jsonl",
+                "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
+                "{\"prompt_ids\": [1, 2]}\n"
+                "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
+                "{\"prompt_ids\": [1, 2, 3, 4], \"response_ids\": [5, 6]}\n"
+                "not json\n"
+                "{\"prompt\": \"hi\", \"response\": \"there\"}\n"
+                "{\"prompt_ids\": [1], \"response_ids\": [99]}\n");
   auto sft = ReadSftJsonl(dir / "sft.jsonl", nullptr, ExampleLimits{5, 50});
   ASSERT_FALSE(sft.ok());
   const std::string m(sft.status().message());
@@ -246,7 +246,7 @@ TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   EXPECT_NE(m.find("sft.jsonl:7: token id 99 outside the vocabulary"), std::string::npos) << m;
   EXPECT_EQ(m.find("sft.jsonl:1:"), std::string::npos) << m;
 
-  WriteFile(dir / "dpo.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_chosen_logprob\": -1}\n");
+  WriteFileText(dir / "dpo.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], \"ref_chosen_logprob\": -1}\n");
   auto dpo = ReadPreferenceJsonl(dir / "dpo.jsonl", nullptr, ExampleLimits{});
   ASSERT_FALSE(dpo.ok());
   EXPECT_NE(dpo.status().message().find("dpo.jsonl:1: give both"), std::string::npos) << dpo.status();
@@ -255,7 +255,7 @@ TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   // a file with no examples), a line nested too deep is a bad line with its number.
   const absl::Status folder = ReadSftJsonl(dir.path(), nullptr, {}).status();
   EXPECT_NE(folder.message().find("is a directory"), std::string::npos) << folder;
-  WriteFile(dir / "deep.jsonl", "{\"prompt_ids\": [1], \"response_ids\": [2]}\n{\"x\": " + std::string(100, '[') +
+  WriteFileText(dir / "deep.jsonl", "{\"prompt_ids\": [1], \"response_ids\": [2]}\n{\"x\": " + std::string(100, '[') +
                                     std::string(100, ']') + "}\n");
   const absl::Status deep = ReadSftJsonl(dir / "deep.jsonl", nullptr, {}).status();
   EXPECT_NE(deep.message().find("1 bad line(s)"), std::string::npos) << deep;
@@ -266,10 +266,10 @@ TEST(ExamplesTest, RefusesIdsOutsideInt32InsteadOfWrappingThem) {
   // 4294967303 = 2^32 + 7 used to be read as 7, 18446744073709551615 as -1: both are refused, even
   // with no vocabulary to check against.
   TempDir dir;
-  WriteFile(dir / "sft.jsonl",
-            "{\"prompt_ids\": [5, 6], \"response_ids\": [4294967303]}\n"
-            "{\"prompt_ids\": [2147483648], \"response_ids\": [7]}\n"
-            "{\"prompt_ids\": [5, 6], \"response_ids\": [2147483647]}\n");
+  WriteFileText(dir / "sft.jsonl",
+                "{\"prompt_ids\": [5, 6], \"response_ids\": [4294967303]}\n"
+                "{\"prompt_ids\": [2147483648], \"response_ids\": [7]}\n"
+                "{\"prompt_ids\": [5, 6], \"response_ids\": [2147483647]}\n");
   auto sft = ReadSftJsonl(dir / "sft.jsonl", nullptr, ExampleLimits{});
   ASSERT_FALSE(sft.ok());
   const std::string m(sft.status().message());
@@ -277,8 +277,8 @@ TEST(ExamplesTest, RefusesIdsOutsideInt32InsteadOfWrappingThem) {
   EXPECT_NE(m.find("sft.jsonl:1: 'response_ids' holds 4294967303, not a token id"), std::string::npos) << m;
   EXPECT_NE(m.find("sft.jsonl:2: 'prompt_ids' holds 2147483648, not a token id"), std::string::npos) << m;
 
-  WriteFile(dir / "dpo.jsonl",
-            "{\"prompt_ids\": [5], \"chosen_ids\": [7], \"rejected_ids\": [18446744073709551615]}\n");
+  WriteFileText(dir / "dpo.jsonl",
+                "{\"prompt_ids\": [5], \"chosen_ids\": [7], \"rejected_ids\": [18446744073709551615]}\n");
   auto dpo = ReadPreferenceJsonl(dir / "dpo.jsonl", nullptr, ExampleLimits{});
   ASSERT_FALSE(dpo.ok());
   EXPECT_NE(dpo.status().message().find("dpo.jsonl:1: 'rejected_ids' holds 18446744073709551615, not a token id"),
@@ -298,13 +298,13 @@ class FakeEncoder : public TextEncoder {
 
 TEST(ExamplesTest, EncodesTextThroughTheEncoder) {
   TempDir dir;
-  WriteFile(dir / "dpo.jsonl", "{\"prompt\": \"abc\", \"chosen\": \"de\", \"rejected\": \"f\"}\n");
+  WriteFileText(dir / "dpo.jsonl", "{\"prompt\": \"abc\", \"chosen\": \"de\", \"rejected\": \"f\"}\n");
   FakeEncoder encoder;
   auto pairs = ReadPreferenceJsonl(dir / "dpo.jsonl", &encoder, ExampleLimits{});
   ASSERT_TRUE(pairs.ok()) << pairs.status();
   EXPECT_EQ((*pairs)[0].prompt_ids, (TokenIds{1, 1, 1}));
   EXPECT_EQ((*pairs)[0].chosen_ids, (TokenIds{2, 2, 9}));
-  WriteFile(dir / "empty.jsonl", "{\"prompt\": \"abc\", \"chosen\": \"\", \"rejected\": \"f\"}\n");
+  WriteFileText(dir / "empty.jsonl", "{\"prompt\": \"abc\", \"chosen\": \"\", \"rejected\": \"f\"}\n");
   EXPECT_NE(ReadPreferenceJsonl(dir / "empty.jsonl", &encoder, {}).status().message().find(":1: 'chosen' is empty"),
             std::string::npos);
 }
@@ -314,20 +314,20 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   const std::string out = dir / "run";
   auto write_state = [](const std::string& text) {
     return [text](const std::string& tmp) {
-      WriteFile(tmp + "/trainer_state.json", text);
+      WriteFileText(tmp + "/trainer_state.json", text);
       return absl::OkStatus();
     };
   };
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 2), write_state("two")).ok());
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten")).ok());
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten again")).ok());
-  EXPECT_EQ(testing::ReadFile(CheckpointDir(out, 10) + "/trainer_state.json"), "ten again");
+  EXPECT_EQ(testing::ReadFileText(CheckpointDir(out, 10) + "/trainer_state.json"), "ten again");
 
   // A writer that fails half-way leaves neither a final name nor its temporary.
   std::string failed_tmp;
   absl::Status failed = WriteDirectoryAtomically(CheckpointDir(out, 20), [&](const std::string& tmp) {
     failed_tmp = tmp;
-    WriteFile(tmp + "/trainer_state.json", "half");
+    WriteFileText(tmp + "/trainer_state.json", "half");
     return absl::InternalError("disk full");
   });
   EXPECT_FALSE(failed.ok());
@@ -337,7 +337,7 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   EXPECT_NE(::stat(failed_tmp.c_str(), &st), 0) << "the failed write left " << failed_tmp;
   // A crashed writer's temporary (complete, marker included) is never taken for a checkpoint.
   ASSERT_EQ(::mkdir((out + "/.checkpoint-40.tmp-1").c_str(), 0755), 0);
-  WriteFile(out + "/.checkpoint-40.tmp-1/trainer_state.json", "{}");
+  WriteFileText(out + "/.checkpoint-40.tmp-1/trainer_state.json", "{}");
   // A folder with a final-looking name but no marker (not written by us) is ignored too.
   ASSERT_EQ(::mkdir(CheckpointDir(out, 30).c_str(), 0755), 0);
   auto latest = FindLatestCheckpoint(out, "trainer_state.json");
@@ -358,7 +358,7 @@ TEST(AtomicDirTest, CheckDirectoryWritableFailsEarlyAndLeavesNothing) {
   EXPECT_EQ(::stat((dir / "root").c_str(), &st), 0);
   EXPECT_NE(::stat((dir / "root/iter-2").c_str(), &st), 0);
   EXPECT_EQ(::rmdir((dir / "root").c_str()), 0) << "the probe was left behind";
-  WriteFile(dir / "file", "not a folder");
+  WriteFileText(dir / "file", "not a folder");
   const absl::Status blocked = CheckDirectoryWritable(dir / "file/iter-2");
   EXPECT_FALSE(blocked.ok());
   EXPECT_NE(std::string(blocked.message()).find(dir / "file"), std::string::npos) << blocked;

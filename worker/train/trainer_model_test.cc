@@ -22,7 +22,7 @@ namespace srlm {
 namespace {
 
 using ::srlm::testing::TempDir;
-using ::srlm::testing::WriteFile;
+using ::srlm::testing::WriteFileText;
 
 TempDir* g_dir = nullptr;
 std::string PolicyDir() { return *g_dir / "policy"; }
@@ -50,9 +50,9 @@ void WriteData() {
                  std::to_string(ref(rng)) + "}\n";
     sft += "{\"prompt_ids\": " + Ids(p) + ", \"response_ids\": " + Ids(c) + "}\n";
   }
-  WriteFile(*g_dir / "pairs.jsonl", pairs);
-  WriteFile(*g_dir / "pairs_ref.jsonl", pairs_ref);
-  WriteFile(*g_dir / "sft.jsonl", sft);
+  WriteFileText(*g_dir / "pairs.jsonl", pairs);
+  WriteFileText(*g_dir / "pairs_ref.jsonl", pairs_ref);
+  WriteFileText(*g_dir / "sft.jsonl", sft);
 }
 
 class TrainerModelTest : public ::testing::Test {
@@ -69,7 +69,7 @@ class TrainerModelTest : public ::testing::Test {
     jobs.push_back({{"policy", PolicyDir()}, {"ref", RefDir()}, {"data", *g_dir / "pairs.jsonl"}, {"kind", "dpo"},
                     {"beta", 0.5}, {"loss", "ipo"}, {"length_normalize", true}, {"out", *g_dir / "grad_dpo_ipo"}});
     jobs.push_back({{"policy", PolicyDir()}, {"data", *g_dir / "sft.jsonl"}, {"kind", "sft"}, {"out", *g_dir / "grad_sft"}});
-    WriteFile(*g_dir / "jobs.json", jobs.dump());
+    WriteFileText(*g_dir / "jobs.json", jobs.dump());
     const std::string cmd = testing::VenvPython() + " " + testing::SourceDir() +
                             "/worker/train/testdata/train_reference.py jobs --jobs " + (*g_dir / "jobs.json") + " >" +
                             (*g_dir / "python.log") + " 2>&1";
@@ -79,7 +79,7 @@ class TrainerModelTest : public ::testing::Test {
     delete g_dir;
     g_dir = nullptr;
   }
-  void SetUp() override { ASSERT_EQ(python_rc_, 0) << testing::ReadFile(*g_dir / "python.log"); }
+  void SetUp() override { ASSERT_EQ(python_rc_, 0) << testing::ReadFileText(*g_dir / "python.log"); }
 
   static TrainerOptions Options(TrainingObjective objective) {
     TrainerOptions o;
@@ -99,7 +99,7 @@ class TrainerModelTest : public ::testing::Test {
 
   // Loss of one lr-0 step equals the reference; every gradient matches within 1e-4 relative.
   static void ExpectMatchesReference(Trainer& trainer, double loss, const std::string& grads_dir) {
-    const double expected = nlohmann::json::parse(testing::ReadFile(grads_dir + "/result.json"))["loss"].get<double>();
+    const double expected = nlohmann::json::parse(testing::ReadFileText(grads_dir + "/result.json"))["loss"].get<double>();
     EXPECT_LE(std::abs(loss - expected), 1e-5 * std::abs(expected)) << loss << " vs " << expected;
     absl::StatusOr<LlamaModel> grads = LoadModel(grads_dir, torch::kCPU, torch::kFloat32);
     ASSERT_TRUE(grads.ok()) << grads.status();
