@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "coordinator/client/coordinator_client.h"
 #include "coordinator/coordinator_server.h"
@@ -957,6 +959,43 @@ TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
     return ++updates < 3;
   }).ok());
   EXPECT_EQ(updates, 3);
+}
+
+// A status answer shows only committed state. Another connection holds the database's write lock,
+// so a registration is applied in memory but cannot commit; no status answer given before the lock
+// is released may show that worker (a crash then would have undone it).
+TEST_F(CoordinatorServiceTest, StatusShowsOnlyWhatHasCommitted) {
+  auto blocker = SqliteDb::Open(run_->database_path(), SqliteDb::Mode::kReadWrite);
+  ASSERT_TRUE(blocker.ok()) << blocker.status();
+  ASSERT_TRUE((*blocker)->Exec("BEGIN IMMEDIATE").ok());
+  std::thread registration([&] { Register(0, 1); });
+
+  struct Answer {
+    std::chrono::steady_clock::time_point at;
+    int workers;
+  };
+  std::vector<Answer> answers;
+  std::atomic<bool> watching{true};
+  std::thread watcher([&] {
+    while (watching) {
+      const int workers = client_->GetStatus()->workers_size();
+      answers.push_back({std::chrono::steady_clock::now(), workers});
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the registration is in memory by now
+  const auto released = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*blocker)->Exec("ROLLBACK").ok());
+  registration.join();
+  watching = false;
+  watcher.join();
+
+  ASSERT_FALSE(answers.empty());
+  int early = 0;  // answers given before the release that show the worker
+  for (const Answer& answer : answers) early += answer.at < released && answer.workers > 0;
+  EXPECT_EQ(early, 0) << "of " << answers.size() << " answers, " << early
+                      << " showed a worker before its registration committed";
+  EXPECT_EQ(client_->GetStatus()->workers_size(), 1);
 }
 
 TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {

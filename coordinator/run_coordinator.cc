@@ -1446,7 +1446,20 @@ std::vector<RunCoordinator::PhaseChange> RunCoordinator::WaitForPhaseChanges(
 }
 
 v1::GetStatusResponse RunCoordinator::GetStatus() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  v1::GetStatusResponse answer;
+  uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answer = StatusLocked();
+    sequence = committer_->LastEnqueued();
+  }
+  // Only durable state is shown: a transition still committing could be undone by a crash, and a
+  // watcher would then have seen a phase or a worker that the restarted coordinator never had.
+  committer_->WaitDurable(sequence);
+  return answer;
+}
+
+const v1::GetStatusResponse& RunCoordinator::StatusLocked() {
   const int64_t now = Now();
   if (!shards_.ExpireLeases(now).empty()) ++state_version_;
   if (cached_status_version_ == state_version_ && now - cached_status_ms_ < 100 && now >= cached_status_ms_) {

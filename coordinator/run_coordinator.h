@@ -3,7 +3,8 @@
 // cycle (SFT at iteration 0) -> PROMPTS -> GENERATE -> TRAIN -> COMMIT -> next iteration or DONE.
 // Every transition changes memory under one lock and queues its SQL to the group committer in the
 // same critical section; a call returns only after that SQL committed, so an acknowledged
-// transition survives a crash. Status counters live in memory, rebuilt from the database at Open.
+// transition survives a crash. Status counters live in memory, rebuilt from the database at Open;
+// a status answer, too, waits until what it shows has committed.
 // Thread-safe.
 #pragma once
 
@@ -60,6 +61,7 @@ class RunCoordinator {
       const v1::ReportTrainStepRequest& request);
   absl::StatusOr<v1::ReportCheckpointResponse> ReportCheckpoint(
       const v1::ReportCheckpointRequest& request);
+  // The run as it stands, once every transition it shows has committed.
   v1::GetStatusResponse GetStatus();
   // Every phase transition gets the next sequence number; the last kPhaseChangeHistory are kept in
   // memory so that a status stream can send each phase, however short, in order.
@@ -118,6 +120,8 @@ class RunCoordinator {
   void CountResultLocked(int64_t candidates, int64_t judgements, bool has_pair, int drop_reason);
   // The checkpoint directory a rank reported for the current iteration (rank 0's when it did).
   const std::string& ReportedCheckpointDirLocked() const;
+  // Builds the status answer (or reuses the cached one); GetStatus waits for it to be durable.
+  const v1::GetStatusResponse& StatusLocked();
   absl::StatusOr<v1::SubmitShardResponse> SubmitPromptsLocked(
       const v1::SubmitShardRequest& request, int64_t shard, int32_t attempt, uint64_t* sequence);
   absl::StatusOr<v1::SubmitShardResponse> SubmitGenerateLocked(
