@@ -7,6 +7,24 @@
 #include <mutex>
 
 namespace srlm {
+namespace {
+
+// AddressSanitizer stops a process that opens a library with RTLD_DEEPBIND (google/sanitizers#611),
+// so a sanitized build opens the module without it. That is safe where no other protobuf is loaded
+// (the tokenizer tests); a sanitized process that also has gRPC's libprotobuf loses the isolation.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kIsolation = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr int kIsolation = 0;
+#else
+constexpr int kIsolation = RTLD_DEEPBIND;
+#endif
+#else
+constexpr int kIsolation = RTLD_DEEPBIND;
+#endif
+
+}  // namespace
 
 std::unique_ptr<SentencePieceShim> MakeSentencePieceShim(std::string* error) {
   using Factory = SentencePieceShim* (*)();
@@ -17,7 +35,7 @@ std::unique_ptr<SentencePieceShim> MakeSentencePieceShim(std::string* error) {
     const char* env = std::getenv("SRLM_SENTENCEPIECE_MODULE");
     const std::string path = env != nullptr && *env != '\0' ? env : SRLM_SENTENCEPIECE_MODULE_PATH;
     // Never closed: processors made from it may live until exit.
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kIsolation);
     if (handle == nullptr) {
       const char* why = ::dlerror();
       open_error = "cannot open the SentencePiece module " + path + ": " + (why ? why : "unknown error");
