@@ -106,6 +106,12 @@ TEST_F(TrainerProcessTest, MpiRanksGiveTheSameParametersAsOneRank) {
   }
   const std::string log2 = ReadFileText(*g_dir / "dp2.log");
   EXPECT_NE(log2.find("2 rank(s) over mpi"), std::string::npos) << log2;
+  // One node: each rank's index on the node is its rank (it picks the GPU on a CUDA run).
+  const std::string log3 = ReadFileText(*g_dir / "dp3.log");
+  for (int rank : {0, 1, 2}) {
+    const std::string line = "rank " + std::to_string(rank) + " (local " + std::to_string(rank) + ") of 3 on cpu";
+    EXPECT_NE(log3.find(line), std::string::npos) << line << "\n" << log3;
+  }
   EXPECT_NE(log2.find("step 5/5 loss"), std::string::npos) << log2;
   EXPECT_NE(log2.find("margin"), std::string::npos) << log2;
   ExpectSameWeights(CheckpointDir(*g_dir / "dp2", 5), CheckpointDir(*g_dir / "dp1", 5), 1e-5);

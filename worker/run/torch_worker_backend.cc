@@ -25,12 +25,10 @@ absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
   }
   if (config.model.device.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available()) return absl::FailedPreconditionError("model.device is cuda but no GPU is visible");
-    const size_t colon = config.model.device.find(':');
-    // "cuda" alone: ranks on a node take the GPUs in turn (as the NCCL communicator does).
-    const int index = colon != std::string::npos
-                          ? std::atoi(config.model.device.c_str() + colon + 1)
-                          : static_cast<int>(communicator_->rank() % torch::cuda::device_count());
-    device_ = torch::Device(torch::kCUDA, index);
+    // "cuda" alone: the rank's index on its node picks the GPU, the one its NCCL communicator uses.
+    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(CudaDeviceIndex(
+                                              config.model.device, *communicator_,
+                                              static_cast<int>(torch::cuda::device_count()))));
   } else {
     device_ = torch::Device(torch::kCPU);
   }

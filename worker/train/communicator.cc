@@ -12,6 +12,7 @@ class SingleProcessCommunicator : public Communicator {
  public:
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
+  int local_rank() const override { return 0; }
   std::string backend_name() const override { return "single"; }
   absl::Status AllReduceSum(at::Tensor&) override { return absl::OkStatus(); }
   absl::Status Broadcast(at::Tensor&, int root) override {
@@ -40,6 +41,13 @@ bool LaunchedWithMultipleRanks() {
     if (EnvInt(name) > 1) return true;
   }
   return false;
+}
+
+int CudaDeviceIndex(const std::string& device, const Communicator& comm, int visible_devices) {
+  if (device.rfind("cuda", 0) != 0) return -1;
+  const size_t colon = device.find(':');
+  if (colon != std::string::npos) return std::atoi(device.c_str() + colon + 1);
+  return visible_devices > 0 ? comm.local_rank() % visible_devices : 0;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& backend,

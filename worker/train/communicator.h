@@ -24,6 +24,8 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  // This process's index among the ranks on its own node (0 for a single process).
+  virtual int local_rank() const = 0;
   virtual std::string backend_name() const = 0;
 
   // Collective. Replaces `tensor` (contiguous, float32 or float64) by its sum over all ranks.
@@ -52,6 +54,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> MakeMpiCommunicator();
 // carries host values.
 // UNIMPLEMENTED when srlm was built without NCCL.
 absl::StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(int cuda_device);
+
+// The CUDA device index a rank uses for model.device `device`: N for "cuda:N", otherwise (plain
+// "cuda") the rank's index on its node modulo the `visible_devices`, which is the GPU that
+// MakeNcclCommunicator(-1) takes; -1 when `device` is not CUDA. Model and NCCL must agree on it.
+int CudaDeviceIndex(const std::string& device, const Communicator& comm, int visible_devices);
 
 // "auto": NCCL when device is cuda and there are several ranks, MPI for several CPU ranks, single
 // otherwise. "single", "mpi" and "nccl" force a backend.

@@ -28,6 +28,7 @@ class TwoRankView : public Communicator {
   explicit TwoRankView(Communicator* real) : real_(real) {}
   int rank() const override { return 0; }
   int world_size() const override { return 2; }
+  int local_rank() const override { return 0; }
   std::string backend_name() const override { return real_->backend_name(); }
   absl::Status AllReduceSum(at::Tensor& t) override { return real_->AllReduceSum(t); }
   absl::Status Broadcast(at::Tensor& t, int root) override { return real_->Broadcast(t, root); }
@@ -45,6 +46,7 @@ TEST(CommunicatorOnTestDevice, CollectivesOfOneRank) {
   EXPECT_EQ(comm->backend_name(), TestDevice().is_cuda() ? "nccl" : "mpi");
   EXPECT_EQ(comm->world_size(), 1);
   EXPECT_EQ(comm->rank(), 0);
+  EXPECT_EQ(comm->local_rank(), 0);
   // A 25 MB bucket's worth of random values: an all-reduce over one rank leaves them as they are.
   torch::Tensor values = torch::randn({25 << 18}, torch::TensorOptions().device(TestDevice()));
   torch::Tensor before = values.clone();

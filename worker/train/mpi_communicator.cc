@@ -143,9 +143,10 @@ absl::StatusOr<MPI_Datatype> MpiType(const torch::Tensor& t) {
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator() : rank_(mpi::WorldRank()), world_size_(mpi::WorldSize()) {}
+  MpiCommunicator() : rank_(mpi::WorldRank()), world_size_(mpi::WorldSize()), local_rank_(mpi::LocalRank()) {}
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
+  int local_rank() const override { return local_rank_; }
   std::string backend_name() const override { return "mpi"; }
 
   absl::Status AllReduceSum(at::Tensor& tensor) override {
@@ -180,6 +181,7 @@ class MpiCommunicator : public Communicator {
  private:
   int rank_;
   int world_size_;
+  int local_rank_;
 };
 
 }  // namespace

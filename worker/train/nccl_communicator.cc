@@ -39,12 +39,18 @@ absl::StatusOr<ncclDataType_t> NcclType(const torch::Tensor& t) {
 
 class NcclCommunicator : public Communicator {
  public:
-  NcclCommunicator(ncclComm_t comm, int device, at::cuda::CUDAStream stream)
-      : comm_(comm), device_(device), stream_(stream), rank_(mpi::WorldRank()), world_size_(mpi::WorldSize()) {}
+  NcclCommunicator(ncclComm_t comm, int device, at::cuda::CUDAStream stream, int local_rank)
+      : comm_(comm),
+        device_(device),
+        stream_(stream),
+        rank_(mpi::WorldRank()),
+        world_size_(mpi::WorldSize()),
+        local_rank_(local_rank) {}
   ~NcclCommunicator() override { ncclCommDestroy(comm_); }
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
+  int local_rank() const override { return local_rank_; }
   std::string backend_name() const override { return "nccl"; }
 
   absl::Status AllReduceSum(at::Tensor& tensor) override {
@@ -111,6 +117,7 @@ class NcclCommunicator : public Communicator {
   at::cuda::CUDAStream stream_;
   int rank_;
   int world_size_;
+  int local_rank_;
 };
 
 }  // namespace
@@ -118,7 +125,8 @@ class NcclCommunicator : public Communicator {
 absl::StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(int cuda_device) {
   absl::Status s = mpi::EnsureInitialized();
   if (!s.ok()) return s;
-  if (cuda_device < 0) cuda_device = mpi::LocalRank();
+  const int local_rank = mpi::LocalRank();  // collective: every rank asks
+  if (cuda_device < 0) cuda_device = local_rank;
   try {
     if (!torch::cuda::is_available()) return absl::FailedPreconditionError("NCCL communicator: no CUDA device");
     if (cuda_device >= static_cast<int>(torch::cuda::device_count())) {
@@ -137,7 +145,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(int cuda_devi
     s = CheckNccl(ncclCommInitRank(&comm, mpi::WorldSize(), id, mpi::WorldRank()), "ncclCommInitRank");
     if (!s.ok()) return s;
     return std::unique_ptr<Communicator>(
-        new NcclCommunicator(comm, cuda_device, at::cuda::getStreamFromPool(/*isHighPriority=*/true, cuda_device)));
+        new NcclCommunicator(comm, cuda_device, at::cuda::getStreamFromPool(/*isHighPriority=*/true, cuda_device),
+                             local_rank));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("NCCL communicator: ", e.what_without_backtrace()));
   }

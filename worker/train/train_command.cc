@@ -66,11 +66,15 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     return absl::InternalError("SRLM_TEST_FAIL_RANK: this rank fails on purpose");
   }
 
-  torch::Device device(config.model.device == "cuda" && comm->backend_name() == "nccl"
-                           ? torch::Device(torch::kCUDA, torch::cuda::device_count() > 0
-                                                             ? static_cast<int>(comm->rank() % torch::cuda::device_count())
-                                                             : 0)
-                           : torch::Device(config.model.device));
+  // "cuda" alone: the rank's index on its node picks the GPU, the one its NCCL communicator uses.
+  const int visible_gpus = static_cast<int>(torch::cuda::device_count());
+  const torch::Device device =
+      config.model.device.rfind("cuda", 0) == 0 && visible_gpus > 0
+          ? torch::Device(torch::kCUDA,
+                          static_cast<c10::DeviceIndex>(CudaDeviceIndex(config.model.device, *comm, visible_gpus)))
+          : torch::Device(config.model.device);
+  SRLM_LOG(INFO) << "rank " << comm->rank() << " (local " << comm->local_rank() << ") of " << comm->world_size()
+                 << " on " << device.str();
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype, device));
 
   // Resume from the newest whole checkpoint under --out, when asked and there is one.

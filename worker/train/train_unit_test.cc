@@ -192,6 +192,7 @@ TEST(GradSyncTest, SplitsParametersIntoBuckets) {
 TEST(CommunicatorTest, SingleProcessIsIdentity) {
   auto comm = MakeSingleProcessCommunicator();
   EXPECT_EQ(comm->world_size(), 1);
+  EXPECT_EQ(comm->local_rank(), 0);
   torch::Tensor t = torch::tensor({1.0f, 2.0f});
   ASSERT_TRUE(comm->AllReduceSum(t).ok());
   EXPECT_TRUE(torch::equal(t, torch::tensor({1.0f, 2.0f})));
@@ -203,6 +204,33 @@ TEST(CommunicatorTest, SingleProcessIsIdentity) {
 #if !defined(SRLM_WITH_NCCL)
   EXPECT_EQ(MakeNcclCommunicator(0).status().code(), absl::StatusCode::kUnimplemented);
 #endif
+}
+
+// Rank 5 of a job with 4 ranks per node is local rank 1: its model goes to GPU 1, where
+// MakeNcclCommunicator(-1) puts its communicator (the world rank used to pick GPU 5).
+TEST(CommunicatorTest, CudaDeviceIsTheLocalRanksGpu) {
+  class Placed : public Communicator {
+   public:
+    Placed(int rank, int local_rank) : rank_(rank), local_rank_(local_rank) {}
+    int rank() const override { return rank_; }
+    int world_size() const override { return 8; }
+    int local_rank() const override { return local_rank_; }
+    std::string backend_name() const override { return "placed"; }
+    absl::Status AllReduceSum(at::Tensor&) override { return absl::OkStatus(); }
+    absl::Status Broadcast(at::Tensor&, int) override { return absl::OkStatus(); }
+    absl::Status AllReduceSumHost(std::vector<double>*) override { return absl::OkStatus(); }
+    absl::Status AllReduceMaxHost(std::vector<double>*) override { return absl::OkStatus(); }
+    absl::Status Barrier() override { return absl::OkStatus(); }
+
+   private:
+    int rank_, local_rank_;
+  };
+  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(5, 1), 8), 1);
+  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(2, 1), 2), 1);  // round-robin placement: rank 2 is node 0's second
+  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(3, 3), 2), 1);  // more ranks than GPUs on the node: they share
+  EXPECT_EQ(CudaDeviceIndex("cuda:3", Placed(5, 1), 8), 3);
+  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(0, 0), 0), 0);
+  EXPECT_EQ(CudaDeviceIndex("cpu", Placed(5, 1), 8), -1);
 }
 
 TEST(ExamplesTest, ReadsTokenIdLinesWithReferenceLogprobs) {
