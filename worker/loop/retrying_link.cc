@@ -70,7 +70,7 @@ absl::StatusOr<v1::SubmitShardResponse> RetryingCoordinatorLink::SubmitShard(con
   return Retry("SubmitShard", [&] { return inner_.SubmitShard(r); });
 }
 absl::StatusOr<v1::ReportTrainStepResponse> RetryingCoordinatorLink::ReportTrainStep(const v1::ReportTrainStepRequest& r) {
-  return Retry("ReportTrainStep", [&] { return inner_.ReportTrainStep(r); });
+  return inner_.ReportTrainStep(r);  // the next step's report is the retry (TrainStepForwarder)
 }
 absl::StatusOr<v1::ReportCheckpointResponse> RetryingCoordinatorLink::ReportCheckpoint(const v1::ReportCheckpointRequest& r) {
   return Retry("ReportCheckpoint", [&] { return inner_.ReportCheckpoint(r); });

@@ -4,6 +4,7 @@
 // Retrying is safe because the coordinator accepts each submission once (a retried SubmitShard
 // comes back `duplicate`) and state lives in its database. StreamPairs buffers the whole slice and
 // delivers it only after the stream ended cleanly, so a retried stream never delivers a pair twice.
+// Heartbeat and ReportTrainStep are not retried: the next one is the retry.
 // Thread-safe when the wrapped link is.
 #pragma once
 

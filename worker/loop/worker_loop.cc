@@ -18,6 +18,7 @@
 #include "common/progress_watchdog.h"
 #include "worker/loop/judge.h"
 #include "worker/loop/shard_work.h"
+#include "worker/loop/train_step_forwarder.h"
 
 namespace srlm {
 namespace {
@@ -318,6 +319,8 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
   loaded_model_dir_.clear();
   const std::string what = absl::StrCat("iteration ", train.iteration(), " ",
                                         train.phase() == v1::PHASE_SFT ? "SFT" : "DPO");
+  std::optional<TrainStepForwarder> forwarder;  // rank 0 reports the steps, off the training thread
+  if (identity_.rank == 0) forwarder.emplace(link_);
   TrainStepReporter report = [&](const TrainStepReport& step) {
     watchdog_.Progress(absl::StrCat(what, ": step ", step.step, " of ", step.total_steps,
                                     " done (training, or writing the checkpoint after the last)"));
@@ -329,10 +332,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     request.set_loss(step.loss);
     request.set_tokens(step.tokens);
     for (const auto& [name, value] : step.metrics) (*request.mutable_metrics())[name] = value;
-    if (identity_.rank == 0) {
-      auto response = link_.ReportTrainStep(request);
-      if (!response.ok()) SRLM_LOG(WARNING) << "ReportTrainStep failed: " << response.status();
-    }
+    if (forwarder.has_value()) forwarder->Post(std::move(request));
   };
   if (!train.written_checkpoint_dir().empty()) {
     // Another rank reported it before a relaunch: it was whole then, and they would not join a
@@ -372,6 +372,7 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     watchdog_.Progress(absl::StrCat(what, ": loading the model, first step (collective)"));
     SRLM_RETURN_IF_ERROR(backend_.TrainDpo(config_, train.model_dir(), pairs, total, out_dir, report));
   }
+  forwarder.reset();  // sends the last step's report before the checkpoint's
   v1::ReportCheckpointRequest request;
   request.set_worker_id(worker_id_);
   request.set_rank(identity_.rank);
