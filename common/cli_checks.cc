@@ -35,4 +35,10 @@ CLI::Validator Integer(int64_t min, int64_t max) {
       "INT " + range);
 }
 
+CLI::Validator NonEmptyPath() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string { return input.empty() ? "expected a path, got an empty string" : ""; },
+      "PATH");
+}
+
 }  // namespace srlm

@@ -16,6 +16,10 @@ CLI::Validator FiniteNumber(double min, double max = std::numeric_limits<double>
 // An integer in [min, max] ("2.5" and "1e3" are refused).
 CLI::Validator Integer(int64_t min, int64_t max = std::numeric_limits<int64_t>::max());
 
+// A path that is not empty ("" would put <root>/iter-1 or <out>/checkpoint-1 at the top of the file
+// system).
+CLI::Validator NonEmptyPath();
+
 // Shorthands: a finite number > 0, a finite number >= 0.
 inline CLI::Validator FinitePositive() { return FiniteNumber(0, std::numeric_limits<double>::infinity(), true); }
 inline CLI::Validator FiniteNonNegative() { return FiniteNumber(0); }

@@ -88,7 +88,7 @@ void RegisterGenerateCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Sample responses for JSONL prompts with a KV-cache batch decoder");
   cmd->add_option("--model", flags->model_dir, "Model directory (Hugging Face layout, with a tokenizer)")->required();
   cmd->add_option("--input", flags->input, "Input JSONL")->required();
-  cmd->add_option("--output", flags->output, "Output JSONL")->required();
+  cmd->add_option("--output", flags->output, "Output JSONL")->required()->check(NonEmptyPath());
   cmd->add_option("--device", flags->device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "auto | float32 | bfloat16")->capture_default_str();
   cmd->add_option("--chat-template", flags->chat_template, "Chat format of text prompts")

@@ -109,7 +109,7 @@ void RegisterInitModelCommand(CLI::App& app) {
   flags->config.eos_token_id = 2;
   flags->config.eos_token_ids = {2};
   auto* cmd = app.add_subcommand("init-model", "Write a random model of a given size in the Hugging Face layout");
-  cmd->add_option("--out", flags->out_dir, "Output model directory")->required();
+  cmd->add_option("--out", flags->out_dir, "Output model directory")->required()->check(NonEmptyPath());
   cmd->add_option("--tokenizer-from", flags->tokenizer_from, "Copy the tokenizer files of this model directory");
   cmd->add_option("--model-type", flags->config.model_type, "Model family (config.json model_type)")
       ->check(CLI::IsMember(SupportedModelTypes()))

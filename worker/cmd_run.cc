@@ -96,7 +96,7 @@ absl::Status RunWorker(RunFlags flags) {
   // Absolute: the coordinator stores the checkpoint paths ranks report, and a resume from another
   // working directory must find the same folders (a relative path could even name another run's).
   options.checkpoint_root = flags.checkpoint_root;
-  if (!options.checkpoint_root.empty() && options.checkpoint_root[0] != '/') {
+  if (options.checkpoint_root[0] != '/') {  // not empty: NonEmptyPath
     char cwd[4096];
     if (::getcwd(cwd, sizeof(cwd)) == nullptr) return absl::InternalError("getcwd failed");
     options.checkpoint_root = absl::StrCat(cwd, "/", options.checkpoint_root);
@@ -122,7 +122,9 @@ void RegisterRunCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Join a run: register with the coordinator and follow its phases");
   cmd->add_option("--coordinator", flags->client.address, "coordinator HOST:PORT")->required();
   cmd->add_option("--checkpoint-root", flags->checkpoint_root, "where M_{t+1} is written (<root>/iter-<t+1>); "
-                  "shared by all ranks' hosts")->capture_default_str();
+                  "shared by all ranks' hosts")
+      ->check(NonEmptyPath())
+      ->capture_default_str();
   cmd->add_option("--token-file", flags->client.token_file, "bearer token file (default: $SRLM_TOKEN)");
   cmd->add_option("--tls-ca", flags->client.tls_root_ca_file, "PEM CA: talk TLS to the coordinator");
   cmd->add_option("--tls-cert", flags->client.tls_client_cert_file, "PEM client certificate (mutual TLS)");

@@ -177,6 +177,21 @@ class ModelCommandsTest : public ::testing::Test {
 };
 TempDir* ModelCommandsTest::temp_ = nullptr;
 
+// An empty output path is refused before anything starts (an empty --checkpoint-root used to put
+// M_{t+1} at /iter-<t+1>). Through the real binary: CLI11's one-string parse drops a quoted "".
+TEST_F(ModelCommandsTest, AnEmptyOutputPathIsRefused) {
+  const std::string files = " --model " + Model() + " --input /nonexistent/p.jsonl";
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"run --coordinator 127.0.0.1:1 --checkpoint-root ''", "--checkpoint-root"},
+           {"init-model --out ''", "--out"},
+           {"generate" + files + " --output ''", "--output"},
+           {"logprobs" + files + " --output ''", "--output"}}) {
+    const WorkerRun run = RunWorker(args);
+    EXPECT_NE(run.rc, 0) << args << "\n" << run.output;
+    EXPECT_THAT(run.output, HasSubstr(flag + ": expected a path, got an empty string")) << args;
+  }
+}
+
 TEST_F(ModelCommandsTest, InitModelRefusesAnOutThatHoldsAnythingAndChangesNothing) {
   // --out pointing at a model (here also --tokenizer-from) used to be overwritten: its config and
   // weights were replaced, then the tokenizer copy failed ("File exists").
