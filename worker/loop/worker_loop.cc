@@ -57,6 +57,27 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std
   return rows;
 }
 
+// Whether `pairs` are exactly rank `rank`'s slice of the `total` frozen pairs: every position p in
+// [0, total) with p % world_size == rank, once each. A stream that ended early but cleanly must not
+// leave the trainer with empty examples in the missing places.
+absl::Status CheckRankSlice(const std::vector<v1::TrainingPair>& pairs, int64_t total, int rank, int world_size) {
+  const int64_t expected = total > rank ? (total - 1 - rank) / world_size + 1 : 0;
+  std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(0, total)));
+  for (const v1::TrainingPair& pair : pairs) {
+    const int64_t p = pair.position();
+    if (p < 0 || p >= total || p % world_size != rank || seen[static_cast<size_t>(p)]) {
+      return absl::DataLossError(absl::StrCat("pair position ", p, " is not, or not only once, in rank ", rank,
+                                              "'s slice of ", total, " pairs over ", world_size, " rank(s)"));
+    }
+    seen[static_cast<size_t>(p)] = true;
+  }
+  if (static_cast<int64_t>(pairs.size()) != expected) {
+    return absl::DataLossError(absl::StrCat("received ", pairs.size(), " of rank ", rank, "'s ", expected,
+                                            " pairs (", total, " over ", world_size, " rank(s))"));
+  }
+  return absl::OkStatus();
+}
+
 // Calls Heartbeat every `period` seconds until destroyed, with the worker's counters and what its
 // work thread is doing (the watchdog's last activity and how long ago it made progress).
 class HeartbeatThread {
@@ -367,6 +388,8 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
       total = pair.total();
       return true;
     }));
+    SRLM_RETURN_IF_ERROR_CTX(CheckRankSlice(pairs, total, identity_.rank, std::max(1, identity_.world_size)),
+                             absl::StrCat("iteration ", train.iteration(), " StreamPairs"));
     SRLM_LOG(INFO) << "iteration " << train.iteration() << ": DPO on " << pairs.size() << " of "
                    << total << " pairs from " << train.model_dir() << " -> " << out_dir;
     watchdog_.Progress(absl::StrCat(what, ": loading the model, first step (collective)"));

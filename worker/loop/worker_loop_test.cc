@@ -186,7 +186,8 @@ class FakeCoordinator : public CoordinatorLink {
       log.push_back("stream " + std::to_string(r.rank()) + "/" + std::to_string(r.world_size()));
       pairs = pairs_;
     }
-    for (size_t i = 0; i < pairs.size(); ++i) {
+    const size_t sent = pairs.size() - std::min<size_t>(pairs.size(), drop_streamed_pairs);
+    for (size_t i = 0; i < sent; ++i) {
       pairs[i].set_position(static_cast<int64_t>(i));
       pairs[i].set_total(static_cast<int64_t>(pairs.size()));
       if (!on_pair(pairs[i])) break;
@@ -203,6 +204,7 @@ class FakeCoordinator : public CoordinatorLink {
   std::vector<std::pair<std::string, double>> activities;
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
+  size_t drop_streamed_pairs = 0;  // StreamPairs ends cleanly this many pairs short
   std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
   std::string registration_model_dir = "/m0";  // the M_t RegisterWorker names
   std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
@@ -270,6 +272,26 @@ TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
     EXPECT_GT(std::stoi(p.chosen()) % 6, std::stoi(p.rejected()) % 6);
   }
   EXPECT_EQ(summary->pairs_submitted, static_cast<int64_t>(backend.dpo_pairs.size()));
+}
+
+// A pair stream that ends cleanly but short (or with a pair of another rank's slice) is an error:
+// the rank does not train with empty examples in the missing places.
+TEST(WorkerLoopTest, AShortPairStreamIsAnErrorNotTrainedOn) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
+                                "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n");
+  config.judge.samples = 2;
+  config.generate.candidates = 4;
+  config.prompts.shots = 2;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.drop_streamed_pairs = 1;
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kDataLoss) << summary.status();
+  EXPECT_NE(summary.status().message().find("iteration 1 StreamPairs: received "), std::string::npos)
+      << summary.status();
+  ASSERT_EQ(backend.trained.size(), 1u);  // the SFT only
+  EXPECT_EQ(backend.trained[0], "sft /m0 -> /ckpt/iter-1");
 }
 
 // A result the coordinator refuses as no longer wanted (the lease was handed on) is dropped and the
