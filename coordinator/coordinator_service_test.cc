@@ -103,9 +103,10 @@ class CoordinatorServiceTest : public ::testing::Test {
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->worker_id() : "";
   }
-  v1::LeaseShardResponse Lease(const std::string& worker) {
+  v1::LeaseShardResponse Lease(const std::string& worker, bool stopping = false) {
     v1::LeaseShardRequest request;
     request.set_worker_id(worker);
+    request.set_stopping(stopping);
     auto response = client_->LeaseShard(request);
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : v1::LeaseShardResponse();
@@ -959,6 +960,40 @@ TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
     return ++updates < 3;
   }).ok());
   EXPECT_EQ(updates, 3);
+}
+
+// Stopping is one decision for a launch: a rank that leaves before training starts keeps the others
+// from starting it (they are told to leave too), and a rank that stops while others already train
+// is told to end the whole job rather than leave them waiting in a collective. A relaunch clears it.
+TEST_F(CoordinatorServiceTest, AStoppingRankLeavesAndNoOtherRankOfItsLaunchStartsTraining) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);  // the run starts in SFT
+  const v1::LeaseShardResponse left = Lease(w1, /*stopping=*/true);
+  ASSERT_TRUE(left.has_stop()) << left.DebugString();
+  EXPECT_FALSE(left.stop().end_job());  // nobody trains yet
+  const v1::LeaseShardResponse told = Lease(w0);
+  ASSERT_TRUE(told.has_stop()) << told.DebugString();
+  EXPECT_THAT(told.stop().reason(), ::testing::HasSubstr("rank 1 of this launch has stopped"));
+  EXPECT_FALSE(told.stop().end_job());
+
+  // The relaunch registers both ranks again: training is handed out; then rank 1 stops while rank 0
+  // trains, and is told to end the job.
+  const std::string again0 = Register(0, 2), again1 = Register(1, 2);
+  ASSERT_TRUE(Lease(again0).has_train());
+  const v1::LeaseShardResponse late = Lease(again1, /*stopping=*/true);
+  ASSERT_TRUE(late.has_stop()) << late.DebugString();
+  EXPECT_TRUE(late.stop().end_job());
+  EXPECT_EQ(client_->GetStatus()->phase(), v1::PHASE_SFT);  // leaving changes no state
+}
+
+// After a restart in a training phase, the ranks registered before it may be training without
+// having asked this process: a rank that stops then ends the job rather than leave them waiting.
+TEST_F(CoordinatorServiceTest, AfterARestartInTrainingAStoppingRankEndsTheJob) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  Stop();
+  Start(SmallConfig());
+  const v1::LeaseShardResponse stop = Lease(w0, /*stopping=*/true);
+  ASSERT_TRUE(stop.has_stop()) << stop.DebugString();
+  EXPECT_TRUE(stop.stop().end_job());  // w1 may be training
 }
 
 // A status answer shows only committed state. Another connection holds the database's write lock,

@@ -346,6 +346,9 @@ absl::Status RunCoordinator::Initialize() {
   }
   workers->Reset();
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
+  if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
+    for (const auto& [id, worker] : workers_) maybe_training_.insert(id);
+  }
   SRLM_RETURN_IF_ERROR(LoadCommittedIterations(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
@@ -588,6 +591,8 @@ void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter:
                  << v1::Phase_Name(phase);
   phase_ = phase;
   phase_started_ms_ = now;
+  train_takers_.clear();
+  maybe_training_.clear();
   phase_changes_.push_back({++phase_change_sequence_, iteration_, phase});
   if (phase_changes_.size() > kPhaseChangeHistory) phase_changes_.pop_front();
   phase_changed_.notify_all();
@@ -861,7 +866,10 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     // What the answer shows must be durable before it is sent: another call's transition may be in
     // memory and still committing (a rank told DONE, say, would leave before the run is done on disk).
     sequence = committer_->LastEnqueued();
-    switch (phase_) {
+    maybe_training_.erase(request.worker_id());  // it asks for work, so it is not training
+    if (AnswerStopLocked(request, &response)) {
+      // Leaving: nothing to lease or write.
+    } else switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:
       case v1::PHASE_COMMIT:
@@ -874,7 +882,11 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
           train->set_phase(TrainingPhaseOf(iteration_, config_));
           train->set_num_pairs(pairs_);
           train->set_model_dir(model_dir_);
-          if (!checkpoint_dirs_.empty()) train->set_written_checkpoint_dir(ReportedCheckpointDirLocked());
+          if (!checkpoint_dirs_.empty()) {
+            train->set_written_checkpoint_dir(ReportedCheckpointDirLocked());
+          } else {
+            train_takers_.insert(request.worker_id());  // it trains: collectives with the others
+          }
         }
         break;
       case v1::PHASE_DONE:
@@ -894,6 +906,42 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
                                           response.mutable_generate()));
   }
   return response;
+}
+
+bool RunCoordinator::IsCurrentWorkerLocked(const std::string& worker_id) const {
+  const auto worker = workers_.find(worker_id);
+  if (worker == workers_.end()) return false;
+  const auto listed = worker_by_rank_.find(worker->second.rank);
+  return listed != worker_by_rank_.end() && listed->second == worker_id;
+}
+
+bool RunCoordinator::AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response) {
+  const bool training_phase = phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN;
+  if (request.stopping()) {
+    departed_.insert(request.worker_id());
+    bool others_train = false;
+    for (const std::set<std::string>* training : {&train_takers_, &maybe_training_}) {
+      for (const std::string& id : *training) {
+        others_train |= training_phase && id != request.worker_id() && IsCurrentWorkerLocked(id);
+      }
+    }
+    v1::StopWork* stop = response->mutable_stop();
+    stop->set_end_job(others_train);
+    stop->set_reason(others_train ? "other ranks of this launch are training and would wait for this one"
+                                  : "stop requested");
+    SRLM_LOG(INFO) << "worker " << request.worker_id() << " (rank " << workers_[request.worker_id()].rank
+                   << ") leaves on a stop request" << (others_train ? ", ending the job: others are training" : "");
+    return true;
+  }
+  // Training needs every rank: once one has left, no other rank of the launch starts training.
+  if (!training_phase || train_takers_.count(request.worker_id())) return false;
+  for (const std::string& gone : departed_) {
+    if (!IsCurrentWorkerLocked(gone)) continue;  // a relaunch registered its rank again
+    response->mutable_stop()->set_reason(absl::StrCat("rank ", workers_[gone].rank,
+                                                      " of this launch has stopped, and training needs every rank"));
+    return true;
+  }
+  return false;
 }
 
 // A PROMPTS or GENERATE answer: a lease of the next shard, or a wait when every shard is leased or

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,11 @@ class RunCoordinator {
   void CountResultLocked(int64_t candidates, int64_t judgements, bool has_pair, int drop_reason);
   // The checkpoint directory a rank reported for the current iteration (rank 0's when it did).
   const std::string& ReportedCheckpointDirLocked() const;
+  // The answer to a stopping rank, or to any rank of a launch that one rank has left (see
+  // coordinator.proto StopWork). Returns false when neither applies.
+  bool AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response);
+  // Whether `worker_id` is its rank's latest registration.
+  bool IsCurrentWorkerLocked(const std::string& worker_id) const;
   // Builds the status answer (or reuses the cached one); GetStatus waits for it to be durable.
   const v1::GetStatusResponse& StatusLocked();
   absl::StatusOr<v1::SubmitShardResponse> SubmitPromptsLocked(
@@ -157,6 +163,8 @@ class RunCoordinator {
   int64_t next_worker_number_ = 1;
   std::map<std::string, WorkerInfo> workers_;
   std::map<int32_t, std::string> worker_by_rank_;
+  // Workers that left on a stop request (in memory: a relaunch registers new workers anyway).
+  std::set<std::string> departed_;
   // Phase.
   ShardPool shards_;
   ShardOrder prompt_order_;        // PROMPTS: shards enter the pool in shard order
@@ -169,6 +177,11 @@ class RunCoordinator {
           unparsable_ = 0, too_long_ = 0;
   std::vector<int64_t> score_histogram_;
   std::map<int32_t, std::string> checkpoint_dirs_;  // rank -> dir, for the current iteration
+  // SFT/TRAIN: workers given a training answer in this phase, so in (or entering) its collectives;
+  // and, after a restart in SFT/TRAIN, the workers registered before it that have not asked for
+  // work since (they may be training without having asked this process).
+  std::set<std::string> train_takers_;
+  std::set<std::string> maybe_training_;
   std::map<int32_t, std::pair<int64_t, int64_t>> evaluations_;  // rank -> (correct, total), likewise
   int32_t checkpoint_world_size_ = 0;
   int64_t train_step_ = 0, train_total_steps_ = 0;

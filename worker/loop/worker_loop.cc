@@ -475,12 +475,21 @@ void Worker::Wait(double seconds) {
 
 absl::StatusOr<WorkerLoopSummary> Worker::Run() {
   SRLM_RETURN_IF_ERROR(Register());
-  while (!StopRequested()) {
+  while (true) {
     v1::LeaseShardRequest request;
     request.set_worker_id(worker_id_);
+    // A stopping rank asks the coordinator how to leave: other ranks may be training, or be about to.
+    const bool stopping = StopRequested();
+    request.set_stopping(stopping);
     const uint64_t recoveries_before = link_.recoveries();
     watchdog_.Progress("asking the coordinator for work (LeaseShard)");
-    SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, link_.LeaseShard(request));
+    absl::StatusOr<v1::LeaseShardResponse> answer = link_.LeaseShard(request);
+    if (stopping && (!answer.ok() || !answer->has_stop())) {
+      // The coordinator is away (the retrying link gives up at once on a stop) or did not say.
+      if (!answer.ok()) SRLM_LOG(WARNING) << "stopping without the coordinator's answer: " << answer.status();
+      break;
+    }
+    SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, std::move(answer));
     if (link_.recoveries() != recoveries_before) {
       // The coordinator restarted around this call: an earlier attempt may have taken a lease whose
       // reply was lost, and heartbeats would keep it alive forever. Registering again returns every
@@ -515,6 +524,17 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
         SRLM_LOG(INFO) << "run done; final model " << lease.done().final_model_dir();
         summary_.run_done = true;
         heartbeat_.reset();
+        return summary_;
+      case v1::LeaseShardResponse::kStop:
+        heartbeat_.reset();
+        if (lease.stop().end_job()) {
+          // Leaving would keep the training ranks waiting in a collective until a watchdog or a
+          // time limit ended them: end the whole job now (the caller aborts it on an error).
+          return absl::AbortedError(absl::StrCat("stop requested: ", lease.stop().reason(),
+                                                 "; ending the whole job (the run resumes from its last commit)"));
+        }
+        SRLM_LOG(INFO) << "leaving: " << lease.stop().reason();
+        summary_.stopped = true;
         return summary_;
       default:
         Wait(0.5);

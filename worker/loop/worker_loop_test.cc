@@ -102,12 +102,18 @@ class FakeCoordinator : public CoordinatorLink {
     activities.push_back({r.stats().activity(), r.stats().seconds_since_progress()});
     return v1::HeartbeatResponse();
   }
-  absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest&) override {
+  absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     v1::LeaseShardResponse out;
     out.set_iteration(iteration_);
     out.set_phase(phase_);
     out.set_model_dir(model_dir_);
+    if (r.stopping() || stop_in_phase == phase_) {  // as the coordinator: leave (see StopWork)
+      out.mutable_stop()->set_reason(r.stopping() ? "stop requested" : "rank 1 of this launch has stopped");
+      out.mutable_stop()->set_end_job(r.stopping() && others_train);
+      log.push_back(r.stopping() ? "lease stopping" : "lease (told to stop)");
+      return out;
+    }
     if (waits_before_generate > 0 && phase_ == v1::PHASE_GENERATE) {  // other ranks still busy
       --waits_before_generate;
       out.mutable_wait()->set_wait_ms(100);
@@ -205,6 +211,8 @@ class FakeCoordinator : public CoordinatorLink {
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
   size_t drop_streamed_pairs = 0;  // StreamPairs ends cleanly this many pairs short
+  bool others_train = false;  // a stopping rank is told to end the job: others are training
+  v1::Phase stop_in_phase = v1::PHASE_UNSPECIFIED;  // in this phase every lease is answered "stop"
   std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
   std::string registration_model_dir = "/m0";  // the M_t RegisterWorker names
   std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
@@ -600,8 +608,33 @@ TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {
   auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 1, 0, 1, "cpu"}, options);
   ASSERT_TRUE(summary.ok());
   EXPECT_TRUE(summary->stopped);
-  EXPECT_EQ(coordinator.log, std::vector<std::string>{"register rank 0"});
+  EXPECT_EQ(coordinator.log, (std::vector<std::string>{"register rank 0", "lease stopping"}));
   EXPECT_TRUE(backend.trained.empty());
+
+  // Other ranks already train and would wait for this one in a collective: the job ends instead.
+  FakeCoordinator training(RunConfigToYaml(config));
+  training.others_train = true;
+  auto ended = RunWorkerLoop(training, backend, WorkerIdentity{"host", 1, 0, 2, "cpu"}, options);
+  ASSERT_FALSE(ended.ok());
+  EXPECT_EQ(ended.status().code(), absl::StatusCode::kAborted) << ended.status();
+  EXPECT_NE(ended.status().message().find("ending the whole job"), std::string::npos) << ended.status();
+}
+
+// A rank of the launch has left, so the others are told to leave instead of being given training
+// (it would never join their collectives); the work before TRAIN goes on as usual.
+TEST(WorkerLoopTest, TheOthersLeaveInsteadOfTrainingWithoutAStoppedRank) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.stop_in_phase = v1::PHASE_TRAIN;
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->stopped);
+  EXPECT_FALSE(summary->run_done);
+  EXPECT_EQ(summary->generate_shards, 1);
+  ASSERT_EQ(backend.trained.size(), 1u);  // the SFT of iteration 0, not the DPO of iteration 1
+  EXPECT_EQ(coordinator.log.back(), "lease (told to stop)");
 }
 
 TEST(WorkerLoopTest, BadIftDataFailsRegistrationWithTheLine) {
