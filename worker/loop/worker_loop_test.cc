@@ -246,13 +246,18 @@ absl::StatusOr<WorkerLoopSummary> RunOneRank(FakeCoordinator& coordinator, Recor
   return RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
 }
 
-TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
+// Two IFT lines, two judge samples of four candidates: every phase has work, and pairs come out.
+std::string TwoIftLinesConfigYaml() {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
                                 "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n");
   config.judge.samples = 2;
   config.generate.candidates = 4;
   config.prompts.shots = 2;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
+  return RunConfigToYaml(config);
+}
+
+TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
+  FakeCoordinator coordinator(TwoIftLinesConfigYaml());
   RecordingBackend backend;
   auto summary = RunOneRank(coordinator, backend);
   ASSERT_TRUE(summary.ok()) << summary.status();
@@ -285,12 +290,7 @@ TEST(WorkerLoopTest, FollowsEveryPhaseToDone) {
 // A pair stream that ends cleanly but short (or with a pair of another rank's slice) is an error:
 // the rank does not train with empty examples in the missing places.
 TEST(WorkerLoopTest, AShortPairStreamIsAnErrorNotTrainedOn) {
-  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n"
-                                "{\"prompt\": \"Spell the word 2\", \"response\": \"two\"}\n");
-  config.judge.samples = 2;
-  config.generate.candidates = 4;
-  config.prompts.shots = 2;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
+  FakeCoordinator coordinator(TwoIftLinesConfigYaml());
   coordinator.drop_streamed_pairs = 1;
   RecordingBackend backend;
   auto summary = RunOneRank(coordinator, backend);
@@ -623,9 +623,7 @@ TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {
 // A rank of the launch has left, so the others are told to leave instead of being given training
 // (it would never join their collectives); the work before TRAIN goes on as usual.
 TEST(WorkerLoopTest, TheOthersLeaveInsteadOfTrainingWithoutAStoppedRank) {
-  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
-  config.prompts.shots = 1;
-  FakeCoordinator coordinator(RunConfigToYaml(config));
+  FakeCoordinator coordinator(OneIftLineConfigYaml());
   coordinator.stop_in_phase = v1::PHASE_TRAIN;
   RecordingBackend backend;
   auto summary = RunOneRank(coordinator, backend);
