@@ -43,28 +43,32 @@ bool LaunchedWithMultipleRanks() {
   return false;
 }
 
+int ExplicitCudaIndex(const std::string& device) {
+  const size_t colon = device.find(':');
+  return device.rfind("cuda", 0) == 0 && colon != std::string::npos ? std::atoi(device.c_str() + colon + 1) : -1;
+}
+
+int LocalCudaIndex(int local_rank, int visible_devices) {
+  return visible_devices > 0 ? local_rank % visible_devices : 0;
+}
+
 int CudaDeviceIndex(const std::string& device, const Communicator& comm, int visible_devices) {
   if (device.rfind("cuda", 0) != 0) return -1;
-  const size_t colon = device.find(':');
-  if (colon != std::string::npos) return std::atoi(device.c_str() + colon + 1);
-  return visible_devices > 0 ? comm.local_rank() % visible_devices : 0;
+  const int explicit_index = ExplicitCudaIndex(device);
+  return explicit_index >= 0 ? explicit_index : LocalCudaIndex(comm.local_rank(), visible_devices);
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& backend,
                                                                const std::string& device) {
   if (backend == "single") return MakeSingleProcessCommunicator();
   if (backend == "mpi") return MakeMpiCommunicator();
-  if (backend == "nccl") return MakeNcclCommunicator(-1);
+  if (backend == "nccl") return MakeNcclCommunicator(ExplicitCudaIndex(device));
   if (backend != "auto") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown communicator backend '", backend, "': expected auto, single, mpi or nccl"));
   }
   if (!LaunchedWithMultipleRanks()) return MakeSingleProcessCommunicator();
-  if (device.rfind("cuda", 0) == 0) {
-    const size_t colon = device.find(':');
-    // "cuda" alone: the rank's local index on its node picks the GPU.
-    return MakeNcclCommunicator(colon == std::string::npos ? -1 : std::atoi(device.c_str() + colon + 1));
-  }
+  if (device.rfind("cuda", 0) == 0) return MakeNcclCommunicator(ExplicitCudaIndex(device));
   return MakeMpiCommunicator();
 }
 

@@ -50,15 +50,19 @@ bool LaunchedWithMultipleRanks();
 // finalises it at process exit.
 absl::StatusOr<std::unique_ptr<Communicator>> MakeMpiCommunicator();
 
-// NCCL for CUDA tensors on `cuda_device` (-1: the local rank on this node); MPI bootstraps it and
-// carries host values.
+// NCCL for CUDA tensors on `cuda_device` (-1: LocalCudaIndex of this rank on its node); MPI
+// bootstraps it and carries host values.
 // UNIMPLEMENTED when srlm was built without NCCL.
 absl::StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(int cuda_device);
 
 // The CUDA device index a rank uses for model.device `device`: N for "cuda:N", otherwise (plain
-// "cuda") the rank's index on its node modulo the `visible_devices`, which is the GPU that
-// MakeNcclCommunicator(-1) takes; -1 when `device` is not CUDA. Model and NCCL must agree on it.
+// "cuda") the rank's index on its node modulo the `visible_devices` (a task that sees one GPU, as
+// with Slurm's --gpus-per-task=1, takes device 0); -1 when `device` is not CUDA. The model and the
+// NCCL communicator (MakeCommunicator) use this same rule.
 int CudaDeviceIndex(const std::string& device, const Communicator& comm, int visible_devices);
+// Its parts: N for "cuda:N", else -1; and the local rank modulo the visible devices (0 for none).
+int ExplicitCudaIndex(const std::string& device);
+int LocalCudaIndex(int local_rank, int visible_devices);
 
 // "auto": NCCL when device is cuda and there are several ranks, MPI for several CPU ranks, single
 // otherwise. "single", "mpi" and "nccl" force a backend.

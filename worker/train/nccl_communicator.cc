@@ -126,9 +126,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> MakeNcclCommunicator(int cuda_devi
   absl::Status s = mpi::EnsureInitialized();
   if (!s.ok()) return s;
   const int local_rank = mpi::LocalRank();  // collective: every rank asks
-  if (cuda_device < 0) cuda_device = local_rank;
   try {
     if (!torch::cuda::is_available()) return absl::FailedPreconditionError("NCCL communicator: no CUDA device");
+    if (cuda_device < 0) cuda_device = LocalCudaIndex(local_rank, static_cast<int>(torch::cuda::device_count()));
     if (cuda_device >= static_cast<int>(torch::cuda::device_count())) {
       return absl::FailedPreconditionError(absl::StrCat("NCCL communicator: CUDA device ", cuda_device,
                                                         " does not exist (", torch::cuda::device_count(), " visible)"));

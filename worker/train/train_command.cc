@@ -67,9 +67,10 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   }
 
   // "cuda" alone: the rank's index on its node picks the GPU, the one its NCCL communicator uses.
-  const int visible_gpus = static_cast<int>(torch::cuda::device_count());
+  const bool cuda = config.model.device.rfind("cuda", 0) == 0;
+  const int visible_gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   const torch::Device device =
-      config.model.device.rfind("cuda", 0) == 0 && visible_gpus > 0
+      cuda && visible_gpus > 0
           ? torch::Device(torch::kCUDA,
                           static_cast<c10::DeviceIndex>(CudaDeviceIndex(config.model.device, *comm, visible_gpus)))
           : torch::Device(config.model.device);

@@ -227,10 +227,13 @@ TEST(CommunicatorTest, CudaDeviceIsTheLocalRanksGpu) {
   };
   EXPECT_EQ(CudaDeviceIndex("cuda", Placed(5, 1), 8), 1);
   EXPECT_EQ(CudaDeviceIndex("cuda", Placed(2, 1), 2), 1);  // round-robin placement: rank 2 is node 0's second
-  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(3, 3), 2), 1);  // more ranks than GPUs on the node: they share
+  EXPECT_EQ(CudaDeviceIndex("cuda", Placed(3, 3), 1), 0);  // --gpus-per-task=1: each task sees its one GPU
   EXPECT_EQ(CudaDeviceIndex("cuda:3", Placed(5, 1), 8), 3);
   EXPECT_EQ(CudaDeviceIndex("cuda", Placed(0, 0), 0), 0);
   EXPECT_EQ(CudaDeviceIndex("cpu", Placed(5, 1), 8), -1);
+  EXPECT_EQ(ExplicitCudaIndex("cuda:3"), 3);  // what MakeCommunicator hands MakeNcclCommunicator
+  EXPECT_EQ(ExplicitCudaIndex("cuda"), -1);
+  EXPECT_EQ(LocalCudaIndex(3, 1), 0);  // and what it takes for -1
 }
 
 TEST(ExamplesTest, ReadsTokenIdLinesWithReferenceLogprobs) {
