@@ -1,6 +1,7 @@
 // Implementation of common/progress_watchdog.h.
 #include "common/progress_watchdog.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,14 @@ ProgressWatchdog::~ProgressWatchdog() {
 void ProgressWatchdog::Progress(std::string activity) {
   std::lock_guard<std::mutex> lock(mu_);
   last_progress_ = Clock::now();
+  grace_ = Clock::duration(0);
+  activity_ = std::move(activity);
+}
+
+void ProgressWatchdog::WaitForOthers(std::string activity) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_progress_ = Clock::now();
+  grace_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(0.5 * stall_seconds_, 60.0)));
   activity_ = std::move(activity);
 }
 
@@ -43,7 +52,7 @@ void ProgressWatchdog::Watch() {
   const auto window = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stall_seconds_));
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    const auto deadline = last_progress_ + window;
+    const auto deadline = last_progress_ + window + grace_;
     if (Clock::now() < deadline) {
       cv_.wait_until(lock, deadline, [this] { return stop_; });
       // Woken long after the deadline: the whole process was stopped (SIGSTOP, a suspended Slurm
@@ -55,7 +64,8 @@ void ProgressWatchdog::Watch() {
     const double silent = std::chrono::duration<double>(Clock::now() - last_progress_).count();
     const std::string description =
         absl::StrCat("no progress for ", absl::StrFormat("%.1f", silent), " s (limit ", stall_seconds_,
-                     " s) while ", activity_);
+                     grace_.count() > 0 ? " s and the grace of a wait for the other ranks" : " s", ") while ",
+                     activity_);
     lock.unlock();
     on_stall_(description);  // in production this does not return
     return;

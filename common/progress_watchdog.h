@@ -29,6 +29,11 @@ class ProgressWatchdog {
 
   // The worker moved on and is now doing `activity` (named in the stall message).
   void Progress(std::string activity);
+  // The worker moved on and now only waits for the other ranks (a collective). Its window gets a
+  // grace of half the limit, at most 60 s: when another rank is itself stuck, with a window that
+  // began at about the same time, that rank reports first and names what it is stuck in, instead
+  // of this one naming its wait.
+  void WaitForOthers(std::string activity);
   // Whether on_stall has been called.
   bool fired() const;
   // The last activity and the seconds since the last Progress() (the heartbeat reports both).
@@ -49,6 +54,7 @@ class ProgressWatchdog {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Clock::time_point last_progress_;
+  Clock::duration grace_{0};  // WaitForOthers' extra time for the current activity
   std::string activity_ = "starting";
   bool fired_ = false;
   bool stop_ = false;

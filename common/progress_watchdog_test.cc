@@ -51,6 +51,33 @@ TEST(ProgressWatchdogTest, FiresOnceAfterTheWindowNamingTheLastActivity) {
   EXPECT_NE(calls.descriptions[0].find("limit 0.3 s"), std::string::npos) << calls.descriptions[0];
 }
 
+// A rank that only waits for the others gets half a window more, so a rank that is itself stuck,
+// whose window began at the same time, reports first (naming what it is stuck in).
+TEST(ProgressWatchdogTest, WaitingForOtherRanksGetsAGraceOfHalfTheWindow) {
+  Calls stuck_calls, waiting_calls;
+  const auto start = Clock::now();
+  ProgressWatchdog stuck(0.4, Record(stuck_calls)), waiting(0.4, Record(waiting_calls));
+  waiting.WaitForOthers("setting up the trainer (collective)");
+  stuck.Progress("loading model /m");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(stuck_calls.size(), 1u);
+  ASSERT_EQ(waiting_calls.size(), 1u);
+  EXPECT_LT(stuck_calls.first, waiting_calls.first);
+  const double waited = std::chrono::duration<double>(waiting_calls.first - start).count();
+  EXPECT_GE(waited, 0.6);
+  EXPECT_NE(waiting_calls.descriptions[0].find("grace of a wait for the other ranks) while setting up the trainer"),
+            std::string::npos)
+      << waiting_calls.descriptions[0];
+  // Progress ends the grace.
+  Calls calls;
+  ProgressWatchdog watchdog(0.3, Record(calls));
+  watchdog.WaitForOthers("a collective");
+  watchdog.Progress("step 1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_NE(calls.descriptions[0].find("(limit 0.3 s) while step 1"), std::string::npos) << calls.descriptions[0];
+}
+
 TEST(ProgressWatchdogTest, SteadyProgressNeverFires) {
   Calls calls;
   ProgressWatchdog watchdog(0.3, Record(calls));

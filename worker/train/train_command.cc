@@ -56,7 +56,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   // A rank stuck in a collective (another rank hung: a GPU, a file system) would hang the job for
   // ever: with no progress for --stall-seconds, the watchdog ends it (exit code 75; --resume goes on).
   ProgressWatchdog watchdog(flags.stall_seconds, mpi::AbortStalledJob);
-  watchdog.Progress("setting up the communicator (collective: waits for every rank)");
+  watchdog.WaitForOthers("setting up the communicator (collective: waits for every rank)");
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
   // Rank 0 writes the checkpoints: a --out that cannot take them fails now, not after the training.
@@ -124,6 +124,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   options.out_dir = flags.out;
   options.save_every = flags.save_every;
   options.tokenizer_dir = model_dir;
+  watchdog.WaitForOthers("setting up the trainer (collective: rank 0's weights go to every rank)");
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                         Trainer::Create(model, std::move(reference), comm.get(), options));
   if (resume_dir.has_value()) {
