@@ -16,8 +16,8 @@ CLI::Validator FiniteNumber(double min, double max = std::numeric_limits<double>
 // An integer in [min, max] ("2.5" and "1e3" are refused).
 CLI::Validator Integer(int64_t min, int64_t max = std::numeric_limits<int64_t>::max());
 
-// A path that is not empty ("" would put <root>/iter-1 or <out>/checkpoint-1 at the top of the file
-// system).
+// A path that is not empty (an empty --checkpoint-root would put <root>/iter-1 at the top of the
+// file system).
 CLI::Validator NonEmptyPath();
 
 // Shorthands: a finite number > 0, a finite number >= 0.

@@ -1013,8 +1013,12 @@ TEST_F(CoordinatorServiceTest, StatusShowsOnlyWhatHasCommitted) {
   std::atomic<bool> watching{true};
   std::thread watcher([&] {
     while (watching) {
-      const int workers = client_->GetStatus()->workers_size();
-      answers.push_back({std::chrono::steady_clock::now(), workers});
+      const absl::StatusOr<v1::GetStatusResponse> status = client_->GetStatus();
+      if (!status.ok()) {
+        ADD_FAILURE() << status.status();
+        return;
+      }
+      answers.push_back({std::chrono::steady_clock::now(), status->workers_size()});
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });

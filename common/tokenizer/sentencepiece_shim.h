@@ -4,6 +4,7 @@
 // copies bind to each other's symbols and the process crashes while loading. The module
 // (libsrlm_sentencepiece.so, sentencepiece_module.cc) is opened with dlopen(RTLD_LOCAL |
 // RTLD_DEEPBIND): its symbols stay out of the global scope and it binds to its own copy first.
+// (Not in sanitized builds, whose runtimes refuse RTLD_DEEPBIND: see sentencepiece_shim.cc.)
 // Also, libsentencepiece's header declares its own `absl::string_view`, which collides with
 // abseil's, so only the module includes it.
 #pragma once

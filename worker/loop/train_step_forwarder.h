@@ -2,9 +2,9 @@
 // step never waits for the coordinator: not for the commit of each report, and not while the
 // coordinator is unreachable, when every rank would otherwise sit in the next collective until
 // rank 0's report gave up. Only the newest report is kept: one not sent yet is replaced by the
-// next step's, and the next report is also the retry of one that failed. The destructor sends the
-// one still waiting (a single attempt), so the final step reaches the status before the checkpoint
-// is reported.
+// next step's, and the next report is also the retry of one that failed. The destructor waits for
+// a report in flight and then sends the one still waiting (one attempt; each bounded by the client's
+// deadline), so the final step reaches the status before the checkpoint is reported.
 #pragma once
 
 #include <condition_variable>

@@ -484,11 +484,13 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
     const uint64_t recoveries_before = link_.recoveries();
     watchdog_.Progress("asking the coordinator for work (LeaseShard)");
     absl::StatusOr<v1::LeaseShardResponse> answer = link_.LeaseShard(request);
-    if (stopping && (!answer.ok() || !answer->has_stop())) {
-      // The coordinator is away (the retrying link gives up at once on a stop) or did not say.
-      if (!answer.ok()) SRLM_LOG(WARNING) << "stopping without the coordinator's answer: " << answer.status();
+    // The coordinator is away (the retrying link gives up at once on a stop, also one that came
+    // during the call) or did not say how to leave: leave.
+    if (!answer.ok() && StopRequested()) {
+      SRLM_LOG(WARNING) << "stopping without the coordinator's answer: " << answer.status();
       break;
     }
+    if (stopping && answer.ok() && !answer->has_stop()) break;
     SRLM_ASSIGN_OR_RETURN(v1::LeaseShardResponse lease, std::move(answer));
     if (link_.recoveries() != recoveries_before) {
       // The coordinator restarted around this call: an earlier attempt may have taken a lease whose

@@ -108,6 +108,10 @@ class FakeCoordinator : public CoordinatorLink {
     out.set_iteration(iteration_);
     out.set_phase(phase_);
     out.set_model_dir(model_dir_);
+    if (stop_during_lease != nullptr && !r.stopping()) {  // a stop comes while the call retries in vain
+      *stop_during_lease = true;
+      return absl::UnavailableError("coordinator away");
+    }
     if (r.stopping() || stop_in_phase == phase_) {  // as the coordinator: leave (see StopWork)
       out.mutable_stop()->set_reason(r.stopping() ? "stop requested" : "rank 1 of this launch has stopped");
       out.mutable_stop()->set_end_job(r.stopping() && others_train);
@@ -213,6 +217,7 @@ class FakeCoordinator : public CoordinatorLink {
   size_t drop_streamed_pairs = 0;  // StreamPairs ends cleanly this many pairs short
   bool others_train = false;  // a stopping rank is told to end the job: others are training
   v1::Phase stop_in_phase = v1::PHASE_UNSPECIFIED;  // in this phase every lease is answered "stop"
+  std::atomic<bool>* stop_during_lease = nullptr;  // set by a LeaseShard that then fails UNAVAILABLE
   std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
   std::string registration_model_dir = "/m0";  // the M_t RegisterWorker names
   std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
@@ -610,6 +615,17 @@ TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {
   EXPECT_TRUE(summary->stopped);
   EXPECT_EQ(coordinator.log, (std::vector<std::string>{"register rank 0", "lease stopping"}));
   EXPECT_TRUE(backend.trained.empty());
+
+  // A stop that comes while LeaseShard fails (the retrying link then gives up at once): the worker
+  // leaves, not fails (which would abort the whole job).
+  std::atomic<bool> later{false};
+  FakeCoordinator away(RunConfigToYaml(config));
+  away.stop_during_lease = &later;
+  options.stop_requested = &later;
+  auto left = RunWorkerLoop(away, backend, WorkerIdentity{"host", 1, 0, 1, "cpu"}, options);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_TRUE(left->stopped);
+  options.stop_requested = &stop;
 
   // Other ranks already train and would wait for this one in a collective: the job ends instead.
   FakeCoordinator training(RunConfigToYaml(config));
