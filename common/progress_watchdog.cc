@@ -24,17 +24,16 @@ ProgressWatchdog::~ProgressWatchdog() {
   if (thread_.joinable()) thread_.join();
 }
 
-void ProgressWatchdog::Progress(std::string activity) {
-  std::lock_guard<std::mutex> lock(mu_);
-  last_progress_ = Clock::now();
-  grace_ = Clock::duration(0);
-  activity_ = std::move(activity);
-}
+void ProgressWatchdog::Progress(std::string activity) { Mark(std::move(activity), 0); }
 
 void ProgressWatchdog::WaitForOthers(std::string activity) {
+  Mark(std::move(activity), std::min(0.5 * stall_seconds_, 60.0));
+}
+
+void ProgressWatchdog::Mark(std::string activity, double grace_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   last_progress_ = Clock::now();
-  grace_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(0.5 * stall_seconds_, 60.0)));
+  grace_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_seconds));
   activity_ = std::move(activity);
 }
 

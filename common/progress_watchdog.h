@@ -48,6 +48,8 @@ class ProgressWatchdog {
   // A wake-up this much later than asked for means the process was suspended.
   static constexpr std::chrono::seconds kSuspendedSlack{2};
   void Watch();
+  // Progress: now doing `activity`, with `grace_seconds` beyond the limit.
+  void Mark(std::string activity, double grace_seconds);
 
   const double stall_seconds_;
   const StallHandler on_stall_;

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -347,7 +348,7 @@ absl::Status RunCoordinator::Initialize() {
   workers->Reset();
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
   if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
-    for (const auto& [id, worker] : workers_) maybe_training_.insert(id);
+    for (const auto& [id, worker] : workers_) may_be_training_.insert(id);
   }
   SRLM_RETURN_IF_ERROR(LoadCommittedIterations(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
@@ -591,8 +592,7 @@ void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter:
                  << v1::Phase_Name(phase);
   phase_ = phase;
   phase_started_ms_ = now;
-  train_takers_.clear();
-  maybe_training_.clear();
+  may_be_training_.clear();
   phase_changes_.push_back({++phase_change_sequence_, iteration_, phase});
   if (phase_changes_.size() > kPhaseChangeHistory) phase_changes_.pop_front();
   phase_changed_.notify_all();
@@ -866,10 +866,8 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     // What the answer shows must be durable before it is sent: another call's transition may be in
     // memory and still committing (a rank told DONE, say, would leave before the run is done on disk).
     sequence = committer_->LastEnqueued();
-    maybe_training_.erase(request.worker_id());  // it asks for work, so it is not training
-    if (AnswerStopLocked(request, &response)) {
-      // Leaving: nothing to lease or write.
-    } else switch (phase_) {
+    may_be_training_.erase(request.worker_id());  // it asks for work, so it is not training
+    if (!AnswerStopLocked(request, &response)) switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:
       case v1::PHASE_COMMIT:
@@ -885,7 +883,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
           if (!checkpoint_dirs_.empty()) {
             train->set_written_checkpoint_dir(ReportedCheckpointDirLocked());
           } else {
-            train_takers_.insert(request.worker_id());  // it trains: collectives with the others
+            may_be_training_.insert(request.worker_id());  // it trains: collectives with the others
           }
         }
         break;
@@ -919,12 +917,9 @@ bool RunCoordinator::AnswerStopLocked(const v1::LeaseShardRequest& request, v1::
   const bool training_phase = phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN;
   if (request.stopping()) {
     departed_.insert(request.worker_id());
-    bool others_train = false;
-    for (const std::set<std::string>* training : {&train_takers_, &maybe_training_}) {
-      for (const std::string& id : *training) {
-        others_train |= training_phase && id != request.worker_id() && IsCurrentWorkerLocked(id);
-      }
-    }
+    const bool others_train = training_phase && absl::c_any_of(may_be_training_, [&](const std::string& id) {
+                                return IsCurrentWorkerLocked(id);
+                              });
     v1::StopWork* stop = response->mutable_stop();
     stop->set_end_job(others_train);
     stop->set_reason(others_train ? "other ranks of this launch are training and would wait for this one"
@@ -934,7 +929,7 @@ bool RunCoordinator::AnswerStopLocked(const v1::LeaseShardRequest& request, v1::
     return true;
   }
   // Training needs every rank: once one has left, no other rank of the launch starts training.
-  if (!training_phase || train_takers_.count(request.worker_id())) return false;
+  if (!training_phase) return false;
   for (const std::string& gone : departed_) {
     if (!IsCurrentWorkerLocked(gone)) continue;  // a relaunch registered its rank again
     response->mutable_stop()->set_reason(absl::StrCat("rank ", workers_[gone].rank,

@@ -177,11 +177,10 @@ class RunCoordinator {
           unparsable_ = 0, too_long_ = 0;
   std::vector<int64_t> score_histogram_;
   std::map<int32_t, std::string> checkpoint_dirs_;  // rank -> dir, for the current iteration
-  // SFT/TRAIN: workers given a training answer in this phase, so in (or entering) its collectives;
-  // and, after a restart in SFT/TRAIN, the workers registered before it that have not asked for
-  // work since (they may be training without having asked this process).
-  std::set<std::string> train_takers_;
-  std::set<std::string> maybe_training_;
+  // SFT/TRAIN: the workers that may be in this phase's collectives: those given a training answer,
+  // and, after a restart in SFT/TRAIN, those registered before it (they may be training without
+  // having asked this process). A worker that asks for work is not training, and leaves the set.
+  std::set<std::string> may_be_training_;
   std::map<int32_t, std::pair<int64_t, int64_t>> evaluations_;  // rank -> (correct, total), likewise
   int32_t checkpoint_world_size_ = 0;
   int64_t train_step_ = 0, train_total_steps_ = 0;

@@ -13,14 +13,8 @@ namespace {
 // (google/sanitizers#611), so a sanitized build opens the module without it. That is safe where no
 // other protobuf is loaded (the tokenizer tests); a sanitized process that also has gRPC's
 // libprotobuf (srlm-worker) loses the isolation and may crash loading a SentencePiece model.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(SRLM_SANITIZED)  // -DSRLM_SANITIZE=... (CMakeLists.txt)
 constexpr int kIsolation = 0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr int kIsolation = 0;
-#else
-constexpr int kIsolation = RTLD_DEEPBIND;
-#endif
 #else
 constexpr int kIsolation = RTLD_DEEPBIND;
 #endif
