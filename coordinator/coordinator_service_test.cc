@@ -996,6 +996,22 @@ TEST_F(CoordinatorServiceTest, AfterARestartInTrainingAStoppingRankEndsTheJob) {
   EXPECT_TRUE(stop.stop().end_job());  // w1 may be training
 }
 
+// A departure is durable: after a coordinator restart, the other rank of the departed rank's launch
+// is still told to stop instead of being handed training it would wait in for the departed rank.
+TEST_F(CoordinatorServiceTest, ADepartureOutlivesACoordinatorRestart) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);  // the run starts in SFT
+  ASSERT_TRUE(Lease(w1, /*stopping=*/true).has_stop());
+  Stop();
+  Start(SmallConfig());
+  const v1::LeaseShardResponse told = Lease(w0);
+  ASSERT_TRUE(told.has_stop()) << told.DebugString();
+  EXPECT_THAT(told.stop().reason(), ::testing::HasSubstr("rank 1 of this launch has stopped"));
+  // A relaunch registers rank 1 again, and training is handed out.
+  const std::string again0 = Register(0, 2);
+  Register(1, 2);
+  EXPECT_TRUE(Lease(again0).has_train());
+}
+
 // A status answer shows only committed state. Another connection holds the database's write lock,
 // so a registration is applied in memory but cannot commit; no status answer given before the lock
 // is released may show that worker (a crash then would have undone it).

@@ -346,6 +346,13 @@ absl::Status RunCoordinator::Initialize() {
     ++next_worker_number_;
   }
   workers->Reset();
+  SRLM_ASSIGN_OR_RETURN(Statement * departures, db.Prepare("SELECT worker_id FROM departures"));
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, departures->Step());
+    if (!row) break;
+    departed_.insert(departures->ColumnText(0));
+  }
+  departures->Reset();
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
   if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
     for (const auto& [id, worker] : workers_) may_be_training_.insert(id);
@@ -867,7 +874,7 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
     // memory and still committing (a rank told DONE, say, would leave before the run is done on disk).
     sequence = committer_->LastEnqueued();
     may_be_training_.erase(request.worker_id());  // it asks for work, so it is not training
-    if (!AnswerStopLocked(request, &response)) switch (phase_) {
+    if (!AnswerStopLocked(request, &response, &sequence)) switch (phase_) {
       case v1::PHASE_SFT:
       case v1::PHASE_TRAIN:
       case v1::PHASE_COMMIT:
@@ -913,10 +920,18 @@ bool RunCoordinator::IsCurrentWorkerLocked(const std::string& worker_id) const {
   return listed != worker_by_rank_.end() && listed->second == worker_id;
 }
 
-bool RunCoordinator::AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response) {
+bool RunCoordinator::AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response,
+                                      uint64_t* sequence) {
   const bool training_phase = phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN;
   if (request.stopping()) {
-    departed_.insert(request.worker_id());
+    if (departed_.insert(request.worker_id()).second) {
+      // Durable before the answer: a restart must still keep the launch's other ranks from training.
+      *sequence = EnqueueLocked({[worker_id = request.worker_id(), now = Now()](SqliteDb& db) {
+        SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                              db.Prepare("INSERT OR IGNORE INTO departures(worker_id, departed_ms) VALUES(?, ?)"));
+        return stmt->Bind(1, worker_id).Bind(2, now).Run();
+      }});
+    }
     const bool others_train = training_phase && absl::c_any_of(may_be_training_, [&](const std::string& id) {
                                 return IsCurrentWorkerLocked(id);
                               });

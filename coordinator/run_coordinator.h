@@ -123,7 +123,8 @@ class RunCoordinator {
   const std::string& ReportedCheckpointDirLocked() const;
   // The answer to a stopping rank, or to any rank of a launch that one rank has left (see
   // coordinator.proto StopWork). Returns false when neither applies.
-  bool AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response);
+  bool AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response,
+                        uint64_t* sequence);
   // Whether `worker_id` is its rank's latest registration.
   bool IsCurrentWorkerLocked(const std::string& worker_id) const;
   // Builds the status answer (or reuses the cached one); GetStatus waits for it to be durable.
@@ -163,7 +164,7 @@ class RunCoordinator {
   int64_t next_worker_number_ = 1;
   std::map<std::string, WorkerInfo> workers_;
   std::map<int32_t, std::string> worker_by_rank_;
-  // Workers that left on a stop request (in memory: a relaunch registers new workers anyway).
+  // Workers that left on a stop request (table `departures`, so a restart remembers them).
   std::set<std::string> departed_;
   // Phase.
   ShardPool shards_;

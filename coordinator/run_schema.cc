@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workers (
   worker_id TEXT PRIMARY KEY, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,
   hostname TEXT NOT NULL, pid INTEGER NOT NULL, device TEXT NOT NULL, registered_ms INTEGER NOT NULL);
+-- Workers that left on a stop request (LeaseShard.stopping): while one is still its rank's latest
+-- registration, no rank of its launch is handed training. Kept so that a restart remembers it.
+CREATE TABLE IF NOT EXISTS departures (worker_id TEXT PRIMARY KEY, departed_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (
   lease_id TEXT PRIMARY KEY, iteration INTEGER NOT NULL, kind TEXT NOT NULL,
   shard_id INTEGER NOT NULL, attempt INTEGER NOT NULL, worker_id TEXT NOT NULL,
