@@ -1,7 +1,7 @@
 // End-to-end tests of `srlm-worker sft|dpo` as real processes, alone and under real mpirun:
 // data parallelism (-np 2 and 3 equal -np 1 with the same global batch, also uneven), resume bit for
 // bit, a checkpoint killed half-way is never loaded, NaN/Inf on one rank skips the step on all,
-// bad data is reported with its line number.
+// bad data is reported with its line number, an --out that one rank does not share is refused.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -229,6 +229,32 @@ TEST_F(TrainerProcessTest, AStalledRankEndsTheWholeJobWith75) {
   EXPECT_NE(log.find("SRLM_TEST_STALL_RANK: this rank's model load hangs on purpose"), std::string::npos) << log;
   EXPECT_NE(log.find("worker stalled: no progress for"), std::string::npos) << log;
   EXPECT_NE(log.find("while loading model"), std::string::npos) << log;
+}
+
+// --out on a path local to each node: rank 1 runs in its own mount namespace with an empty tmpfs
+// over the folder, as on a second host. The job ends before any training, every rank naming rank 1;
+// before, rank 1 could not resume from (or, in the loop, load) what rank 0 wrote.
+TEST_F(TrainerProcessTest, AnOutThatOneRankDoesNotSeeEndsTheJobBeforeTraining) {
+  const std::string local = *g_dir / "node_local";
+  ASSERT_EQ(Shell("mkdir -p " + local), 0);
+  const std::string out = local + "/out", log_path = *g_dir / "node_local.log";
+  const std::string command = Worker() + " sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") +
+                              " --out " + out + " --steps 2 --batch-size 4";
+  const std::string per_rank = *g_dir / "node_local.sh";
+  WriteFileText(per_rank, "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then\n"
+                          "  exec unshare --mount sh -c 'mount -t tmpfs none " + local + " && exec " + command + "'\n"
+                          "fi\n"
+                          "exec " + command + "\n");
+  const int rc = Shell("timeout 120 " + Mpirun(2) + "sh " + per_rank + " >" + log_path + " 2>&1");
+  const std::string log = ReadFileText(log_path);
+  EXPECT_NE(rc, 0) << log;
+  EXPECT_NE(rc, 124) << "the job hung until timeout killed it\n" << log;
+  EXPECT_NE(log.find("rank(s) 1 of 2 cannot see " + out), std::string::npos) << log;
+  EXPECT_NE(log.find("--out must be a folder that every rank's host shares"), std::string::npos) << log;
+  EXPECT_EQ(log.find("step 1/"), std::string::npos) << "training started\n" << log;
+  auto latest = FindLatestCheckpoint(out, "trainer_state.json");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_FALSE(latest->has_value());
 }
 
 }  // namespace

@@ -91,7 +91,6 @@ absl::Status RunWorker(RunFlags flags) {
   SRLM_ASSIGN_OR_RETURN(auto client, coordinator::CoordinatorClient::Connect(flags.client));
   GrpcCoordinatorLink grpc_link(std::move(client));
   RetryingCoordinatorLink link(grpc_link, flags.retry_seconds, &g_stop);
-  CheckedBackend backend(flags.backend, rank, world_size);
   WorkerLoopOptions options;
   // Absolute: the coordinator stores the checkpoint paths ranks report, and a resume from another
   // working directory must find the same folders (a relative path could even name another run's).
@@ -101,6 +100,8 @@ absl::Status RunWorker(RunFlags flags) {
     if (::getcwd(cwd, sizeof(cwd)) == nullptr) return absl::InternalError("getcwd failed");
     options.checkpoint_root = absl::StrCat(cwd, "/", options.checkpoint_root);
   }
+  flags.backend.checkpoint_root = options.checkpoint_root;
+  CheckedBackend backend(flags.backend, rank, world_size);
   options.stop_requested = &g_stop;
   options.max_wait_seconds = flags.max_wait_seconds;
   options.stall_seconds = flags.stall_seconds;

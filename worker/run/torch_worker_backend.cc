@@ -10,6 +10,7 @@
 #include "worker/model/model_options.h"
 #include "worker/run/torch_loop_model.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/shared_directory.h"
 #include "worker/train/trainer.h"
 
 namespace srlm {
@@ -22,6 +23,9 @@ absl::Status TorchWorkerBackend::Configure(const RunConfig& config) {
   }
   if (communicator_ == nullptr) {
     SRLM_ASSIGN_OR_RETURN(communicator_, MakeCommunicator(options_.communicator, config.model.device));
+    if (!options_.checkpoint_root.empty()) {
+      SRLM_RETURN_IF_ERROR(CheckDirectorySharedByRanks(options_.checkpoint_root, "--checkpoint-root", *communicator_));
+    }
   }
   if (config.model.device.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available()) return absl::FailedPreconditionError("model.device is cuda but no GPU is visible");

@@ -26,13 +26,17 @@ struct TrainingSummary;
 struct TorchWorkerBackendOptions {
   std::string communicator = "auto";  // auto | single | mpi | nccl (communicator.h)
   int64_t max_generate_batch = 64;    // sequences decoded together
+  // Where rank 0 writes the models that every rank loads next: when set, Configure checks that every
+  // rank sees it (worker/train/shared_directory.h).
+  std::string checkpoint_root;
 };
 
 class TorchWorkerBackend : public WorkerBackend {
  public:
   explicit TorchWorkerBackend(TorchWorkerBackendOptions options) : options_(std::move(options)) {}
 
-  // Creates the communicator (collective) and picks device and dtype from the run's model section.
+  // Creates the communicator (collective), checks the checkpoint root (collective) and picks device
+  // and dtype from the run's model section.
   absl::Status Configure(const RunConfig& config) override;
   absl::StatusOr<std::unique_ptr<LoopModel>> LoadModel(const std::string& model_dir) override;
   absl::Status TrainSft(const RunConfig& config, const std::string& model_dir, const std::string& out_dir,

@@ -137,21 +137,24 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step) {
   return absl::StrCat(out_dir, "/checkpoint-", step);
 }
 
-absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
-                                                               const std::string& marker_file) {
-  std::optional<std::string> best;
-  int64_t best_step = -1;
+absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
+                                                                 const std::string& marker_file) {
+  std::optional<int64_t> best;
   for (const std::string& name : ListNames(out_dir)) {
     int64_t step = 0;
     if (name.rfind("checkpoint-", 0) != 0 || !absl::SimpleAtoi(name.substr(11), &step)) continue;
     const std::string dir = out_dir + "/" + name;
-    if (!Exists(dir + "/" + marker_file)) continue;
-    if (step > best_step) {
-      best_step = step;
-      best = dir;
-    }
+    if (dir != CheckpointDir(out_dir, step) || !Exists(dir + "/" + marker_file)) continue;  // "checkpoint-07"
+    if (!best.has_value() || step > *best) best = step;
   }
   return best;
+}
+
+absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
+                                                               const std::string& marker_file) {
+  SRLM_ASSIGN_OR_RETURN(std::optional<int64_t> step, FindLatestCheckpointStep(out_dir, marker_file));
+  if (!step.has_value()) return std::optional<std::string>();
+  return CheckpointDir(out_dir, *step);
 }
 
 }  // namespace srlm

@@ -30,6 +30,9 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step);
 
 // The whole checkpoint with the highest step under `out_dir` (one holding `marker_file`), or
 // nullopt when there is none. Temporaries are ignored.
+absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
+                                                                 const std::string& marker_file);
+// The same, as its folder (CheckpointDir).
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
                                                                const std::string& marker_file);
 

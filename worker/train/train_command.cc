@@ -17,6 +17,7 @@
 #include "worker/model/model_options.h"
 #include "worker/train/atomic_dir.h"
 #include "worker/train/mpi_communicator.h"
+#include "worker/train/shared_directory.h"
 #include "worker/train/text_encoder.h"
 #include "worker/train/trainer.h"
 
@@ -59,8 +60,10 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   watchdog.WaitForOthers("setting up the communicator (collective: waits for every rank)");
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(flags.communicator, config.model.device));
   SetLogIdentity("worker", comm->rank());
-  // Rank 0 writes the checkpoints: a --out that cannot take them fails now, not after the training.
-  if (comm->rank() == 0) SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(CheckpointDir(flags.out, 0)));
+  // Rank 0 writes the checkpoints and every rank resumes from them: a --out that cannot take them, or
+  // that some rank does not see, fails now, not after the training.
+  watchdog.WaitForOthers("checking that --out is shared by every rank (collective)");
+  SRLM_RETURN_IF_ERROR(CheckDirectorySharedByRanks(flags.out, "--out", *comm));
   // Test hook: this rank alone fails here, while the others go on into collectives.
   if (const char* rank = std::getenv("SRLM_TEST_FAIL_RANK"); rank != nullptr && std::atoi(rank) == comm->rank()) {
     return absl::InternalError("SRLM_TEST_FAIL_RANK: this rank fails on purpose");
@@ -78,10 +81,12 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
                  << " on " << device.str();
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype, device));
 
-  // Resume from the newest whole checkpoint under --out, when asked and there is one.
+  // Resume from the newest whole checkpoint under --out, when asked and there is one: rank 0's choice,
+  // on every rank.
   std::optional<std::string> resume_dir;
   if (flags.resume) {
-    SRLM_ASSIGN_OR_RETURN(resume_dir, FindLatestCheckpoint(flags.out, "trainer_state.json"));
+    watchdog.WaitForOthers("choosing the checkpoint to resume from (collective)");
+    SRLM_ASSIGN_OR_RETURN(resume_dir, AgreeOnResumeCheckpoint(flags.out, "trainer_state.json", *comm));
   }
   watchdog.Progress(absl::StrCat("loading model ", resume_dir.value_or(model_dir)));
   // Test hook: this rank's model load hangs, as on a hung file system, while the others go on.

@@ -1,0 +1,133 @@
+// Implementation of worker/train/shared_directory.h.
+#include "worker/train/shared_directory.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "worker/train/atomic_dir.h"
+
+namespace srlm {
+namespace {
+
+std::string HostName() {
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// Rank 0's probe: makes `dir`, then creates `path` holding the host name.
+absl::Status WriteProbe(const std::string& dir, const std::string& path) {
+  SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(dir + "/.srlm-shared-check"));  // makes dir and its parents
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  const std::string host = HostName() + "\n";
+  const bool written = ::write(fd, host.data(), host.size()) == static_cast<ssize_t>(host.size());
+  const int saved_errno = errno;
+  if (::close(fd) != 0 || !written) {
+    ::unlink(path.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write ", path, ": ", std::strerror(written ? errno : saved_errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Whether `path` in `dir` shows up within `wait_seconds`. Opening the folder first makes a network
+// file system revalidate it (close-to-open), so a cached listing does not hide the new name.
+bool AppearsWithin(const std::string& dir, const std::string& path, double wait_seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+  while (true) {
+    if (DIR* listing = ::opendir(dir.c_str()); listing != nullptr) ::closedir(listing);
+    if (::access(path.c_str(), F_OK) == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Collective. The ranks (other than 0) on which `path` did not show up within `wait_seconds`; each
+// such rank logs its host.
+absl::StatusOr<std::vector<int>> RanksThatCannotSee(const std::string& dir, const std::string& path,
+                                                    Communicator& comm, double wait_seconds) {
+  std::vector<double> blind(static_cast<size_t>(comm.world_size()), 0);
+  if (comm.rank() != 0 && !AppearsWithin(dir, path, wait_seconds)) {
+    blind[static_cast<size_t>(comm.rank())] = 1;
+    SRLM_LOG(ERROR) << "rank " << comm.rank() << " on host " << HostName() << " cannot see " << path
+                    << ", which rank 0 sees";
+  }
+  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&blind));
+  std::vector<int> ranks;
+  for (size_t r = 0; r < blind.size(); ++r) {
+    if (blind[r] > 0) ranks.push_back(static_cast<int>(r));
+  }
+  return ranks;
+}
+
+absl::Status NotShared(const std::vector<int>& ranks, int world, const std::string& seen, double wait_seconds,
+                       const std::string& what) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "rank(s) ", absl::StrJoin(ranks, ", "), " of ", world, " cannot see ", seen, " as rank 0 does (waited ",
+      wait_seconds, " s): ", what, " must be a folder that every rank's host shares (a network file system), ",
+      "not a path local to each node"));
+}
+
+}  // namespace
+
+absl::Status CheckDirectorySharedByRanks(const std::string& dir, const std::string& what, Communicator& comm,
+                                         double wait_seconds) {
+  // The probe's name: a random 48-bit number from rank 0 (exact in a double), the max over ranks.
+  std::vector<double> chosen = {0, 0};  // {number, rank 0 failed}
+  absl::Status written = absl::OkStatus();
+  if (comm.rank() == 0) {
+    std::random_device entropy;
+    const uint64_t number = ((uint64_t{entropy()} << 32) ^ entropy()) & ((uint64_t{1} << 48) - 1);
+    chosen[0] = static_cast<double>(number);
+    written = WriteProbe(dir, absl::StrCat(dir, "/.srlm-shared-check-", number));
+    chosen[1] = written.ok() ? 0 : 1;
+  }
+  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&chosen));
+  if (!written.ok()) return written;
+  if (chosen[1] > 0) return absl::FailedPreconditionError(absl::StrCat("rank 0 could not write to ", what, " ", dir));
+  const std::string probe = absl::StrCat(dir, "/.srlm-shared-check-", static_cast<uint64_t>(chosen[0]));
+  absl::StatusOr<std::vector<int>> blind = RanksThatCannotSee(dir, probe, comm, wait_seconds);
+  if (comm.rank() == 0) ::unlink(probe.c_str());
+  SRLM_RETURN_IF_ERROR(blind.status());
+  if (blind->empty()) return absl::OkStatus();
+  return NotShared(*blind, comm.world_size(), absl::StrCat(dir, " (a probe file rank 0 wrote in it)"), wait_seconds,
+                   what);
+}
+
+absl::StatusOr<std::optional<std::string>> AgreeOnResumeCheckpoint(const std::string& out_dir,
+                                                                   const std::string& marker_file,
+                                                                   Communicator& comm, double wait_seconds) {
+  std::vector<double> chosen = {-1, 0};  // {step, rank 0 failed}
+  absl::StatusOr<std::optional<int64_t>> found = std::optional<int64_t>();
+  if (comm.rank() == 0) {
+    found = FindLatestCheckpointStep(out_dir, marker_file);
+    if (!found.ok()) chosen[1] = 1;
+    else if (found->has_value()) chosen[0] = static_cast<double>(**found);
+  }
+  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&chosen));
+  SRLM_RETURN_IF_ERROR(found.status());
+  if (chosen[1] > 0) return absl::FailedPreconditionError(absl::StrCat("rank 0 could not list ", out_dir));
+  if (chosen[0] < 0) return std::optional<std::string>();
+  const std::string dir = CheckpointDir(out_dir, static_cast<int64_t>(chosen[0]));
+  SRLM_ASSIGN_OR_RETURN(std::vector<int> blind, RanksThatCannotSee(out_dir, dir + "/" + marker_file, comm,
+                                                                   wait_seconds));
+  if (blind.empty()) return std::optional<std::string>(dir);
+  return NotShared(blind, comm.world_size(), absl::StrCat(dir, ", the checkpoint to resume from,"), wait_seconds,
+                   "--out");
+}
+
+}  // namespace srlm
