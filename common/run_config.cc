@@ -277,6 +277,11 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                              "model.chat_template", "plain, llama2, llama3 or chatml"));
   SRLM_RETURN_IF_ERROR(Check(c.model.max_seq_len >= 0, "model.max_seq_len", "an integer >= 0"));
   SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 0, "run.iterations", "an integer >= 0"));
+  // Without SFT the run starts at iteration 1: with no iteration either it has nothing to train
+  // (and ran iteration 1 anyway).
+  SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 1 || c.run.sft, "run.iterations",
+                             "an integer >= 1 when run.sft is false (with neither SFT nor an iteration the "
+                             "run has nothing to train)"));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.per_iteration > 0, "prompts.per_iteration", "an integer > 0"));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.shots >= 0, "prompts.shots", "an integer >= 0"));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.shard_size > 0, "prompts.shard_size", "an integer > 0"));

@@ -9,7 +9,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -962,6 +965,237 @@ TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
   EXPECT_EQ(updates, 3);
 }
 
+// A watch has no deadline: `srlmctl watch` follows a run of any length. Here it outlives a stream
+// deadline several times over (with one, it ended in DEADLINE_EXCEEDED after an hour).
+TEST_F(CoordinatorServiceTest, AWatchOutlivesTheStreamDeadline) {
+  ClientOptions options;
+  options.token = kToken;
+  options.deadline_seconds = 0.3;
+  options.stream_deadline_seconds = 0.3;
+  CoordinatorClient client(
+      v1::Coordinator::NewStub(server_->grpc_server()->InProcessChannel(grpc::ChannelArguments())), options);
+  const auto start = std::chrono::steady_clock::now();
+  int updates = 0;
+  const absl::Status watched = client.WatchStatus(0.1, [&](const v1::GetStatusResponse&) {
+    ++updates;
+    return std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1200);
+  });
+  EXPECT_TRUE(watched.ok()) << watched;
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
+  EXPECT_GE(updates, 5);
+}
+
+// One NaN loss used to end the coordinator: SQLite stores NaN as NULL, the insert into
+// train_steps (loss NOT NULL) failed, and a failed commit aborts. It is refused and changes nothing.
+TEST_F(CoordinatorServiceTest, ANonFiniteLossIsRefusedAndChangesNothing) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  ASSERT_TRUE(Lease(w0).has_train());
+  v1::ReportTrainStepRequest step;
+  step.set_worker_id(w0);
+  step.set_iteration(0);
+  step.set_step(1);
+  step.set_total_steps(10);
+  step.set_loss(0.75);
+  ASSERT_TRUE(client_->ReportTrainStep(step).ok());
+  for (double loss : {std::nan(""), double{INFINITY}, -double{INFINITY}}) {
+    step.set_step(2);
+    step.set_loss(loss);
+    auto refused = client_->ReportTrainStep(step);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+        << loss << ": " << refused.status();
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not finite"));
+  }
+  step.set_loss(0.5);
+  (*step.mutable_metrics())["grad_norm"] = INFINITY;  // stored as text: no harm
+  ASSERT_TRUE(client_->ReportTrainStep(step).ok());
+  auto status = client_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->train_step(), 2);
+  EXPECT_DOUBLE_EQ(status->train_loss(), 0.5);
+  Stop();
+  Start(std::nullopt);
+  EXPECT_DOUBLE_EQ(client_->GetStatus()->train_loss(), 0.5);
+}
+
+// --force-config with a smaller prompts.per_iteration can find the pool complete already. Only a
+// submission checked that, and none would come: every LeaseShard answered wait for ever.
+TEST_F(CoordinatorServiceTest, AForcedConfigUnderWhichThePoolIsCompleteGoesOnToGenerate) {
+  Stop();
+  std::filesystem::remove_all(run_dir_);
+  RunConfig config = SmallConfig();
+  config.run.sft = false;
+  config.prompts.per_iteration = 4;
+  config.prompts.shard_size = 2;
+  Start(config);
+  const std::string w0 = Register(0, 1);
+  v1::LeaseShardResponse lease = Lease(w0);
+  ASSERT_TRUE(lease.has_prompts()) << lease.DebugString();
+  ASSERT_TRUE(SubmitPrompts(w0, lease.lease().lease_id(),
+                            {"Describe how rainbows form in the sky", "List three uses of copper wire"})
+                  .ok());
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_PROMPTS);
+  Stop();
+  RunConfig smaller = config;
+  smaller.prompts.per_iteration = 2;
+  Start(smaller, /*force=*/true);
+  EXPECT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  v1::LeaseShardResponse generate = Lease(w0);
+  ASSERT_TRUE(generate.has_generate()) << generate.DebugString();
+  EXPECT_EQ(generate.generate().prompts_size(), 2);
+  Stop();
+  Start(std::nullopt);  // the phase change was stored
+  auto status = client_->GetStatus();
+  EXPECT_EQ(status->phase(), v1::PHASE_GENERATE);
+  EXPECT_EQ(status->shards().leased(), 1);
+}
+
+// An iteration's pairs are exported once they are frozen (GENERATE has ended); before, an export
+// was a part of them, with exit status 0.
+TEST_F(CoordinatorServiceTest, PairsAreExportedOnlyOnceGenerateHasEnded) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  v1::LeaseShardResponse first = Lease(w0);
+  ASSERT_TRUE(first.has_generate());
+  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w0, first)).ok());
+  int exported = 0;
+  const absl::Status early = client_->ExportPairs(1, [&](const v1::ExportedPair&) { return ++exported > 0; });
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition) << early;
+  EXPECT_THAT(std::string(early.message()),
+              ::testing::HasSubstr("the pairs of iteration 1 are still being generated"));
+  EXPECT_EQ(exported, 0);
+  for (int shard = 1; shard < 3; ++shard) {
+    v1::LeaseShardResponse lease = Lease(w0);
+    ASSERT_TRUE(lease.has_generate());
+    ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w0, lease)).ok());
+  }
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_TRAIN);
+  ASSERT_TRUE(client_->ExportPairs(1, [&](const v1::ExportedPair&) { return ++exported > 0; }).ok());
+  EXPECT_EQ(exported, 4);
+}
+
+// A checkpoint report counts for the rank its worker registered as, and only from that rank's
+// current registration: rank 1 of 2 reporting as rank 0 of 1 committed the iteration at once.
+TEST_F(CoordinatorServiceTest, ACheckpointReportCountsOnlyForItsWorkersRegistration) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  for (auto [rank, world_size] : {std::pair{0, 1}, std::pair{0, 2}, std::pair{1, 3}}) {
+    auto refused = Checkpoint(w1, rank, world_size, 0, "/ckpt/m1");
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << rank << "/" << world_size;
+    EXPECT_THAT(std::string(refused.status().message()),
+                ::testing::HasSubstr(absl::StrCat("registered as rank 1 of 2")));
+  }
+  auto status = client_->GetStatus();
+  EXPECT_EQ(status->iteration(), 0);
+  EXPECT_EQ(status->phase(), v1::PHASE_SFT);
+  EXPECT_EQ(status->ranks_reported(), 0);
+  // Rank 1 relaunched: the old registration's report no longer counts; the new one's does.
+  const std::string r1 = Register(1, 2);
+  auto superseded = Checkpoint(w1, 1, 2, 0, "/ckpt/m1");
+  EXPECT_EQ(superseded.status().code(), absl::StatusCode::kFailedPrecondition) << superseded.status();
+  EXPECT_EQ(client_->GetStatus()->ranks_reported(), 0);
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 0, "/ckpt/m1").ok());
+  auto committed = Checkpoint(r1, 1, 2, 0, "/ckpt/m1");
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_TRUE(committed->committed());
+}
+
+// run.sft false starts at iteration 1: with run.iterations 0 too the run has nothing to do, and it
+// used to run iteration 1 anyway ("iteration 1 of 0").
+TEST_F(CoordinatorServiceTest, ARunWithNeitherSftNorAnIterationIsRefused) {
+  Stop();
+  std::filesystem::remove_all(run_dir_);
+  RunConfig config = SmallConfig();
+  config.run.sft = false;
+  config.run.iterations = 0;
+  const absl::Status refused = OpenStatus(config);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()),
+              ::testing::HasSubstr("key 'run.iterations': expected an integer >= 1 when run.sft is false"));
+  config.run.sft = true;  // SFT alone is a run
+  EXPECT_TRUE(OpenStatus(config).ok());
+}
+
+// Per-worker shards_submitted is rebuilt from the completed leases at a restart (it was 0).
+TEST_F(CoordinatorServiceTest, SubmittedShardCountsSurviveARestart) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);  // two PROMPTS shards
+  v1::LeaseShardResponse lease = Lease(w1);
+  ASSERT_TRUE(lease.has_generate());
+  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w1, lease)).ok());
+  auto counts = [&] {
+    std::map<std::string, int64_t> submitted;
+    const absl::StatusOr<v1::GetStatusResponse> status = client_->GetStatus();
+    EXPECT_TRUE(status.ok()) << status.status();
+    for (const v1::WorkerStatus& worker : status->workers()) {
+      submitted[worker.worker_id()] = worker.shards_submitted();
+    }
+    return submitted;
+  };
+  const std::map<std::string, int64_t> expected = {{w0, 2}, {w1, 1}};
+  EXPECT_EQ(counts(), expected);
+  Stop();
+  Start(std::nullopt);
+  EXPECT_EQ(counts(), expected);
+}
+
+// Mean scores are stored exactly: with six digits a score moved to another histogram bucket at a
+// restart (2.4999999999 read back as 2.5), and exported candidate_scores differed from chosen_score.
+TEST_F(CoordinatorServiceTest, MeanScoresReadBackExactlyInTheHistogramAndTheExport) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  const double edge = 2.4999999999, third = 10.0 / 3;  // bucket 4 of 10 over [0, 5]; 3.33333...
+  for (int shard = 0; shard < 3; ++shard) {
+    v1::LeaseShardResponse lease = Lease(w0);
+    ASSERT_TRUE(lease.has_generate());
+    v1::SubmitShardRequest request = GenerateRequest(w0, lease);
+    for (v1::PromptResult& result : *request.mutable_generate()->mutable_results()) {
+      result.set_mean_scores(1, edge);
+      result.set_mean_scores(2, third);
+      if (result.has_pair()) result.mutable_pair()->set_chosen_score(third);
+    }
+    ASSERT_TRUE(client_->SubmitShard(request).ok());
+  }
+  const v1::GetStatusResponse before = *client_->GetStatus();
+  ASSERT_EQ(before.phase(), v1::PHASE_TRAIN);
+  EXPECT_EQ(before.score_histogram(4), 6);
+  EXPECT_EQ(before.score_histogram(5), 0);
+  Stop();
+  Start(std::nullopt);
+  EXPECT_THAT(client_->GetStatus()->score_histogram(), ::testing::ElementsAreArray(before.score_histogram()));
+  int exported = 0;
+  ASSERT_TRUE(client_->ExportPairs(1, [&](const v1::ExportedPair& pair) {
+    ++exported;
+    EXPECT_THAT(pair.candidate_scores(), ::testing::ElementsAre(1, edge, third));
+    EXPECT_EQ(pair.candidate_scores(2), pair.chosen_score());
+    return true;
+  }).ok());
+  EXPECT_EQ(exported, 4);
+}
+
+// Lease ids are predictable: another worker may not complete a lease it does not hold.
+TEST_F(CoordinatorServiceTest, OnlyTheHolderOfALeaseCanSubmitIt) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  v1::LeaseShardResponse prompts = Lease(w0);
+  ASSERT_TRUE(prompts.has_prompts());
+  auto taken = SubmitPrompts(w1, prompts.lease().lease_id(), {"Describe how rainbows form in the sky"});
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition) << taken.status();
+  EXPECT_THAT(std::string(taken.status().message()), ::testing::HasSubstr("is held by worker " + w0));
+  EXPECT_EQ(client_->GetStatus()->prompts_accepted(), 0);
+  EXPECT_EQ(client_->GetStatus()->shards().leased(), 1);
+  ASSERT_TRUE(SubmitPrompts(w0, prompts.lease().lease_id(), {"Describe how rainbows form in the sky"}).ok());
+  FillPrompts(w0);
+  v1::LeaseShardResponse generate = Lease(w0);
+  ASSERT_TRUE(generate.has_generate());
+  auto stolen = client_->SubmitShard(GenerateRequest(w1, generate));
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kFailedPrecondition) << stolen.status();
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 0);
+  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w0, generate)).ok());
+  EXPECT_EQ(client_->GetStatus()->results_accepted(), 2);
+}
+
 // Stopping is one decision for a launch: a rank that leaves before training starts keeps the others
 // from starting it (they are told to leave too), and a rank that stops while others already train
 // is told to end the whole job rather than leave them waiting in a collective. A relaunch clears it.
@@ -1087,6 +1321,42 @@ TEST(CoordinatorLimitsTest, OversizedRequestIsRefused) {
   EXPECT_EQ(client->GetStatus()->workers_size(), 0);
   big.set_hostname("small");
   EXPECT_TRUE(client->RegisterWorker(big).ok());
+  (*server)->Shutdown();
+  server->reset();
+  run->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// The server's limit (the run's coordinator.max_message_bytes) is the only one: the client library
+// imposed 64 MiB of its own, so raising the key above it helped neither workers nor srlmctl.
+TEST(CoordinatorLimitsTest, TheServersLimitIsTheOnlyLimit) {
+  char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  RunCoordinatorOptions options;
+  options.run_dir = dir;
+  auto run = RunCoordinator::Open(options);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ServerOptions server_options;
+  server_options.listen = "127.0.0.1:0";
+  server_options.token = kToken;
+  server_options.max_message_bytes = 80 << 20;
+  auto server = CoordinatorServer::Start(run->get(), server_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ClientOptions client_options;
+  client_options.address = "127.0.0.1:" + std::to_string((*server)->port());
+  client_options.token = kToken;
+  auto client = std::move(CoordinatorClient::Connect(client_options)).value();
+  v1::RegisterWorkerRequest big;
+  big.set_world_size(1);
+  big.set_hostname(std::string(70 << 20, 'h'));  // sent and, in the status, received: over 64 MiB
+  auto registered = client->RegisterWorker(big);
+  EXPECT_TRUE(registered.ok()) << registered.status();
+  auto status = client->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->workers_size(), 1);
+  EXPECT_EQ(status->workers(0).hostname().size(), size_t{70 << 20});
+  big.set_hostname(std::string(90 << 20, 'h'));  // over the server's limit
+  EXPECT_EQ(client->RegisterWorker(big).status().code(), absl::StatusCode::kResourceExhausted);
   (*server)->Shutdown();
   server->reset();
   run->reset();

@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
@@ -106,6 +107,15 @@ std::string GenerateRunId() {
 }
 
 bool Finite(double x) { return std::isfinite(x); }
+
+// The results.mean_scores column: 17 significant digits, so that SimpleAtod gives back the very
+// doubles (six digits moved scores across histogram buckets at a restart, and exported
+// candidate_scores disagreed with chosen_score).
+std::string MeanScoresText(const google::protobuf::RepeatedField<double>& scores) {
+  return absl::StrJoin(scores, ",", [](std::string* out, double score) {
+    absl::StrAppend(out, absl::StrFormat("%.17g", score));
+  });
+}
 
 // Checks one GENERATE result; fills pair texts left empty from the candidates.
 absl::Status ValidatePromptResult(v1::PromptResult* result) {
@@ -353,10 +363,12 @@ absl::Status RunCoordinator::Initialize() {
     departed_.insert(departures->ColumnText(0));
   }
   departures->Reset();
+  SRLM_RETURN_IF_ERROR(LoadShardsSubmitted(db));
   SRLM_RETURN_IF_ERROR(LoadPhaseState(db));
   if (phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_TRAIN) {
     for (const auto& [id, worker] : workers_) may_be_training_.insert(id);
   }
+  SRLM_RETURN_IF_ERROR(EndCompletePromptsPhase(db));
   SRLM_RETURN_IF_ERROR(LoadCommittedIterations(db));
   SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
@@ -492,6 +504,35 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     train_loss_ = step->ColumnDouble(2);
   }
   step->Reset();
+  return absl::OkStatus();
+}
+
+absl::Status RunCoordinator::LoadShardsSubmitted(SqliteDb& db) {
+  // Every accepted submission completes its lease, and only the lease's holder may submit it.
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt,
+                        db.Prepare("SELECT worker_id, COUNT(*) FROM leases WHERE state = 'completed' "
+                                   "GROUP BY worker_id"));
+  while (true) {
+    SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    auto worker = workers_.find(stmt->ColumnText(0));
+    if (worker != workers_.end()) worker->second.shards_submitted = stmt->ColumnInt(1);
+  }
+  stmt->Reset();
+  return absl::OkStatus();
+}
+
+absl::Status RunCoordinator::EndCompletePromptsPhase(SqliteDb& db) {
+  // Only a submission checks whether PROMPTS is complete; a configuration replaced since
+  // (--force-config with a smaller prompts.per_iteration, say) can find the pool complete already,
+  // and without this no submission would ever come: every LeaseShard would answer wait.
+  if (phase_ != v1::PHASE_PROMPTS || !PromptsPhaseCompleteLocked()) return absl::OkStatus();
+  SRLM_LOG(INFO) << "iteration " << iteration_ << ": the prompt pool (" << prompts_accepted_
+                 << " prompts) is complete under the run configuration";
+  std::vector<GroupCommitter::Write> writes;
+  StartGenerateLocked(&writes);
+  // In Open's transaction: the committer does not run yet.
+  for (const GroupCommitter::Write& write : writes) SRLM_RETURN_IF_ERROR(write(db));
   return absl::OkStatus();
 }
 
@@ -913,6 +954,18 @@ absl::StatusOr<v1::LeaseShardResponse> RunCoordinator::LeaseShard(const v1::Leas
   return response;
 }
 
+absl::Status RunCoordinator::CheckReporterLocked(const v1::ReportCheckpointRequest& request) const {
+  // The commit counts ranks: a report must be for the rank and world size the worker registered
+  // with, else one rank could complete the others' part of the commit.
+  const WorkerInfo& worker = workers_.at(request.worker_id());
+  if (request.rank() != worker.rank || request.world_size() != worker.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the report is for rank ", request.rank(), " of ", request.world_size(), " but worker ",
+        request.worker_id(), " registered as rank ", worker.rank, " of ", worker.world_size));
+  }
+  return absl::OkStatus();
+}
+
 bool RunCoordinator::IsCurrentWorkerLocked(const std::string& worker_id) const {
   const auto worker = workers_.find(worker_id);
   if (worker == workers_.end()) return false;
@@ -1081,6 +1134,12 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitShard(
           break;
         }
         case SubmissionCheck::kAccept:
+          // Lease ids are predictable: only the holder may complete a live lease (the worker takes
+          // FAILED_PRECONDITION as "result no longer wanted").
+          if (const std::string& holder = shards_.slot(key.shard).worker_id; holder != request.worker_id()) {
+            return absl::FailedPreconditionError(absl::StrCat("lease ", request.lease_id(), " is held by worker ",
+                                                              holder, ", not ", request.worker_id()));
+          }
           response = key.kind == 'P' ? SubmitPromptsLocked(request, key.shard, key.attempt, &sequence)
                                      : SubmitGenerateLocked(request, key.shard, key.attempt, &sequence);
           if (!response.ok()) return response.status();
@@ -1267,7 +1326,7 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitGenerateLocked(
       detail.clear();
       result.SerializeToString(&detail);
       insert->Bind(16, int64_t{result.candidates_size()}).Bind(17, int64_t{result.judgements_size()})
-          .Bind(18, absl::StrJoin(result.mean_scores(), ",")).BindBlob(19, detail).Bind(20, now);
+          .Bind(18, MeanScoresText(result.mean_scores())).BindBlob(19, detail).Bind(20, now);
       SRLM_RETURN_IF_ERROR(insert->Run());
     }
     SRLM_ASSIGN_OR_RETURN(Statement * lease,
@@ -1345,6 +1404,11 @@ absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(
     return absl::InvalidArgumentError("step and total_steps must be >= 0");
   }
   if (request.tokens() < 0) return absl::InvalidArgumentError("tokens must be >= 0");
+  // train_steps.loss is REAL NOT NULL and SQLite stores NaN as NULL: a NaN would fail the commit,
+  // and a failed commit ends the coordinator. A diverged rank is the worker's to report as an error.
+  if (!Finite(request.loss())) {
+    return absl::InvalidArgumentError(absl::StrCat("loss ", request.loss(), " is not finite"));
+  }
   v1::ReportTrainStepResponse response;
   uint64_t sequence;
   {
@@ -1403,6 +1467,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
   {
     std::lock_guard<std::mutex> lock(mutex_);
     SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
+    SRLM_RETURN_IF_ERROR(CheckReporterLocked(request));
     auto fill = [&] {
       response.set_iteration(iteration_);
       response.set_phase(phase_);
@@ -1419,6 +1484,12 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
       return absl::FailedPreconditionError(absl::StrCat(
           "iteration ", request.iteration(), " has nothing to checkpoint (the run is at iteration ",
           iteration_, ", ", v1::Phase_Name(phase_), ")"));
+    } else if (!IsCurrentWorkerLocked(request.worker_id())) {
+      // A relaunch registered the rank again (or a smaller launch dropped it): the old process's
+      // report would stand for a rank whose current process has not reported.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", request.worker_id(), " is no longer rank ", request.rank(),
+          "'s registration (the rank was registered again, or a smaller launch replaced it)"));
     } else if (checkpoint_world_size_ > 0 && checkpoint_world_size_ != request.world_size()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "world_size ", request.world_size(), " differs from the ", checkpoint_world_size_,
@@ -1624,6 +1695,12 @@ absl::Status RunCoordinator::ExportPairs(int64_t iteration,
       return absl::NotFoundError(absl::StrCat("iteration ", iteration, " has no pairs: the run has ",
                                               config_.run.iterations, " iteration(s) and is at iteration ",
                                               iteration_, ", ", v1::Phase_Name(phase_)));
+    }
+    // The pairs are frozen when GENERATE ends; before, an export is a part of them.
+    if (iteration == iteration_ && phase_ == v1::PHASE_GENERATE) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the pairs of iteration ", iteration, " are still being generated (", results_accepted_, " of ",
+          pool_size_, " prompts' results in); export them once GENERATE has ended (status shows TRAIN)"));
     }
   }
   committer_->WaitDurable(committer_->LastEnqueued());

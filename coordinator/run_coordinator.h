@@ -103,6 +103,11 @@ class RunCoordinator {
   absl::Status Initialize();
   absl::Status LoadPhaseState(SqliteDb& db);
   absl::Status LoadCommittedIterations(SqliteDb& db);
+  // Each worker's accepted submissions (its completed leases), for status.
+  absl::Status LoadShardsSubmitted(SqliteDb& db);
+  // PROMPTS whose pool is complete under the configuration (one replaced by --force-config, say):
+  // goes on to GENERATE in Open's transaction.
+  absl::Status EndCompletePromptsPhase(SqliteDb& db);
   // PROMPTS: the shards that are done but not yet in the pool, after the shard pool was restored.
   absl::Status LoadHeldPrompts(SqliteDb& db);
   int64_t Now() const { return clock_(); }
@@ -125,6 +130,8 @@ class RunCoordinator {
   // coordinator.proto StopWork). Returns false when neither applies.
   bool AnswerStopLocked(const v1::LeaseShardRequest& request, v1::LeaseShardResponse* response,
                         uint64_t* sequence);
+  // A checkpoint report's rank and world size must be those its worker registered with.
+  absl::Status CheckReporterLocked(const v1::ReportCheckpointRequest& request) const;
   // Whether `worker_id` is its rank's latest registration.
   bool IsCurrentWorkerLocked(const std::string& worker_id) const;
   // Builds the status answer (or reuses the cached one); GetStatus waits for it to be durable.

@@ -3,7 +3,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -42,8 +44,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  arguments.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  // gRPC's own default receive limit (4 MiB) would be a second limit below the server's.
+  const int limit = options.max_message_bytes > 0
+                        ? static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX))
+                        : -1;  // none
+  arguments.SetMaxReceiveMessageSize(limit);
+  arguments.SetMaxSendMessageSize(limit);
   if (!options.tls_root_ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
     absl::StatusOr<std::string> ca = ReadFile(options.tls_root_ca_file, "TLS root CA");
@@ -75,6 +81,10 @@ CoordinatorClient::CoordinatorClient(std::unique_ptr<v1::Coordinator::StubInterf
 void CoordinatorClient::Prepare(grpc::ClientContext* context, double deadline_seconds) const {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
+  AddToken(context);
+}
+
+void CoordinatorClient::AddToken(grpc::ClientContext* context) const {
   if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
 }
 
@@ -151,7 +161,8 @@ absl::Status CoordinatorClient::ExportPairs(int64_t iteration,
 absl::Status CoordinatorClient::WatchStatus(double interval_seconds,
                                             const std::function<bool(const v1::GetStatusResponse&)>& on_item) {
   grpc::ClientContext context;
-  Prepare(&context, options_.stream_deadline_seconds);
+  // No deadline: `srlmctl watch` follows a run of any length (with one it failed after an hour).
+  AddToken(&context);
   v1::WatchStatusRequest request;
   request.set_interval_seconds(interval_seconds);
   auto reader = stub_->WatchStatus(&context, request);

@@ -1,6 +1,7 @@
 // A thin client of the srlm.v1 Coordinator service for workers and srlmctl: every call carries the
-// bearer token and a deadline, and returns absl::Status / StatusOr (gRPC codes kept). Takes the
-// stub interface, so tests can pass a fake. Thread-safe (gRPC stubs are).
+// bearer token and a deadline (WatchStatus excepted: it lasts as long as the run), and returns
+// absl::Status / StatusOr (gRPC codes kept). Takes the stub interface, so tests can pass a fake.
+// Thread-safe (gRPC stubs are).
 #pragma once
 
 #include <functional>
@@ -18,12 +19,14 @@ struct ClientOptions {
   std::string token;              // bearer token; when empty, read from token_file, then $SRLM_TOKEN
   std::string token_file;
   double deadline_seconds = 30;   // unary calls
-  double stream_deadline_seconds = 3600;  // StreamPairs, ExportPairs, WatchStatus
+  double stream_deadline_seconds = 3600;  // StreamPairs, ExportPairs (WatchStatus has none)
   std::string tls_root_ca_file;   // PEM: turns TLS on (verifies the server against this CA)
   std::string tls_client_cert_file;  // PEM: client certificate for mutual TLS
   std::string tls_client_key_file;
   std::string tls_server_name;    // override of the name checked in the server certificate
-  int64_t max_message_bytes = 64 << 20;
+  // A send and receive limit of the client's own; 0: none, so that the server's limit (the run's
+  // coordinator.max_message_bytes) is the one limit, and raising that key is enough.
+  int64_t max_message_bytes = 0;
 };
 
 class CoordinatorClient {
@@ -43,6 +46,7 @@ class CoordinatorClient {
   absl::Status StreamPairs(const v1::StreamPairsRequest& request,
                            const std::function<bool(const v1::TrainingPair&)>& on_item);
   absl::Status ExportPairs(int64_t iteration, const std::function<bool(const v1::ExportedPair&)>& on_item);
+  // Without a deadline: a watch lasts until the run is DONE, the server ends it, or `on_item` stops.
   absl::Status WatchStatus(double interval_seconds,
                            const std::function<bool(const v1::GetStatusResponse&)>& on_item);
 
@@ -50,6 +54,7 @@ class CoordinatorClient {
 
  private:
   void Prepare(grpc::ClientContext* context, double deadline_seconds) const;
+  void AddToken(grpc::ClientContext* context) const;
 
   std::unique_ptr<v1::Coordinator::StubInterface> stub_;
   ClientOptions options_;

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", options.address, "coordinator HOST:PORT")->capture_default_str();
   app.add_option("--token-file", options.token_file, "bearer token file (else $SRLM_TOKEN, else <run-dir>/token)");
   app.add_option("--run-dir", run_dir, "run directory: its generated token file is used when no other is given");
-  app.add_option("--timeout", options.deadline_seconds, "deadline of each call, seconds")
+  app.add_option("--timeout", options.deadline_seconds,
+                 "deadline of each call but watch (which has none), seconds")
       ->check(srlm::FinitePositive())
       ->capture_default_str();
   app.add_option("--tls-ca", options.tls_root_ca_file, "PEM CA of the server certificate (turns TLS on)");
