@@ -39,7 +39,7 @@ class TrainerProcessTest : public ::testing::Test {
   static void SetUpTestSuite() {
     g_dir = new TempDir();
     g_python_rc = Shell(testing::VenvPython() + " " + testing::SourceDir() +
-                        "/worker/train/testdata/train_reference.py make --seed 3 --out " + Model() + " >" +
+                        "/worker/train/testdata/train_reference.py make --seed-list 3,4 --out " + Model() + " >" +
                         (*g_dir / "python.log") + " 2>&1");
     std::mt19937 rng(11);
     std::uniform_int_distribution<int> len(1, 6), id(3, 60);
@@ -121,6 +121,71 @@ TEST_F(TrainerProcessTest, MpiRanksGiveTheSameParametersAsOneRank) {
   EXPECT_FALSE(torch::equal(start["lm_head.weight"], end["lm_head.weight"]));
 }
 
+// Checkpoints are written once each: every --save-every steps and where the call ends, also when
+// --stop-after lands on a --save-every step (it was written twice, the second time replacing the
+// first). An --out that holds a checkpoint needs --resume: a fresh run there mixed its checkpoints
+// with the earlier run's, and a later --resume took up the other run's newest.
+TEST_F(TrainerProcessTest, CheckpointsAreWrittenOnceAndAnOutInUseNeedsResume) {
+  const std::string out = *g_dir / "once";
+  const std::string args = "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
+                           " --steps 6 --batch-size 4 --save-every 2";
+  ASSERT_EQ(RunWorker(1, args + " --stop-after 2", out + ".1.log"), 0) << ReadFileText(out + ".1.log");
+  const std::string first = ReadFileText(out + ".1.log"), written = "checkpoint written: " + CheckpointDir(out, 2);
+  ASSERT_NE(first.find(written), std::string::npos) << first;
+  EXPECT_EQ(first.find(written, first.find(written) + 1), std::string::npos) << "written twice\n" << first;
+
+  EXPECT_EQ(RunWorker(1, args, out + ".2.log"), 1);
+  const std::string refused = ReadFileText(out + ".2.log");
+  EXPECT_NE(refused.find("already holds a checkpoint of a run (" + CheckpointDir(out, 2) + "): pass --resume"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(refused.find("step 1/"), std::string::npos) << refused;
+
+  ASSERT_EQ(RunWorker(1, args + " --resume", out + ".3.log"), 0) << ReadFileText(out + ".3.log");
+  const std::string resumed = ReadFileText(out + ".3.log");
+  EXPECT_NE(resumed.find("at step 2"), std::string::npos) << resumed;
+  EXPECT_NE(resumed.find("checkpoint written: " + CheckpointDir(out, 6)), std::string::npos) << resumed;
+}
+
+// SFT from a run configuration without --data trains on data.ift and data.eft, as the loop's SFT
+// phase does (it read data.ift alone). The model has no tokenizer files (token-id data): its
+// checkpoint is written all the same (it failed after the whole training: "no tokenizer files").
+TEST_F(TrainerProcessTest, SftFromAConfigTrainsOnIftAndEftAndAModelWithoutTokenizerSaves) {
+  const std::string bare = *g_dir / "bare_model", out = *g_dir / "from_config";
+  ASSERT_EQ(Shell("mkdir -p " + bare + " && cp " + Model() + "/config.json " + Model() + "/model.safetensors " + bare),
+            0);
+  WriteFileText(*g_dir / "eft.jsonl", "{\"prompt_ids\": [5, 6], \"response_ids\": [7]}\n"
+                                      "{\"prompt_ids\": [8], \"response_ids\": [9, 10]}\n"
+                                      "{\"prompt_ids\": [11, 12], \"response_ids\": [13]}\n");
+  WriteFileText(*g_dir / "sft_run.yaml", "model:\n  path: " + bare + "\ndata:\n  ift: " + (*g_dir / "sft.jsonl") +
+                                             "\n  eft: " + (*g_dir / "eft.jsonl") + "\n");
+  ASSERT_EQ(RunWorker(1, "sft --config " + (*g_dir / "sft_run.yaml") + " --out " + out + " --steps 2 --batch-size 4",
+                      out + ".log"),
+            0)
+      << ReadFileText(out + ".log");
+  const std::string log = ReadFileText(out + ".log");
+  EXPECT_NE(log.find("sft: 14 examples"), std::string::npos) << log;  // 11 IFT + 3 EFT
+  EXPECT_FALSE(Weights(CheckpointDir(out, 2)).empty());  // written whole: it loads
+}
+
+// Ranks that load different weights (a file changed between two loads, say) still train rank 0's:
+// the trainer broadcasts them. In bfloat16 the optimizer's float32 master copy was taken before that
+// broadcast, so from the first step each rank trained its own weights again, silently.
+TEST_F(TrainerProcessTest, EveryRankTrainsRankZerosWeightsAlsoInBfloat16) {
+  const std::string args = " --data " + (*g_dir / "sft.jsonl") +
+                           " --steps 3 --batch-size 4 --lr 1e-2 --dropout 0 --dtype bfloat16 --seed 5 --out ";
+  const std::string same = *g_dir / "bf16_same", mixed = *g_dir / "bf16_mixed";
+  ASSERT_EQ(RunWorker(2, "sft --model " + Model() + args + same, same + ".log"), 0) << ReadFileText(same + ".log");
+  // Rank 1 loads another model (the second one the test made) than rank 0.
+  const std::string rank0 = Worker() + " sft --model " + Model() + args + mixed;
+  const std::string rank1 = Worker() + " sft --model " + Model() + "_1" + args + mixed;
+  ASSERT_EQ(Shell("mpirun --allow-run-as-root --oversubscribe -np 1 " + rank0 + " : -np 1 " + rank1 + " >" + mixed +
+                  ".log 2>&1"),
+            0)
+      << ReadFileText(mixed + ".log");
+  ExpectSameWeights(CheckpointDir(mixed, 3), CheckpointDir(same, 3), 0);
+}
+
 std::string SftArgs(const std::string& out) {
   return "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --out " + out +
          " --steps 8 --batch-size 4 --micro-batch-size 1 --lr 3e-3 --lr-schedule linear --min-lr 1e-4"
@@ -188,13 +253,14 @@ TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
   WriteFileText(*g_dir / "bad.jsonl",
                 "{\"prompt_ids\": [1, 2], \"response_ids\": [3]}\n"
                 "{\"prompt_ids\": [1, 2], \"response_ids\": []}\n"
-                "{\"prompt_ids\": [1, 2]}\n" + too_long);
+                "{\"prompt_ids\": [1, 2]}\n" + too_long + "{\"prompt_ids\": [], \"response_ids\": [3, 4]}\n");
   const std::string out = *g_dir / "bad";
   EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "bad.jsonl") + " --out " + out, out + ".log"), 1);
   const std::string log = ReadFileText(out + ".log");
   EXPECT_NE(log.find("bad.jsonl:2: 'response' is empty"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:3: missing key 'response'"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:4: prompt + response is 71 tokens, over the limit of 64"), std::string::npos) << log;
+  EXPECT_NE(log.find("bad.jsonl:5: the prompt is empty"), std::string::npos) << log;
   auto latest = FindLatestCheckpoint(out, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());

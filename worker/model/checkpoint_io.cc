@@ -215,8 +215,9 @@ absl::Status SaveModel(LlamaModel& model, const std::string& dir, const SaveMode
     return absl::InternalError(absl::StrCat("saving model to ", dir, ": ", e.what_without_backtrace()));
   }
   if (!options.tokenizer_source_dir.empty()) {
-    SRLM_ASSIGN_OR_RETURN(int copied, CopyTokenizerFiles(options.tokenizer_source_dir, dir));
-    if (copied == 0) return absl::NotFoundError(absl::StrCat("no tokenizer files in ", options.tokenizer_source_dir));
+    // None is fine: a model trained on token ids may have no tokenizer (init-model --tokenizer-from
+    // loads the tokenizer before it gets here).
+    SRLM_RETURN_IF_ERROR(CopyTokenizerFiles(options.tokenizer_source_dir, dir).status());
   }
   for (const char* name : kTokenizerFiles) {
     if (fs::exists(fs::path(dir) / name)) written.push_back(name);

@@ -22,7 +22,8 @@ struct SaveModelOptions {
   // Shard when the weights exceed this many bytes (model-0000i-of-0000n.safetensors + index).
   int64_t max_shard_bytes = int64_t{5} << 30;
   // When not empty, tokenizer files (tokenizer.json, tokenizer.model, tokenizer_config.json,
-  // special_tokens_map.json, generation_config.json) found there are copied into the new dir.
+  // special_tokens_map.json, generation_config.json) found there are copied into the new dir (there
+  // may be none).
   std::string tokenizer_source_dir;
 };
 

@@ -104,11 +104,11 @@ absl::Status WriteDirectoryAtomically(const std::string& final_dir,
                                       const std::function<absl::Status(const std::string& tmp_dir)>& write_contents) {
   const auto [parent, name] = ParentAndName(final_dir);
   const std::string target = parent == "/" ? "/" + name : (parent + "/" + name);
-  const std::string prefix = "." + name + ".tmp-";
+  const std::string prefix = "." + name + ".tmp-", old_prefix = "." + name + ".old-";
   const std::string tmp = parent + "/" + prefix + std::to_string(::getpid());
   SRLM_RETURN_IF_ERROR(MakeDirs(parent));
   for (const std::string& entry : ListNames(parent)) {  // crashed writers' leftovers
-    if (entry.rfind(prefix, 0) == 0) RemoveTree(parent + "/" + entry);
+    if (entry.rfind(prefix, 0) == 0 || entry.rfind(old_prefix, 0) == 0) RemoveTree(parent + "/" + entry);
   }
   if (::mkdir(tmp.c_str(), 0755) != 0) return Errno("mkdir " + tmp);
 
@@ -121,12 +121,21 @@ absl::Status WriteDirectoryAtomically(const std::string& final_dir,
     return internal::Annotate(written, absl::StrCat("writing ", final_dir));
   }
 
-  if (Exists(target)) {  // rename(2) cannot replace a non-empty folder: move the old one aside
-    const std::string old = parent + "/." + name + ".old-" + std::to_string(::getpid());
-    RemoveTree(old);
-    if (::rename(target.c_str(), old.c_str()) != 0) return Errno("rename " + target);
-    if (::rename(tmp.c_str(), target.c_str()) != 0) return Errno("rename " + tmp + " -> " + target);
-    RemoveTree(old);
+  if (Exists(target)) {
+    // rename(2) cannot replace a non-empty folder. Swapping the two in one step leaves `target` whole
+    // at every instant (a crash after it leaves the old contents under the temporary name, which the
+    // next writer removes); file systems without RENAME_EXCHANGE (older NFS) move the old one aside
+    // first, and a crash between the two renames leaves no `target` until the next write.
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+      RemoveTree(tmp);
+    } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+      const std::string old = parent + "/" + old_prefix + std::to_string(::getpid());
+      if (::rename(target.c_str(), old.c_str()) != 0) return Errno("rename " + target);
+      if (::rename(tmp.c_str(), target.c_str()) != 0) return Errno("rename " + tmp + " -> " + target);
+      RemoveTree(old);
+    } else {
+      return Errno("renameat2 " + tmp + " <-> " + target);
+    }
   } else if (::rename(tmp.c_str(), target.c_str()) != 0) {
     return Errno("rename " + tmp + " -> " + target);
   }

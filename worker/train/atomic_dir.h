@@ -1,6 +1,7 @@
 // Atomic checkpoint directories: the contents are written into a temporary sibling
 // (".<name>.tmp-<pid>"), every file and the folder are fsynced, then the folder is renamed to its
-// final name and the parent fsynced. A crash at any point leaves either the previous state or the
+// final name (swapped with an existing one in one step, where the file system can) and the parent
+// fsynced. A crash at any point leaves either the previous state or the
 // whole new checkpoint; readers only look at final names ("checkpoint-<step>"), never temporaries.
 #pragma once
 

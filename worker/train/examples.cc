@@ -59,12 +59,18 @@ absl::StatusOr<TokenIds> ReadPart(const nlohmann::json& line, const std::string&
 absl::Status CheckSequence(const TokenIds& prompt, const TokenIds& response, const std::string& key,
                            const ExampleLimits& limits) {
   if (response.empty()) return absl::InvalidArgumentError(absl::StrCat("'", key, "' is empty"));
+  // The first response token is predicted from the last prompt token (srlm-worker logprobs refuses
+  // the same): with none it would be counted in the loss's weights and never trained.
+  if (prompt.empty()) {
+    return absl::InvalidArgumentError(
+        "the prompt is empty (no tokens; a text prompt needs a chat template or a tokenizer that adds a BOS): "
+        "nothing to condition the first response token on");
+  }
   const int64_t length = static_cast<int64_t>(prompt.size() + response.size());
   if (limits.max_seq_len > 0 && length > limits.max_seq_len) {
     return absl::InvalidArgumentError(absl::StrCat("prompt + ", key, " is ", length,
                                                    " tokens, over the limit of ", limits.max_seq_len));
   }
-  if (length < 2) return absl::InvalidArgumentError(absl::StrCat("prompt + ", key, " is shorter than 2 tokens"));
   for (const TokenIds* ids : {&prompt, &response}) {
     for (int32_t id : *ids) {
       if (id < 0 || (limits.vocab_size > 0 && id >= limits.vocab_size)) {

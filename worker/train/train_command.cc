@@ -46,9 +46,15 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   const bool sft = objective == TrainingObjective::kSft;
   if (flags.model.empty() && config.model.path.empty()) return absl::InvalidArgumentError("--model is required");
   const std::string model_dir = flags.model.empty() ? config.model.path : flags.model;
-  std::string data_path = flags.data;
-  if (data_path.empty() && sft) data_path = config.data.ift;
-  if (data_path.empty()) return absl::InvalidArgumentError("--data is required");
+  // SFT without --data trains on the configuration's IFT and EFT data, as the loop's SFT phase does.
+  std::vector<std::string> data_paths;
+  if (!flags.data.empty()) {
+    data_paths.push_back(flags.data);
+  } else if (sft && !config.data.ift.empty()) {
+    data_paths.push_back(config.data.ift);
+    if (!config.data.eft.empty()) data_paths.push_back(config.data.eft);
+  }
+  if (data_paths.empty()) return absl::InvalidArgumentError("--data is required");
   // The trained model is written only under --out: without it a whole run would be thrown away.
   if (flags.out.empty()) {
     return absl::InvalidArgumentError("--out is required: the trained model goes to <out>/checkpoint-<step>");
@@ -81,13 +87,18 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
                  << " on " << device.str();
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(config.model.dtype, device));
 
-  // Resume from the newest whole checkpoint under --out, when asked and there is one: rank 0's choice,
-  // on every rank.
-  std::optional<std::string> resume_dir;
-  if (flags.resume) {
-    watchdog.WaitForOthers("choosing the checkpoint to resume from (collective)");
-    SRLM_ASSIGN_OR_RETURN(resume_dir, AgreeOnResumeCheckpoint(flags.out, "trainer_state.json", *comm));
+  // The newest whole checkpoint under --out, rank 0's choice on every rank. --resume goes on from it.
+  // Without --resume a folder that holds one is refused: this run's checkpoints would mix with the
+  // earlier run's, and a later --resume could take up that run's newer one.
+  watchdog.WaitForOthers("looking for checkpoints under --out (collective)");
+  SRLM_ASSIGN_OR_RETURN(std::optional<std::string> latest,
+                        AgreeOnResumeCheckpoint(flags.out, "trainer_state.json", *comm));
+  if (latest.has_value() && !flags.resume) {
+    return absl::FailedPreconditionError(absl::StrCat("--out ", flags.out, " already holds a checkpoint of a run (",
+                                                      *latest, "): pass --resume to go on with that run, or choose "
+                                                      "another --out"));
   }
+  const std::optional<std::string> resume_dir = flags.resume ? latest : std::nullopt;
   watchdog.Progress(absl::StrCat("loading model ", resume_dir.value_or(model_dir)));
   // Test hook: this rank's model load hangs, as on a hung file system, while the others go on.
   HangIfTestStallRank(comm->rank(), "model load");
@@ -106,11 +117,14 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
                                               model->config.vocab_size);
   std::vector<SftExample> sft_examples;
   std::vector<PreferenceExample> pairs;
-  watchdog.Progress(absl::StrCat("reading ", data_path));
-  if (sft) {
-    SRLM_ASSIGN_OR_RETURN(sft_examples, ReadSftJsonl(data_path, encoder.get(), limits));
-  } else {
-    SRLM_ASSIGN_OR_RETURN(pairs, ReadPreferenceJsonl(data_path, encoder.get(), limits));
+  for (const std::string& data_path : data_paths) {
+    watchdog.Progress(absl::StrCat("reading ", data_path));
+    if (sft) {
+      SRLM_ASSIGN_OR_RETURN(std::vector<SftExample> read, ReadSftJsonl(data_path, encoder.get(), limits));
+      sft_examples.insert(sft_examples.end(), read.begin(), read.end());
+    } else {
+      SRLM_ASSIGN_OR_RETURN(pairs, ReadPreferenceJsonl(data_path, encoder.get(), limits));
+    }
   }
   std::optional<LlamaModel> reference;
   bool need_reference = false;
@@ -147,12 +161,9 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
   auto on_step = [&](const StepMetrics& m) {
     watchdog.Progress(absl::StrCat("step ", m.step, " of ", m.total_steps, " done (training, or writing a checkpoint)"));
   };
+  // The trainer writes the checkpoints: every --save-every steps and where this call ends.
   SRLM_ASSIGN_OR_RETURN(TrainingSummary summary,
                         sft ? trainer->TrainSft(sft_examples, on_step) : trainer->TrainDpo(pairs, on_step));
-  if (summary.steps_done > 0) {
-    watchdog.Progress("writing the final checkpoint");
-    SRLM_RETURN_IF_ERROR(trainer->SaveCheckpoint(CheckpointDir(flags.out, trainer->step())));
-  }
   if (comm->rank() == 0) {
     SRLM_LOG(INFO) << "done: step " << trainer->step() << ", " << summary.skipped_steps << " skipped step(s)";
   }
@@ -183,10 +194,12 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   };
   cmd->add_option("--config", flags->config_path, "run YAML (flags override it)");
   cmd->add_option("--model", flags->model, "start model directory (HF layout); YAML model.path");
-  cmd->add_option("--data", flags->data, "training JSONL");
+  cmd->add_option("--data", flags->data,
+                  sft ? "training JSONL (default: YAML data.ift and YAML data.eft)" : "training JSONL");
   cmd->add_option("--out", flags->out, "output folder (required): checkpoints go to <out>/checkpoint-<step>");
   cmd->add_option("--save-every", flags->save_every, "also checkpoint every N steps (0: only at the end)");
-  cmd->add_flag("--resume", flags->resume, "continue from the newest whole checkpoint in --out");
+  cmd->add_flag("--resume", flags->resume,
+                "continue from the newest whole checkpoint in --out (without it, an --out holding one is refused)");
   cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end");
   cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")->capture_default_str();
   cmd->add_option("--stall-seconds", flags->stall_seconds,

@@ -353,6 +353,12 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten")).ok());
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten again")).ok());
   EXPECT_EQ(testing::ReadFileText(CheckpointDir(out, 10) + "/trainer_state.json"), "ten again");
+  // The replaced contents are gone, and so is what a writer that crashed while replacing (on a file
+  // system without RENAME_EXCHANGE) left under the old name.
+  ASSERT_EQ(::mkdir((out + "/.checkpoint-10.old-99").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten thrice")).ok());
+  EXPECT_EQ(testing::ReadFileText(CheckpointDir(out, 10) + "/trainer_state.json"), "ten thrice");
+  EXPECT_NE(testing::Shell("ls -a " + out + " | grep -q '^\\.checkpoint-10'"), 0) << "a leftover of checkpoint-10";
 
   // A writer that fails half-way leaves neither a final name nor its temporary.
   std::string failed_tmp;

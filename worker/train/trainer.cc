@@ -143,15 +143,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(LlamaModel model, std::
     }
     if (named.empty()) return absl::InvalidArgumentError("the model has no trainable parameters");
     t->device_ = named.front().second.device();
-    t->optimizer_ = std::make_unique<AdamW>(
-        named, AdamWOptions{t->options_.adam_beta1, t->options_.adam_beta2, t->options_.adam_eps,
-                            t->options_.train.weight_decay});
-    t->synchronizer_ = std::make_unique<GradientSynchronizer>(t->parameters_, communicator, t->options_.bucket_bytes);
-    if (t->reference_.has_value()) {
-      (*t->reference_)->eval();
-      for (auto& p : (*t->reference_)->parameters()) p.set_requires_grad(false);
-    }
     // Every rank starts from rank 0's weights (they load the same files; this makes it certain).
+    // Before the optimizer: its float32 master copy (bfloat16 models) is taken from the parameters,
+    // and its first step writes that copy back over them.
     if (communicator->world_size() > 1) {
       torch::NoGradGuard no_grad;
       for (torch::Tensor& p : t->parameters_) {
@@ -159,6 +153,14 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(LlamaModel model, std::
         SRLM_RETURN_IF_ERROR(communicator->Broadcast(buffer, 0));
         p.copy_(buffer);
       }
+    }
+    t->optimizer_ = std::make_unique<AdamW>(
+        named, AdamWOptions{t->options_.adam_beta1, t->options_.adam_beta2, t->options_.adam_eps,
+                            t->options_.train.weight_decay});
+    t->synchronizer_ = std::make_unique<GradientSynchronizer>(t->parameters_, communicator, t->options_.bucket_bytes);
+    if (t->reference_.has_value()) {
+      (*t->reference_)->eval();
+      for (auto& p : (*t->reference_)->parameters()) p.set_requires_grad(false);
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("creating the trainer: ", e.what_without_backtrace()));
@@ -316,7 +318,10 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
         const double eta = elapsed / summary.steps_done * static_cast<double>(total - step_);
         SRLM_LOG(INFO) << FormatProgress(m, options_.objective, tokens / std::max(1e-9, elapsed), eta);
       }
-      if (!options_.out_dir.empty() && options_.save_every > 0 && step_ % options_.save_every == 0 && step_ < total) {
+      // Every save_every steps, and where this call ends (the last step, or --stop-after): once each.
+      const bool call_ends = step_ == total || summary.steps_done == max_steps_this_call_;
+      if (!options_.out_dir.empty() &&
+          (call_ends || (options_.save_every > 0 && step_ % options_.save_every == 0))) {
         SRLM_RETURN_IF_ERROR(SaveCheckpoint(CheckpointDir(options_.out_dir, step_)));
       }
     }
@@ -325,7 +330,8 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
       return absl::ResourceExhaustedError(absl::StrCat(
           "training step ", step_ + 1, " ran out of memory with micro-batches of ", options_.train.micro_batch_size,
           " examples: lower the micro-batch (sft.micro_batch_size or dpo.micro_batch_size in the run "
-          "configuration, --micro-batch-size for srlm-worker sft/dpo; the trained weights do not depend on it) or "
+          "configuration, --micro-batch-size for srlm-worker sft/dpo; the global batch stays, and so do the "
+          "trained weights up to rounding when dropout is 0: dropout masks are drawn per micro-batch) or "
           "model.max_seq_len: ",
           e.what_without_backtrace()));
     }

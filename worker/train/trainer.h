@@ -35,7 +35,7 @@ struct TrainerOptions {
   double adam_eps = 1e-8;
   int64_t bucket_bytes = GradientSynchronizer::kDefaultBucketBytes;
   std::string out_dir;         // checkpoints go to <out_dir>/checkpoint-<step>; empty: none
-  int64_t save_every = 0;      // also checkpoint every this many steps; 0: only at the end
+  int64_t save_every = 0;      // checkpoint every this many steps too; 0: only where a Train call ends
   std::string tokenizer_dir;   // tokenizer files copied into checkpoints (may be empty)
   // optimizer.pt in every checkpoint, which --resume needs. The loop turns it off: each iteration
   // trains M_t with a fresh optimizer and a redone TRAIN starts over, so it would only cost disk
