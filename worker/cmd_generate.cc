@@ -47,6 +47,11 @@ absl::Status RunGenerate(GenerateFlags flags) {
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(flags.model_dir));
   SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
   for (int32_t id : ChatStopTokenIds(*tokenizer, flags.chat_template)) flags.sampling.extra_eos_ids.push_back(id);
+  // Past a sliding window srlm would not compute what the model does (it attends to every earlier
+  // token): sequences end there ("length"), and a prompt that does not fit is refused.
+  if (const std::optional<int64_t> window = model->config.attention_window()) {
+    flags.sampling.max_total_tokens = *window;
+  }
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> seeds;
   for (size_t i = 0; i < lines.size(); ++i) {

@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
 
@@ -287,6 +289,46 @@ TEST_F(ModelCommandsTest, InputAndOutputAreCheckedBeforeTheModelIsLoaded) {
   }
   EXPECT_FALSE(Exists(Path("o1.jsonl")));
   EXPECT_FALSE(Exists(Path("o2.jsonl")));
+}
+
+// A Mistral with a sliding window of 8: srlm attends to every earlier token, the same computation as
+// the window's while a sequence fits in it. Past it the result would differ from the model's
+// (transformers: -774.26 against srlm's -771.75 for 4,200 + 100 tokens under a 4,096 window), so
+// logprobs refuses such a line and generate ends each sequence at the window.
+TEST_F(ModelCommandsTest, NothingRunsPastAMistralSlidingWindow) {
+  const std::string model = EditableModel("mistral");
+  std::string config = ReadFileText(model + "/config.json");
+  const std::string llama = "\"model_type\": \"llama\"";
+  ASSERT_NE(config.find(llama), std::string::npos) << config;
+  config.replace(config.find(llama), llama.size(), "\"model_type\": \"mistral\"");
+  config.replace(config.find('{'), 1, "{\"sliding_window\": 8,");
+  WriteFileText(model + "/config.json", config);
+  const std::string in = Path("in.jsonl"), out = Path("out.jsonl");
+
+  WriteFileText(in, "{\"prompt_ids\": [1, 5, 6], \"response_ids\": [7, 8, 9, 10, 11]}\n"
+                    "{\"prompt_ids\": [1, 5, 6], \"response_ids\": [7, 8, 9, 10, 11, 12]}\n");
+  const WorkerRun refused = RunWorker("logprobs --device cpu --model " + model + " --input " + in + " --output " + out);
+  EXPECT_EQ(refused.rc, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr(in + ":2: prompt + response is 9 tokens, past the model's sliding_window of 8"));
+  EXPECT_FALSE(Exists(out));
+
+  std::string prompts;
+  for (int seed = 0; seed < 4; ++seed) prompts += "{\"prompt_ids\": [1, 5, 6], \"seed\": " + std::to_string(seed) + "}\n";
+  WriteFileText(in, prompts);
+  const WorkerRun generated = RunWorker("generate --device cpu --temperature 1 --max-new-tokens 20 --model " + model +
+                                        " --input " + in + " --output " + out);
+  ASSERT_EQ(generated.rc, 0) << generated.output;
+  int ended_at_window = 0;
+  const std::vector<std::string> lines = absl::StrSplit(ReadFileText(out), '\n', absl::SkipEmpty());
+  for (const std::string& line : lines) {
+    const size_t ids = line.find("\"response_ids\":[");
+    ASSERT_NE(ids, std::string::npos) << line;
+    const std::string list = line.substr(ids + 16, line.find(']', ids) - ids - 16);
+    const size_t tokens = list.empty() ? 0 : std::count(list.begin(), list.end(), ',') + 1;
+    EXPECT_LE(tokens, 5u) << line;  // 3 prompt tokens + 5 = the window
+    if (tokens == 5 && line.find("\"finish_reason\":\"length\"") != std::string::npos) ++ended_at_window;
+  }
+  EXPECT_GT(ended_at_window, 0) << ReadFileText(out);
 }
 
 TEST_F(ModelCommandsTest, BadLinesAreErrorsNamingTheFileAndLine) {

@@ -139,6 +139,23 @@ std::string UnsupportedModelType(const std::string& model_type) {
                       ")");
 }
 
+// Mistral's sliding_window (an integer, or null for none) and Qwen2's, with use_sliding_window and
+// max_window_layers. Llama has none: the keys are not read for it.
+absl::Status ReadSlidingWindow(const FieldReader& f, LlamaConfig* c) {
+  if (c->model_type != "mistral" && c->model_type != "qwen2") return absl::OkStatus();
+  int64_t window = 0;  // absent or null: none
+  SRLM_RETURN_IF_ERROR(f.Int("sliding_window", &window));
+  if (window < 0) return absl::InvalidArgumentError(absl::StrCat("sliding_window ", window, " is negative"));
+  if (window > 0) c->sliding_window = window;
+  if (c->model_type == "qwen2") {
+    SRLM_RETURN_IF_ERROR(f.Bool("use_sliding_window", &c->use_sliding_window));
+    int64_t layers = -1;
+    SRLM_RETURN_IF_ERROR(f.Int("max_window_layers", &layers));
+    if (layers >= 0) c->max_window_layers = layers;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
@@ -208,6 +225,7 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text) {
   SRLM_RETURN_IF_ERROR(f.String("torch_dtype", &c.torch_dtype));
   SRLM_RETURN_IF_ERROR(f.String("dtype", &c.torch_dtype));  // transformers 5
   SRLM_RETURN_IF_ERROR(ReadRope(f, &c));
+  SRLM_RETURN_IF_ERROR(ReadSlidingWindow(f, &c));
   SRLM_RETURN_IF_ERROR(ValidateLlamaConfig(c));
   return c;
 }
@@ -261,6 +279,15 @@ std::string LlamaConfigToJson(const LlamaConfig& c) {
     j["eos_token_id"] = c.eos_token_id;
   } else {
     j["eos_token_id"] = nullptr;
+  }
+  // Mistral always names its window: transformers' MistralConfig would otherwise give one of 4096
+  // to a model that has none.
+  if (c.model_type == "mistral") {
+    j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
+  } else if (c.model_type == "qwen2") {
+    if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
+    j["use_sliding_window"] = c.use_sliding_window;
+    if (c.max_window_layers) j["max_window_layers"] = *c.max_window_layers;
   }
   j["torch_dtype"] = c.torch_dtype;
   j["use_cache"] = true;

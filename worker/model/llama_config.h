@@ -42,6 +42,12 @@ struct LlamaConfig {
   int64_t eos_token_id = -1;                // the first EOS id, -1 when none
   std::vector<int64_t> eos_token_ids;       // all EOS ids (Llama 3 lists several)
   std::string torch_dtype = "float32";      // the dtype the weights are stored in
+  // Sliding-window attention (Mistral; Qwen2 when use_sliding_window): each token attends to this
+  // many tokens at most. srlm attends to all earlier tokens, which is the same computation while a
+  // sequence fits in the window, so it keeps every sequence within it (attention_window()).
+  std::optional<int64_t> sliding_window;
+  bool use_sliding_window = false;          // Qwen2's switch for sliding_window
+  std::optional<int64_t> max_window_layers;  // Qwen2: kept to write back as read
 
   int64_t resolved_head_dim() const {
     return head_dim > 0 ? head_dim : hidden_size / num_attention_heads;
@@ -50,6 +56,17 @@ struct LlamaConfig {
   bool qkv_bias() const { return attention_bias || model_type == "qwen2"; }
   // o_proj carries a bias (Llama's attention_bias; Qwen2 never).
   bool o_bias() const { return attention_bias && model_type != "qwen2"; }
+  // The sliding window in force, if any (Mistral's sliding_window; Qwen2's with use_sliding_window).
+  std::optional<int64_t> attention_window() const {
+    if (model_type == "mistral" || (model_type == "qwen2" && use_sliding_window)) return sliding_window;
+    return std::nullopt;
+  }
+  // The longest sequence srlm trains on, samples or scores by default: max_position_embeddings, or
+  // the attention window when smaller (past it srlm would not compute what the model does).
+  int64_t context_length() const {
+    const std::optional<int64_t> window = attention_window();
+    return window && *window < max_position_embeddings ? *window : max_position_embeddings;
+  }
 };
 
 // The model_type values this decoder implements: "llama", "mistral", "qwen2".

@@ -379,6 +379,43 @@ TEST(LlamaConfig, OnlySupportedModelTypesValidateAndEachOneLoadsBack) {
   }
 }
 
+// Sliding windows: Mistral's bounds the context srlm uses (it attends to every earlier token, the
+// same computation only within the window), and is written back as read; a Mistral without one
+// says so (null), or transformers' MistralConfig would give it 4096. Qwen2's counts only with
+// use_sliding_window; Llama has none.
+TEST(LlamaConfig, SlidingWindowsBoundTheContextAndAreWrittenBackAsRead) {
+  auto parse = [](const std::string& json) {
+    auto c = ParseLlamaConfigJson(json);
+    EXPECT_TRUE(c.ok()) << json << ": " << c.status();
+    return c.ok() ? *c : LlamaConfig();
+  };
+  auto written = [](const LlamaConfig& c) { return nlohmann::json::parse(LlamaConfigToJson(c)); };
+  LlamaConfig mistral = parse(R"({"model_type": "mistral", "max_position_embeddings": 32768, "sliding_window": 4096})");
+  EXPECT_EQ(mistral.context_length(), 4096);
+  EXPECT_EQ(written(mistral)["sliding_window"], 4096);
+  LlamaConfig unwindowed = parse(R"({"model_type": "mistral", "max_position_embeddings": 32768, "sliding_window": null})");
+  EXPECT_EQ(unwindowed.context_length(), 32768);
+  ASSERT_TRUE(written(unwindowed).contains("sliding_window"));
+  EXPECT_TRUE(written(unwindowed)["sliding_window"].is_null());
+  EXPECT_EQ(parse(R"({"model_type": "mistral", "max_position_embeddings": 2048, "sliding_window": 4096})")
+                .context_length(),
+            2048);
+
+  LlamaConfig qwen = parse(R"({"model_type": "qwen2", "max_position_embeddings": 32768, "sliding_window": 4096,
+                               "use_sliding_window": false, "max_window_layers": 21})");
+  EXPECT_EQ(qwen.context_length(), 32768);
+  EXPECT_EQ(written(qwen)["sliding_window"], 4096);
+  EXPECT_EQ(written(qwen)["use_sliding_window"], false);
+  EXPECT_EQ(written(qwen)["max_window_layers"], 21);
+  qwen.use_sliding_window = true;
+  EXPECT_EQ(qwen.context_length(), 4096);
+
+  LlamaConfig llama = parse(R"({"model_type": "llama", "max_position_embeddings": 8192, "sliding_window": 4096})");
+  EXPECT_EQ(llama.context_length(), 8192);
+  EXPECT_FALSE(written(llama).contains("sliding_window"));
+  EXPECT_FALSE(ParseLlamaConfigJson(R"({"model_type": "mistral", "sliding_window": -1})").ok());
+}
+
 // A config.json of a small Llama with `patch` (JSON object members) merged over it.
 std::string ConfigWith(const std::string& patch) {
   LlamaConfig c;

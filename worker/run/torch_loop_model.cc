@@ -17,7 +17,7 @@ TorchLoopModel::TorchLoopModel(LlamaModel model, std::shared_ptr<const Tokenizer
                                int64_t context, int64_t max_batch)
     : model_(std::move(model)),
       encoder_(std::move(encoder)),
-      context_(LimitsForModel(context, model_->config.max_position_embeddings, 0).max_seq_len),
+      context_(LimitsForModel(context, model_->config.context_length(), 0).max_seq_len),
       generator_(max_batch) {
   model_->eval();  // sampling and reference scores: no dropout
   absl::StatusOr<TokenIds> suffix = encoder_->EncodeResponse("");

@@ -17,8 +17,8 @@ namespace srlm {
 class TorchLoopModel : public LoopModel {
  public:
   // `context` is the longest sequence (prompt and response) it samples or scores: the trainer's limit
-  // (model.max_seq_len, or the model's max_position_embeddings), so that whatever it produces can be
-  // trained on; 0 means max_position_embeddings. `max_batch` bounds the sequences decoded together
+  // (model.max_seq_len, or the model's context_length()), so that whatever it produces can be
+  // trained on; 0 means context_length(). `max_batch` bounds the sequences decoded together
   // (memory; lowered for good when a batch runs out of memory); results do not depend on it.
   TorchLoopModel(LlamaModel model, std::shared_ptr<const TokenizerTextEncoder> encoder, int64_t context = 0,
                  int64_t max_batch = 64);

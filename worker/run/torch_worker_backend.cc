@@ -50,13 +50,13 @@ absl::StatusOr<std::shared_ptr<const TokenizerTextEncoder>> TorchWorkerBackend::
 
 absl::StatusOr<ExampleLimits> TorchWorkerBackend::Limits(const std::string& model_dir) const {
   SRLM_ASSIGN_OR_RETURN(LlamaConfig model, LoadLlamaConfig(model_dir + "/config.json"));
-  return LimitsForModel(config_.model.max_seq_len, model.max_position_embeddings, model.vocab_size);
+  return LimitsForModel(config_.model.max_seq_len, model.context_length(), model.vocab_size);
 }
 
 absl::StatusOr<std::unique_ptr<LoopModel>> TorchWorkerBackend::LoadModel(const std::string& model_dir) {
   SRLM_ASSIGN_OR_RETURN(auto encoder, Encoder(model_dir));
   SRLM_ASSIGN_OR_RETURN(LlamaModel model, srlm::LoadModel(model_dir, device_, dtype_));
-  const ExampleLimits limits = LimitsForModel(config_.model.max_seq_len, model->config.max_position_embeddings,
+  const ExampleLimits limits = LimitsForModel(config_.model.max_seq_len, model->config.context_length(),
                                               model->config.vocab_size);
   if (encoder->tokenizer().vocab_size() > model->config.vocab_size) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -43,12 +43,11 @@ struct ExampleLimits {
   int64_t vocab_size = 0;    // ids must be in [0, vocab_size); 0: unchecked
 };
 
-// The limits for a model of `max_position_embeddings` and `vocab_size` under the run's
-// model.max_seq_len (0: the model's context; never above it). The loop samples, scores and trains
-// within these, and the offline commands read their data against them.
-inline ExampleLimits LimitsForModel(int64_t max_seq_len, int64_t max_position_embeddings, int64_t vocab_size) {
-  return ExampleLimits{max_seq_len > 0 && max_seq_len < max_position_embeddings ? max_seq_len : max_position_embeddings,
-                       vocab_size};
+// The limits for a model of context `context_length` (LlamaConfig::context_length()) and
+// `vocab_size` under the run's model.max_seq_len (0: the model's context; never above it). The loop
+// samples, scores and trains within these, and the offline commands read their data against them.
+inline ExampleLimits LimitsForModel(int64_t max_seq_len, int64_t context_length, int64_t vocab_size) {
+  return ExampleLimits{max_seq_len > 0 && max_seq_len < context_length ? max_seq_len : context_length, vocab_size};
 }
 
 // Reads every line (common/jsonl.h); on any bad line returns INVALID_ARGUMENT listing the first bad

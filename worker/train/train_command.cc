@@ -113,7 +113,7 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     encoder = std::make_unique<TokenizerTextEncoder>(std::shared_ptr<const Tokenizer>(std::move(tokenizer)),
                                                      config.model.chat_template);
   }
-  const ExampleLimits limits = LimitsForModel(config.model.max_seq_len, model->config.max_position_embeddings,
+  const ExampleLimits limits = LimitsForModel(config.model.max_seq_len, model->config.context_length(),
                                               model->config.vocab_size);
   std::vector<SftExample> sft_examples;
   std::vector<PreferenceExample> pairs;
