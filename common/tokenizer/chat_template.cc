@@ -120,7 +120,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer
                                                       const std::string& user_message) {
   SRLM_ASSIGN_OR_RETURN(FormattedChatPrompt prompt, FormatChatPromptWithSpan(template_name, user_message));
   SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(prompt.text, {prompt.message}));
-  if (tokenizer.bos_id() >= 0) ids.insert(ids.begin(), tokenizer.bos_id());
+  if (tokenizer.bos_id() >= 0 && template_name != "chatml") ids.insert(ids.begin(), tokenizer.bos_id());
   return ids;
 }
 

@@ -330,6 +330,30 @@ TEST(ChatTemplate, EncodeChatPromptPrependsBosAndKeepsSpecialTokensWhole) {
   EXPECT_EQ(*ids, want);
 }
 
+// A ChatML tokenizer whose bos_token is "<|im_start|>" (SmolLM2-Instruct's): the published ChatML
+// templates have no BOS, so the prompt is the same as without one; it began
+// "<|im_start|><|im_start|>user", which transformers' apply_chat_template never gives.
+TEST(ChatTemplate, ChatmlGetsNoBosEvenWhenTheTokenizerNamesOne) {
+  auto plain_qwen = Load("qwen2");
+  ASSERT_NE(plain_qwen, nullptr);
+  ASSERT_LT(plain_qwen->bos_id(), 0);
+  const testing_util::TempDir temp_dir("srlm_chatml_bos_");
+  std::filesystem::copy_file(TokenizerTestDataDir() + "/qwen2/tokenizer.json", temp_dir / "tokenizer.json");
+  std::ofstream(temp_dir / "tokenizer_config.json") << R"({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"})";
+  auto with_bos = LoadTokenizer(temp_dir.path());
+  ASSERT_TRUE(with_bos.ok()) << with_bos.status();
+  ASSERT_EQ((*with_bos)->bos_id(), *plain_qwen->TokenToId("<|im_start|>"));
+  auto ids = EncodeChatPrompt(**with_bos, "chatml", "Hi there");
+  auto want = EncodeChatPrompt(*plain_qwen, "chatml", "Hi there");
+  ASSERT_TRUE(ids.ok() && want.ok());
+  EXPECT_EQ(*ids, *want);
+  EXPECT_NE((*ids)[1], (*with_bos)->bos_id());
+  // plain keeps its BOS.
+  auto plain = EncodeChatPrompt(**with_bos, "plain", "Hi there");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->front(), (*with_bos)->bos_id());
+}
+
 TEST(ChatTemplate, StopTokenIds) {
   auto llama3 = Load("llama3");
   auto qwen = Load("qwen2");
