@@ -204,7 +204,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Section("coordinator", "Coordinator service.");
   v->Field("coordinator.lease_seconds", &c->coordinator.lease_seconds, "a shard lease not completed (or heartbeated) in time returns to the pool");
   v->Field("coordinator.heartbeat_seconds", &c->coordinator.heartbeat_seconds, "how often workers heartbeat");
-  v->Field("coordinator.max_message_bytes", &c->coordinator.max_message_bytes, "largest gRPC message accepted");
+  v->Field("coordinator.max_message_bytes", &c->coordinator.max_message_bytes, "largest gRPC message accepted (at most 256 MiB)");
 }
 
 absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std::string& source_name) {
@@ -307,8 +307,11 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                              "dpo.label_smoothing", "a number in [0, 0.5)"));
   SRLM_RETURN_IF_ERROR(Check(c.coordinator.lease_seconds > 0, "coordinator.lease_seconds", "a number > 0"));
   SRLM_RETURN_IF_ERROR(Check(c.coordinator.heartbeat_seconds > 0, "coordinator.heartbeat_seconds", "a number > 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096 && c.coordinator.max_message_bytes <= INT32_MAX,
-                             "coordinator.max_message_bytes", "an integer in [4096, 2147483647] (gRPC's limit)"));
+  // A stored GENERATE result (its detail and the pair's texts, up to about twice the message) must
+  // fit SQLite's limit of 1e9 bytes for one value or row: a commit that fails ends the coordinator.
+  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096 && c.coordinator.max_message_bytes <= (256 << 20),
+                             "coordinator.max_message_bytes",
+                             "an integer in [4096, 268435456] (256 MiB: a result must fit in one SQLite row)"));
   return absl::OkStatus();
 }
 
