@@ -941,6 +941,43 @@ TEST_F(CoordinatorServiceTest, AConfigStoredInAnOlderSpellingStillMatchesTheSame
   Start(std::nullopt);
 }
 
+// A stored configuration that this build refuses (here a message limit above today's cap, which an
+// older build accepted) stops a plain restart with a message naming the way out, and --force-config
+// with a corrected file starts the run again (it used to be refused before --force-config was read).
+TEST_F(CoordinatorServiceTest, AStoredConfigThisBuildRefusesCanBeReplacedWithForceConfig) {
+  Stop();
+  {
+    auto db = SqliteDb::Open(run_dir_ + "/state.db", SqliteDb::Mode::kReadWrite);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("UPDATE run SET value = replace(value, 'max_message_bytes: 67108864', "
+                            "'max_message_bytes: 536870912') WHERE key = 'config_yaml'").ok());
+  }
+  const absl::Status refused = OpenStatus(std::nullopt);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("coordinator.max_message_bytes"));
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("--config FILE --force-config"));
+  EXPECT_FALSE(OpenStatus(SmallConfig()).ok());  // without --force-config, a file does not replace it
+  Start(SmallConfig(), /*force=*/true);
+  EXPECT_EQ(run_->config().coordinator.max_message_bytes, SmallConfig().coordinator.max_message_bytes);
+  Stop();
+  Start(std::nullopt);  // the replacement was stored
+}
+
+// A rank's latest registration is its current one after a restart too, also when the clock stepped
+// back between two registrations (they were read back in order of registration time, so the older
+// process became current again and the live one's checkpoint reports were refused).
+TEST_F(CoordinatorServiceTest, TheLatestRegistrationOfARankWinsAfterARestartWhateverTheClock) {
+  const std::string old0 = Register(0, 1);
+  now_ms_ -= 3'600'000;  // the clock steps back an hour
+  const std::string new0 = Register(0, 1);
+  Stop();
+  Start(std::nullopt);
+  EXPECT_EQ(Checkpoint(old0, 0, 1, 0, "/ckpt/m1").status().code(), absl::StatusCode::kFailedPrecondition);
+  auto reported = Checkpoint(new0, 0, 1, 0, "/ckpt/m1");
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_TRUE(reported->committed());
+}
+
 // One coordinator per run directory: a second Open while the first is alive is refused; once the
 // first is gone the directory opens again.
 TEST_F(CoordinatorServiceTest, SecondCoordinatorOnTheSameRunDirectoryIsRefused) {
@@ -987,7 +1024,7 @@ TEST_F(CoordinatorServiceTest, AWatchOutlivesTheStreamDeadline) {
 
 // One NaN loss used to end the coordinator: SQLite stores NaN as NULL, the insert into
 // train_steps (loss NOT NULL) failed, and a failed commit aborts. It is refused and changes nothing.
-TEST_F(CoordinatorServiceTest, ANonFiniteLossIsRefusedAndChangesNothing) {
+TEST_F(CoordinatorServiceTest, ANonFiniteLossMovesTheStepOnAndIsNotStored) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);
   ASSERT_TRUE(Lease(w0).has_train());
   v1::ReportTrainStepRequest step;
@@ -997,23 +1034,32 @@ TEST_F(CoordinatorServiceTest, ANonFiniteLossIsRefusedAndChangesNothing) {
   step.set_total_steps(10);
   step.set_loss(0.75);
   ASSERT_TRUE(client_->ReportTrainStep(step).ok());
+  // Steps every rank skipped for a non-finite gradient: the step moves on, the loss shown stays the
+  // last finite one, and nothing reaches the database (a NaN there failed the commit and ended the
+  // coordinator).
+  int64_t n = 1;
   for (double loss : {std::nan(""), double{INFINITY}, -double{INFINITY}}) {
-    step.set_step(2);
+    step.set_step(++n);
     step.set_loss(loss);
-    auto refused = client_->ReportTrainStep(step);
-    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
-        << loss << ": " << refused.status();
-    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not finite"));
+    (*step.mutable_metrics())["skipped"] = 1;
+    auto accepted = client_->ReportTrainStep(step);
+    ASSERT_TRUE(accepted.ok()) << loss << ": " << accepted.status();
+    auto status = client_->GetStatus();
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(status->train_step(), n);
+    EXPECT_DOUBLE_EQ(status->train_loss(), 0.75);
   }
+  step.set_step(++n);
   step.set_loss(0.5);
   (*step.mutable_metrics())["grad_norm"] = INFINITY;  // stored as text: no harm
   ASSERT_TRUE(client_->ReportTrainStep(step).ok());
   auto status = client_->GetStatus();
   ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_EQ(status->train_step(), 2);
+  EXPECT_EQ(status->train_step(), n);
   EXPECT_DOUBLE_EQ(status->train_loss(), 0.5);
   Stop();
   Start(std::nullopt);
+  EXPECT_EQ(client_->GetStatus()->train_step(), n);
   EXPECT_DOUBLE_EQ(client_->GetStatus()->train_loss(), 0.5);
 }
 

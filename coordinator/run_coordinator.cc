@@ -266,12 +266,21 @@ absl::Status RunCoordinator::Initialize() {
     SRLM_RETURN_IF_ERROR(PutRunValue(db, "phase_started_ms", absl::StrCat(now)));
     SRLM_RETURN_IF_ERROR(AddEvent(db, now, "run_created", run_id_));
   } else {
-    SRLM_ASSIGN_OR_RETURN(RunConfig stored, ParseRunConfig(*stored_yaml, database_path() + " (stored config)"));
-    config_ = stored;
+    // A stored configuration that this build refuses (a limit tightened since, say) can be replaced
+    // with --force-config; without it the run cannot start.
+    absl::StatusOr<RunConfig> stored = ParseRunConfig(*stored_yaml, database_path() + " (stored config)");
+    const bool replacing = options_.config.has_value() && options_.force_config;
+    if (!stored.ok() && !replacing) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return internal::Annotate(stored.status(), "this build refuses the run's stored configuration: start with a "
+                                                 "corrected one, --config FILE --force-config");
+    }
+    if (!stored.ok()) SRLM_LOG(WARNING) << stored.status() << ": replaced by --config (--force-config)";
+    config_ = stored.ok() ? *stored : *options_.config;
     config_yaml_ = *stored_yaml;
     // The stored text as this build writes it: an older build spelled the same values differently
     // (doubles with six digits, 0.0003 for 3e-04), so configurations are compared by what they mean.
-    const std::string stored_now = RunConfigToYaml(stored);
+    const std::string stored_now = stored.ok() ? RunConfigToYaml(*stored) : std::string();
     if (options_.config) {
       const std::string given = RunConfigToYaml(*options_.config);
       if (given == stored_now && stored_now != *stored_yaml) {  // the same values: stored in today's spelling
@@ -337,7 +346,7 @@ absl::Status RunCoordinator::Initialize() {
   // Workers stay valid across restarts: they keep calling with the ids they hold.
   SRLM_ASSIGN_OR_RETURN(Statement * workers,
                         db.Prepare("SELECT worker_id, rank, world_size, hostname, pid, device "
-                                   "FROM workers ORDER BY registered_ms, rowid"));
+                                   "FROM workers ORDER BY rowid"));  // registration order, whatever the clock did
   while (true) {
     SRLM_ASSIGN_OR_RETURN(bool row, workers->Step());
     if (!row) break;
@@ -1404,11 +1413,10 @@ absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(
     return absl::InvalidArgumentError("step and total_steps must be >= 0");
   }
   if (request.tokens() < 0) return absl::InvalidArgumentError("tokens must be >= 0");
-  // train_steps.loss is REAL NOT NULL and SQLite stores NaN as NULL: a NaN would fail the commit,
-  // and a failed commit ends the coordinator. A diverged rank is the worker's to report as an error.
-  if (!Finite(request.loss())) {
-    return absl::InvalidArgumentError(absl::StrCat("loss ", request.loss(), " is not finite"));
-  }
+  // A step that every rank skipped for a non-finite gradient may carry a non-finite loss. It moves
+  // the step shown on, keeps the last finite loss, and is not stored: train_steps.loss is REAL NOT
+  // NULL, SQLite stores NaN as NULL, and a commit that fails ends the coordinator.
+  const bool finite_loss = Finite(request.loss());
   v1::ReportTrainStepResponse response;
   uint64_t sequence;
   {
@@ -1424,9 +1432,15 @@ absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(
     if (request.step() >= train_step_) {
       train_step_ = request.step();
       train_total_steps_ = request.total_steps();
-      train_loss_ = request.loss();
+      if (finite_loss) train_loss_ = request.loss();
     }
     phase_rate_.Record(now, train_step_);
+    response.set_iteration(iteration_);
+    response.set_phase(phase_);
+    if (!finite_loss) {
+      ++state_version_;  // status shows the new step
+      return response;
+    }
     std::string metrics;
     for (const auto& [name, value] : request.metrics()) absl::StrAppend(&metrics, name, "=", value, " ");
     sequence = EnqueueLocked({[request, metrics, now](SqliteDb& db) {
@@ -1437,8 +1451,6 @@ absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(
           .Bind(4, request.worker_id()).Bind(5, request.loss()).Bind(6, metrics).Bind(7, request.tokens())
           .Bind(8, now).Run();
     }});
-    response.set_iteration(iteration_);
-    response.set_phase(phase_);
   }
   committer_->WaitDurable(sequence);
   return response;
@@ -1464,6 +1476,9 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
   }
   v1::ReportCheckpointResponse response;
   uint64_t sequence;
+  // A refusal that reads the run's state (the iteration, the rank's registration) is durable too
+  // before it is sent: the transition it saw may still be committing.
+  absl::Status refusal;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
@@ -1481,19 +1496,22 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
       sequence = committer_->LastEnqueued();
     } else if (request.iteration() > iteration_ ||
                (phase_ != v1::PHASE_SFT && phase_ != v1::PHASE_TRAIN && phase_ != v1::PHASE_COMMIT)) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      refusal = absl::FailedPreconditionError(absl::StrCat(
           "iteration ", request.iteration(), " has nothing to checkpoint (the run is at iteration ",
           iteration_, ", ", v1::Phase_Name(phase_), ")"));
+      sequence = committer_->LastEnqueued();
     } else if (!IsCurrentWorkerLocked(request.worker_id())) {
       // A relaunch registered the rank again (or a smaller launch dropped it): the old process's
       // report would stand for a rank whose current process has not reported.
-      return absl::FailedPreconditionError(absl::StrCat(
+      refusal = absl::FailedPreconditionError(absl::StrCat(
           "worker ", request.worker_id(), " is no longer rank ", request.rank(),
           "'s registration (the rank was registered again, or a smaller launch replaced it)"));
+      sequence = committer_->LastEnqueued();
     } else if (checkpoint_world_size_ > 0 && checkpoint_world_size_ != request.world_size()) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      refusal = absl::FailedPreconditionError(absl::StrCat(
           "world_size ", request.world_size(), " differs from the ", checkpoint_world_size_,
           " of the ranks that already reported iteration ", iteration_));
+      sequence = committer_->LastEnqueued();
     } else {
       const int64_t now = Now();
       checkpoint_world_size_ = request.world_size();
@@ -1555,6 +1573,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
     }
   }
   committer_->WaitDurable(sequence);
+  if (!refusal.ok()) return refusal;
   return response;
 }
 

@@ -50,6 +50,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
                         : -1;  // none
   arguments.SetMaxReceiveMessageSize(limit);
   arguments.SetMaxSendMessageSize(limit);
+  // A watch has no deadline: pings during a call find a coordinator host that vanished without
+  // closing the connection (6 minutes apart: the server's default refuses pings closer than 5).
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 6 * 60 * 1000);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   if (!options.tls_root_ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
     absl::StatusOr<std::string> ca = ReadFile(options.tls_root_ca_file, "TLS root CA");
