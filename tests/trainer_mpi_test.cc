@@ -301,6 +301,7 @@ TEST_F(TrainerProcessTest, AStalledRankEndsTheWholeJobWith75) {
 // over the folder, as on a second host. The job ends before any training, every rank naming rank 1;
 // before, rank 1 could not resume from (or, in the loop, load) what rank 0 wrote.
 TEST_F(TrainerProcessTest, AnOutThatOneRankDoesNotSeeEndsTheJobBeforeTraining) {
+  ASSERT_EQ(Shell("unshare --mount true"), 0) << "this test needs a mount namespace (root or CAP_SYS_ADMIN)";
   const std::string local = *g_dir / "node_local";
   ASSERT_EQ(Shell("mkdir -p " + local), 0);
   const std::string out = local + "/out", log_path = *g_dir / "node_local.log";

@@ -120,7 +120,10 @@ absl::StatusOr<std::vector<int32_t>> EncodeChatPrompt(const Tokenizer& tokenizer
                                                       const std::string& user_message) {
   SRLM_ASSIGN_OR_RETURN(FormattedChatPrompt prompt, FormatChatPromptWithSpan(template_name, user_message));
   SRLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(prompt.text, {prompt.message}));
-  if (tokenizer.bos_id() >= 0 && template_name != "chatml") ids.insert(ids.begin(), tokenizer.bos_id());
+  // A ChatML tokenizer may name "<|im_start|>" itself as its bos_token (SmolLM2-Instruct): the prompt
+  // already opens with it, and a second one is off the template.
+  const bool bos_opens_template = template_name == "chatml" && tokenizer.TokenToId("<|im_start|>") == tokenizer.bos_id();
+  if (tokenizer.bos_id() >= 0 && !bos_opens_template) ids.insert(ids.begin(), tokenizer.bos_id());
   return ids;
 }
 

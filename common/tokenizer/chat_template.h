@@ -6,9 +6,8 @@
 // llama2 and llama3 strip white space around the message (Python's str.strip(), as their published Jinja
 // templates do).
 // BOS ("<s>", "<|begin_of_text|>") is NOT part of the text, because SentencePiece does not parse "<s>"
-// written in text: EncodeChatPrompt prepends tokenizer.bos_id() when the tokenizer has one and the
-// template starts with it (plain, llama2, llama3; the published ChatML templates have no BOS, and a
-// ChatML tokenizer's bos_token may be "<|im_start|>" itself, which would then come twice).
+// written in text: EncodeChatPrompt prepends tokenizer.bos_id() when the tokenizer has one, unless
+// that BOS is "<|im_start|>" under chatml (SmolLM2-Instruct's bos_token), which the prompt opens with.
 #pragma once
 
 #include <string>
@@ -51,7 +50,7 @@ absl::Status CheckTokenizerFitsChatTemplate(const Tokenizer& tokenizer, const st
 // "<|eot_id|>" never shows up in decoded text.
 std::vector<int32_t> ChatStopTokenIds(const Tokenizer& tokenizer, const std::string& template_name);
 
-// bos_id() (when >= 0 and the template starts with it) followed by the ids of
+// bos_id() (when >= 0, and not chatml's own "<|im_start|>") followed by the ids of
 // FormatChatPrompt(template_name, user_message), where special
 // tokens are matched only in the template's own text: the message is a literal span (Tokenizer::Encode
 // with spans), so a message that writes "<|im_end|>" cannot end its turn or open another. A message with

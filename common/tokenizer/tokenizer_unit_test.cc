@@ -330,10 +330,10 @@ TEST(ChatTemplate, EncodeChatPromptPrependsBosAndKeepsSpecialTokensWhole) {
   EXPECT_EQ(*ids, want);
 }
 
-// A ChatML tokenizer whose bos_token is "<|im_start|>" (SmolLM2-Instruct's): the published ChatML
-// templates have no BOS, so the prompt is the same as without one; it began
-// "<|im_start|><|im_start|>user", which transformers' apply_chat_template never gives.
-TEST(ChatTemplate, ChatmlGetsNoBosEvenWhenTheTokenizerNamesOne) {
+// A ChatML tokenizer whose bos_token is "<|im_start|>" (SmolLM2-Instruct's): the prompt opens with
+// it once, as without a BOS; it began "<|im_start|><|im_start|>user", which transformers'
+// apply_chat_template never gives. Another BOS ("<|endoftext|>" here) is still prepended.
+TEST(ChatTemplate, ChatmlDoesNotRepeatABosThatIsItsOpeningToken) {
   auto plain_qwen = Load("qwen2");
   ASSERT_NE(plain_qwen, nullptr);
   ASSERT_LT(plain_qwen->bos_id(), 0);
@@ -352,6 +352,14 @@ TEST(ChatTemplate, ChatmlGetsNoBosEvenWhenTheTokenizerNamesOne) {
   auto plain = EncodeChatPrompt(**with_bos, "plain", "Hi there");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->front(), (*with_bos)->bos_id());
+  // A ChatML model whose BOS is another token keeps it in front.
+  std::ofstream(temp_dir / "tokenizer_config.json", std::ios::trunc) << R"({"bos_token": "<|endoftext|>"})";
+  auto other_bos = LoadTokenizer(temp_dir.path());
+  ASSERT_TRUE(other_bos.ok()) << other_bos.status();
+  auto kept = EncodeChatPrompt(**other_bos, "chatml", "Hi there");
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), want->size() + 1);
+  EXPECT_EQ(kept->front(), *plain_qwen->TokenToId("<|endoftext|>"));
 }
 
 TEST(ChatTemplate, StopTokenIds) {

@@ -148,6 +148,13 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step) {
 
 absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
                                                                  const std::string& marker_file) {
+  // A folder that is not there holds none; one that cannot be read is an error, not "none" (a
+  // --resume would start over).
+  if (DIR* d = ::opendir(out_dir.c_str()); d != nullptr) {
+    ::closedir(d);
+  } else if (errno != ENOENT) {
+    return Errno("cannot list " + out_dir);
+  }
   std::optional<int64_t> best;
   for (const std::string& name : ListNames(out_dir)) {
     int64_t step = 0;

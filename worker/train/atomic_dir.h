@@ -30,7 +30,8 @@ absl::Status CheckDirectoryWritable(const std::string& final_dir);
 std::string CheckpointDir(const std::string& out_dir, int64_t step);
 
 // The whole checkpoint with the highest step under `out_dir` (one holding `marker_file`), or
-// nullopt when there is none. Temporaries are ignored.
+// nullopt when there is none (also when `out_dir` does not exist; one that cannot be listed is an
+// error). Temporaries are ignored.
 absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
                                                                  const std::string& marker_file);
 // The same, as its folder (CheckpointDir).

@@ -381,6 +381,9 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   ASSERT_TRUE(latest.ok());
   ASSERT_TRUE(latest->has_value());
   EXPECT_EQ(**latest, CheckpointDir(out, 10));
+  // A path that cannot be listed (a file) is an error, not "no checkpoint": --resume would start over.
+  WriteFileText(dir / "a_file", "x");
+  EXPECT_FALSE(FindLatestCheckpointStep(dir / "a_file", "trainer_state.json").ok());
   auto none = FindLatestCheckpoint(dir / "nothing", "trainer_state.json");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());

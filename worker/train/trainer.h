@@ -88,6 +88,8 @@ class Trainer {
 
   // Collective. Trains on the examples (the same list on every rank) until TotalSteps, starting
   // from the current step (0, or where a loaded checkpoint stopped). `on_step` sees every step.
+  // With options.out_dir set, writes <out_dir>/checkpoint-<step> every save_every steps and where
+  // the call ends (the last step, or set_max_steps_this_call), each once.
   absl::StatusOr<TrainingSummary> TrainSft(const std::vector<SftExample>& examples,
                                            const std::function<void(const StepMetrics&)>& on_step = {});
   absl::StatusOr<TrainingSummary> TrainDpo(const std::vector<PreferenceExample>& examples,
