@@ -38,6 +38,9 @@ absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::strin
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
                                                                const std::string& marker_file);
 
+// Makes `path` and its missing parents (mkdir -p); an existing path is fine.
+absl::Status MakeDirs(const std::string& path);
+
 // fsyncs a file or a folder.
 absl::Status FsyncPath(const std::string& path);
 

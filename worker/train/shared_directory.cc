@@ -30,7 +30,7 @@ std::string HostName() {
 
 // Rank 0's probe: makes `dir`, then creates `path` holding the host name.
 absl::Status WriteProbe(const std::string& dir, const std::string& path) {
-  SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(dir + "/srlm-shared-check"));  // makes dir and its parents
+  SRLM_RETURN_IF_ERROR(MakeDirs(dir));
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
   const std::string host = HostName() + "\n";
