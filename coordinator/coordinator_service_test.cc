@@ -78,6 +78,13 @@ class CoordinatorServiceTest : public ::testing::Test {
     server_.reset();
     run_.reset();
   }
+  // Ends the fixture's run and removes its directory, for a test that starts a run of its own
+  // (Start(config)); returns SmallConfig() to change first.
+  RunConfig DiscardRun() {
+    Stop();
+    std::filesystem::remove_all(run_dir_);
+    return SmallConfig();
+  }
   // What opening the run directory with `config` gives, while no coordinator holds it (the run is
   // closed again at once).
   absl::Status OpenStatus(std::optional<RunConfig> config, bool force = false) {
@@ -183,6 +190,14 @@ class CoordinatorServiceTest : public ::testing::Test {
       ASSERT_TRUE(reported.ok()) << reported.status();
       EXPECT_EQ(reported->committed(), rank + 1 == ws);
     }
+  }
+  // Leases a GENERATE shard for `worker` and submits its results; returns the lease.
+  v1::LeaseShardResponse LeaseAndSubmitGenerate(const std::string& worker) {
+    v1::LeaseShardResponse lease = Lease(worker);
+    EXPECT_TRUE(lease.has_generate()) << lease.DebugString();
+    auto accepted = client_->SubmitShard(GenerateRequest(worker, lease));
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    return lease;
   }
   // Fills the PROMPTS pool with 6 distinct prompts.
   void FillPrompts(const std::string& worker) {
@@ -318,9 +333,7 @@ TEST(ShardOrderTest, ReleasesShardsInOrderAndRestoresHeldOnes) {
 // filter's verdicts (and so the pool) are the same in every run. Held shards survive a restart,
 // also one that brought no prompts.
 TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrderTheyArrive) {
-  Stop();
-  std::filesystem::remove_all(run_dir_);
-  RunConfig config = SmallConfig();
+  RunConfig config = DiscardRun();
   config.run.sft = false;
   config.prompts.shard_size = 2;
   Start(config);
@@ -871,9 +884,7 @@ TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);
   FinishSft(w0, w1);
   FillPrompts(w0);
-  v1::LeaseShardResponse lease = Lease(w1);
-  ASSERT_TRUE(lease.has_generate());
-  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w1, lease)).ok());
+  const v1::LeaseShardResponse lease = LeaseAndSubmitGenerate(w1);
   v1::LeaseShardResponse open_lease = Lease(w0);
   ASSERT_TRUE(open_lease.has_generate());
   v1::GetStatusResponse before = *client_->GetStatus();
@@ -916,9 +927,7 @@ TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {
 // A run whose stored configuration an older build wrote (doubles with six digits: 0.0003 where this
 // build writes 3e-04) resumes with the same --config: configurations are compared by their values.
 TEST_F(CoordinatorServiceTest, AConfigStoredInAnOlderSpellingStillMatchesTheSameFile) {
-  Stop();
-  std::filesystem::remove_all(run_dir_);
-  RunConfig config = SmallConfig();
+  RunConfig config = DiscardRun();
   config.sft.lr = 3e-4;
   Start(config);
   Stop();
@@ -1066,9 +1075,7 @@ TEST_F(CoordinatorServiceTest, ANonFiniteLossMovesTheStepOnAndIsNotStored) {
 // --force-config with a smaller prompts.per_iteration can find the pool complete already. Only a
 // submission checked that, and none would come: every LeaseShard answered wait for ever.
 TEST_F(CoordinatorServiceTest, AForcedConfigUnderWhichThePoolIsCompleteGoesOnToGenerate) {
-  Stop();
-  std::filesystem::remove_all(run_dir_);
-  RunConfig config = SmallConfig();
+  RunConfig config = DiscardRun();
   config.run.sft = false;
   config.prompts.per_iteration = 4;
   config.prompts.shard_size = 2;
@@ -1101,20 +1108,14 @@ TEST_F(CoordinatorServiceTest, PairsAreExportedOnlyOnceGenerateHasEnded) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);
   FinishSft(w0, w1);
   FillPrompts(w0);
-  v1::LeaseShardResponse first = Lease(w0);
-  ASSERT_TRUE(first.has_generate());
-  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w0, first)).ok());
+  LeaseAndSubmitGenerate(w0);
   int exported = 0;
   const absl::Status early = client_->ExportPairs(1, [&](const v1::ExportedPair&) { return ++exported > 0; });
   EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition) << early;
   EXPECT_THAT(std::string(early.message()),
               ::testing::HasSubstr("the pairs of iteration 1 are still being generated"));
   EXPECT_EQ(exported, 0);
-  for (int shard = 1; shard < 3; ++shard) {
-    v1::LeaseShardResponse lease = Lease(w0);
-    ASSERT_TRUE(lease.has_generate());
-    ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w0, lease)).ok());
-  }
+  for (int shard = 1; shard < 3; ++shard) LeaseAndSubmitGenerate(w0);
   ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_TRAIN);
   ASSERT_TRUE(client_->ExportPairs(1, [&](const v1::ExportedPair&) { return ++exported > 0; }).ok());
   EXPECT_EQ(exported, 4);
@@ -1148,9 +1149,7 @@ TEST_F(CoordinatorServiceTest, ACheckpointReportCountsOnlyForItsWorkersRegistrat
 // run.sft false starts at iteration 1: with run.iterations 0 too the run has nothing to do, and it
 // used to run iteration 1 anyway ("iteration 1 of 0").
 TEST_F(CoordinatorServiceTest, ARunWithNeitherSftNorAnIterationIsRefused) {
-  Stop();
-  std::filesystem::remove_all(run_dir_);
-  RunConfig config = SmallConfig();
+  RunConfig config = DiscardRun();
   config.run.sft = false;
   config.run.iterations = 0;
   const absl::Status refused = OpenStatus(config);
@@ -1166,9 +1165,7 @@ TEST_F(CoordinatorServiceTest, SubmittedShardCountsSurviveARestart) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);
   FinishSft(w0, w1);
   FillPrompts(w0);  // two PROMPTS shards
-  v1::LeaseShardResponse lease = Lease(w1);
-  ASSERT_TRUE(lease.has_generate());
-  ASSERT_TRUE(client_->SubmitShard(GenerateRequest(w1, lease)).ok());
+  LeaseAndSubmitGenerate(w1);
   auto counts = [&] {
     std::map<std::string, int64_t> submitted;
     const absl::StatusOr<v1::GetStatusResponse> status = client_->GetStatus();
@@ -1342,71 +1339,71 @@ TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
   EXPECT_EQ((*stmt)->ColumnText(0), "wal");
 }
 
+// A coordinator on loopback whose server refuses messages over `max_message_bytes`, and a client of
+// default options (no limit of its own).
+class CoordinatorLimitsTest : public ::testing::Test {
+ protected:
+  void Serve(int max_message_bytes) {
+    char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
+    dir_ = mkdtemp(pattern);
+    RunCoordinatorOptions options;
+    options.run_dir = dir_;
+    auto run = RunCoordinator::Open(options);
+    ASSERT_TRUE(run.ok()) << run.status();
+    run_ = std::move(*run);
+    ServerOptions server_options;
+    server_options.listen = "127.0.0.1:0";
+    server_options.token = kToken;
+    server_options.max_message_bytes = max_message_bytes;
+    auto server = CoordinatorServer::Start(run_.get(), server_options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    ClientOptions client_options;
+    client_options.address = "127.0.0.1:" + std::to_string(server_->port());
+    client_options.token = kToken;
+    client_ = std::move(CoordinatorClient::Connect(client_options)).value();
+  }
+  void TearDown() override {
+    client_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+    run_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  // A registration whose hostname is `bytes` long.
+  static v1::RegisterWorkerRequest Registration(size_t bytes) {
+    v1::RegisterWorkerRequest request;
+    request.set_world_size(1);
+    request.set_hostname(std::string(bytes, 'h'));
+    return request;
+  }
+
+  std::string dir_;
+  std::unique_ptr<RunCoordinator> run_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::unique_ptr<CoordinatorClient> client_;
+};
+
 // The message size limit: a request over it is refused (RESOURCE_EXHAUSTED) and changes nothing.
-TEST(CoordinatorLimitsTest, OversizedRequestIsRefused) {
-  char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
-  const std::string dir = mkdtemp(pattern);
-  RunCoordinatorOptions options;
-  options.run_dir = dir;
-  auto run = RunCoordinator::Open(options);
-  ASSERT_TRUE(run.ok()) << run.status();
-  ServerOptions server_options;
-  server_options.listen = "127.0.0.1:0";
-  server_options.token = kToken;
-  server_options.max_message_bytes = 64 << 10;
-  auto server = CoordinatorServer::Start(run->get(), server_options);
-  ASSERT_TRUE(server.ok()) << server.status();
-  ClientOptions client_options;
-  client_options.address = "127.0.0.1:" + std::to_string((*server)->port());
-  client_options.token = kToken;
-  auto client = std::move(CoordinatorClient::Connect(client_options)).value();
-  v1::RegisterWorkerRequest big;
-  big.set_world_size(1);
-  big.set_hostname(std::string(100 << 10, 'h'));
-  EXPECT_EQ(client->RegisterWorker(big).status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(client->GetStatus()->workers_size(), 0);
-  big.set_hostname("small");
-  EXPECT_TRUE(client->RegisterWorker(big).ok());
-  (*server)->Shutdown();
-  server->reset();
-  run->reset();
-  std::filesystem::remove_all(dir);
+TEST_F(CoordinatorLimitsTest, OversizedRequestIsRefused) {
+  Serve(64 << 10);
+  EXPECT_EQ(client_->RegisterWorker(Registration(100 << 10)).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client_->GetStatus()->workers_size(), 0);
+  EXPECT_TRUE(client_->RegisterWorker(Registration(5)).ok());
 }
 
 // The server's limit (the run's coordinator.max_message_bytes) is the only one: the client library
 // imposed 64 MiB of its own, so raising the key above it helped neither workers nor srlmctl.
-TEST(CoordinatorLimitsTest, TheServersLimitIsTheOnlyLimit) {
-  char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
-  const std::string dir = mkdtemp(pattern);
-  RunCoordinatorOptions options;
-  options.run_dir = dir;
-  auto run = RunCoordinator::Open(options);
-  ASSERT_TRUE(run.ok()) << run.status();
-  ServerOptions server_options;
-  server_options.listen = "127.0.0.1:0";
-  server_options.token = kToken;
-  server_options.max_message_bytes = 80 << 20;
-  auto server = CoordinatorServer::Start(run->get(), server_options);
-  ASSERT_TRUE(server.ok()) << server.status();
-  ClientOptions client_options;
-  client_options.address = "127.0.0.1:" + std::to_string((*server)->port());
-  client_options.token = kToken;
-  auto client = std::move(CoordinatorClient::Connect(client_options)).value();
-  v1::RegisterWorkerRequest big;
-  big.set_world_size(1);
-  big.set_hostname(std::string(70 << 20, 'h'));  // sent and, in the status, received: over 64 MiB
-  auto registered = client->RegisterWorker(big);
+TEST_F(CoordinatorLimitsTest, TheServersLimitIsTheOnlyLimit) {
+  Serve(80 << 20);
+  auto registered = client_->RegisterWorker(Registration(70 << 20));  // sent and, in the status, received
   EXPECT_TRUE(registered.ok()) << registered.status();
-  auto status = client->GetStatus();
+  auto status = client_->GetStatus();
   ASSERT_TRUE(status.ok()) << status.status();
   ASSERT_EQ(status->workers_size(), 1);
   EXPECT_EQ(status->workers(0).hostname().size(), size_t{70 << 20});
-  big.set_hostname(std::string(90 << 20, 'h'));  // over the server's limit
-  EXPECT_EQ(client->RegisterWorker(big).status().code(), absl::StatusCode::kResourceExhausted);
-  (*server)->Shutdown();
-  server->reset();
-  run->reset();
-  std::filesystem::remove_all(dir);
+  // Over the server's limit.
+  EXPECT_EQ(client_->RegisterWorker(Registration(90 << 20)).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 // Mutual TLS over loopback with certificates made by the openssl command: a client holding the CA
