@@ -126,9 +126,11 @@ absl::Status WriteDirectoryAtomically(const std::string& final_dir,
     // at every instant (a crash after it leaves the old contents under the temporary name, which the
     // next writer removes); file systems without RENAME_EXCHANGE (older NFS) move the old one aside
     // first, and a crash between the two renames leaves no `target` until the next write.
-    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+    // Test hook: SRLM_TEST_NO_RENAME_EXCHANGE takes the path of such file systems.
+    const bool exchange = std::getenv("SRLM_TEST_NO_RENAME_EXCHANGE") == nullptr;
+    if (exchange && ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
       RemoveTree(tmp);
-    } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+    } else if (!exchange || errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
       const std::string old = parent + "/" + old_prefix + std::to_string(::getpid());
       if (::rename(target.c_str(), old.c_str()) != 0) return Errno("rename " + target);
       if (::rename(tmp.c_str(), target.c_str()) != 0) return Errno("rename " + tmp + " -> " + target);

@@ -359,6 +359,13 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   ASSERT_TRUE(WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten thrice")).ok());
   EXPECT_EQ(testing::ReadFileText(CheckpointDir(out, 10) + "/trainer_state.json"), "ten thrice");
   EXPECT_NE(testing::Shell("ls -a " + out + " | grep -q '^\\.checkpoint-10'"), 0) << "a leftover of checkpoint-10";
+  // The same on a file system without RENAME_EXCHANGE (older NFS): the old folder is moved aside.
+  ::setenv("SRLM_TEST_NO_RENAME_EXCHANGE", "1", 1);
+  const absl::Status moved_aside = WriteDirectoryAtomically(CheckpointDir(out, 10), write_state("ten, moved aside"));
+  ::unsetenv("SRLM_TEST_NO_RENAME_EXCHANGE");
+  ASSERT_TRUE(moved_aside.ok()) << moved_aside;
+  EXPECT_EQ(testing::ReadFileText(CheckpointDir(out, 10) + "/trainer_state.json"), "ten, moved aside");
+  EXPECT_NE(testing::Shell("ls -a " + out + " | grep -q '^\\.checkpoint-10'"), 0) << "a leftover of checkpoint-10";
 
   // A writer that fails half-way leaves neither a final name nor its temporary.
   std::string failed_tmp;
