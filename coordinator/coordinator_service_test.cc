@@ -55,7 +55,7 @@ class CoordinatorServiceTest : public ::testing::Test {
     std::filesystem::remove_all(run_dir_);
   }
 
-  void Start(std::optional<RunConfig> config, bool force = false) {
+  void Start(std::optional<RunConfig> config, bool force = false, int64_t max_message_bytes = 64 << 20) {
     RunCoordinatorOptions options;
     options.run_dir = run_dir_;
     options.config = config;
@@ -67,10 +67,18 @@ class CoordinatorServiceTest : public ::testing::Test {
     ServerOptions server_options;
     server_options.listen = "127.0.0.1:0";
     server_options.token = kToken;
+    server_options.max_message_bytes = max_message_bytes;
     auto server = CoordinatorServer::Start(run_.get(), server_options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     client_ = MakeClient(kToken);
+  }
+  // A client over loopback TCP with default options, as workers and srlmctl connect.
+  std::unique_ptr<CoordinatorClient> NetworkClient() {
+    ClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(server_->port());
+    options.token = kToken;
+    return std::move(CoordinatorClient::Connect(options)).value();
   }
   void Stop() {
     client_.reset();
@@ -1339,71 +1347,40 @@ TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
   EXPECT_EQ((*stmt)->ColumnText(0), "wal");
 }
 
-// A coordinator on loopback whose server refuses messages over `max_message_bytes`, and a client of
-// default options (no limit of its own).
-class CoordinatorLimitsTest : public ::testing::Test {
- protected:
-  void Serve(int max_message_bytes) {
-    char pattern[] = "/tmp/srlm_limit_test_XXXXXX";
-    dir_ = mkdtemp(pattern);
-    RunCoordinatorOptions options;
-    options.run_dir = dir_;
-    auto run = RunCoordinator::Open(options);
-    ASSERT_TRUE(run.ok()) << run.status();
-    run_ = std::move(*run);
-    ServerOptions server_options;
-    server_options.listen = "127.0.0.1:0";
-    server_options.token = kToken;
-    server_options.max_message_bytes = max_message_bytes;
-    auto server = CoordinatorServer::Start(run_.get(), server_options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    ClientOptions client_options;
-    client_options.address = "127.0.0.1:" + std::to_string(server_->port());
-    client_options.token = kToken;
-    client_ = std::move(CoordinatorClient::Connect(client_options)).value();
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_) server_->Shutdown();
-    server_.reset();
-    run_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-  // A registration whose hostname is `bytes` long.
-  static v1::RegisterWorkerRequest Registration(size_t bytes) {
-    v1::RegisterWorkerRequest request;
-    request.set_world_size(1);
-    request.set_hostname(std::string(bytes, 'h'));
-    return request;
-  }
-
-  std::string dir_;
-  std::unique_ptr<RunCoordinator> run_;
-  std::unique_ptr<CoordinatorServer> server_;
-  std::unique_ptr<CoordinatorClient> client_;
-};
+// A registration whose hostname is `bytes` long.
+v1::RegisterWorkerRequest RegistrationOfSize(size_t bytes) {
+  v1::RegisterWorkerRequest request;
+  request.set_world_size(1);
+  request.set_hostname(std::string(bytes, 'h'));
+  return request;
+}
 
 // The message size limit: a request over it is refused (RESOURCE_EXHAUSTED) and changes nothing.
-TEST_F(CoordinatorLimitsTest, OversizedRequestIsRefused) {
-  Serve(64 << 10);
-  EXPECT_EQ(client_->RegisterWorker(Registration(100 << 10)).status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(client_->GetStatus()->workers_size(), 0);
-  EXPECT_TRUE(client_->RegisterWorker(Registration(5)).ok());
+TEST_F(CoordinatorServiceTest, OversizedRequestIsRefused) {
+  Stop();
+  Start(SmallConfig(), /*force=*/false, /*max_message_bytes=*/64 << 10);
+  auto client = NetworkClient();
+  EXPECT_EQ(client->RegisterWorker(RegistrationOfSize(100 << 10)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client->GetStatus()->workers_size(), 0);
+  EXPECT_TRUE(client->RegisterWorker(RegistrationOfSize(5)).ok());
 }
 
 // The server's limit (the run's coordinator.max_message_bytes) is the only one: the client library
 // imposed 64 MiB of its own, so raising the key above it helped neither workers nor srlmctl.
-TEST_F(CoordinatorLimitsTest, TheServersLimitIsTheOnlyLimit) {
-  Serve(80 << 20);
-  auto registered = client_->RegisterWorker(Registration(70 << 20));  // sent and, in the status, received
+TEST_F(CoordinatorServiceTest, TheServersLimitIsTheOnlyLimit) {
+  Stop();
+  Start(SmallConfig(), /*force=*/false, /*max_message_bytes=*/80 << 20);
+  auto client = NetworkClient();
+  auto registered = client->RegisterWorker(RegistrationOfSize(70 << 20));  // sent and, in the status, received
   EXPECT_TRUE(registered.ok()) << registered.status();
-  auto status = client_->GetStatus();
+  auto status = client->GetStatus();
   ASSERT_TRUE(status.ok()) << status.status();
   ASSERT_EQ(status->workers_size(), 1);
   EXPECT_EQ(status->workers(0).hostname().size(), size_t{70 << 20});
   // Over the server's limit.
-  EXPECT_EQ(client_->RegisterWorker(Registration(90 << 20)).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client->RegisterWorker(RegistrationOfSize(90 << 20)).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 // Mutual TLS over loopback with certificates made by the openssl command: a client holding the CA
