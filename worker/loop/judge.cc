@@ -82,6 +82,7 @@ const char* JudgeParseFailureName(JudgeParseFailure failure) {
     case JudgeParseFailure::kNoMatch: return "no_match";
     case JudgeParseFailure::kNotANumber: return "not_a_number";
     case JudgeParseFailure::kOutOfRange: return "out_of_range";
+    case JudgeParseFailure::kCutOff: return "cut_off";
   }
   return "unknown";
 }

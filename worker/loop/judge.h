@@ -37,7 +37,8 @@ class JudgeTemplate {
 };
 
 // Why a judgement gave no score.
-enum class JudgeParseFailure { kNone, kNoMatch, kNotANumber, kOutOfRange };
+// kCutOff: the judgement ended at max_new_tokens, so it has no last line to read the score from.
+enum class JudgeParseFailure { kNone, kNoMatch, kNotANumber, kOutOfRange, kCutOff };
 const char* JudgeParseFailureName(JudgeParseFailure failure);
 
 struct JudgeScore {

@@ -124,7 +124,11 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
       for (int64_t j = 0; j < k; ++j) {
         const GeneratedText& judgement = judgements[static_cast<size_t>(c * k + j)];
         const std::string& raw = judgement.text;
-        JudgeScore score = ctx.score_parser->Parse(raw);
+        // A judgement cut off by max_new_tokens has no last line: a "Score:" in it may be one its
+        // justification mentioned on the way, so it counts as unparsable.
+        const JudgeScore score = judgement.finish_reason == "length"
+                                     ? JudgeScore{std::nullopt, JudgeParseFailure::kCutOff}
+                                     : ctx.score_parser->Parse(raw);
         v1::Judgement* pj = out->add_judgements();
         pj->set_candidate_index(static_cast<int32_t>(c));
         pj->set_raw_text(raw);

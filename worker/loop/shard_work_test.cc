@@ -183,6 +183,37 @@ TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {
   }
 }
 
+// Judgements cut off by max_new_tokens count as unparsable, even when they hold a "Score:" (one the
+// justification mentioned, maybe: the rubric puts the total on the last line, and there is none).
+class JudgeCutOffModel : public ScriptedModel {
+ public:
+  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
+                                                     const SamplingConfig& sampling,
+                                                     const std::vector<uint64_t>& seeds) override {
+    auto out = ScriptedModel::Generate(texts, format, sampling, seeds);
+    if (!out.ok()) return out;
+    for (size_t i = 0; i < out->size(); ++i) {
+      if (texts[i].rfind("T:", 0) == 0) (*out)[i].finish_reason = "length";
+    }
+    return out;
+  }
+};
+
+TEST_F(ShardWorkTest, JudgementsCutOffByLengthAreUnparsable) {
+  JudgeCutOffModel model;
+  auto result = RunGenerateShard(Shard(3), ctx_, model);
+  ASSERT_TRUE(result.ok()) << result.status();
+  for (const auto& r : result->results()) {
+    EXPECT_FALSE(r.has_pair());
+    EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_UNPARSABLE);
+    ASSERT_GT(r.judgements_size(), 0);
+    for (const auto& j : r.judgements()) {
+      EXPECT_TRUE(j.unparsable()) << j.raw_text();
+      EXPECT_EQ(j.finish_reason(), "length");
+    }
+  }
+}
+
 // ScriptedModel with a context counted in characters: a prompt longer than `generate_limit` gets
 // nothing ("context"); a response whose prompt + text exceed `score_limit` does not fit.
 class ShortContextModel : public ScriptedModel {
