@@ -204,10 +204,10 @@ TEST_F(TrainerProcessTest, ResumeUnderMpirunIsBitForBitAndAKilledCheckpointIsNev
 
   // Killed (SIGKILL) while writing checkpoint-4, after its weights were written.
   EXPECT_NE(RunWorker(2, SftArgs(killed) + " --save-every 2", killed + ".1.log", "SRLM_TEST_CRASH_DURING_CHECKPOINT=4"), 0);
-  auto latest = FindLatestCheckpoint(killed, "trainer_state.json");
+  auto latest = FindLatestCheckpointStep(killed, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
   ASSERT_TRUE(latest->has_value()) << ReadFileText(killed + ".1.log");
-  EXPECT_EQ(**latest, CheckpointDir(killed, 2));
+  EXPECT_EQ(**latest, 2);
   struct stat st;
   EXPECT_NE(::stat(CheckpointDir(killed, 4).c_str(), &st), 0);
   EXPECT_EQ(::stat((killed + "/.checkpoint-4.tmp-").c_str(), &st), -1);  // named with the pid; listed below
@@ -261,7 +261,7 @@ TEST_F(TrainerProcessTest, BadDataIsReportedWithItsLineNumberAndNothingRuns) {
   EXPECT_NE(log.find("bad.jsonl:3: missing key 'response'"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:4: prompt + response is 71 tokens, over the limit of 64"), std::string::npos) << log;
   EXPECT_NE(log.find("bad.jsonl:5: the prompt is empty"), std::string::npos) << log;
-  auto latest = FindLatestCheckpoint(out, "trainer_state.json");
+  auto latest = FindLatestCheckpointStep(out, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());
   EXPECT_EQ(RunWorker(1, "sft --model " + Model() + " --data " + (*g_dir / "sft.jsonl") + " --lr-schedule step", out + ".log"), 1);
@@ -319,7 +319,7 @@ TEST_F(TrainerProcessTest, AnOutThatOneRankDoesNotSeeEndsTheJobBeforeTraining) {
   EXPECT_NE(log.find("rank(s) 1 of 2 cannot see " + out), std::string::npos) << log;
   EXPECT_NE(log.find("--out must be a folder that every rank's host shares"), std::string::npos) << log;
   EXPECT_EQ(log.find("step 1/"), std::string::npos) << "training started\n" << log;
-  auto latest = FindLatestCheckpoint(out, "trainer_state.json");
+  auto latest = FindLatestCheckpointStep(out, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());
 }

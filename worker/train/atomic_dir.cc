@@ -168,11 +168,4 @@ absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::strin
   return best;
 }
 
-absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
-                                                               const std::string& marker_file) {
-  SRLM_ASSIGN_OR_RETURN(std::optional<int64_t> step, FindLatestCheckpointStep(out_dir, marker_file));
-  if (!step.has_value()) return std::optional<std::string>();
-  return CheckpointDir(out_dir, *step);
-}
-
 }  // namespace srlm

@@ -34,9 +34,6 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step);
 // error). Temporaries are ignored.
 absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
                                                                  const std::string& marker_file);
-// The same, as its folder (CheckpointDir).
-absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& out_dir,
-                                                               const std::string& marker_file);
 
 // Makes `path` and its missing parents (mkdir -p); an existing path is fine.
 absl::Status MakeDirs(const std::string& path);

@@ -384,14 +384,14 @@ TEST(AtomicDirTest, WritesReplacesAndNeverExposesPartialCheckpoints) {
   WriteFileText(out + "/.checkpoint-40.tmp-1/trainer_state.json", "{}");
   // A folder with a final-looking name but no marker (not written by us) is ignored too.
   ASSERT_EQ(::mkdir(CheckpointDir(out, 30).c_str(), 0755), 0);
-  auto latest = FindLatestCheckpoint(out, "trainer_state.json");
+  auto latest = FindLatestCheckpointStep(out, "trainer_state.json");
   ASSERT_TRUE(latest.ok());
   ASSERT_TRUE(latest->has_value());
-  EXPECT_EQ(**latest, CheckpointDir(out, 10));
+  EXPECT_EQ(**latest, 10);
   // A path that cannot be listed (a file) is an error, not "no checkpoint": --resume would start over.
   WriteFileText(dir / "a_file", "x");
   EXPECT_FALSE(FindLatestCheckpointStep(dir / "a_file", "trainer_state.json").ok());
-  auto none = FindLatestCheckpoint(dir / "nothing", "trainer_state.json");
+  auto none = FindLatestCheckpointStep(dir / "nothing", "trainer_state.json");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
 }
