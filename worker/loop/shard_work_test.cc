@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <regex>
 
@@ -183,24 +184,33 @@ TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {
   }
 }
 
-// Judgements cut off by max_new_tokens count as unparsable, even when they hold a "Score:" (one the
-// justification mentioned, maybe: the rubric puts the total on the last line, and there is none).
-class JudgeCutOffModel : public ScriptedModel {
+// ScriptedModel whose outputs for which `cut(request text, seed)` holds end at max_new_tokens
+// ("length").
+class CuttingModel : public ScriptedModel {
  public:
+  explicit CuttingModel(std::function<bool(const std::string&, uint64_t)> cut) : cut_(std::move(cut)) {}
   absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
                                                      const SamplingConfig& sampling,
                                                      const std::vector<uint64_t>& seeds) override {
     auto out = ScriptedModel::Generate(texts, format, sampling, seeds);
     if (!out.ok()) return out;
     for (size_t i = 0; i < out->size(); ++i) {
-      if (texts[i].rfind("T:", 0) == 0) (*out)[i].finish_reason = "length";
+      if (!cut_(texts[i], seeds[i])) continue;
+      (*out)[i].finish_reason = "length";
+      ++truncated;
     }
     return out;
   }
+  int truncated = 0;
+
+ private:
+  std::function<bool(const std::string&, uint64_t)> cut_;
 };
 
+// Judgements cut off by max_new_tokens count as unparsable, even when they hold a "Score:" (one the
+// justification mentioned, maybe: the rubric puts the total on the last line, and there is none).
 TEST_F(ShardWorkTest, JudgementsCutOffByLengthAreUnparsable) {
-  JudgeCutOffModel model;
+  CuttingModel model([](const std::string& text, uint64_t) { return text.rfind("T:", 0) == 0; });  // judge requests
   auto result = RunGenerateShard(Shard(3), ctx_, model);
   ASSERT_TRUE(result.ok()) << result.status();
   for (const auto& r : result->results()) {
@@ -344,26 +354,8 @@ TEST_F(ShardWorkTest, NonFiniteReferenceLogprobsDropThePair) {
 }
 
 // Self-instruct outputs cut off by max_new_tokens (no end marker) are unfinished tasks: dropped.
-class TruncatingModel : public ScriptedModel {
- public:
-  absl::StatusOr<std::vector<GeneratedText>> Generate(const std::vector<std::string>& texts, PromptFormat format,
-                                                     const SamplingConfig& sampling,
-                                                     const std::vector<uint64_t>& seeds) override {
-    auto out = ScriptedModel::Generate(texts, format, sampling, seeds);
-    if (!out.ok()) return out;
-    for (size_t i = 0; i < out->size(); ++i) {
-      if (seeds[i] % 2 == 1) {
-        (*out)[i].finish_reason = "length";
-        ++truncated;
-      }
-    }
-    return out;
-  }
-  int truncated = 0;
-};
-
 TEST_F(ShardWorkTest, PromptsShardDropsOutputsCutOffByLength) {
-  TruncatingModel model;
+  CuttingModel model([](const std::string&, uint64_t seed) { return seed % 2 == 1; });
   v1::PromptsShard shard;
   shard.set_num_prompts(8);
   shard.set_seed(11);
