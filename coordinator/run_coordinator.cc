@@ -1483,6 +1483,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
     std::lock_guard<std::mutex> lock(mutex_);
     SRLM_RETURN_IF_ERROR(CheckWorkerLocked(request.worker_id()));
     SRLM_RETURN_IF_ERROR(CheckReporterLocked(request));
+    sequence = committer_->LastEnqueued();  // what every answer but a new report shows
     auto fill = [&] {
       response.set_iteration(iteration_);
       response.set_phase(phase_);
@@ -1493,25 +1494,21 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
     if (request.iteration() < iteration_) {  // committed already: a retry after the commit
       response.set_committed(true);
       fill();
-      sequence = committer_->LastEnqueued();
     } else if (request.iteration() > iteration_ ||
                (phase_ != v1::PHASE_SFT && phase_ != v1::PHASE_TRAIN && phase_ != v1::PHASE_COMMIT)) {
       refusal = absl::FailedPreconditionError(absl::StrCat(
           "iteration ", request.iteration(), " has nothing to checkpoint (the run is at iteration ",
           iteration_, ", ", v1::Phase_Name(phase_), ")"));
-      sequence = committer_->LastEnqueued();
     } else if (!IsCurrentWorkerLocked(request.worker_id())) {
       // A relaunch registered the rank again (or a smaller launch dropped it): the old process's
       // report would stand for a rank whose current process has not reported.
       refusal = absl::FailedPreconditionError(absl::StrCat(
           "worker ", request.worker_id(), " is no longer rank ", request.rank(),
           "'s registration (the rank was registered again, or a smaller launch replaced it)"));
-      sequence = committer_->LastEnqueued();
     } else if (checkpoint_world_size_ > 0 && checkpoint_world_size_ != request.world_size()) {
       refusal = absl::FailedPreconditionError(absl::StrCat(
           "world_size ", request.world_size(), " differs from the ", checkpoint_world_size_,
           " of the ranks that already reported iteration ", iteration_));
-      sequence = committer_->LastEnqueued();
     } else {
       const int64_t now = Now();
       checkpoint_world_size_ = request.world_size();

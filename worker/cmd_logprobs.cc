@@ -80,11 +80,11 @@ absl::Status RunLogprobs(const LogprobsFlags& flags) {
   if (tokenizer != nullptr) {
     SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
   }
+  // Past a sliding window srlm would not compute what the model does (it attends to every earlier token).
+  const std::optional<int64_t> window = model->config.attention_window();
   std::vector<Sequence> sequences;
   for (size_t i = 0; i < lines.size(); ++i) {
     auto seq = TokenizeLine(lines[i], tokenizer.get(), flags, model->config.vocab_size);
-    // Past a sliding window srlm would not compute what the model does (it attends to every earlier token).
-    const std::optional<int64_t> window = model->config.attention_window();
     if (seq.ok() && window && static_cast<int64_t>(seq->ids.size()) > *window) {
       seq = absl::InvalidArgumentError(absl::StrCat("prompt + response is ", seq->ids.size(),
                                                     " tokens, past the model's sliding_window of ", *window));

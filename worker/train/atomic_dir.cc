@@ -29,17 +29,27 @@ bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// Names in a folder, without "." and "..".
-std::vector<std::string> ListNames(const std::string& dir) {
+// Names in a folder, without "." and ".."; none when it does not exist, an error when it cannot be
+// read.
+absl::StatusOr<std::vector<std::string>> ReadNames(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
+  if (d == nullptr) {
+    if (errno == ENOENT) return names;
+    return Errno("cannot list " + dir);
+  }
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name != "." && name != "..") names.push_back(name);
   }
   ::closedir(d);
   return names;
+}
+
+// ReadNames for best-effort walks: a folder that cannot be read has no names.
+std::vector<std::string> ListNames(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = ReadNames(dir);
+  return names.ok() ? *std::move(names) : std::vector<std::string>();
 }
 
 // fsyncs every file and folder under `dir` (depth first), then `dir`.
@@ -150,15 +160,10 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step) {
 
 absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
                                                                  const std::string& marker_file) {
-  // A folder that is not there holds none; one that cannot be read is an error, not "none" (a
-  // --resume would start over).
-  if (DIR* d = ::opendir(out_dir.c_str()); d != nullptr) {
-    ::closedir(d);
-  } else if (errno != ENOENT) {
-    return Errno("cannot list " + out_dir);
-  }
+  // A folder that cannot be read is an error, not "none": a --resume would start over.
+  SRLM_ASSIGN_OR_RETURN(const std::vector<std::string> names, ReadNames(out_dir));
   std::optional<int64_t> best;
-  for (const std::string& name : ListNames(out_dir)) {
+  for (const std::string& name : names) {
     int64_t step = 0;
     if (name.rfind("checkpoint-", 0) != 0 || !absl::SimpleAtoi(name.substr(11), &step)) continue;
     const std::string dir = out_dir + "/" + name;

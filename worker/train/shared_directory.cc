@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <thread>
 #include <vector>
@@ -82,24 +83,38 @@ absl::Status NotShared(const std::vector<int>& ranks, int world, const std::stri
       "not a path local to each node"));
 }
 
+// Collective. Rank 0's `value` (an integer of at most 53 bits: a double carries it exactly) on every
+// rank. When rank 0 failed (`value` holds its error there), rank 0 returns that error and the other
+// ranks FailedPrecondition(`failed_on_rank_zero`).
+absl::StatusOr<int64_t> FromRankZero(const absl::StatusOr<int64_t>& value, Communicator& comm,
+                                     const std::string& failed_on_rank_zero) {
+  std::vector<double> sent = {std::numeric_limits<double>::lowest(), 0};  // {value, rank 0 failed}
+  if (comm.rank() == 0) {
+    if (value.ok()) sent[0] = static_cast<double>(*value);
+    sent[1] = value.ok() ? 0 : 1;
+  }
+  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&sent));
+  if (comm.rank() == 0 && !value.ok()) return value.status();
+  if (sent[1] > 0) return absl::FailedPreconditionError(failed_on_rank_zero);
+  return static_cast<int64_t>(sent[0]);
+}
+
 }  // namespace
 
 absl::Status CheckDirectorySharedByRanks(const std::string& dir, const std::string& what, Communicator& comm,
                                          double wait_seconds) {
-  // The probe's name: a random 48-bit number from rank 0 (exact in a double), the max over ranks.
-  std::vector<double> chosen = {0, 0};  // {number, rank 0 failed}
-  absl::Status written = absl::OkStatus();
+  // The probe's name: a random 48-bit number from rank 0 (exact in a double).
+  auto probe_path = [&](uint64_t number) { return absl::StrCat(dir, "/.srlm-shared-check-", number); };
+  absl::StatusOr<int64_t> written = int64_t{0};
   if (comm.rank() == 0) {
     std::random_device entropy;
     const uint64_t number = ((uint64_t{entropy()} << 32) ^ entropy()) & ((uint64_t{1} << 48) - 1);
-    chosen[0] = static_cast<double>(number);
-    written = WriteProbe(dir, absl::StrCat(dir, "/.srlm-shared-check-", number));
-    chosen[1] = written.ok() ? 0 : 1;
+    absl::Status probe = WriteProbe(dir, probe_path(number));
+    written = probe.ok() ? absl::StatusOr<int64_t>(static_cast<int64_t>(number)) : probe;
   }
-  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&chosen));
-  if (!written.ok()) return written;
-  if (chosen[1] > 0) return absl::FailedPreconditionError(absl::StrCat("rank 0 could not write to ", what, " ", dir));
-  const std::string probe = absl::StrCat(dir, "/.srlm-shared-check-", static_cast<uint64_t>(chosen[0]));
+  SRLM_ASSIGN_OR_RETURN(const int64_t number,
+                        FromRankZero(written, comm, absl::StrCat("rank 0 could not write to ", what, " ", dir)));
+  const std::string probe = probe_path(static_cast<uint64_t>(number));
   absl::StatusOr<std::vector<int>> blind = RanksThatCannotSee(dir, probe, comm, wait_seconds);
   if (comm.rank() == 0) ::unlink(probe.c_str());
   SRLM_RETURN_IF_ERROR(blind.status());
@@ -111,18 +126,14 @@ absl::Status CheckDirectorySharedByRanks(const std::string& dir, const std::stri
 absl::StatusOr<std::optional<std::string>> AgreeOnResumeCheckpoint(const std::string& out_dir,
                                                                    const std::string& marker_file,
                                                                    Communicator& comm, double wait_seconds) {
-  std::vector<double> chosen = {-1, 0};  // {step, rank 0 failed}
-  absl::StatusOr<std::optional<int64_t>> found = std::optional<int64_t>();
+  absl::StatusOr<int64_t> found = int64_t{-1};  // rank 0's newest step, -1 for none
   if (comm.rank() == 0) {
-    found = FindLatestCheckpointStep(out_dir, marker_file);
-    if (!found.ok()) chosen[1] = 1;
-    else if (found->has_value()) chosen[0] = static_cast<double>(**found);
+    absl::StatusOr<std::optional<int64_t>> step = FindLatestCheckpointStep(out_dir, marker_file);
+    found = step.ok() ? absl::StatusOr<int64_t>(step->value_or(-1)) : step.status();
   }
-  SRLM_RETURN_IF_ERROR(comm.AllReduceMaxHost(&chosen));
-  SRLM_RETURN_IF_ERROR(found.status());
-  if (chosen[1] > 0) return absl::FailedPreconditionError(absl::StrCat("rank 0 could not list ", out_dir));
-  if (chosen[0] < 0) return std::optional<std::string>();
-  const std::string dir = CheckpointDir(out_dir, static_cast<int64_t>(chosen[0]));
+  SRLM_ASSIGN_OR_RETURN(const int64_t step, FromRankZero(found, comm, absl::StrCat("rank 0 could not list ", out_dir)));
+  if (step < 0) return std::optional<std::string>();
+  const std::string dir = CheckpointDir(out_dir, step);
   SRLM_ASSIGN_OR_RETURN(std::vector<int> blind, RanksThatCannotSee(out_dir, dir + "/" + marker_file, comm,
                                                                    wait_seconds));
   if (blind.empty()) return std::optional<std::string>(dir);
