@@ -37,7 +37,7 @@ struct SamplingConfig {
   double temperature = 0.7;
   double top_p = 0.9;
   int64_t top_k = 0;  // 0: off
-  int64_t max_new_tokens = 128;
+  int64_t max_new_tokens = 512;   // a candidate cut off here is no answer (never judged or paired)
   std::vector<std::string> stop;  // stop strings
 };
 
@@ -66,7 +66,9 @@ struct JudgeConfig {
   std::string score_pattern = R"(Score:\s*([0-9]+(?:\.[0-9]+)?))";  // RE2 regex, group 1 is the score
   double min_score = 0;
   double max_score = 5;
-  SamplingConfig sampling{0.7, 0.9, 0, 128, {}};
+  // 256 tokens: the rubric's justification of at most 100 words and the score line, with room; a
+  // judgement cut off before its score line is unparsable.
+  SamplingConfig sampling{0.7, 0.9, 0, 256, {}};
 };
 
 struct TrainConfig {

@@ -553,16 +553,19 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration), "
                  "(SELECT COALESCE(SUM(has_pair), 0) FROM results r WHERE r.iteration = c.iteration), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?1), "
-                 // CountResultLocked's rule: dropped, neither a tie nor too long (NOT_FINITE included)
+                 // CountResultLocked's rule: dropped, neither a tie, too long nor too few answers
+                 // (NOT_FINITE included)
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.has_pair = 0 "
-                 "AND r.drop_reason NOT IN (?1, ?2)), "
+                 "AND r.drop_reason NOT IN (?1, ?2, ?3)), "
                  "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?2), "
+                 "(SELECT COUNT(*) FROM results r WHERE r.iteration = c.iteration AND r.drop_reason = ?3), "
                  "(SELECT COALESCE(SUM(correct), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
                  "(SELECT COALESCE(SUM(total), 0) FROM evaluations e WHERE e.iteration = c.iteration), "
                  "(SELECT loss FROM train_steps t WHERE t.iteration = c.iteration ORDER BY step DESC, rowid DESC "
                  "LIMIT 1) "
                  "FROM commits c ORDER BY c.iteration"));
-  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_TOO_LONG});
+  stmt->Bind(1, int64_t{v1::DROP_REASON_TIE}).Bind(2, int64_t{v1::DROP_REASON_TOO_LONG})
+      .Bind(3, int64_t{v1::DROP_REASON_TOO_FEW_ANSWERS});
   committed_iterations_.clear();
   while (true) {
     SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
@@ -577,9 +580,10 @@ absl::Status RunCoordinator::LoadCommittedIterations(SqliteDb& db) {
     summary.set_dropped_ties(stmt->ColumnInt(6));
     summary.set_dropped_unparsable(stmt->ColumnInt(7));
     summary.set_dropped_too_long(stmt->ColumnInt(8));
-    summary.set_eval_correct(stmt->ColumnInt(9));
-    summary.set_eval_total(stmt->ColumnInt(10));
-    summary.set_train_loss(stmt->ColumnDouble(11));  // 0 when no step was reported
+    summary.set_dropped_too_few_answers(stmt->ColumnInt(9));
+    summary.set_eval_correct(stmt->ColumnInt(10));
+    summary.set_eval_total(stmt->ColumnInt(11));
+    summary.set_train_loss(stmt->ColumnDouble(12));  // 0 when no step was reported
   }
   stmt->Reset();
   return absl::OkStatus();
@@ -633,7 +637,8 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
     prompt_filter_ = std::make_unique<PromptFilter>(filter);
     pool_size_ = 0;
     prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
-    results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ = 0;
+    results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ =
+        too_few_answers_ = 0;
     score_histogram_.assign(kHistogramBuckets, 0);
     checkpoint_dirs_.clear();
     evaluations_.clear();
@@ -752,6 +757,8 @@ void RunCoordinator::CountResultLocked(int64_t candidates, int64_t judgements, b
     ++ties_;
   } else if (drop_reason == v1::DROP_REASON_TOO_LONG) {
     ++too_long_;
+  } else if (drop_reason == v1::DROP_REASON_TOO_FEW_ANSWERS) {
+    ++too_few_answers_;
   } else {
     ++unparsable_;
   }
@@ -1541,6 +1548,7 @@ absl::StatusOr<v1::ReportCheckpointResponse> RunCoordinator::ReportCheckpoint(
         summary.set_dropped_ties(ties_);
         summary.set_dropped_unparsable(unparsable_);
         summary.set_dropped_too_long(too_long_);
+        summary.set_dropped_too_few_answers(too_few_answers_);
         for (const auto& [rank, counts] : evaluations_) {
           summary.set_eval_correct(summary.eval_correct() + counts.first);
           summary.set_eval_total(summary.eval_total() + counts.second);
@@ -1637,6 +1645,7 @@ const v1::GetStatusResponse& RunCoordinator::StatusLocked() {
   status.set_dropped_ties(ties_);
   status.set_dropped_unparsable(unparsable_);
   status.set_dropped_too_long(too_long_);
+  status.set_dropped_too_few_answers(too_few_answers_);
   for (int64_t count : score_histogram_) status.add_score_histogram(count);
   status.set_score_min(config_.judge.min_score);
   status.set_score_max(config_.judge.max_score);

@@ -182,7 +182,8 @@ class RunCoordinator {
   int64_t prompts_accepted_ = 0, dropped_duplicate_ = 0, dropped_near_duplicate_ = 0,
           dropped_length_ = 0;
   int64_t results_accepted_ = 0, candidates_ = 0, judgements_ = 0, pairs_ = 0, ties_ = 0,
-          unparsable_ = 0, too_long_ = 0;
+          unparsable_ = 0, too_long_ = 0,
+          too_few_answers_ = 0;
   std::vector<int64_t> score_histogram_;
   std::map<int32_t, std::string> checkpoint_dirs_;  // rank -> dir, for the current iteration
   // SFT/TRAIN: the workers that may be in this phase's collectives: those given a training answer,

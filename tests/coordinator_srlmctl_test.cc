@@ -125,8 +125,10 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     r->add_candidates()->set_text("poor answer");
     r->add_mean_scores(4.5);
     r->add_mean_scores(2);
-    if (prompt.prompt_id() == 2 || prompt.prompt_id() == 3) {
-      r->set_drop_reason(prompt.prompt_id() == 2 ? v1::DROP_REASON_TIE : v1::DROP_REASON_TOO_LONG);
+    if (prompt.prompt_id() >= 2) {
+      r->set_drop_reason(prompt.prompt_id() == 2   ? v1::DROP_REASON_TIE
+                         : prompt.prompt_id() == 3 ? v1::DROP_REASON_TOO_LONG
+                                                   : v1::DROP_REASON_TOO_FEW_ANSWERS);
       continue;
     }
     r->mutable_pair()->set_chosen_index(0);
@@ -149,8 +151,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   CommandResult text = RunCommand(base + " status");
   ASSERT_EQ(text.exit_code, 0) << text.output;
   EXPECT_THAT(text.output, ::testing::HasSubstr("phase TRAIN"));
-  EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 3"));
-  EXPECT_THAT(text.output, ::testing::HasSubstr("dropped: 1 ties, 0 unparsable, 1 too long"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 2"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("dropped: 1 ties, 0 unparsable, 1 too long, 1 too few answers"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
   EXPECT_THAT(text.output, ::testing::ContainsRegex("iteration 1 DPO: step 3 of 20 done \\(last progress 2m0[0-9]s ago\\)"))
       << text.output;
@@ -159,8 +161,9 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   nlohmann::json status = nlohmann::json::parse(json_text.output);
   EXPECT_EQ(status["phase"], "TRAIN");
   EXPECT_EQ(status["iteration"], 1);
-  EXPECT_EQ(status["pairs"], 3);
+  EXPECT_EQ(status["pairs"], 2);
   EXPECT_EQ(status["dropped_too_long"], 1);
+  EXPECT_EQ(status["dropped_too_few_answers"], 1);
   EXPECT_EQ(status["prompts"]["accepted"], 5);
   ASSERT_EQ(status["workers"].size(), 1u);
   EXPECT_EQ(status["workers"][0]["activity"], "iteration 1 DPO: step 3 of 20 done");
@@ -184,7 +187,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     EXPECT_EQ(pair["provenance"]["attempt"], 1);
     ++count;
   }
-  EXPECT_EQ(count, 3);
+  EXPECT_EQ(count, 2);
   for (const char* missing : {"0", "2"}) {  // SFT has no pairs; the run has one iteration
     CommandResult none = RunCommand(base + " export-pairs --iteration " + missing + " 2>&1");
     EXPECT_NE(none.exit_code, 0) << none.output;
@@ -195,7 +198,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     std::ifstream again(out);
     int lines_kept = 0;
     for (std::string l; std::getline(again, l);) ++lines_kept;
-    EXPECT_EQ(lines_kept, 3) << "the failed export changed " << out;
+    EXPECT_EQ(lines_kept, 2) << "the failed export changed " << out;
   }
 
   // Finish the run; watch then ends by itself at DONE.
@@ -224,18 +227,19 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     CommandResult done = RunCommand(base + " status");
     ASSERT_EQ(done.exit_code, 0) << done.output;
     EXPECT_THAT(done.output, ::testing::HasSubstr("phase DONE after 1 of 1 iterations"));
-    // iter, prompts, results, pairs, ties, unparsable, too long, loss, eval, model
-    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +3 +1 +0 +1 +[0-9.]+ +7/9 +/ckpt/m2")) << done.output;
+    // iter, prompts, results, pairs, ties, unparsable, too long, too few answers, loss, eval, model
+    EXPECT_THAT(done.output, ::testing::ContainsRegex("  1 +5 +5 +2 +1 +0 +1 +1 +[0-9.]+ +7/9 +/ckpt/m2")) << done.output;
     nlohmann::json done_json = nlohmann::json::parse(RunCommand(base + " status --json").output);
     ASSERT_EQ(done_json["committed_iterations"].size(), 1u) << done_json.dump();
     const nlohmann::json& it = done_json["committed_iterations"][0];
     EXPECT_EQ(it["iteration"], 1);
     EXPECT_EQ(it["prompts"], 5);
     EXPECT_EQ(it["results"], 5);
-    EXPECT_EQ(it["pairs"], 3);
+    EXPECT_EQ(it["pairs"], 2);
     EXPECT_EQ(it["dropped_ties"], 1);
     EXPECT_EQ(it["dropped_unparsable"], 0);
     EXPECT_EQ(it["dropped_too_long"], 1);
+    EXPECT_EQ(it["dropped_too_few_answers"], 1);
     EXPECT_EQ(it["eval_correct"], 7);
     EXPECT_EQ(it["eval_total"], 9);
     EXPECT_EQ(it["model_dir"], "/ckpt/m2");

@@ -131,9 +131,10 @@ grep -q '"finish_reason"' "$T/probe.out.jsonl" || fail "no generation from the n
 # for the committed iterations, equals an independent count: srlm-worker generate, greedy with the
 # candidates' length limit, on the same checkpoints.
 for i in 0 1; do
-  row="$(grep -E "^  $i +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[-0-9.]+ +[0-9]+/[0-9]+ " "$T/watch.log" | tail -1)"
+  # iter, prompts, results, pairs, ties, unparsable, too long, too few answers, loss, eval, model
+  row="$(grep -E "^  $i +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[-0-9.]+ +[0-9]+/[0-9]+ " "$T/watch.log" | tail -1)"
   [[ -n "$row" ]] || fail "the status never showed iteration $i's evaluation"
-  shown="$(awk '{print $9}' <<<"$row")"
+  shown="$(awk '{print $10}' <<<"$row")"
   "$WORKER" generate --model "$T/run/checkpoints/iter-$((i + 1))" --input "$T/eval.in.jsonl" --output "$T/eval.out.jsonl" \
     --temperature 0 --max-new-tokens 8 >"$T/eval.log" 2>&1 || fail "srlm-worker generate on the eval prompts"
   independent="$(python3 - "$T/eval.jsonl" "$T/eval.out.jsonl" <<'PY'
@@ -203,14 +204,20 @@ grep -q "was written before a relaunch (another rank reported it): checking it, 
 if grep -q "loaded model $M0 " "$T/run3b.log"; then fail "a resumed rank went on with the model before the commit"; fi
 # Text too long for the context never stops a run (it used to fail GENERATE with "a prompt of N
 # tokens leaves no room", and every relaunch failed alike, since sampling is seeded). A random model
-# on a 160-token context writes candidates that run into the context; their judge prompts do not
-# fit. The run reaches DONE; those judgements have no text and are counted unparsable.
+# on a 160-token context writes candidates that run into the context (fragments: not judged), and
+# candidates that a stop string ends (answers); the judge template alone is longer than the context,
+# so no judge prompt fits. The run reaches DONE; those judgements have no text and are counted
+# unparsable.
 "$WORKER" init-model --out "$T/small" --tokenizer-from "$DATA" --hidden-size 32 --intermediate-size 64 \
   --layers 1 --heads 2 --kv-heads 2 --max-position-embeddings 160 --seed 5 >"$T/init-small.log" 2>&1 \
   || fail "init-model (small context)"
+{ for _ in $(seq 60); do printf 'Judge the answer with care. '; done; printf '\n{prompt}\n{response}\nScore: '; } \
+  >"$T/long_judge_template.txt"
 sed -e "s|path: \"$M0\"|path: \"$T/small\"|" -e 's|run: {iterations: 1, seed: 11}|run: {iterations: 1, seed: 11, sft: false}|' \
-  -e 's|max_new_tokens: 8}|max_new_tokens: 500}|' "$T/config.yaml" >"$T/config-small.yaml"
-grep -q "max_new_tokens: 500" "$T/config-small.yaml" && grep -q "sft: false" "$T/config-small.yaml" || fail "config edit"
+  -e 's|max_new_tokens: 8}|max_new_tokens: 500, stop: ["e"]}|' \
+  -e "s|template_file: .*|template_file: \"$T/long_judge_template.txt\"|" "$T/config.yaml" >"$T/config-small.yaml"
+grep -q "max_new_tokens: 500" "$T/config-small.yaml" && grep -q "sft: false" "$T/config-small.yaml" \
+  && grep -q long_judge_template "$T/config-small.yaml" || fail "config edit"
 PORT4="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 PORT="$PORT4" bash "$SRC/deploy/mpirun/run.sh" "$T/config-small.yaml" "$T/run4" >"$T/run4.log" 2>&1 \
   || fail "a run whose texts outgrow the context failed"

@@ -53,9 +53,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
                         status.prompts_dropped_near_duplicate(), status.prompts_dropped_length());
   absl::StrAppendFormat(&out,
                         "results   %d  candidates %d  judgements %d  pairs %d  dropped: %d ties, %d unparsable, "
-                        "%d too long\n",
+                        "%d too long, %d too few answers\n",
                         status.results_accepted(), status.candidates(), status.judgements(), status.pairs(),
-                        status.dropped_ties(), status.dropped_unparsable(), status.dropped_too_long());
+                        status.dropped_ties(), status.dropped_unparsable(), status.dropped_too_long(),
+                        status.dropped_too_few_answers());
   absl::StrAppendFormat(&out, "rates     %.1f tokens/s  %.1f results/s\n", status.tokens_per_second(),
                         status.results_per_second());
   if (status.train_total_steps() > 0 || status.train_step() > 0) {
@@ -68,14 +69,16 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
   }
   if (status.committed_iterations_size() > 0) {
     out += "committed iterations (0 is SFT)\n";
-    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-8s %-9s %-11s %s\n", "iter", "prompts",
-                          "results", "pairs", "ties", "unparsable", "too long", "loss", "eval", "model");
+    absl::StrAppendFormat(&out, "  %-5s %-8s %-8s %-6s %-5s %-10s %-8s %-10s %-9s %-11s %s\n", "iter",
+                          "prompts", "results", "pairs", "ties", "unparsable", "too long", "few answ.", "loss",
+                          "eval", "model");
     for (const v1::IterationSummary& it : status.committed_iterations()) {
       // The held-out evaluation (data.eval) of the model the iteration produced.
       const std::string eval = it.eval_total() > 0 ? absl::StrCat(it.eval_correct(), "/", it.eval_total()) : "-";
-      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-8d %-9.4f %-11s %s\n", it.iteration(),
+      absl::StrAppendFormat(&out, "  %-5d %-8d %-8d %-6d %-5d %-10d %-8d %-10d %-9.4f %-11s %s\n", it.iteration(),
                             it.prompts(), it.results(), it.pairs(), it.dropped_ties(), it.dropped_unparsable(),
-                            it.dropped_too_long(), it.train_loss(), eval, it.model_dir());
+                            it.dropped_too_long(), it.dropped_too_few_answers(), it.train_loss(), eval,
+                            it.model_dir());
     }
   }
   int64_t most = 0;
@@ -131,6 +134,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
   j["dropped_ties"] = status.dropped_ties();
   j["dropped_unparsable"] = status.dropped_unparsable();
   j["dropped_too_long"] = status.dropped_too_long();
+  j["dropped_too_few_answers"] = status.dropped_too_few_answers();
   j["score_histogram"] = {{"min", status.score_min()}, {"max", status.score_max()},
                           {"counts", std::vector<int64_t>(status.score_histogram().begin(),
                                                           status.score_histogram().end())}};
@@ -155,6 +159,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                                          {"dropped_ties", it.dropped_ties()},
                                          {"dropped_unparsable", it.dropped_unparsable()},
                                          {"dropped_too_long", it.dropped_too_long()},
+                                         {"dropped_too_few_answers", it.dropped_too_few_answers()},
                                          {"eval_correct", it.eval_correct()}, {"eval_total", it.eval_total()},
                                          {"train_loss", it.train_loss()}, {"model_dir", it.model_dir()},
                                          {"committed_unix_ms", it.committed_unix_ms()}});

@@ -12,6 +12,7 @@ const char* PairOutcomeName(PairOutcome outcome) {
   switch (outcome) {
     case PairOutcome::kPair: return "pair";
     case PairOutcome::kTie: return "tie";
+    case PairOutcome::kTooFewAnswers: return "too_few_answers";
     case PairOutcome::kTooFewScored: return "too_few_scored";
   }
   return "unknown";
@@ -33,7 +34,7 @@ std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool
 }
 
 bool PairEligible(const JudgedCandidate& candidate) {
-  return !absl::StripAsciiWhitespace(candidate.text).empty();
+  return candidate.finished && !absl::StripAsciiWhitespace(candidate.text).empty();
 }
 
 PairResult BuildPreferencePair(const std::string& prompt,
@@ -41,15 +42,20 @@ PairResult BuildPreferencePair(const std::string& prompt,
                                const PairOptions& options) {
   PairResult result;
   // Candidates with the same text are one answer: they share the mean of all their judgements, and
-  // only the first of them competes, so judge noise can never make an answer both chosen and rejected.
-  std::map<absl::string_view, int64_t> first_index_of_text;
+  // only the first eligible one of them competes, so judge noise can never make an answer both
+  // chosen and rejected.
+  std::map<absl::string_view, int64_t> first_index_of_text, first_eligible_of_text;
   std::vector<int64_t> first_with_text(candidates.size());
   std::vector<std::vector<JudgeScore>> scores_of_text(candidates.size());  // at each text's first index
+  int64_t answers = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const int64_t first =
-        first_index_of_text.emplace(absl::StripAsciiWhitespace(candidates[i].text), static_cast<int64_t>(i))
-            .first->second;
+    const absl::string_view text = absl::StripAsciiWhitespace(candidates[i].text);
+    const int64_t first = first_index_of_text.emplace(text, static_cast<int64_t>(i)).first->second;
     first_with_text[i] = first;
+    if (PairEligible(candidates[i])) {
+      ++answers;
+      first_eligible_of_text.emplace(text, static_cast<int64_t>(i));
+    }
     scores_of_text[first].insert(scores_of_text[first].end(), candidates[i].scores.begin(),
                                  candidates[i].scores.end());
     for (const JudgeScore& s : candidates[i].scores) {
@@ -60,13 +66,17 @@ PairResult BuildPreferencePair(const std::string& prompt,
   for (size_t i = 0; i < candidates.size(); ++i) {
     result.mean_scores.push_back(MeanJudgeScore(scores_of_text[first_with_text[i]], options.require_all_scores));
   }
+  if (answers < 2) {
+    result.outcome = PairOutcome::kTooFewAnswers;
+    return result;
+  }
   int64_t best = -1, worst = -1, scored = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const std::optional<double>& mean = result.mean_scores[i];
     if (!mean || !PairEligible(candidates[i])) continue;
     ++scored;
     const int64_t idx = static_cast<int64_t>(i);
-    if (first_with_text[i] != idx) continue;
+    if (first_eligible_of_text.at(absl::StripAsciiWhitespace(candidates[i].text)) != idx) continue;
     if (best < 0 || *mean > *result.mean_scores[best]) best = idx;
     if (worst < 0 || *mean < *result.mean_scores[worst]) worst = idx;
   }

@@ -1,5 +1,7 @@
 // Preference pairs from judged candidates: the mean of each candidate's k judge scores, the best
-// candidate as chosen and the worst as rejected; ties give no pair. Candidates with the same text
+// candidate as chosen and the worst as rejected; ties give no pair. Only answers take part: a
+// candidate that is empty, or that was cut off (by max_new_tokens or the context) before it ended,
+// is never chosen or rejected, since DPO trains each side as a whole reply that ends its turn. Candidates with the same text
 // (ignoring surrounding white space) are one answer scored by the mean of all their judgements.
 // Optional length control: among the candidates within `length_band` points of the best mean, the
 // shortest becomes chosen.
@@ -20,6 +22,7 @@ struct JudgedCandidate {
   std::string text;
   int64_t length = 0;              // in tokens (length control compares this)
   std::vector<JudgeScore> scores;  // k judgements; unparsable ones have no score
+  bool finished = true;            // ended by EOS or a stop string, not cut off
 };
 
 struct PreferencePair {
@@ -40,7 +43,9 @@ struct PairOptions {
   bool require_all_scores = false;
 };
 
-enum class PairOutcome { kPair, kTie, kTooFewScored };
+// kTooFewAnswers: fewer than two candidates are answers (PairEligible); kTooFewScored: fewer than
+// two answers have a mean score.
+enum class PairOutcome { kPair, kTie, kTooFewAnswers, kTooFewScored };
 const char* PairOutcomeName(PairOutcome outcome);
 
 struct PairResult {
@@ -56,13 +61,17 @@ struct PairResult {
 // The mean of the parsed scores; nullopt when none parsed (or, with require_all, when any failed).
 std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool require_all);
 
-// False for an empty (or white-space only) response: it keeps its mean score for the record but never
-// enters a pair, since neither DPO nor the coordinator takes an empty chosen or rejected text.
+// True for an answer: a finished, non-empty response. An empty (or white-space only) one has nothing
+// to train on, and neither DPO nor the coordinator takes an empty chosen or rejected text. A cut-off
+// one is a fragment: DPO would train it with an end-of-turn token it never wrote, teaching the model
+// to stop mid-sentence (as chosen) or to stop writing such a start (as rejected). An ineligible
+// candidate keeps any mean score it has for the record but never enters a pair; the loop does not
+// judge it at all.
 bool PairEligible(const JudgedCandidate& candidate);
 
 // Builds the pair for one prompt. Among equal best means the earliest candidate wins (and among
-// equal worst the earliest loses) so that the result is deterministic. When all scored candidates
-// have the same text the outcome is a tie (with two or more of them) or too few scored (with one).
+// equal worst the earliest loses) so that the result is deterministic. When all scored answers have
+// the same text the outcome is a tie (with two or more of them) or too few scored (with one).
 PairResult BuildPreferencePair(const std::string& prompt,
                                const std::vector<JudgedCandidate>& candidates,
                                const PairOptions& options);

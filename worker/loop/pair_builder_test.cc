@@ -14,6 +14,13 @@ JudgedCandidate C(const std::string& text, std::vector<JudgeScore> scores, int64
                          std::move(scores)};
 }
 
+// A candidate cut off by max_new_tokens (or the context) before it ended.
+JudgedCandidate Cut(const std::string& text, std::vector<JudgeScore> scores) {
+  JudgedCandidate c = C(text, std::move(scores));
+  c.finished = false;
+  return c;
+}
+
 TEST(PairBuilderTest, BestVersusWorstByMeanOfK) {
   // Means: a 3.0, b 4.0, c 1.5, d 2.0.
   std::vector<JudgedCandidate> cands = {C("a", {S(3), S(3), S(3)}), C("b", {S(5), S(4), S(3)}),
@@ -77,7 +84,7 @@ TEST(PairBuilderTest, FewerThanTwoScoredCandidatesGiveNoPair) {
   EXPECT_EQ(r.outcome, PairOutcome::kTooFewScored);
   EXPECT_FALSE(r.pair.has_value());
   EXPECT_EQ(r.unparsable_judgements, 3);
-  EXPECT_EQ(BuildPreferencePair("p", {}, PairOptions{}).outcome, PairOutcome::kTooFewScored);
+  EXPECT_EQ(BuildPreferencePair("p", {}, PairOptions{}).outcome, PairOutcome::kTooFewAnswers);
 }
 
 TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
@@ -93,9 +100,45 @@ TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
   length_control.length_control = true;
   length_control.length_band = 5;
   EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "b");
-  // Only empty responses scored: no pair.
+  // One answer and two empty responses: no pair.
   EXPECT_EQ(BuildPreferencePair("p", {C("", {S(5)}), C("", {S(1)}), C("x", {S(3)})}, PairOptions{}).outcome,
+            PairOutcome::kTooFewAnswers);
+}
+
+TEST(PairBuilderTest, CutOffCandidatesAreNeverChosenNorRejected) {
+  // Scored or not, a fragment stays out: here it has the best and the worst mean.
+  std::vector<JudgedCandidate> cands = {Cut("a long fragm", {S(5), S(5)}), C("b", {S(4)}), C("c", {S(2)}),
+                                        Cut("d", {S(0)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "b");
+  EXPECT_EQ(r.pair->rejected, "c");
+  ASSERT_TRUE(r.mean_scores[0].has_value());  // kept for the record
+  EXPECT_EQ(*r.mean_scores[0], 5);
+  PairOptions length_control;
+  length_control.length_control = true;
+  length_control.length_band = 5;
+  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "b");
+}
+
+TEST(PairBuilderTest, FewerThanTwoAnswersIsItsOwnOutcome) {
+  // Two scored candidates, but one is a fragment: not a parse failure, too few answers.
+  PairResult r = BuildPreferencePair("p", {Cut("frag", {S(1)}), C("b", {S(4)}), C("", {})}, PairOptions{});
+  EXPECT_EQ(r.outcome, PairOutcome::kTooFewAnswers);
+  EXPECT_FALSE(r.pair.has_value());
+  EXPECT_STREQ(PairOutcomeName(r.outcome), "too_few_answers");
+  // Two answers, unscored: too few scored.
+  EXPECT_EQ(BuildPreferencePair("p", {Cut("frag", {S(1)}), C("b", {Bad()}), C("c", {S(2)})}, PairOptions{}).outcome,
             PairOutcome::kTooFewScored);
+}
+
+TEST(PairBuilderTest, AnAnswerWithTheTextOfAnEarlierFragmentStillCompetes) {
+  // " x" ended; the earlier "x" was cut off at the same text. The answer competes for its text.
+  std::vector<JudgedCandidate> cands = {Cut("x", {}), C("y", {S(1)}), C(" x", {S(5)})};
+  PairResult r = BuildPreferencePair("p", cands, PairOptions{});
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen_index, 2);
+  EXPECT_EQ(r.pair->rejected_index, 1);
 }
 
 TEST(PairBuilderTest, TiesAtTheTopResolveToTheEarliestCandidate) {

@@ -26,6 +26,9 @@ int64_t TextHash(const std::string& text) {
   return static_cast<int64_t>(h);
 }
 
+// Ended by max_new_tokens, or by the context before or while writing: unfinished text.
+bool CutOff(const GeneratedText& g) { return g.finish_reason == "length" || g.finish_reason == "context"; }
+
 v1::Candidate ToProto(const GeneratedText& g) {
   v1::Candidate c;
   c.set_text(g.text);
@@ -66,8 +69,7 @@ absl::StatusOr<v1::PromptsResult> RunPromptsShard(const v1::PromptsShard& shard,
   SRLM_RETURN_IF_ERROR(CheckCount(outputs, requests.size(), "self-instruct"));
   v1::PromptsResult result;
   for (const GeneratedText& out : outputs) {
-    // Cut off by max_new_tokens or the context: an unfinished task, not a prompt.
-    if (out.finish_reason == "length" || out.finish_reason == "context") continue;
+    if (CutOff(out)) continue;  // an unfinished task, not a prompt
     auto prompt = ParseGeneratedPrompt(out.text, config.prompts.min_chars, config.prompts.max_chars);
     if (prompt.ok()) result.add_prompts(*prompt);  // the coordinator counts what it accepts
   }
@@ -102,27 +104,39 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
       continue;
     }
 
-    // 2. k judgements of each candidate, all in one batch.
+    // 2. k judgements of each answer, all in one batch. Only answers are judged (PairEligible: not
+    // empty, not cut off), and none when fewer than two of them leave nothing to rank.
+    std::vector<JudgedCandidate> judged;
+    for (const GeneratedText& candidate : candidates) {
+      judged.push_back(JudgedCandidate{candidate.text, candidate.num_tokens, {}, !CutOff(candidate)});
+    }
+    std::vector<int64_t> to_judge;
+    for (int64_t c = 0; c < n; ++c) {
+      if (PairEligible(judged[c])) to_judge.push_back(c);
+    }
+    if (to_judge.size() < 2) to_judge.clear();
     std::vector<std::string> judge_requests;
     seeds.clear();
-    for (int64_t c = 0; c < n; ++c) {
+    for (int64_t c : to_judge) {
       const std::string judge_prompt = ctx.judge_template->Render(pool_prompt.text(), candidates[c].text);
       for (int64_t j = 0; j < k; ++j) {
         judge_requests.push_back(judge_prompt);
         seeds.push_back(DeriveSeed(ctx.run_seed, {kJudge, ctx.iteration, text_hash, c, j}));
       }
     }
-    SRLM_ASSIGN_OR_RETURN(std::vector<GeneratedText> judgements,
-                          model.Generate(judge_requests, PromptFormat::kChat, config.judge.sampling, seeds));
-    SRLM_RETURN_IF_ERROR(CheckCount(judgements, judge_requests.size(), "judgements"));
+    std::vector<GeneratedText> judgements;
+    if (!judge_requests.empty()) {
+      SRLM_ASSIGN_OR_RETURN(judgements,
+                            model.Generate(judge_requests, PromptFormat::kChat, config.judge.sampling, seeds));
+      SRLM_RETURN_IF_ERROR(CheckCount(judgements, judge_requests.size(), "judgements"));
+    }
 
     // 3. Mean scores and the pair. A judgement whose judge prompt did not fit the context has no
     // text, so it is unparsable, and its candidate takes no part.
-    std::vector<JudgedCandidate> judged;
-    for (int64_t c = 0; c < n; ++c) {
-      JudgedCandidate jc{candidates[c].text, candidates[c].num_tokens, {}};
+    for (size_t t = 0; t < to_judge.size(); ++t) {
+      const int64_t c = to_judge[t];
       for (int64_t j = 0; j < k; ++j) {
-        const GeneratedText& judgement = judgements[static_cast<size_t>(c * k + j)];
+        const GeneratedText& judgement = judgements[t * static_cast<size_t>(k) + static_cast<size_t>(j)];
         const std::string& raw = judgement.text;
         // A judgement cut off by max_new_tokens has no last line: a "Score:" in it may be one its
         // justification mentioned on the way, so it counts as unparsable.
@@ -135,9 +149,8 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
         pj->set_finish_reason(judgement.finish_reason);
         pj->set_unparsable(!score.ok());
         pj->set_score(score.ok() ? *score.score : 0.0);
-        jc.scores.push_back(score);
+        judged[c].scores.push_back(score);
       }
-      judged.push_back(std::move(jc));
     }
     PairOptions options;
     options.length_control = config.generate.length_control;
@@ -150,6 +163,10 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     }
     if (pair.outcome == PairOutcome::kTie) {
       out->set_drop_reason(v1::DROP_REASON_TIE);
+      continue;
+    }
+    if (pair.outcome == PairOutcome::kTooFewAnswers) {
+      out->set_drop_reason(v1::DROP_REASON_TOO_FEW_ANSWERS);
       continue;
     }
     if (pair.outcome == PairOutcome::kTooFewScored) {

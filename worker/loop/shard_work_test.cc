@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -222,6 +223,54 @@ TEST_F(ShardWorkTest, JudgementsCutOffByLengthAreUnparsable) {
       EXPECT_EQ(j.finish_reason(), "length");
     }
   }
+}
+
+// Candidates cut off by max_new_tokens are fragments: never judged, chosen or rejected; a prompt
+// left with fewer than two answers is dropped as TOO_FEW_ANSWERS, not as unparsable.
+TEST_F(ShardWorkTest, CandidatesCutOffByLengthAreNeitherJudgedNorPaired) {
+  int pairs = 0, too_few = 0, judged_prompts = 0;
+  for (int64_t run_seed = 1; run_seed <= 8; ++run_seed) {
+    ctx_.run_seed = run_seed;
+    // About a third of the candidates (the requests are the bare user messages "Add: ...").
+    CuttingModel model([](const std::string& text, uint64_t seed) { return text.rfind("Add:", 0) == 0 && seed % 3 == 0; });
+    auto result = RunGenerateShard(Shard(3), ctx_, model);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_GT(model.truncated, 0);
+    for (const auto& r : result->results()) {
+      int answers = 0;
+      std::set<std::string> answer_texts;
+      for (const auto& c : r.candidates()) {
+        if (c.finish_reason() == "length") continue;
+        ++answers;
+        answer_texts.insert(c.text());
+      }
+      for (int c = 0; c < r.candidates_size(); ++c) {
+        // A fragment has no score of its own (it shares its text's mean when an answer has its text).
+        if (r.candidates(c).finish_reason() == "length" && !answer_texts.count(r.candidates(c).text())) {
+          EXPECT_LT(r.mean_scores(c), config_.judge.min_score);
+        }
+      }
+      for (const auto& j : r.judgements()) {
+        EXPECT_NE(r.candidates(j.candidate_index()).finish_reason(), "length") << "a fragment was judged";
+      }
+      if (answers < 2) {
+        ++too_few;
+        EXPECT_EQ(r.drop_reason(), v1::DROP_REASON_TOO_FEW_ANSWERS);
+        EXPECT_EQ(r.judgements_size(), 0);  // nothing to rank: no judge calls spent
+        continue;
+      }
+      ++judged_prompts;
+      EXPECT_EQ(r.judgements_size(), 3 * answers);
+      if (!r.has_pair()) continue;
+      ++pairs;
+      EXPECT_NE(r.candidates(r.pair().chosen_index()).finish_reason(), "length");
+      EXPECT_NE(r.candidates(r.pair().rejected_index()).finish_reason(), "length");
+    }
+  }
+  // Both cases occurred over the seeds.
+  EXPECT_GT(too_few, 0);
+  EXPECT_GT(judged_prompts, 0);
+  EXPECT_GT(pairs, 0);
 }
 
 // ScriptedModel with a context counted in characters: a prompt longer than `generate_limit` gets
