@@ -157,9 +157,9 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Field("model.max_seq_len", &c->model.max_seq_len, "longest prompt+response in tokens; 0: the model's max_position_embeddings");
 
   v->Section("data", "Seed data, JSONL.");
-  v->Field("data.ift", &c->data.ift, "instruction fine-tuning data: lines with prompt, response");
+  v->Field("data.ift", &c->data.ift, "instruction fine-tuning data: lines with prompt, response; the coordinator keeps new prompts that repeat these out of the prompt pool");
   v->Field("data.eft", &c->data.eft, "judge (evaluation fine-tuning) data: prompt is a judge prompt, response its judgement");
-  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (optional); each model the run trains answers them greedily, and status shows how many match");
+  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (optional); each model the run trains answers them greedily, and status shows how many match; the coordinator keeps new prompts that repeat these out of the prompt pool, so DPO never trains on them");
 
   v->Section("run", "The loop.");
   v->Field("run.iterations", &c->run.iterations, "self-rewarding iterations after SFT");

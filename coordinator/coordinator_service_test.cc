@@ -1,7 +1,8 @@
 // In-process tests of every Coordinator RPC through the real gRPC server and the client library:
-// the iteration cycle SFT -> PROMPTS -> GENERATE -> TRAIN -> COMMIT -> DONE, the prompt filter, lease
-// expiry and hand-on, duplicate submissions, re-registration, authentication, argument checks and
-// resuming from the database. Time is a fake clock, so lease expiry is exact.
+// the iteration cycle SFT -> PROMPTS -> GENERATE -> TRAIN -> COMMIT -> DONE, the prompt filter (and
+// the data.ift and data.eval prompts it treats as seen), lease expiry and hand-on, duplicate
+// submissions, re-registration, authentication, argument checks and resuming from the database.
+// Time is a fake clock, so lease expiry is exact.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <map>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "coordinator/coordinator_server.h"
 #include "coordinator/pair_shuffle.h"
 #include "coordinator/run_coordinator.h"
+#include "coordinator/seen_prompts.h"
 #include "coordinator/shard_order.h"
 #include "coordinator/sqlite_db.h"
 
@@ -41,6 +44,12 @@ RunConfig SmallConfig() {
   config.generate.shard_size = 2;
   config.coordinator.lease_seconds = 10;
   return config;
+}
+
+void WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
 }
 
 class CoordinatorServiceTest : public ::testing::Test {
@@ -221,6 +230,55 @@ class CoordinatorServiceTest : public ::testing::Test {
     }
   }
 
+  // A run whose data.ift and data.eval are files in the run directory, at iteration 1 PROMPTS after
+  // SFT (a fresh PROMPTS phase, not one rebuilt at Open), registered as `w0` and `w1`. The pool's
+  // near-duplicates are by 3-grams at 0.7 (the defaults).
+  void StartPromptsWithSeenPrompts(std::string* w0, std::string* w1) {
+    RunConfig config = DiscardRun();
+    std::filesystem::create_directories(run_dir_);
+    config.data.ift = run_dir_ + "/ift.jsonl";
+    config.data.eval = run_dir_ + "/eval.jsonl";
+    WriteTextFile(config.data.ift,
+                  "{\"prompt\": \"Describe how rainbows form in the sky\", \"response\": \"Light bends.\"}\n"
+                  "{\"prompt\": \"List three uses of copper wire\", \"response\": \"Wiring, motors, coils.\"}\n");
+    WriteTextFile(config.data.eval,
+                  "{\"prompt\": \"What is the capital city of France?\", \"answer\": \"Paris\"}\n"
+                  "\n"
+                  "{\"prompt\": \"Name the largest planet in our solar system\"}\n");
+    Start(config);
+    *w0 = Register(0, 2);
+    *w1 = Register(1, 2);
+    FinishSft(*w0, *w1);
+  }
+  // Submits, as one PROMPTS shard of `worker`: a copy of an IFT prompt, an eval prompt in another
+  // case and punctuation, a near-duplicate of an eval prompt, and `fresh`. The first three must be
+  // dropped, counted as two duplicates and one near-duplicate, and `fresh` accepted.
+  void ExpectSeenPromptsDropped(const std::string& worker, const std::string& fresh) {
+    v1::LeaseShardResponse lease = Lease(worker);
+    ASSERT_TRUE(lease.has_prompts()) << lease.DebugString();
+    auto submitted = SubmitPrompts(worker, lease.lease().lease_id(),
+                                   {"Describe how rainbows form in the sky", "what is the CAPITAL city of france",
+                                    "Name the largest planet in our solar system today", fresh});
+    ASSERT_TRUE(submitted.ok()) << submitted.status();
+    EXPECT_EQ(submitted->prompts_accepted(), 1);
+    EXPECT_EQ(submitted->prompts_dropped_duplicate(), 2);
+    EXPECT_EQ(submitted->prompts_dropped_near_duplicate(), 1);
+    EXPECT_EQ(submitted->prompts_dropped_length(), 0);
+  }
+  // The texts of iteration 1's pool in the database, by prompt id.
+  std::vector<std::string> StoredPool() {
+    auto db = SqliteDb::Open(run_->database_path(), SqliteDb::Mode::kReadOnly);
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) return {};
+    auto pool = (*db)->Prepare("SELECT text FROM prompts WHERE iteration = 1 ORDER BY prompt_id");
+    EXPECT_TRUE(pool.ok()) << pool.status();
+    if (!pool.ok()) return {};
+    std::vector<std::string> texts;
+    while (*(*pool)->Step()) texts.push_back((*pool)->ColumnText(0));
+    (*pool)->Reset();
+    return texts;
+  }
+
   std::string run_dir_;
   std::atomic<int64_t> now_ms_{1'700'000'000'000};
   std::unique_ptr<RunCoordinator> run_;
@@ -246,38 +304,67 @@ TEST(PromptFilterTest, NormalisesAndDropsDuplicatesNearDuplicatesAndLengths) {
   EXPECT_DOUBLE_EQ(NgramOverlap(a, PromptNgrams("seven eight nine", 3)), 0.0);
 }
 
-// The indexed search gives exactly the verdicts of comparing each prompt with every accepted one,
-// on prompts built to stress it: shared openings, short prompts (one gram), near copies, several
-// n and thresholds.
-TEST(PromptFilterTest, IndexedSearchGivesTheVerdictsOfComparingWithEveryPrompt) {
+// A seen prompt (AddSeen: data.ift, data.eval) drops its repeats and near-repeats as an accepted
+// one does, but is not one of accepted().
+TEST(PromptFilterTest, SeenPromptsDropTheirRepeatsButAreNotAccepted) {
+  PromptFilter filter({/*min_chars=*/4, /*max_chars=*/60, /*ngram=*/2, /*threshold=*/0.5});
+  filter.AddSeen("Write a poem about the sea");
+  EXPECT_EQ(filter.accepted(), 0);
+  EXPECT_EQ(filter.Offer("write a POEM about the sea!!"), PromptVerdict::kDuplicate);
+  EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kNearDuplicate);
+  EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted);
+  filter.AddAccepted("List three uses of copper");
+  EXPECT_EQ(filter.accepted(), 2);
+  filter.AddSeen("Explain how tides work");
+  EXPECT_EQ(filter.accepted(), 2);
+  EXPECT_EQ(filter.Offer("explain how TIDES work?"), PromptVerdict::kDuplicate);
+}
+
+// The verdicts of a PromptFilter's indexed search against those of comparing each prompt with every
+// indexed one, on prompts built to stress it: shared openings, short prompts (one gram), near
+// copies, several n and thresholds. With `seen_every` > 0 every seen_every-th prompt is added with
+// AddSeen instead of offered, and some offers must be dropped because of a seen prompt alone.
+void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every) {
   const std::vector<std::string> openings = {"how do i", "what is the best way to", "write a", "explain", ""};
   const std::vector<std::string> words = {"cat", "dog", "sea", "poem", "rome", "code", "tree", "song", "rain", "map",
                                           "list", "sort", "bake", "bread", "fix", "bike"};
+  // Whether a prompt (normalised, grams) repeats one of `norms` or nearly repeats one of `grams_of`.
+  auto repeats = [](const std::string& norm, const std::vector<uint64_t>& grams, const std::vector<std::string>& norms,
+                    const std::vector<std::vector<uint64_t>>& grams_of, double threshold) {
+    if (std::find(norms.begin(), norms.end(), norm) != norms.end()) return PromptVerdict::kDuplicate;
+    for (const auto& other : grams_of) {
+      if (NgramOverlap(grams, other) >= threshold) return PromptVerdict::kNearDuplicate;
+    }
+    return PromptVerdict::kAccepted;
+  };
   for (int64_t n : {1, 2, 3}) {
     for (double threshold : {0.3, 0.5, 0.7, 1.0}) {
       std::mt19937 rng(static_cast<uint32_t>(n * 100 + threshold * 10));
       PromptFilterOptions options{/*min_chars=*/1, /*max_chars=*/400, n, threshold};
       PromptFilter filter(options);
-      std::vector<std::string> accepted_norm;
-      std::vector<std::vector<uint64_t>> accepted_grams;
-      int near = 0, kept = 0;
+      std::vector<std::string> accepted_norm, seen_norm;
+      std::vector<std::vector<uint64_t>> accepted_grams, seen_grams;
+      int near = 0, kept = 0, dropped_for_seen = 0;
       for (int i = 0; i < 1500; ++i) {
         std::string prompt = openings[rng() % openings.size()];
         const int length = 1 + static_cast<int>(rng() % 7);
         for (int w = 0; w < length; ++w) prompt += " " + words[rng() % words.size()];
-        // The reference: exact duplicate, then overlap with every accepted prompt.
         const std::string norm = NormalizePrompt(TrimPrompt(prompt));
         const std::vector<uint64_t> grams = PromptNgrams(norm, n);
+        if (seen_every > 0 && i % seen_every == seen_every - 1) {
+          filter.AddSeen(prompt);
+          seen_norm.push_back(norm);
+          seen_grams.push_back(grams);
+          continue;
+        }
+        // The reference: exact duplicate of any indexed prompt, then overlap with every one.
+        const PromptVerdict by_accepted = repeats(norm, grams, accepted_norm, accepted_grams, threshold);
+        const PromptVerdict by_seen = repeats(norm, grams, seen_norm, seen_grams, threshold);
         PromptVerdict want = PromptVerdict::kAccepted;
-        if (std::find(accepted_norm.begin(), accepted_norm.end(), norm) != accepted_norm.end()) {
+        if (by_accepted == PromptVerdict::kDuplicate || by_seen == PromptVerdict::kDuplicate) {
           want = PromptVerdict::kDuplicate;
-        } else {
-          for (const auto& other : accepted_grams) {
-            if (NgramOverlap(grams, other) >= threshold) {
-              want = PromptVerdict::kNearDuplicate;
-              break;
-            }
-          }
+        } else if (by_accepted == PromptVerdict::kNearDuplicate || by_seen == PromptVerdict::kNearDuplicate) {
+          want = PromptVerdict::kNearDuplicate;
         }
         ASSERT_EQ(filter.Offer(prompt), want) << "n " << n << ", threshold " << threshold << ", prompt " << i << ": '"
                                               << prompt << "'";
@@ -287,11 +374,27 @@ TEST(PromptFilterTest, IndexedSearchGivesTheVerdictsOfComparingWithEveryPrompt) 
           ++kept;
         }
         near += want == PromptVerdict::kNearDuplicate;
+        dropped_for_seen += by_accepted == PromptVerdict::kAccepted && want != PromptVerdict::kAccepted;
       }
       EXPECT_GT(near, 0);
-      EXPECT_GE(kept, 5);
+      EXPECT_EQ(filter.accepted(), kept);
+      if (seen_every == 0) {
+        EXPECT_GE(kept, 5);
+      } else {
+        EXPECT_GT(kept, 0);  // seen prompts take some of the few distinct ones the small vocabulary allows
+        EXPECT_GT(dropped_for_seen, 0) << "n " << n << ", threshold " << threshold;
+      }
     }
   }
+}
+
+TEST(PromptFilterTest, IndexedSearchGivesTheVerdictsOfComparingWithEveryPrompt) {
+  ExpectIndexedVerdictsOfComparingWithEveryPrompt(/*seen_every=*/0);
+}
+
+// Seen prompts are indexed as accepted ones: the same exact verdicts with every tenth prompt seen.
+TEST(PromptFilterTest, IndexedSearchWithSeenPromptsGivesTheVerdictsOfComparingWithEveryPrompt) {
+  ExpectIndexedVerdictsOfComparingWithEveryPrompt(/*seen_every=*/10);
 }
 
 TEST(PairShuffleTest, PermutationDeterministicAndSeedDependent) {
@@ -416,6 +519,108 @@ TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrder
   v1::LeaseShardResponse s4 = Lease(w1);
   ASSERT_TRUE(s4.has_prompts()) << s4.DebugString();
   EXPECT_EQ(s4.lease().shard_id(), 4);
+}
+
+// The prompts of data.ift (the few-shot examples) and data.eval (the held-out evaluation) count
+// as seen: a new prompt repeating one, exactly or nearly, is dropped as a duplicate of a pool prompt
+// would be. They are not pool prompts: no ids, no rows, no share of prompts.per_iteration.
+TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutOfThePool) {
+  std::string w0, w1;
+  StartPromptsWithSeenPrompts(&w0, &w1);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_PROMPTS);
+  EXPECT_EQ(client_->GetStatus()->prompts_accepted(), 0);
+  ExpectSeenPromptsDropped(w0, "Why is the ocean salty");
+  v1::GetStatusResponse status = *client_->GetStatus();
+  EXPECT_EQ(status.phase(), v1::PHASE_PROMPTS);
+  EXPECT_EQ(status.prompts_accepted(), 1);
+  EXPECT_EQ(status.prompts_dropped_duplicate(), 2);
+  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 1);
+  EXPECT_THAT(StoredPool(), ::testing::ElementsAre("Why is the ocean salty"));
+}
+
+// A coordinator reopened mid-PROMPTS on the same run directory seeds its rebuilt filter with the
+// same seen prompts, next to the stored pool: the same verdicts as before the restart.
+TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutAfterARestartMidPrompts) {
+  std::string w0, w1;
+  StartPromptsWithSeenPrompts(&w0, &w1);
+  ExpectSeenPromptsDropped(w0, "Why is the ocean salty");
+  Stop();
+  Start(std::nullopt);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_PROMPTS);
+  ExpectSeenPromptsDropped(w0, "Explain the rules of chess briefly");
+  v1::GetStatusResponse status = *client_->GetStatus();
+  EXPECT_EQ(status.prompts_accepted(), 2);
+  EXPECT_EQ(status.prompts_dropped_duplicate(), 4);
+  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 2);
+  EXPECT_THAT(StoredPool(), ::testing::ElementsAre("Why is the ocean salty", "Explain the rules of chess briefly"));
+  // The stored pool is in the rebuilt filter too.
+  v1::LeaseShardResponse lease = Lease(w0);
+  ASSERT_TRUE(lease.has_prompts()) << lease.DebugString();
+  auto again = SubmitPrompts(w0, lease.lease().lease_id(), {"why is the OCEAN salty?"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->prompts_dropped_duplicate(), 1);
+}
+
+TEST(SeenPromptsTest, ReadsThePromptsOfIftThenEvalAndNoneForAnUnsetPath) {
+  char pattern[] = "/tmp/srlm_seen_prompts_XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  DataConfig data;
+  data.ift = dir + "/ift.jsonl";
+  data.eval = dir + "/eval.jsonl";
+  WriteTextFile(data.ift, "{\"prompt\": \"a\", \"response\": \"1\"}\n\n{\"prompt\": \"b\", \"response\": \"2\"}\n");
+  WriteTextFile(data.eval, "{\"prompt\": \"c\", \"answer\": \"3\"}\n");
+  auto both = ReadSeenPrompts(data);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_THAT(*both, ::testing::ElementsAre("a", "b", "c"));
+  data.ift.clear();
+  auto eval_only = ReadSeenPrompts(data);
+  ASSERT_TRUE(eval_only.ok()) << eval_only.status();
+  EXPECT_THAT(*eval_only, ::testing::ElementsAre("c"));
+  EXPECT_TRUE(ReadSeenPrompts(DataConfig{})->empty());
+  std::filesystem::remove_all(dir);
+}
+
+// A coordinator that cannot read data.ift or data.eval does not open the run: not a new one (and
+// stores nothing), nor a stored one whose file went missing. The error names the file and the line.
+TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
+  RunConfig config = DiscardRun();
+  config.run.sft = false;
+  std::filesystem::create_directories(run_dir_);
+  const std::string ift = run_dir_ + "/ift.jsonl", eval = run_dir_ + "/eval.jsonl";
+
+  config.data.ift = run_dir_ + "/missing.jsonl";
+  absl::Status missing = OpenStatus(config);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_THAT(std::string(missing.message()), ::testing::HasSubstr("data.ift: cannot open " + run_dir_ + "/missing.jsonl"));
+
+  WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n{\"prompt\": 5}\n");
+  config.data.ift = ift;
+  absl::Status not_string = OpenStatus(config);
+  EXPECT_EQ(not_string.code(), absl::StatusCode::kInvalidArgument) << not_string;
+  EXPECT_THAT(std::string(not_string.message()), ::testing::HasSubstr("data.ift: " + ift + ":2: no string 'prompt'"));
+
+  WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n");
+  WriteTextFile(eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n\n{\"answer\": \"5\"}\n");
+  config.data.eval = eval;
+  absl::Status no_prompt = OpenStatus(config);
+  EXPECT_EQ(no_prompt.code(), absl::StatusCode::kInvalidArgument) << no_prompt;
+  EXPECT_THAT(std::string(no_prompt.message()), ::testing::HasSubstr("data.eval: " + eval + ":3: no string 'prompt'"));
+
+  WriteTextFile(eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\nWhat is 3 + 3\n");
+  absl::Status not_json = OpenStatus(config);
+  EXPECT_EQ(not_json.code(), absl::StatusCode::kInvalidArgument) << not_json;
+  EXPECT_THAT(std::string(not_json.message()), ::testing::HasSubstr("data.eval: " + eval + ":2: not a JSON object"));
+
+  // None of the refused opens stored a run: another configuration opens without --force-config.
+  RunConfig other = config;
+  other.data.eval.clear();
+  other.run.iterations = 3;
+  ASSERT_TRUE(OpenStatus(other).ok());
+  // A stored run whose data.ift went missing is refused at the next start, naming the file.
+  std::filesystem::remove(ift);
+  absl::Status gone = OpenStatus(std::nullopt);
+  EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
+  EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("data.ift: cannot open " + ift));
 }
 
 TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {

@@ -99,14 +99,14 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
     }
     return smaller + 1;  // unreachable (threshold above 1)
   };
-  // a's grams that some accepted prompt holds, rarest first.
+  // a's grams that some indexed prompt holds, rarest first.
   std::vector<const Postings*> lists;
   for (uint64_t gram : grams) {
     auto it = index_.find(gram);
     if (it != index_.end()) lists.push_back(&it->second);
   }
   std::sort(lists.begin(), lists.end(), [](const Postings* x, const Postings* y) { return x->total < y->total; });
-  // Grams no accepted prompt holds count as the rarest of all: they come first in the order (the
+  // Grams no indexed prompt holds count as the rarest of all: they come first in the order (the
   // pigeonhole bound holds for any k - r + 1 of a's grams).
   const int64_t absent = k - static_cast<int64_t>(lists.size());
   std::unordered_set<int32_t> candidates;
@@ -125,6 +125,13 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
 }
 
 void PromptFilter::AddAccepted(std::string_view text) {
+  Index(text);
+  ++accepted_;
+}
+
+void PromptFilter::AddSeen(std::string_view text) { Index(text); }
+
+void PromptFilter::Index(std::string_view text) {
   std::string normalized = NormalizePrompt(TrimPrompt(text));
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
   int32_t id = static_cast<int32_t>(grams_.size());

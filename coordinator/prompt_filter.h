@@ -2,15 +2,19 @@
 // normalisation (lowercase, punctuation stripped, whitespace collapsed) and near-duplicates by word
 // n-gram overlap, as Self-Instruct does. Overlap of prompts a and b is |G(a) ∩ G(b)| / min(|G(a)|,
 // |G(b)|) over their sets of word n-grams (a prompt shorter than n words has its whole word
-// sequence as its one gram). Not thread-safe.
+// sequence as its one gram). A new prompt is judged against the indexed prompts: the accepted ones
+// and the seen ones (AddSeen: prompts the run holds outside the pool, such as its instruction and
+// held-out evaluation prompts), which are indexed alike but are not counted as accepted. Not
+// thread-safe.
 //
-// Finding near-duplicates without scanning the pool: a prompt with m = min(|G(a)|, |G(b)|) must
+// Finding near-duplicates without scanning the index: a prompt with m = min(|G(a)|, |G(b)|) must
 // share at least r(m) grams with a new prompt a to reach the threshold, so (pigeonhole) it shares
-// one of any |G(a)| - r(m) + 1 of a's grams. The index keeps, per gram, the accepted prompts by
+// one of any |G(a)| - r(m) + 1 of a's grams. The index keeps, per gram, the indexed prompts by
 // their gram count; a's grams are visited from the rarest, and each gram only yields the prompts
 // whose size class can still qualify there. Every candidate is then checked exactly. The verdicts
-// are those of comparing against every accepted prompt; common grams ("how do i") shared by much of
-// the pool are skipped for all but the smallest prompts, so one offer no longer grows with the pool.
+// are those of comparing against every indexed prompt; common grams ("how do i") shared by much of
+// the index are skipped for all but the smallest prompts, so one offer no longer grows with the
+// number of indexed prompts (pool and seen ones together).
 #pragma once
 
 #include <cstdint>
@@ -44,21 +48,31 @@ double NgramOverlap(const std::vector<uint64_t>& a, const std::vector<uint64_t>&
 class PromptFilter {
  public:
   explicit PromptFilter(PromptFilterOptions options);
-  // Judges `text` against every accepted prompt; when accepted, it joins the accepted set.
+  // Judges `text` against every indexed prompt (accepted and seen); when accepted, it joins the
+  // accepted set.
   PromptVerdict Offer(std::string_view text);
   // Adds an already-accepted prompt (e.g. from the database at start-up) without judging it.
   void AddAccepted(std::string_view text);
-  int64_t accepted() const { return static_cast<int64_t>(grams_.size()); }
+  // Indexes a prompt seen outside the pool without judging it: an offer that repeats or nearly
+  // repeats it is kDuplicate or kNearDuplicate, as for an accepted prompt, but it is not one of
+  // accepted().
+  void AddSeen(std::string_view text);
+  // Prompts accepted by Offer or added by AddAccepted (seen ones excluded).
+  int64_t accepted() const { return accepted_; }
 
  private:
+  // Adds `text` to the duplicate set and the n-gram index (accepted and seen prompts alike).
+  void Index(std::string_view text);
+
   PromptFilterOptions options_;
+  int64_t accepted_ = 0;
   std::unordered_set<std::string> normalized_;
-  std::vector<std::vector<uint64_t>> grams_;                   // per accepted prompt
+  std::vector<std::vector<uint64_t>> grams_;                   // per indexed prompt
   struct Postings {
     int64_t total = 0;
-    std::map<int32_t, std::vector<int32_t>> by_size;  // gram count of the prompt -> accepted prompts
+    std::map<int32_t, std::vector<int32_t>> by_size;  // gram count of the prompt -> indexed prompts
   };
-  std::unordered_map<uint64_t, Postings> index_;  // gram -> accepted prompts holding it
+  std::unordered_map<uint64_t, Postings> index_;  // gram -> indexed prompts holding it
 };
 
 }  // namespace srlm::coordinator

@@ -20,6 +20,7 @@
 #include "common/utf8.h"
 #include "coordinator/pair_shuffle.h"
 #include "coordinator/run_schema.h"
+#include "coordinator/seen_prompts.h"
 
 namespace srlm::coordinator {
 namespace {
@@ -343,6 +344,16 @@ absl::Status RunCoordinator::Initialize() {
                      << "iteration " << iteration_;
     }
   }
+  // Before the phase state: every prompt filter, the one LoadPhaseState rebuilds included, is seeded
+  // with them (NewPromptFilter). A run that cannot read them does not start: its pool could take in
+  // copies of the instruction prompts and the held-out evaluation prompts.
+  absl::StatusOr<std::vector<std::string>> seen = ReadSeenPrompts(config_.data);
+  if (!seen.ok()) {
+    db.Exec("ROLLBACK").IgnoreError();
+    return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
+                                             "data.eval)");
+  }
+  seen_prompts_ = *std::move(seen);
   // Workers stay valid across restarts: they keep calling with the ids they hold.
   SRLM_ASSIGN_OR_RETURN(Statement * workers,
                         db.Prepare("SELECT worker_id, rank, world_size, hostname, pid, device "
@@ -629,12 +640,7 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
   prompt_order_.Clear();
   phase_rate_.Reset();
   if (phase == v1::PHASE_PROMPTS || phase == v1::PHASE_SFT || phase == v1::PHASE_DONE) {
-    PromptFilterOptions filter;
-    filter.min_chars = config_.prompts.min_chars;
-    filter.max_chars = config_.prompts.max_chars;
-    filter.ngram = config_.prompts.ngram;
-    filter.near_duplicate_threshold = config_.prompts.near_duplicate_threshold;
-    prompt_filter_ = std::make_unique<PromptFilter>(filter);
+    prompt_filter_ = NewPromptFilter();
     pool_size_ = 0;
     prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
     results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ =
@@ -646,6 +652,17 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
     train_step_ = train_total_steps_ = 0;
     train_loss_ = 0;
   }
+}
+
+std::unique_ptr<PromptFilter> RunCoordinator::NewPromptFilter() const {
+  PromptFilterOptions options;
+  options.min_chars = config_.prompts.min_chars;
+  options.max_chars = config_.prompts.max_chars;
+  options.ngram = config_.prompts.ngram;
+  options.near_duplicate_threshold = config_.prompts.near_duplicate_threshold;
+  auto filter = std::make_unique<PromptFilter>(options);
+  for (const std::string& prompt : seen_prompts_) filter->AddSeen(prompt);
+  return filter;
 }
 
 void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes) {

@@ -114,6 +114,10 @@ class RunCoordinator {
 
   // All *Locked methods need mutex_ held.
   void ResetPhaseLocked(v1::Phase phase);
+  // The filter of a new prompt pool: the configuration's rules, seeded with seen_prompts_. Every
+  // filter is built here (a new PROMPTS phase, and the pool's rebuild at Open), so a restarted
+  // coordinator gives the verdicts the first would have.
+  std::unique_ptr<PromptFilter> NewPromptFilter() const;
   void SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes);
   void StartGenerateLocked(std::vector<GroupCommitter::Write>* writes);
   void FinishGenerateLocked(std::vector<GroupCommitter::Write>* writes);
@@ -158,6 +162,8 @@ class RunCoordinator {
   std::unique_ptr<GroupCommitter> committer_;
   std::mutex reader_mutex_;
   std::unique_ptr<SqliteDb> reader_db_;   // lease-time prompt reads
+  // The prompts of data.ift and data.eval (seen_prompts.h): every prompt filter treats them as seen.
+  std::vector<std::string> seen_prompts_;
 
   mutable std::mutex mutex_;
   mutable std::condition_variable phase_changed_;  // notified with mutex_ held by SetPhaseLocked
