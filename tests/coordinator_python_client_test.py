@@ -37,8 +37,11 @@ def main():
     env.pop("SRLM_TOKEN", None)
     log = open(os.path.join(work, "coordinator.log"), "w")
     config = os.path.join(work, "run.yaml")
+    ift = os.path.join(work, "ift.jsonl")  # the coordinator keeps its prompts out of the pool
+    with open(ift, "w") as f:
+        f.write('{"prompt": "Add: 1 + 2", "response": "3"}\n')
     with open(config, "w") as f:
-        f.write("model:\n  path: /models/m0\ndata:\n  ift: /data/ift.jsonl\n")
+        f.write("model:\n  path: /models/m0\ndata:\n  ift: %s\n" % ift)
     proc = subprocess.Popen([binary, "--run-dir", run_dir, "--config", config, "--listen", "127.0.0.1:0",
                              "--port-file", port_file], stdout=log, stderr=log, env=env)
     try:
