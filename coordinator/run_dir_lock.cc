@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_name.h"
 
 namespace srlm::coordinator {
 
@@ -32,9 +33,7 @@ absl::StatusOr<std::unique_ptr<RunDirLock>> RunDirLock::Acquire(const std::strin
         n > 0 ? absl::StripAsciiWhitespace(holder) : "holder unknown", ", per ", path,
         "); stop it first: two coordinators on one run would both hand out and accept work"));
   }
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  const std::string holder = absl::StrCat("pid ", ::getpid(), " on ", host, "\n");
+  const std::string holder = absl::StrCat("pid ", ::getpid(), " on ", HostName(), "\n");
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, holder.data(), holder.size(), 0) < 0) {
     // The lock holds without the note; only the message for a second coordinator is poorer.
   }

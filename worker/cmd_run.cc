@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/cli_checks.h"
+#include "common/host_name.h"
 #include "common/logging.h"
 #include "common/progress_watchdog.h"
 #include "common/status_macros.h"
@@ -106,10 +107,8 @@ absl::Status RunWorker(RunFlags flags) {
   options.max_wait_seconds = flags.max_wait_seconds;
   options.stall_seconds = flags.stall_seconds;
   options.on_stall = mpi::AbortStalledJob;
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
   SRLM_ASSIGN_OR_RETURN(WorkerLoopSummary summary,
-                        RunWorkerLoop(link, backend, {host, getpid(), rank, world_size, flags.device}, options));
+                        RunWorkerLoop(link, backend, {HostName(), getpid(), rank, world_size, flags.device}, options));
   SRLM_LOG(INFO) << (summary.run_done ? "run done" : "stopped") << ": " << summary.prompts_shards
                  << " prompts shard(s), " << summary.generate_shards << " generate shard(s), "
                  << summary.pairs_submitted << " pair(s) submitted, " << summary.trainings << " training(s)";

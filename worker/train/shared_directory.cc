@@ -16,18 +16,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/host_name.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "worker/train/atomic_dir.h"
 
 namespace srlm {
 namespace {
-
-std::string HostName() {
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  return host;
-}
 
 // Rank 0's probe: makes `dir`, then creates `path` holding the host name.
 absl::Status WriteProbe(const std::string& dir, const std::string& path) {
