@@ -159,7 +159,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Section("data", "Seed data, JSONL.");
   v->Field("data.ift", &c->data.ift, "instruction fine-tuning data: lines with prompt, response; the coordinator keeps new prompts that repeat these out of the prompt pool");
   v->Field("data.eft", &c->data.eft, "judge (evaluation fine-tuning) data: prompt is a judge prompt, response its judgement");
-  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (optional); each model the run trains answers them greedily, and status shows how many match; the coordinator keeps new prompts that repeat these out of the prompt pool, so DPO never trains on them");
+  v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (both strings, answer not empty); each model the run trains answers them greedily, and status shows how many answers equal it (surrounding white space ignored); the coordinator keeps new prompts that repeat these out of the prompt pool, so DPO never trains on them");
 
   v->Section("run", "The loop.");
   v->Field("run.iterations", &c->run.iterations, "self-rewarding iterations after SFT");

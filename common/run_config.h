@@ -23,7 +23,7 @@ struct ModelConfig {
 struct DataConfig {
   std::string ift;   // instruction data, JSONL with prompt, response
   std::string eft;   // judge data, JSONL with prompt (a judge prompt), response (the judgement)
-  std::string eval;  // held-out prompts with known answers, JSONL with prompt, answer (optional):
+  std::string eval;  // held-out prompts with known answers, JSONL with prompt, answer (not empty):
                      // every model the run trains is evaluated on them (worker_loop.cc Evaluate)
 };
 
