@@ -189,6 +189,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Field("judge.score_pattern", &c->judge.score_pattern, "RE2 regex (no backreferences or lookaround); its first group is the score, read from the last match");
   v->Field("judge.min_score", &c->judge.min_score, "scores below are unparsable");
   v->Field("judge.max_score", &c->judge.max_score, "scores above are unparsable");
+  v->Field("judge.require_all_scores", &c->judge.require_all_scores, "true: a candidate with any unparsable judgement of its k takes no part in a pair; false: its mean is that of its parsed judgements (one is enough)");
   VisitSampling("judge.sampling", &c->judge.sampling, v);
 
   v->Section("sft", "Supervised fine-tuning at iteration 0 (masked cross-entropy on responses).");

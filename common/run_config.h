@@ -66,6 +66,7 @@ struct JudgeConfig {
   std::string score_pattern = R"(Score:\s*([0-9]+(?:\.[0-9]+)?))";  // RE2 regex, group 1 is the score
   double min_score = 0;
   double max_score = 5;
+  bool require_all_scores = false;  // true: one unparsable judgement of k keeps a candidate out of pairs
   // 256 tokens: the rubric's justification of at most 100 words and the score line, with room; a
   // judgement cut off before its score line is unparsable.
   SamplingConfig sampling{0.7, 0.9, 0, 256, {}};

@@ -155,6 +155,7 @@ absl::StatusOr<v1::GenerateResult> RunGenerateShard(const v1::GenerateShard& sha
     PairOptions options;
     options.length_control = config.generate.length_control;
     options.length_band = config.generate.length_band;
+    options.require_all_scores = config.judge.require_all_scores;
     PairResult pair = BuildPreferencePair(pool_prompt.text(), judged, options);
     // mean_scores holds one value per candidate; an unscored candidate is written as the minimum
     // score minus one, which no parsed score can be (the proto keeps the list NaN-free).

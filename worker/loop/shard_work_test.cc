@@ -185,6 +185,44 @@ TEST_F(ShardWorkTest, AllJudgementsUnparsableDropsWithReason) {
   }
 }
 
+// judge.require_all_scores: a candidate with one unparsable judgement of its k never enters a pair.
+TEST_F(ShardWorkTest, RequireAllScoresKeepsCandidatesWithAnUnparsableJudgementOut) {
+  int lenient_pairs_with_failures = 0;
+  for (int64_t run_seed = 1; run_seed <= 8; ++run_seed) {
+    ctx_.run_seed = run_seed;
+    ScriptedModel lenient_model, strict_model;
+    config_.judge.require_all_scores = false;
+    auto lenient = RunGenerateShard(Shard(3), ctx_, lenient_model);
+    config_.judge.require_all_scores = true;
+    auto strict = RunGenerateShard(Shard(3), ctx_, strict_model);
+    ASSERT_TRUE(lenient.ok() && strict.ok());
+    for (int p = 0; p < strict->results_size(); ++p) {
+      const v1::PromptResult& r = strict->results(p);
+      std::set<int> with_failure;  // candidates (by text: equal texts share judgements)
+      std::set<std::string> failed_texts;
+      for (const auto& j : r.judgements()) {
+        if (j.unparsable()) failed_texts.insert(r.candidates(j.candidate_index()).text());
+      }
+      for (int c = 0; c < r.candidates_size(); ++c) {
+        if (failed_texts.count(r.candidates(c).text())) {
+          with_failure.insert(c);
+          EXPECT_LT(r.mean_scores(c), config_.judge.min_score);
+        }
+      }
+      if (r.has_pair()) {
+        EXPECT_FALSE(with_failure.count(r.pair().chosen_index()));
+        EXPECT_FALSE(with_failure.count(r.pair().rejected_index()));
+      }
+      const v1::PromptResult& l = lenient->results(p);
+      if (l.has_pair() && (with_failure.count(l.pair().chosen_index()) || with_failure.count(l.pair().rejected_index()))) {
+        ++lenient_pairs_with_failures;
+      }
+    }
+  }
+  config_.judge.require_all_scores = false;
+  EXPECT_GT(lenient_pairs_with_failures, 0);  // the setting changed something
+}
+
 // ScriptedModel whose outputs for which `cut(request text, seed)` holds end at max_new_tokens
 // ("length").
 class CuttingModel : public ScriptedModel {
