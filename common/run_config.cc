@@ -20,7 +20,7 @@ void VisitSampling(const std::string& p, SamplingConfig* s, ConfigVisitor* v) {
   v->Field(p + ".temperature", &s->temperature, "sampling temperature; 0 is greedy");
   v->Field(p + ".top_p", &s->top_p, "nucleus sampling: keep the smallest set of tokens with this mass");
   v->Field(p + ".top_k", &s->top_k, "keep the k most likely tokens; 0 turns it off");
-  v->Field(p + ".max_new_tokens", &s->max_new_tokens, "longest generation, in tokens");
+  v->Field(p + ".max_new_tokens", &s->max_new_tokens, "longest generation, in tokens; text cut off here is unfinished: a self-instructed prompt or a candidate is dropped, a judgement unparsable");
   v->Field(p + ".stop", &s->stop, "strings that end a generation (not included in the output)");
 }
 

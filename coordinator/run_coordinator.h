@@ -125,8 +125,9 @@ class RunCoordinator {
   uint64_t EnqueueLocked(std::vector<GroupCommitter::Write> writes);
   absl::Status CheckWorkerLocked(const std::string& worker_id) const;
   void AddScoresLocked(const v1::PromptResult& result);
-  // Counts one accepted GENERATE result: a pair, or its drop reason (a tie, too long, and anything
-  // else with the unparsable), the same live and when rebuilt from the database.
+  // Counts one accepted GENERATE result: a pair, or its drop reason (a tie, too long, too few
+  // answers, and anything else with the unparsable), the same live and when rebuilt from the
+  // database.
   void CountResultLocked(int64_t candidates, int64_t judgements, bool has_pair, int drop_reason);
   // The checkpoint directory a rank reported for the current iteration (rank 0's when it did).
   const std::string& ReportedCheckpointDirLocked() const;

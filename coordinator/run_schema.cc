@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS results (
   PRIMARY KEY (iteration, prompt_id));
 CREATE INDEX IF NOT EXISTS results_by_position ON results(iteration, position);
 -- Covers the per-iteration counts a start reads for every committed iteration (pairs, ties,
--- unparsable, too long) without reading the result rows themselves (kilobytes each).
+-- unparsable, too long, too few answers) without reading the result rows themselves (kilobytes each).
 CREATE INDEX IF NOT EXISTS results_outcome ON results(iteration, has_pair, drop_reason);
 CREATE TABLE IF NOT EXISTS checkpoints (
   iteration INTEGER NOT NULL, rank INTEGER NOT NULL, world_size INTEGER NOT NULL,

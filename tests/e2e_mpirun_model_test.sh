@@ -204,10 +204,11 @@ grep -q "was written before a relaunch (another rank reported it): checking it, 
 if grep -q "loaded model $M0 " "$T/run3b.log"; then fail "a resumed rank went on with the model before the commit"; fi
 # Text too long for the context never stops a run (it used to fail GENERATE with "a prompt of N
 # tokens leaves no room", and every relaunch failed alike, since sampling is seeded). A random model
-# on a 160-token context writes candidates that run into the context (fragments: not judged), and
-# candidates that a stop string ends (answers); the judge template alone is longer than the context,
-# so no judge prompt fits. The run reaches DONE; those judgements have no text and are counted
-# unparsable.
+# on a 160-token context writes candidates that the stop string "e" ends (answers, so they are
+# judged); the judge template alone (~660 tokens) is longer than the context, so no judge prompt
+# fits, while every other prompt does (eval prompts <= 50 tokens, self-instruct requests <= 82):
+# the "leave no room" line can only come from judge prompts. The run reaches DONE; those judgements
+# have no text and are counted unparsable.
 "$WORKER" init-model --out "$T/small" --tokenizer-from "$DATA" --hidden-size 32 --intermediate-size 64 \
   --layers 1 --heads 2 --kv-heads 2 --max-position-embeddings 160 --seed 5 >"$T/init-small.log" 2>&1 \
   || fail "init-model (small context)"

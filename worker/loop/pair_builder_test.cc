@@ -107,18 +107,19 @@ TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
 
 TEST(PairBuilderTest, CutOffCandidatesAreNeverChosenNorRejected) {
   // Scored or not, a fragment stays out: here it has the best and the worst mean.
-  std::vector<JudgedCandidate> cands = {Cut("a long fragm", {S(5), S(5)}), C("b", {S(4)}), C("c", {S(2)}),
-                                        Cut("d", {S(0)})};
+  // Length control would pick "f", the shortest near the top, were it an answer.
+  std::vector<JudgedCandidate> cands = {Cut("a long fragm", {S(5), S(5)}), C("bb", {S(4)}), C("c", {S(2)}),
+                                        Cut("d", {S(0)}), Cut("f", {S(5)})};
   PairResult r = BuildPreferencePair("p", cands, PairOptions{});
   ASSERT_EQ(r.outcome, PairOutcome::kPair);
-  EXPECT_EQ(r.pair->chosen, "b");
+  EXPECT_EQ(r.pair->chosen, "bb");
   EXPECT_EQ(r.pair->rejected, "c");
   ASSERT_TRUE(r.mean_scores[0].has_value());  // kept for the record
   EXPECT_EQ(*r.mean_scores[0], 5);
   PairOptions length_control;
   length_control.length_control = true;
   length_control.length_band = 5;
-  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "b");
+  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "bb");
 }
 
 TEST(PairBuilderTest, FewerThanTwoAnswersIsItsOwnOutcome) {

@@ -288,8 +288,14 @@ TEST_F(ShardWorkTest, CandidatesCutOffByLengthAreNeitherJudgedNorPaired) {
           EXPECT_LT(r.mean_scores(c), config_.judge.min_score);
         }
       }
+      const int truth = 3 * static_cast<int>(r.prompt_id() - 100);
       for (const auto& j : r.judgements()) {
-        EXPECT_NE(r.candidates(j.candidate_index()).finish_reason(), "length") << "a fragment was judged";
+        const v1::Candidate& judged = r.candidates(j.candidate_index());
+        EXPECT_NE(judged.finish_reason(), "length") << "a fragment was judged";
+        // Each judgement is of its own candidate (only some candidates are judged).
+        if (!j.unparsable()) {
+          EXPECT_EQ(j.score(), std::stoi(judged.text()) == truth ? 5 : 1);
+        }
       }
       if (answers < 2) {
         ++too_few;
@@ -301,6 +307,7 @@ TEST_F(ShardWorkTest, CandidatesCutOffByLengthAreNeitherJudgedNorPaired) {
       EXPECT_EQ(r.judgements_size(), 3 * answers);
       if (!r.has_pair()) continue;
       ++pairs;
+      EXPECT_EQ(r.pair().chosen(), std::to_string(truth));
       EXPECT_NE(r.candidates(r.pair().chosen_index()).finish_reason(), "length");
       EXPECT_NE(r.candidates(r.pair().rejected_index()).finish_reason(), "length");
     }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/jsonl.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -307,8 +309,10 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   WatchedModel model(*model_, watchdog_, absl::StrCat("GENERATE shard ", lease.lease().lease_id()));
   SRLM_ASSIGN_OR_RETURN(v1::GenerateResult result, RunGenerateShard(lease.generate(), ctx, model));
   int64_t pairs = 0, unparsable = 0, judgements = 0, tokens = 0;
+  std::map<int, int64_t> drops;  // DropReason -> prompts
   for (const auto& r : result.results()) {
     pairs += r.has_pair();
+    if (!r.has_pair()) ++drops[r.drop_reason()];
     for (const auto& j : r.judgements()) unparsable += j.unparsable();
     judgements += r.judgements_size();
     for (const auto& c : r.candidates()) tokens += c.num_tokens();
@@ -322,9 +326,16 @@ absl::Status Worker::DoGenerateShard(const v1::LeaseShardResponse& lease) {
   const v1::SubmitShardResponse& response = *answer;
   ++summary_.generate_shards;
   summary_.pairs_submitted += response.duplicate() ? 0 : pairs;
+  std::string dropped;  // "tie 2, too_few_answers 1"
+  for (const auto& [reason, count] : drops) {
+    const std::string name = v1::DropReason_Name(static_cast<v1::DropReason>(reason));
+    absl::StrAppend(&dropped, dropped.empty() ? "" : ", ",
+                    absl::AsciiStrToLower(absl::StripPrefix(name, "DROP_REASON_")), " ", count);
+  }
   SRLM_LOG(INFO) << "iteration " << lease.iteration() << " GENERATE shard " << lease.lease().shard_id()
-                 << ": " << lease.generate().prompts_size() << " prompts, " << pairs << " pairs, "
-                 << unparsable << "/" << judgements << " judgements unparsable"
+                 << ": " << lease.generate().prompts_size() << " prompts, " << pairs << " pairs"
+                 << (dropped.empty() ? "" : " (dropped: " + dropped + ")") << ", " << unparsable << "/"
+                 << judgements << " judgements unparsable"
                  << (response.duplicate() ? " (duplicate submission)" : "") << ", "
                  << SecondsSince(start) << " s";
   return absl::OkStatus();
