@@ -244,7 +244,7 @@ class CoordinatorServiceTest : public ::testing::Test {
     WriteTextFile(config.data.eval,
                   "{\"prompt\": \"What is the capital city of France?\", \"answer\": \"Paris\"}\n"
                   "\n"
-                  "{\"prompt\": \"Name the largest planet in our solar system\"}\n");
+                  "{\"prompt\": \"Name the largest planet in our solar system\", \"answer\": \"Jupiter\"}\n");
     Start(config);
     *w0 = Register(0, 2);
     *w1 = Register(1, 2);
@@ -621,6 +621,41 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   absl::Status gone = OpenStatus(std::nullopt);
   EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
   EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("data.ift: cannot open " + ift));
+}
+
+// data.eval is read with the worker's rules (ReadJsonlStrings): a line without a string `answer`, or
+// with a blank one, which every worker would refuse at registration, refuses the run here, naming
+// the file and the line, before anything is stored.
+TEST_F(CoordinatorServiceTest, AnEvalLineWithoutAnAnswerRefusesTheRunBeforeItIsStored) {
+  RunConfig config = DiscardRun();
+  std::filesystem::create_directories(run_dir_);
+  config.data.ift = run_dir_ + "/ift.jsonl";
+  config.data.eval = run_dir_ + "/eval.jsonl";
+  WriteTextFile(config.data.ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n");
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n\n"
+                                  "{\"prompt\": \"Name the largest planet\"}\n");
+  absl::Status no_answer = OpenStatus(config);
+  EXPECT_EQ(no_answer.code(), absl::StatusCode::kInvalidArgument) << no_answer;
+  EXPECT_THAT(std::string(no_answer.message()),
+              ::testing::HasSubstr("data.eval: " + config.data.eval + ":3: no string 'answer'"));
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \" \\t\"}\n");
+  absl::Status blank = OpenStatus(config);
+  EXPECT_EQ(blank.code(), absl::StatusCode::kInvalidArgument) << blank;
+  EXPECT_THAT(std::string(blank.message()), ::testing::HasSubstr("data.eval: " + config.data.eval + ":1: 'answer' is empty"));
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": 4}\n");
+  absl::Status not_string = OpenStatus(config);
+  EXPECT_EQ(not_string.code(), absl::StatusCode::kInvalidArgument) << not_string;
+  EXPECT_THAT(std::string(not_string.message()),
+              ::testing::HasSubstr("data.eval: " + config.data.eval + ":1: no string 'answer'"));
+
+  // Nothing was stored: once corrected, another configuration opens without --force-config.
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n");
+  RunConfig other = config;
+  other.run.iterations = 3;
+  EXPECT_TRUE(OpenStatus(other).ok());
 }
 
 TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {
