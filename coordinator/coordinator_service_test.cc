@@ -581,7 +581,9 @@ TEST(SeenPromptsTest, ReadsThePromptsOfIftThenEvalAndNoneForAnUnsetPath) {
 }
 
 // A coordinator that cannot read data.ift or data.eval does not open the run: not a new one (and
-// stores nothing), nor a stored one whose file went missing. The error names the file and the line.
+// stores nothing), nor a stored one with a PROMPTS phase current or ahead whose file went missing
+// (one without is ARunWithNoPromptsPhaseLeftOpensWithoutItsDataFiles). The error names the file and
+// the line.
 TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   RunConfig config = DiscardRun();
   config.run.sft = false;
@@ -616,11 +618,95 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   other.data.eval.clear();
   other.run.iterations = 3;
   ASSERT_TRUE(OpenStatus(other).ok());
-  // A stored run whose data.ift went missing is refused at the next start, naming the file.
+  // A stored run (in PROMPTS) whose data.ift went missing is refused at the next start, naming the file.
   std::filesystem::remove(ift);
   absl::Status gone = OpenStatus(std::nullopt);
   EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
   EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("data.ift: cannot open " + ift));
+}
+
+// The seen prompts are needed only while a PROMPTS phase is current or ahead (run not DONE, and in
+// SFT or PROMPTS or below run.iterations): a run whose data.ift and data.eval moved away is refused
+// in GENERATE of iteration 1 of 2, but opens in GENERATE of its last iteration and when DONE (a
+// warning), where it answers status and exports its pairs (srlmctl export-pairs goes through it).
+// A DONE run given more iterations (--force-config) has PROMPTS ahead again and is refused, keeping
+// its stored configuration.
+TEST_F(CoordinatorServiceTest, ARunWithNoPromptsPhaseLeftOpensWithoutItsDataFiles) {
+  RunConfig config = DiscardRun();
+  config.run.iterations = 2;
+  const std::string data_dir = run_dir_ + "-data";
+  std::filesystem::create_directories(data_dir);
+  config.data.ift = data_dir + "/ift.jsonl";
+  config.data.eval = data_dir + "/eval.jsonl";
+  const std::string ift_text = "{\"prompt\": \"Describe how rainbows form in the sky\", \"response\": \"Light.\"}\n";
+  const std::string eval_text = "{\"prompt\": \"What is the capital city of France?\", \"answer\": \"Paris\"}\n";
+  WriteTextFile(config.data.ift, ift_text);
+  WriteTextFile(config.data.eval, eval_text);
+  Start(config);
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  auto move_data_away = [&] {
+    std::filesystem::remove(config.data.ift);
+    std::filesystem::remove(config.data.eval);
+  };
+  // Iteration 1 of 2: PROMPTS of iteration 2 is ahead.
+  Stop();
+  move_data_away();
+  absl::Status ahead = OpenStatus(std::nullopt);
+  EXPECT_EQ(ahead.code(), absl::StatusCode::kNotFound) << ahead;
+  EXPECT_THAT(std::string(ahead.message()), ::testing::HasSubstr("data.ift: cannot open " + config.data.ift));
+  WriteTextFile(config.data.ift, ift_text);
+  WriteTextFile(config.data.eval, eval_text);
+  Start(std::nullopt);
+  for (int shard = 0; shard < 3; ++shard) LeaseAndSubmitGenerate(shard % 2 ? w1 : w0);
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 1, "/ckpt/m2").ok());
+  ASSERT_TRUE(Checkpoint(w1, 1, 2, 1, "/ckpt/m2")->committed());
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->iteration(), 2);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+
+  // GENERATE of the last iteration: nothing ahead but TRAIN, COMMIT and DONE. A warning names the error.
+  Stop();
+  move_data_away();
+  ::testing::internal::CaptureStderr();
+  Start(std::nullopt);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, ::testing::HasSubstr("cannot read the prompts kept out of the prompt pool (data.ift, data.eval): "
+                                        "NOT_FOUND: data.ift: cannot open " + config.data.ift));
+  EXPECT_THAT(log, ::testing::HasSubstr("going on without them"));
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  for (int shard = 0; shard < 3; ++shard) LeaseAndSubmitGenerate(shard % 2 ? w1 : w0);
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 2, "/ckpt/m3").ok());
+  ASSERT_TRUE(Checkpoint(w1, 1, 2, 2, "/ckpt/m3")->committed());
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_DONE);
+
+  // DONE: status and both iterations' pairs, as srlmctl reads them.
+  Stop();
+  Start(std::nullopt);
+  auto status = client_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->phase(), v1::PHASE_DONE);
+  EXPECT_EQ(status->model_dir(), "/ckpt/m3");
+  EXPECT_EQ(status->committed_iterations_size(), 3);  // SFT and iterations 1, 2
+  for (int64_t iteration : {1, 2}) {
+    int64_t exported = 0;
+    ASSERT_TRUE(client_->ExportPairs(iteration, [&](const v1::ExportedPair&) { return ++exported, true; }).ok());
+    EXPECT_EQ(exported, 4) << "iteration " << iteration;  // prompts 0 and 5 are ties
+  }
+
+  // More iterations for the finished run: PROMPTS of iteration 3 is current, so it needs them.
+  Stop();
+  RunConfig more = config;
+  more.run.iterations = 3;
+  absl::Status reopened = OpenStatus(more, /*force=*/true);
+  EXPECT_EQ(reopened.code(), absl::StatusCode::kNotFound) << reopened;
+  EXPECT_THAT(std::string(reopened.message()), ::testing::HasSubstr("data.ift: cannot open " + config.data.ift));
+  Start(std::nullopt);  // the refused --force-config stored nothing
+  EXPECT_EQ(client_->GetStatus()->phase(), v1::PHASE_DONE);
+  EXPECT_EQ(client_->GetStatus()->total_iterations(), 2);
+  std::filesystem::remove_all(data_dir);
 }
 
 // data.eval is read with the worker's rules (ReadJsonlStrings): a line without a string `answer`, or

@@ -345,13 +345,23 @@ absl::Status RunCoordinator::Initialize() {
     }
   }
   // Before the phase state: every prompt filter, the one LoadPhaseState rebuilds included, is seeded
-  // with them (NewPromptFilter). A run that cannot read them does not start: its pool could take in
-  // copies of the instruction prompts and the held-out evaluation prompts.
+  // with them (NewPromptFilter). A run with a PROMPTS phase current or ahead that cannot read them
+  // does not start: its pool could take in copies of the instruction prompts and the held-out
+  // evaluation prompts. One with none left (DONE, or past PROMPTS of its last iteration) builds no
+  // filter again, so it opens without them (a warning), and srlmctl can still read a finished run
+  // whose data moved.
   absl::StatusOr<std::vector<std::string>> seen = ReadSeenPrompts(config_.data);
   if (!seen.ok()) {
-    db.Exec("ROLLBACK").IgnoreError();
-    return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
-                                             "data.eval)");
+    if (PromptsPhaseAhead()) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
+                                               "data.eval)");
+    }
+    SRLM_LOG(WARNING) << "cannot read the prompts kept out of the prompt pool (data.ift, data.eval): "
+                      << seen.status() << "; going on without them: no PROMPTS phase is left (iteration "
+                      << iteration_ << ", " << v1::Phase_Name(phase_) << ", run.iterations "
+                      << config_.run.iterations << ")";
+    seen = std::vector<std::string>();
   }
   seen_prompts_ = *std::move(seen);
   // Workers stay valid across restarts: they keep calling with the ids they hold.
@@ -652,6 +662,13 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
     train_step_ = train_total_steps_ = 0;
     train_loss_ = 0;
   }
+}
+
+bool RunCoordinator::PromptsPhaseAhead() const {
+  // After COMMIT of iteration I comes PROMPTS of I + 1 when I < run.iterations, else DONE; SFT is
+  // iteration 0. A DONE run reopened with more iterations (--force-config) is in PROMPTS by now.
+  if (phase_ == v1::PHASE_DONE) return false;
+  return phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_PROMPTS || iteration_ < config_.run.iterations;
 }
 
 std::unique_ptr<PromptFilter> RunCoordinator::NewPromptFilter() const {

@@ -111,6 +111,9 @@ class RunCoordinator {
   // PROMPTS: the shards that are done but not yet in the pool, after the shard pool was restored.
   absl::Status LoadHeldPrompts(SqliteDb& db);
   int64_t Now() const { return clock_(); }
+  // Whether the run has a PROMPTS phase current or still ahead (its filter needs the seen prompts):
+  // not DONE, and in SFT or PROMPTS or below the last iteration.
+  bool PromptsPhaseAhead() const;
 
   // All *Locked methods need mutex_ held.
   void ResetPhaseLocked(v1::Phase phase);
