@@ -1,8 +1,9 @@
 // The prompts a run holds outside its self-instructed pool: the `prompt` of every line of data.ift
 // (the instruction data whose prompts workers show as few-shot examples) and of data.eval (the
-// held-out evaluation). The coordinator's prompt filter treats them as seen (PromptFilter::AddSeen),
-// so that a new prompt repeating one never enters the pool: a copied shot adds nothing new, and an
-// evaluation prompt trained on with DPO would contaminate the held-out score.
+// held-out evaluation). The coordinator's prompt filter treats them as seen (indexed once in a
+// SeenPromptIndex, seen_prompt_index.h), so that a new prompt repeating one never enters the pool: a
+// copied shot adds nothing new, and an evaluation prompt trained on with DPO would contaminate the
+// held-out score.
 #pragma once
 
 #include <string>
