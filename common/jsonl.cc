@@ -8,6 +8,8 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 
@@ -84,6 +86,32 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path) {
   if (!read.ok()) return read;
   if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat("no lines in ", path));
   return lines;
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
+                                                                       const std::vector<std::string>& keys,
+                                                                       const std::vector<std::string>& not_blank) {
+  if (path.empty()) return absl::FailedPreconditionError(absl::StrCat(key, " is not set in the run configuration"));
+  std::vector<std::vector<std::string>> rows;
+  const absl::Status read =
+      ForEachJsonlLine(path, [&](int64_t number, absl::StatusOr<nlohmann::json> row) -> absl::Status {
+        const std::string where = absl::StrCat(path, ":", number, ": ");
+        if (!row.ok()) return absl::InvalidArgumentError(absl::StrCat(where, row.status().message()));
+        std::vector<std::string>& fields = rows.emplace_back();
+        for (const std::string& name : keys) {
+          const auto field = row->find(name);
+          if (field == row->end() || !field->is_string()) {
+            return absl::InvalidArgumentError(absl::StrCat(where, "no string '", name, "'"));
+          }
+          fields.push_back(field->get<std::string>());
+          if (absl::c_linear_search(not_blank, name) && absl::StripAsciiWhitespace(fields.back()).empty()) {
+            return absl::InvalidArgumentError(absl::StrCat(where, "'", name, "' is empty"));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return absl::Status(read.code(), absl::StrCat(key, ": ", read.message()));
+  return rows;
 }
 
 absl::Status WriteJsonl(const std::string& path, const std::vector<nlohmann::json>& lines) {

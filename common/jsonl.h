@@ -1,7 +1,7 @@
 // JSON Lines files: the one reader behind every JSONL input (generate/logprobs inputs, sft/dpo data,
-// the loop's data.ift and data.eval) and the writer of the worker's JSONL outputs (srlmctl
-// export-pairs streams its own). A line is one JSON object; blank lines are skipped; errors name the
-// file and the line.
+// data.ift and data.eval, read by the worker loop and by the coordinator with the same rules) and
+// the writer of the worker's JSONL outputs (srlmctl export-pairs streams its own). A line is one JSON
+// object; blank lines are skipped; errors name the file and the line.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,15 @@ absl::Status ForEachJsonlLine(const std::string& path,
 // Every non-blank line of `path` as a JSON object. The first line that is not one is an error
 // "<path>:<line>: <why>"; a file with no lines is an error "no lines in <path>".
 absl::StatusOr<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
+
+// The string fields `keys` of every non-blank line of the JSONL file `path`, one row per line with the
+// fields in the order of `keys`; the fields named in `not_blank` must hold more than white space.
+// `key` names the file in errors (a data.* key): "<key> is not set in the run configuration" for an
+// empty path, "<key>: <path>:<line>: no string '<name>'" (or "'<name>' is empty", "not a JSON
+// object"), and "<key>: " before ForEachJsonlLine's errors of the file itself.
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
+                                                                       const std::vector<std::string>& keys,
+                                                                       const std::vector<std::string>& not_blank = {});
 
 // Writes the lines through WriteFileAtomically (common/atomic_file.h): on any failure an existing
 // `path` is left as it was; a symbolic link keeps pointing at its (replaced) target; /dev/stdout is

@@ -1,5 +1,6 @@
-// Tests of common/jsonl.h: the JSON Lines reader's line numbers and refusals, and the writer's
-// all-or-nothing replacement.
+// Tests of common/jsonl.h: the JSON Lines reader's line numbers and refusals, the string-field
+// reader of data.ift and data.eval (worker and coordinator), and the writer's all-or-nothing
+// replacement.
 #include "common/jsonl.h"
 
 #include <gtest/gtest.h>
@@ -72,6 +73,53 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
   auto missing = ReadJsonl(dir / "missing.jsonl");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(Message(missing.status()).find("No such file or directory"), std::string::npos) << missing.status();
+}
+
+// The rows of data.ift ({"prompt"}) and data.eval ({"prompt", "answer"}, answer not blank) as the
+// worker and the coordinator read them: fields in the order asked, blank lines skipped, other keys
+// ignored, and each refusal naming the key, the file and the line.
+TEST(ReadJsonlStrings, ReadsTheFieldsInOrderAndRefusesMissingNonStringAndBlankOnesNamingTheLine) {
+  TempDir dir("srlm_jsonl_test_");
+  const std::string eval = dir / "eval.jsonl";
+  WriteFileText(eval, "{\"answer\": \"4\", \"prompt\": \"2 + 2\", \"id\": 1}\n\n{\"prompt\": \"3 + 3\", \"answer\": \"6\"}\n");
+  auto rows = ReadJsonlStrings(eval, "data.eval", {"prompt", "answer"}, {"answer"});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  const std::vector<std::vector<std::string>> expected = {{"2 + 2", "4"}, {"3 + 3", "6"}};
+  EXPECT_EQ(*rows, expected);
+
+  WriteFileText(eval, "{\"prompt\": \"2 + 2\", \"answer\": \"4\"}\n\n{\"prompt\": \"3 + 3\"}\n");
+  EXPECT_EQ(ReadJsonlStrings(eval, "data.eval", {"prompt", "answer"}, {"answer"}).status(),
+            absl::InvalidArgumentError("data.eval: " + eval + ":3: no string 'answer'"));
+  // Without a rule for it, the missing field is only a refusal when asked for.
+  auto prompts = ReadJsonlStrings(eval, "data.ift", {"prompt"});
+  ASSERT_TRUE(prompts.ok()) << prompts.status();
+  EXPECT_EQ(prompts->size(), 2u);
+
+  WriteFileText(eval, "{\"prompt\": 5, \"answer\": \"4\"}\n");
+  EXPECT_EQ(ReadJsonlStrings(eval, "data.eval", {"prompt", "answer"}, {"answer"}).status(),
+            absl::InvalidArgumentError("data.eval: " + eval + ":1: no string 'prompt'"));
+  WriteFileText(eval, "{\"prompt\": \"2 + 2\", \"answer\": \" \\t\"}\n");
+  EXPECT_EQ(ReadJsonlStrings(eval, "data.eval", {"prompt", "answer"}, {"answer"}).status(),
+            absl::InvalidArgumentError("data.eval: " + eval + ":1: 'answer' is empty"));
+  // A blank field not named in not_blank is read as it is.
+  auto blank_prompt = ReadJsonlStrings(eval, "data.eval", {"prompt", "answer"});
+  ASSERT_TRUE(blank_prompt.ok()) << blank_prompt.status();
+  EXPECT_EQ((*blank_prompt)[0][1], " \t");
+  WriteFileText(eval, "{\"prompt\": \"2 + 2\"}\nWhat is 3 + 3\n");
+  EXPECT_EQ(ReadJsonlStrings(eval, "data.ift", {"prompt"}).status(),
+            absl::InvalidArgumentError("data.ift: " + eval + ":2: not a JSON object"));
+
+  EXPECT_EQ(ReadJsonlStrings("", "data.ift", {"prompt"}).status(),
+            absl::FailedPreconditionError("data.ift is not set in the run configuration"));
+  auto missing = ReadJsonlStrings(dir / "missing.jsonl", "data.ift", {"prompt"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Message(missing.status()).rfind("data.ift: cannot open " + (dir / "missing.jsonl"), 0), 0u)
+      << missing.status();
+  // An empty file is no error here (ReadJsonl's "no lines" is not its rule).
+  WriteFileText(eval, "");
+  auto empty = ReadJsonlStrings(eval, "data.ift", {"prompt"});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
 }
 
 TEST(WriteJsonl, ReplacesTheFileWholeOrNotAtAll) {

@@ -24,6 +24,7 @@
 #include "coordinator/coordinator_server.h"
 #include "coordinator/pair_shuffle.h"
 #include "coordinator/run_coordinator.h"
+#include "coordinator/seen_prompt_index.h"
 #include "coordinator/seen_prompts.h"
 #include "coordinator/shard_order.h"
 #include "coordinator/sqlite_db.h"
@@ -244,7 +245,7 @@ class CoordinatorServiceTest : public ::testing::Test {
     WriteTextFile(config.data.eval,
                   "{\"prompt\": \"What is the capital city of France?\", \"answer\": \"Paris\"}\n"
                   "\n"
-                  "{\"prompt\": \"Name the largest planet in our solar system\"}\n");
+                  "{\"prompt\": \"Name the largest planet in our solar system\", \"answer\": \"Jupiter\"}\n");
     Start(config);
     *w0 = Register(0, 2);
     *w1 = Register(1, 2);
@@ -322,9 +323,11 @@ TEST(PromptFilterTest, SeenPromptsDropTheirRepeatsButAreNotAccepted) {
 
 // The verdicts of a PromptFilter's indexed search against those of comparing each prompt with every
 // indexed one, on prompts built to stress it: shared openings, short prompts (one gram), near
-// copies, several n and thresholds. With `seen_every` > 0 every seen_every-th prompt is added with
-// AddSeen instead of offered, and some offers must be dropped because of a seen prompt alone.
-void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every) {
+// copies, several n and thresholds. With `seen_every` > 0 every seen_every-th prompt is seen instead
+// of offered, and some offers must be dropped because of a seen prompt alone: added with AddSeen in
+// turn (`shared_index` false), or all in a SeenPromptIndex the filter is built with (true; the
+// small vocabulary repeats some, which the index keeps once).
+void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every, bool shared_index = false) {
   const std::vector<std::string> openings = {"how do i", "what is the best way to", "write a", "explain", ""};
   const std::vector<std::string> words = {"cat", "dog", "sea", "poem", "rome", "code", "tree", "song", "rain", "map",
                                           "list", "sort", "bake", "bread", "fix", "bike"};
@@ -337,24 +340,45 @@ void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every) {
     }
     return PromptVerdict::kAccepted;
   };
+  int64_t repeated_seen = 0;  // seen texts the shared index kept once
   for (int64_t n : {1, 2, 3}) {
     for (double threshold : {0.3, 0.5, 0.7, 1.0}) {
       std::mt19937 rng(static_cast<uint32_t>(n * 100 + threshold * 10));
-      PromptFilterOptions options{/*min_chars=*/1, /*max_chars=*/400, n, threshold};
-      PromptFilter filter(options);
-      std::vector<std::string> accepted_norm, seen_norm;
-      std::vector<std::vector<uint64_t>> accepted_grams, seen_grams;
-      int near = 0, kept = 0, dropped_for_seen = 0;
+      std::vector<std::string> prompts;
       for (int i = 0; i < 1500; ++i) {
         std::string prompt = openings[rng() % openings.size()];
         const int length = 1 + static_cast<int>(rng() % 7);
         for (int w = 0; w < length; ++w) prompt += " " + words[rng() % words.size()];
+        prompts.push_back(std::move(prompt));
+      }
+      auto is_seen = [&](int i) { return seen_every > 0 && i % seen_every == seen_every - 1; };
+      PromptFilterOptions options{/*min_chars=*/1, /*max_chars=*/400, n, threshold};
+      std::vector<std::string> accepted_norm, seen_norm;
+      std::vector<std::vector<uint64_t>> accepted_grams, seen_grams;
+      std::shared_ptr<const SeenPromptIndex> index;
+      if (shared_index) {
+        std::vector<std::string> seen_texts;
+        for (int i = 0; i < 1500; ++i) {
+          if (!is_seen(i)) continue;
+          seen_texts.push_back(prompts[i]);
+          seen_norm.push_back(NormalizePrompt(TrimPrompt(prompts[i])));
+          seen_grams.push_back(PromptNgrams(seen_norm.back(), n));
+        }
+        index = std::make_shared<const SeenPromptIndex>(seen_texts, n);
+        repeated_seen += static_cast<int64_t>(seen_texts.size()) - index->size();
+      }
+      PromptFilter filter(options, index);
+      int near = 0, kept = 0, dropped_for_seen = 0;
+      for (int i = 0; i < 1500; ++i) {
+        const std::string& prompt = prompts[i];
         const std::string norm = NormalizePrompt(TrimPrompt(prompt));
         const std::vector<uint64_t> grams = PromptNgrams(norm, n);
-        if (seen_every > 0 && i % seen_every == seen_every - 1) {
-          filter.AddSeen(prompt);
-          seen_norm.push_back(norm);
-          seen_grams.push_back(grams);
+        if (is_seen(i)) {
+          if (!shared_index) {
+            filter.AddSeen(prompt);
+            seen_norm.push_back(norm);
+            seen_grams.push_back(grams);
+          }
           continue;
         }
         // The reference: exact duplicate of any indexed prompt, then overlap with every one.
@@ -381,10 +405,17 @@ void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every) {
       if (seen_every == 0) {
         EXPECT_GE(kept, 5);
       } else {
-        EXPECT_GT(kept, 0);  // seen prompts take some of the few distinct ones the small vocabulary allows
+        // Seen prompts take some of the few distinct ones the small vocabulary allows; all of them
+        // at once (the shared index) leave no unigram set new.
+        if (!shared_index || n > 1) {
+          EXPECT_GT(kept, 0) << "n " << n << ", threshold " << threshold;
+        }
         EXPECT_GT(dropped_for_seen, 0) << "n " << n << ", threshold " << threshold;
       }
     }
+  }
+  if (shared_index) {
+    EXPECT_GT(repeated_seen, 0);
   }
 }
 
@@ -395,6 +426,35 @@ TEST(PromptFilterTest, IndexedSearchGivesTheVerdictsOfComparingWithEveryPrompt) 
 // Seen prompts are indexed as accepted ones: the same exact verdicts with every tenth prompt seen.
 TEST(PromptFilterTest, IndexedSearchWithSeenPromptsGivesTheVerdictsOfComparingWithEveryPrompt) {
   ExpectIndexedVerdictsOfComparingWithEveryPrompt(/*seen_every=*/10);
+}
+
+// The same with the seen prompts in a shared SeenPromptIndex (the coordinator's way): its flat
+// postings give the verdicts of comparing with every prompt, pool and seen, too.
+TEST(PromptFilterTest, IndexedSearchWithASharedSeenIndexGivesTheVerdictsOfComparingWithEveryPrompt) {
+  ExpectIndexedVerdictsOfComparingWithEveryPrompt(/*seen_every=*/10, /*shared_index=*/true);
+}
+
+// A SeenPromptIndex keeps each normalised prompt once, and is never changed by the filters that
+// consult it: two filters over one index each accept the same fresh prompt, and drop a seen one.
+TEST(PromptFilterTest, ASharedSeenIndexKeepsEachPromptOnceAndIsNotChangedByItsFilters) {
+  const PromptFilterOptions options{/*min_chars=*/4, /*max_chars=*/60, /*ngram=*/2, /*threshold=*/0.5};
+  auto index = std::make_shared<const SeenPromptIndex>(
+      std::vector<std::string>{"Write a poem about the sea", "  write a POEM about the sea!! ", "Explain how tides work"},
+      options.ngram);
+  EXPECT_EQ(index->size(), 2);
+  EXPECT_TRUE(index->Contains("write a poem about the sea"));
+  EXPECT_FALSE(index->Contains("summarise the history of rome"));
+  EXPECT_TRUE(SeenPromptIndex({}, 3).Postings(42).first == SeenPromptIndex({}, 3).Postings(42).second);
+  for (int pass = 0; pass < 2; ++pass) {
+    PromptFilter filter(options, index);
+    EXPECT_EQ(filter.Offer("WRITE a poem about the sea"), PromptVerdict::kDuplicate);
+    EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kNearDuplicate);
+    EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted) << "pass " << pass;
+    EXPECT_EQ(filter.Offer("summarise the history of rome"), PromptVerdict::kDuplicate);
+    EXPECT_EQ(filter.accepted(), 1);
+  }
+  EXPECT_EQ(index->size(), 2);
+  EXPECT_FALSE(index->Contains("summarise the history of rome"));
 }
 
 TEST(PairShuffleTest, PermutationDeterministicAndSeedDependent) {
@@ -581,7 +641,9 @@ TEST(SeenPromptsTest, ReadsThePromptsOfIftThenEvalAndNoneForAnUnsetPath) {
 }
 
 // A coordinator that cannot read data.ift or data.eval does not open the run: not a new one (and
-// stores nothing), nor a stored one whose file went missing. The error names the file and the line.
+// stores nothing), nor a stored one with a PROMPTS phase current or ahead whose file went missing
+// (one without is ARunWithNoPromptsPhaseLeftOpensWithoutItsDataFiles). The error names the file and
+// the line.
 TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   RunConfig config = DiscardRun();
   config.run.sft = false;
@@ -616,11 +678,130 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   other.data.eval.clear();
   other.run.iterations = 3;
   ASSERT_TRUE(OpenStatus(other).ok());
-  // A stored run whose data.ift went missing is refused at the next start, naming the file.
+  // A stored run (in PROMPTS) whose data.ift went missing is refused at the next start, naming the file.
   std::filesystem::remove(ift);
   absl::Status gone = OpenStatus(std::nullopt);
   EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
   EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("data.ift: cannot open " + ift));
+}
+
+// The seen prompts are needed only while a PROMPTS phase is current or ahead (run not DONE, and in
+// SFT or PROMPTS or below run.iterations): a run whose data.ift and data.eval moved away is refused
+// in GENERATE of iteration 1 of 2, but opens in GENERATE of its last iteration and when DONE (a
+// warning), where it answers status and exports its pairs (srlmctl export-pairs goes through it).
+// A DONE run given more iterations (--force-config) has PROMPTS ahead again and is refused, keeping
+// its stored configuration.
+TEST_F(CoordinatorServiceTest, ARunWithNoPromptsPhaseLeftOpensWithoutItsDataFiles) {
+  RunConfig config = DiscardRun();
+  config.run.iterations = 2;
+  const std::string data_dir = run_dir_ + "-data";
+  std::filesystem::create_directories(data_dir);
+  config.data.ift = data_dir + "/ift.jsonl";
+  config.data.eval = data_dir + "/eval.jsonl";
+  const std::string ift_text = "{\"prompt\": \"Describe how rainbows form in the sky\", \"response\": \"Light.\"}\n";
+  const std::string eval_text = "{\"prompt\": \"What is the capital city of France?\", \"answer\": \"Paris\"}\n";
+  WriteTextFile(config.data.ift, ift_text);
+  WriteTextFile(config.data.eval, eval_text);
+  Start(config);
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  auto move_data_away = [&] {
+    std::filesystem::remove(config.data.ift);
+    std::filesystem::remove(config.data.eval);
+  };
+  // Iteration 1 of 2: PROMPTS of iteration 2 is ahead.
+  Stop();
+  move_data_away();
+  absl::Status ahead = OpenStatus(std::nullopt);
+  EXPECT_EQ(ahead.code(), absl::StatusCode::kNotFound) << ahead;
+  EXPECT_THAT(std::string(ahead.message()), ::testing::HasSubstr("data.ift: cannot open " + config.data.ift));
+  WriteTextFile(config.data.ift, ift_text);
+  WriteTextFile(config.data.eval, eval_text);
+  Start(std::nullopt);
+  for (int shard = 0; shard < 3; ++shard) LeaseAndSubmitGenerate(shard % 2 ? w1 : w0);
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 1, "/ckpt/m2").ok());
+  ASSERT_TRUE(Checkpoint(w1, 1, 2, 1, "/ckpt/m2")->committed());
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->iteration(), 2);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+
+  // GENERATE of the last iteration: nothing ahead but TRAIN, COMMIT and DONE. A warning names the error.
+  Stop();
+  move_data_away();
+  ::testing::internal::CaptureStderr();
+  Start(std::nullopt);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, ::testing::HasSubstr("cannot read the prompts kept out of the prompt pool (data.ift, data.eval): "
+                                        "NOT_FOUND: data.ift: cannot open " + config.data.ift));
+  EXPECT_THAT(log, ::testing::HasSubstr("going on without them"));
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  for (int shard = 0; shard < 3; ++shard) LeaseAndSubmitGenerate(shard % 2 ? w1 : w0);
+  ASSERT_TRUE(Checkpoint(w0, 0, 2, 2, "/ckpt/m3").ok());
+  ASSERT_TRUE(Checkpoint(w1, 1, 2, 2, "/ckpt/m3")->committed());
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_DONE);
+
+  // DONE: status and both iterations' pairs, as srlmctl reads them.
+  Stop();
+  Start(std::nullopt);
+  auto status = client_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->phase(), v1::PHASE_DONE);
+  EXPECT_EQ(status->model_dir(), "/ckpt/m3");
+  EXPECT_EQ(status->committed_iterations_size(), 3);  // SFT and iterations 1, 2
+  for (int64_t iteration : {1, 2}) {
+    int64_t exported = 0;
+    ASSERT_TRUE(client_->ExportPairs(iteration, [&](const v1::ExportedPair&) { return ++exported, true; }).ok());
+    EXPECT_EQ(exported, 4) << "iteration " << iteration;  // prompts 0 and 5 are ties
+  }
+
+  // More iterations for the finished run: PROMPTS of iteration 3 is current, so it needs them.
+  Stop();
+  RunConfig more = config;
+  more.run.iterations = 3;
+  absl::Status reopened = OpenStatus(more, /*force=*/true);
+  EXPECT_EQ(reopened.code(), absl::StatusCode::kNotFound) << reopened;
+  EXPECT_THAT(std::string(reopened.message()), ::testing::HasSubstr("data.ift: cannot open " + config.data.ift));
+  Start(std::nullopt);  // the refused --force-config stored nothing
+  EXPECT_EQ(client_->GetStatus()->phase(), v1::PHASE_DONE);
+  EXPECT_EQ(client_->GetStatus()->total_iterations(), 2);
+  std::filesystem::remove_all(data_dir);
+}
+
+// data.eval is read with the worker's rules (ReadJsonlStrings): a line without a string `answer`, or
+// with a blank one, which every worker would refuse at registration, refuses the run here, naming
+// the file and the line, before anything is stored.
+TEST_F(CoordinatorServiceTest, AnEvalLineWithoutAnAnswerRefusesTheRunBeforeItIsStored) {
+  RunConfig config = DiscardRun();
+  std::filesystem::create_directories(run_dir_);
+  config.data.ift = run_dir_ + "/ift.jsonl";
+  config.data.eval = run_dir_ + "/eval.jsonl";
+  WriteTextFile(config.data.ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n");
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n\n"
+                                  "{\"prompt\": \"Name the largest planet\"}\n");
+  absl::Status no_answer = OpenStatus(config);
+  EXPECT_EQ(no_answer.code(), absl::StatusCode::kInvalidArgument) << no_answer;
+  EXPECT_THAT(std::string(no_answer.message()),
+              ::testing::HasSubstr("data.eval: " + config.data.eval + ":3: no string 'answer'"));
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \" \\t\"}\n");
+  absl::Status blank = OpenStatus(config);
+  EXPECT_EQ(blank.code(), absl::StatusCode::kInvalidArgument) << blank;
+  EXPECT_THAT(std::string(blank.message()), ::testing::HasSubstr("data.eval: " + config.data.eval + ":1: 'answer' is empty"));
+
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": 4}\n");
+  absl::Status not_string = OpenStatus(config);
+  EXPECT_EQ(not_string.code(), absl::StatusCode::kInvalidArgument) << not_string;
+  EXPECT_THAT(std::string(not_string.message()),
+              ::testing::HasSubstr("data.eval: " + config.data.eval + ":1: no string 'answer'"));
+
+  // Nothing was stored: once corrected, another configuration opens without --force-config.
+  WriteTextFile(config.data.eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n");
+  RunConfig other = config;
+  other.run.iterations = 3;
+  EXPECT_TRUE(OpenStatus(other).ok());
 }
 
 TEST_F(CoordinatorServiceTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNothing) {

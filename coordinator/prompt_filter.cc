@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <tuple>
+#include <utility>
 
+#include "common/logging.h"
+#include "coordinator/seen_prompt_index.h"
 
 namespace srlm::coordinator {
 namespace {
@@ -79,7 +83,13 @@ double NgramOverlap(const std::vector<uint64_t>& a, const std::vector<uint64_t>&
   return static_cast<double>(shared) / static_cast<double>(std::min(a.size(), b.size()));
 }
 
-PromptFilter::PromptFilter(PromptFilterOptions options) : options_(options) {}
+PromptFilter::PromptFilter(PromptFilterOptions options, std::shared_ptr<const SeenPromptIndex> seen)
+    : options_(options), seen_(std::move(seen)) {
+  if (seen_ != nullptr && seen_->ngram() != options_.ngram) {
+    SRLM_LOG(FATAL) << "a seen prompt index of " << seen_->ngram() << "-grams given to a filter of "
+                    << options_.ngram << "-grams";
+  }
+}
 
 PromptVerdict PromptFilter::Offer(std::string_view text) {
   std::string_view trimmed = TrimPrompt(text);
@@ -88,7 +98,9 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
     return PromptVerdict::kLength;
   }
   std::string normalized = NormalizePrompt(trimmed);
-  if (normalized_.count(normalized)) return PromptVerdict::kDuplicate;
+  if (normalized_.count(normalized) || (seen_ != nullptr && seen_->Contains(normalized))) {
+    return PromptVerdict::kDuplicate;
+  }
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
   const int64_t k = static_cast<int64_t>(grams.size());
   // The fewest shared grams that reach the threshold against a prompt of `size` grams.
@@ -99,26 +111,61 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
     }
     return smaller + 1;  // unreachable (threshold above 1)
   };
-  // a's grams that some indexed prompt holds, rarest first.
-  std::vector<const Postings*> lists;
+  // a's grams that some indexed prompt holds (in this filter's index, the seen index or both),
+  // rarest first by their holders in both.
+  struct Held {
+    int64_t total = 0;
+    const Postings* own = nullptr;
+    const SeenPromptIndex::Posting* seen_first = nullptr;
+    const SeenPromptIndex::Posting* seen_last = nullptr;
+  };
+  std::vector<Held> lists;
   for (uint64_t gram : grams) {
-    auto it = index_.find(gram);
-    if (it != index_.end()) lists.push_back(&it->second);
+    Held held;
+    if (auto it = index_.find(gram); it != index_.end()) {
+      held.own = &it->second;
+      held.total += it->second.total;
+    }
+    if (seen_ != nullptr) {
+      std::tie(held.seen_first, held.seen_last) = seen_->Postings(gram);
+      held.total += held.seen_last - held.seen_first;
+    }
+    if (held.total > 0) lists.push_back(held);
   }
-  std::sort(lists.begin(), lists.end(), [](const Postings* x, const Postings* y) { return x->total < y->total; });
+  std::sort(lists.begin(), lists.end(), [](const Held& x, const Held& y) { return x.total < y.total; });
   // Grams no indexed prompt holds count as the rarest of all: they come first in the order (the
   // pigeonhole bound holds for any k - r + 1 of a's grams).
   const int64_t absent = k - static_cast<int64_t>(lists.size());
-  std::unordered_set<int32_t> candidates;
+  std::unordered_set<int32_t> candidates, seen_candidates;
   for (size_t i = 0; i < lists.size(); ++i) {
     const int64_t position = absent + static_cast<int64_t>(i);
-    for (const auto& [size, ids] : lists[i]->by_size) {
-      if (position > k - needed(size)) continue;  // a prompt this size shares one of a's rarer grams
-      candidates.insert(ids.begin(), ids.end());
+    // A prompt of a size class that fails this shares one of a's rarer grams.
+    auto qualifies = [&](int32_t size) { return position <= k - needed(size); };
+    if (lists[i].own != nullptr) {
+      for (const auto& [size, ids] : lists[i].own->by_size) {
+        if (qualifies(size)) candidates.insert(ids.begin(), ids.end());
+      }
+    }
+    // The seen postings come by ascending size, and needed() does not decrease with the size (c
+    // shared grams that reach the threshold over a larger set reach it over a smaller one), so the
+    // size classes that qualify come first: the first that does not ends the gram's postings, which
+    // are not visited (as the skipped size classes of this filter's own postings).
+    int32_t qualified_size = -1;  // the size class last found to qualify
+    for (const SeenPromptIndex::Posting* posting = lists[i].seen_first; posting != lists[i].seen_last; ++posting) {
+      if (posting->size != qualified_size) {
+        if (!qualifies(posting->size)) break;
+        qualified_size = posting->size;
+      }
+      seen_candidates.insert(posting->prompt);
     }
   }
   for (int32_t other : candidates) {
     if (NgramOverlap(grams, grams_[other]) >= options_.near_duplicate_threshold) return PromptVerdict::kNearDuplicate;
+  }
+  for (int32_t other : seen_candidates) {
+    if (NgramOverlap(grams, seen_->grams(other)) >= options_.near_duplicate_threshold) {
+      return PromptVerdict::kNearDuplicate;
+    }
   }
   AddAccepted(trimmed);
   return PromptVerdict::kAccepted;

@@ -3,9 +3,11 @@
 // n-gram overlap, as Self-Instruct does. Overlap of prompts a and b is |G(a) ∩ G(b)| / min(|G(a)|,
 // |G(b)|) over their sets of word n-grams (a prompt shorter than n words has its whole word
 // sequence as its one gram). A new prompt is judged against the indexed prompts: the accepted ones
-// and the seen ones (AddSeen: prompts the run holds outside the pool, such as its instruction and
-// held-out evaluation prompts), which are indexed alike but are not counted as accepted. Not
-// thread-safe.
+// and the seen ones (prompts the run holds outside the pool, such as its instruction and held-out
+// evaluation prompts), which are indexed alike but are not counted as accepted. Seen prompts come
+// from a shared SeenPromptIndex given at construction (seen_prompt_index.h: built once per run, so
+// a new filter costs nothing per seen prompt) and from AddSeen (into the filter's own index). Not
+// thread-safe (the shared index is never modified).
 //
 // Finding near-duplicates without scanning the index: a prompt with m = min(|G(a)|, |G(b)|) must
 // share at least r(m) grams with a new prompt a to reach the threshold, so (pigeonhole) it shares
@@ -14,11 +16,14 @@
 // whose size class can still qualify there. Every candidate is then checked exactly. The verdicts
 // are those of comparing against every indexed prompt; common grams ("how do i") shared by much of
 // the index are skipped for all but the smallest prompts, so one offer no longer grows with the
-// number of indexed prompts (pool and seen ones together).
+// number of indexed prompts (pool and seen ones together). With a shared seen index a gram's
+// holders are those of both indexes: its rarity is their sum, and each index yields its own
+// qualifying size classes.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,9 +50,12 @@ std::vector<uint64_t> PromptNgrams(std::string_view normalized, int64_t n);
 // The overlap of two n-gram sets (each sorted and unique) as defined above; 0 when either is empty.
 double NgramOverlap(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
 
+class SeenPromptIndex;
+
 class PromptFilter {
  public:
-  explicit PromptFilter(PromptFilterOptions options);
+  // `seen` (may be null: none) must index by the same n-grams (seen->ngram() == options.ngram).
+  explicit PromptFilter(PromptFilterOptions options, std::shared_ptr<const SeenPromptIndex> seen = nullptr);
   // Judges `text` against every indexed prompt (accepted and seen); when accepted, it joins the
   // accepted set.
   PromptVerdict Offer(std::string_view text);
@@ -65,6 +73,7 @@ class PromptFilter {
   void Index(std::string_view text);
 
   PromptFilterOptions options_;
+  std::shared_ptr<const SeenPromptIndex> seen_;  // shared, never modified; may be null
   int64_t accepted_ = 0;
   std::unordered_set<std::string> normalized_;
   std::vector<std::vector<uint64_t>> grams_;                   // per indexed prompt

@@ -344,16 +344,29 @@ absl::Status RunCoordinator::Initialize() {
                      << "iteration " << iteration_;
     }
   }
-  // Before the phase state: every prompt filter, the one LoadPhaseState rebuilds included, is seeded
-  // with them (NewPromptFilter). A run that cannot read them does not start: its pool could take in
-  // copies of the instruction prompts and the held-out evaluation prompts.
+  // Before the phase state: every prompt filter, the one LoadPhaseState rebuilds included, consults
+  // them (NewPromptFilter). A run with a PROMPTS phase current or ahead that cannot read them does
+  // not start: its pool could take in copies of the instruction prompts and the held-out evaluation
+  // prompts. One with none left (DONE, or past PROMPTS of its last iteration) builds no filter
+  // again, so it opens without them (a warning), and srlmctl can still read a finished run whose
+  // data moved; nor does it index them.
+  const bool prompts_ahead = PromptsPhaseAhead();
   absl::StatusOr<std::vector<std::string>> seen = ReadSeenPrompts(config_.data);
   if (!seen.ok()) {
-    db.Exec("ROLLBACK").IgnoreError();
-    return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
-                                             "data.eval)");
+    if (prompts_ahead) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
+                                               "data.eval)");
+    }
+    SRLM_LOG(WARNING) << "cannot read the prompts kept out of the prompt pool (data.ift, data.eval): "
+                      << seen.status() << "; going on without them: no PROMPTS phase is left (iteration "
+                      << iteration_ << ", " << v1::Phase_Name(phase_) << ", run.iterations "
+                      << config_.run.iterations << ")";
+    seen = std::vector<std::string>();
   }
-  seen_prompts_ = *std::move(seen);
+  // Indexed once, here, before any RPC is served: a new PROMPTS phase only points its filter at it.
+  if (!prompts_ahead) seen->clear();
+  seen_prompts_ = std::make_shared<const SeenPromptIndex>(*seen, config_.prompts.ngram);
   // Workers stay valid across restarts: they keep calling with the ids they hold.
   SRLM_ASSIGN_OR_RETURN(Statement * workers,
                         db.Prepare("SELECT worker_id, rank, world_size, hostname, pid, device "
@@ -639,8 +652,10 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
   shards_ = ShardPool();
   prompt_order_.Clear();
   phase_rate_.Reset();
+  // Only PROMPTS offers prompts (SubmitShard takes a PROMPTS submission in PROMPTS alone): phase_,
+  // not `phase`, as LoadPhaseState resets the counters with PROMPTS in any phase.
+  prompt_filter_ = phase_ == v1::PHASE_PROMPTS ? NewPromptFilter() : nullptr;
   if (phase == v1::PHASE_PROMPTS || phase == v1::PHASE_SFT || phase == v1::PHASE_DONE) {
-    prompt_filter_ = NewPromptFilter();
     pool_size_ = 0;
     prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
     results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ =
@@ -654,15 +669,20 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
   }
 }
 
+bool RunCoordinator::PromptsPhaseAhead() const {
+  // After COMMIT of iteration I comes PROMPTS of I + 1 when I < run.iterations, else DONE; SFT is
+  // iteration 0. A DONE run reopened with more iterations (--force-config) is in PROMPTS by now.
+  if (phase_ == v1::PHASE_DONE) return false;
+  return phase_ == v1::PHASE_SFT || phase_ == v1::PHASE_PROMPTS || iteration_ < config_.run.iterations;
+}
+
 std::unique_ptr<PromptFilter> RunCoordinator::NewPromptFilter() const {
   PromptFilterOptions options;
   options.min_chars = config_.prompts.min_chars;
   options.max_chars = config_.prompts.max_chars;
   options.ngram = config_.prompts.ngram;
   options.near_duplicate_threshold = config_.prompts.near_duplicate_threshold;
-  auto filter = std::make_unique<PromptFilter>(options);
-  for (const std::string& prompt : seen_prompts_) filter->AddSeen(prompt);
-  return filter;
+  return std::make_unique<PromptFilter>(options, seen_prompts_);
 }
 
 void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes) {

@@ -28,6 +28,7 @@
 #include "coordinator/prompt_filter.h"
 #include "coordinator/rate_meter.h"
 #include "coordinator/run_dir_lock.h"
+#include "coordinator/seen_prompt_index.h"
 #include "coordinator/shard_order.h"
 #include "coordinator/shard_pool.h"
 #include "coordinator/sqlite_db.h"
@@ -111,12 +112,15 @@ class RunCoordinator {
   // PROMPTS: the shards that are done but not yet in the pool, after the shard pool was restored.
   absl::Status LoadHeldPrompts(SqliteDb& db);
   int64_t Now() const { return clock_(); }
+  // Whether the run has a PROMPTS phase current or still ahead (its filter needs the seen prompts):
+  // not DONE, and in SFT or PROMPTS or below the last iteration.
+  bool PromptsPhaseAhead() const;
 
   // All *Locked methods need mutex_ held.
   void ResetPhaseLocked(v1::Phase phase);
-  // The filter of a new prompt pool: the configuration's rules, seeded with seen_prompts_. Every
+  // The filter of a new prompt pool: the configuration's rules, consulting seen_prompts_. Every
   // filter is built here (a new PROMPTS phase, and the pool's rebuild at Open), so a restarted
-  // coordinator gives the verdicts the first would have.
+  // coordinator gives the verdicts the first would have. Costs nothing per seen prompt.
   std::unique_ptr<PromptFilter> NewPromptFilter() const;
   void SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter::Write>* writes);
   void StartGenerateLocked(std::vector<GroupCommitter::Write>* writes);
@@ -163,8 +167,9 @@ class RunCoordinator {
   std::unique_ptr<GroupCommitter> committer_;
   std::mutex reader_mutex_;
   std::unique_ptr<SqliteDb> reader_db_;   // lease-time prompt reads
-  // The prompts of data.ift and data.eval (seen_prompts.h): every prompt filter treats them as seen.
-  std::vector<std::string> seen_prompts_;
+  // The prompts of data.ift and data.eval (seen_prompts.h), indexed once: every prompt filter
+  // consults it. Empty when the run has no PROMPTS phase left (PromptsPhaseAhead() at Open).
+  std::shared_ptr<const SeenPromptIndex> seen_prompts_;
 
   mutable std::mutex mutex_;
   mutable std::condition_variable phase_changed_;  // notified with mutex_ held by SetPhaseLocked
@@ -183,7 +188,7 @@ class RunCoordinator {
   // Phase.
   ShardPool shards_;
   ShardOrder prompt_order_;        // PROMPTS: shards enter the pool in shard order
-  std::unique_ptr<PromptFilter> prompt_filter_;
+  std::unique_ptr<PromptFilter> prompt_filter_;  // PROMPTS only (null in every other phase)
   int64_t pool_size_ = 0;          // GENERATE and later: prompts in the iteration's pool
   int64_t generate_shard_size_ = 1;
   int64_t prompts_accepted_ = 0, dropped_duplicate_ = 0, dropped_near_duplicate_ = 0,

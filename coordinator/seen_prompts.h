@@ -1,8 +1,9 @@
 // The prompts a run holds outside its self-instructed pool: the `prompt` of every line of data.ift
 // (the instruction data whose prompts workers show as few-shot examples) and of data.eval (the
-// held-out evaluation). The coordinator's prompt filter treats them as seen (PromptFilter::AddSeen),
-// so that a new prompt repeating one never enters the pool: a copied shot adds nothing new, and an
-// evaluation prompt trained on with DPO would contaminate the held-out score.
+// held-out evaluation). The coordinator's prompt filter treats them as seen (indexed once in a
+// SeenPromptIndex, seen_prompt_index.h), so that a new prompt repeating one never enters the pool: a
+// copied shot adds nothing new, and an evaluation prompt trained on with DPO would contaminate the
+// held-out score.
 #pragma once
 
 #include <string>
@@ -14,8 +15,11 @@
 namespace srlm::coordinator {
 
 // The prompts of data.ift, then of data.eval, in file order; a key whose path is empty adds none.
-// Errors name the key, the file and, for a bad line, its number: "data.eval: <path>:<line>: no
-// string 'prompt'" (or "not a JSON object"); a file that cannot be opened keeps the OS's reason.
+// Both files are read with the worker's rules (ReadJsonlStrings, common/jsonl.h): every line of
+// data.ift needs a string `prompt`, every line of data.eval a string `prompt` and a string `answer`
+// that is not blank. Errors name the key, the file and, for a bad line, its number: "data.eval:
+// <path>:<line>: no string 'answer'" (or "no string 'prompt'", "'answer' is empty", "not a JSON
+// object"); a file that cannot be opened keeps the OS's reason.
 absl::StatusOr<std::vector<std::string>> ReadSeenPrompts(const DataConfig& data);
 
 }  // namespace srlm::coordinator

@@ -10,7 +10,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -29,34 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The string fields `keys` of every non-blank line of the JSONL file `key` (a data.* key) names;
-// the fields `not_blank` must hold more than white space. Errors start with `key`.
-absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStrings(const std::string& path, const std::string& key,
-                                                                       const std::vector<std::string>& keys,
-                                                                       const std::vector<std::string>& not_blank = {}) {
-  if (path.empty()) return absl::FailedPreconditionError(absl::StrCat(key, " is not set in the run configuration"));
-  std::vector<std::vector<std::string>> rows;
-  const absl::Status read =
-      ForEachJsonlLine(path, [&](int64_t number, absl::StatusOr<nlohmann::json> row) -> absl::Status {
-        const std::string where = absl::StrCat(path, ":", number, ": ");
-        if (!row.ok()) return absl::InvalidArgumentError(absl::StrCat(where, row.status().message()));
-        std::vector<std::string>& fields = rows.emplace_back();
-        for (const std::string& name : keys) {
-          const auto field = row->find(name);
-          if (field == row->end() || !field->is_string()) {
-            return absl::InvalidArgumentError(absl::StrCat(where, "no string '", name, "'"));
-          }
-          fields.push_back(field->get<std::string>());
-          if (absl::c_linear_search(not_blank, name) && absl::StripAsciiWhitespace(fields.back()).empty()) {
-            return absl::InvalidArgumentError(absl::StrCat(where, "'", name, "' is empty"));
-          }
-        }
-        return absl::OkStatus();
-      });
-  if (!read.ok()) return absl::Status(read.code(), absl::StrCat(key, ": ", read.message()));
-  return rows;
 }
 
 // Whether `pairs` are exactly rank `rank`'s slice of the `total` frozen pairs: every position p in
