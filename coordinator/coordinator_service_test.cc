@@ -661,6 +661,11 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   EXPECT_EQ(not_string.code(), absl::StatusCode::kInvalidArgument) << not_string;
   EXPECT_THAT(std::string(not_string.message()), ::testing::HasSubstr("data.ift: " + ift + ":2: no string 'prompt'"));
 
+  WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n{\"prompt\": \" \", \"response\": \"x\"}\n");
+  absl::Status blank = OpenStatus(config);  // the worker refuses a blank IFT prompt too
+  EXPECT_EQ(blank.code(), absl::StatusCode::kInvalidArgument) << blank;
+  EXPECT_THAT(std::string(blank.message()), ::testing::HasSubstr("data.ift: " + ift + ":2: 'prompt' is"));
+
   WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n");
   WriteTextFile(eval, "{\"prompt\": \"What is 2 + 2\", \"answer\": \"4\"}\n\n{\"answer\": \"5\"}\n");
   config.data.eval = eval;

@@ -11,7 +11,7 @@ absl::StatusOr<std::vector<std::string>> ReadSeenPrompts(const DataConfig& data)
   // The worker's rules (worker_loop.cc, Worker::Register): a file a worker would refuse at
   // registration is refused here, before the run is stored.
   if (!data.ift.empty()) {
-    SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift, ReadJsonlStrings(data.ift, "data.ift", {"prompt"}));
+    SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift, ReadJsonlStrings(data.ift, "data.ift", {"prompt"}, {"prompt"}));
     for (std::vector<std::string>& row : ift) prompts.push_back(std::move(row[0]));
   }
   if (!data.eval.empty()) {

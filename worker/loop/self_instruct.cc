@@ -2,6 +2,7 @@
 #include "worker/loop/self_instruct.h"
 
 #include <numeric>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,15 @@ std::vector<int64_t> SampleShotIndices(int64_t pool_size, int64_t shots, uint64_
   }
   order.resize(static_cast<size_t>(std::max<int64_t>(n, 0)));
   return order;
+}
+
+std::vector<std::string> DistinctShotPrompts(std::vector<std::string> prompts) {
+  std::set<std::string> seen;
+  std::vector<std::string> distinct;
+  for (std::string& prompt : prompts) {
+    if (seen.insert(std::string(absl::StripAsciiWhitespace(prompt))).second) distinct.push_back(std::move(prompt));
+  }
+  return distinct;
 }
 
 std::string BuildSelfInstructPrompt(const std::vector<std::string>& shots) {

@@ -19,6 +19,11 @@ namespace srlm {
 // every platform: a SplitMix64 stream drives a partial Fisher-Yates shuffle). All when shots >= pool.
 std::vector<int64_t> SampleShotIndices(int64_t pool_size, int64_t shots, uint64_t seed);
 
+// The shot pool of an IFT file's prompts: each text once (first occurrence, in file order; texts
+// equal after trimming surrounding white space are one). A dataset with several responses per
+// prompt would otherwise show one task twice in a few-shot prompt and weight the pool towards it.
+std::vector<std::string> DistinctShotPrompts(std::vector<std::string> prompts);
+
 std::string BuildSelfInstructPrompt(const std::vector<std::string>& shots);
 
 // The stop string for self-instruct sampling.

@@ -31,6 +31,12 @@ TEST(SelfInstructTest, ParseRejectsEmptyShortAndLong) {
   EXPECT_TRUE(ParseGeneratedPrompt(std::string(512, 'x'), 4, 512).ok());
 }
 
+TEST(SelfInstructTest, ShotPoolHoldsEachPromptOnceInFileOrder) {
+  EXPECT_EQ(DistinctShotPrompts({"Add: 1 + 2", "Name a colour", "Add: 1 + 2", " Name a colour\n", "add: 1 + 2"}),
+            (std::vector<std::string>{"Add: 1 + 2", "Name a colour", "add: 1 + 2"}));
+  EXPECT_TRUE(DistinctShotPrompts({}).empty());
+}
+
 TEST(SelfInstructTest, ShotIndicesAreDistinctInRangeAndReproducible) {
   auto a = SampleShotIndices(100, 8, 42);
   auto b = SampleShotIndices(100, 8, 42);

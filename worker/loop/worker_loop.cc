@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/progress_watchdog.h"
 #include "worker/loop/judge.h"
+#include "worker/loop/self_instruct.h"
 #include "worker/loop/shard_work.h"
 #include "worker/loop/train_step_forwarder.h"
 
@@ -189,9 +190,12 @@ absl::Status Worker::Register() {
   run_seed_ = static_cast<uint64_t>(reg.run_seed());
   SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));
   current_model_dir_ = reg.model_dir();
-  SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift, ReadJsonlStrings(config_.data.ift, "data.ift", {"prompt"}));
-  ift_prompts_.clear();
-  for (std::vector<std::string>& row : ift) ift_prompts_.push_back(std::move(row[0]));
+  // A blank prompt would be an empty few-shot example (and SFT refuses it).
+  SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift,
+                        ReadJsonlStrings(config_.data.ift, "data.ift", {"prompt"}, {"prompt"}));
+  std::vector<std::string> ift_prompts;
+  for (std::vector<std::string>& row : ift) ift_prompts.push_back(std::move(row[0]));
+  ift_prompts_ = DistinctShotPrompts(std::move(ift_prompts));
   eval_set_.clear();
   if (!config_.data.eval.empty()) {
     // An empty answer would match an empty output (a prompt with no room in the context, say).
