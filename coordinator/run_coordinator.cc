@@ -247,8 +247,10 @@ absl::Status RunCoordinator::Initialize() {
       if (options_.config->model.path.empty()) {
         return absl::FailedPreconditionError("model.path is not set: a new run needs its start model");
       }
-      if (options_.config->run.sft && options_.config->data.ift.empty()) {
-        return absl::FailedPreconditionError("run.sft is true but data.ift is not set (or set run.sft: false)");
+      if (options_.config->data.ift.empty()) {  // run.sft false with iterations 0 is no run
+        return absl::FailedPreconditionError(
+            "data.ift is not set: SFT trains on it, and workers write each iteration's new prompts from "
+            "its prompts (few-shot examples), also with run.sft false");
       }
     }
     config_ = options_.config.value_or(RunConfig{});

@@ -235,7 +235,7 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
   const std::string run_dir = mkdtemp(pattern);
   {
     std::ofstream config(run_dir + "/run.yaml");
-    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1000\n  seed: 9\n"
+    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1000\n  seed: 9\n"
               "prompts:\n  per_iteration: 24\n  shard_size: 4\n"
               "generate:\n  shard_size: 3\n"
               "coordinator:\n  lease_seconds: 1\n";
@@ -380,7 +380,7 @@ TEST(CoordinatorCrashTest, ClientReconnectsWithinSecondsOfARestartAfterALongOuta
   const std::string run_dir = mkdtemp(pattern);
   {
     std::ofstream config(run_dir + "/run.yaml");
-    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
+    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
     std::ofstream token(run_dir + "/token.txt");
     token << kToken << "\n";
   }

@@ -16,6 +16,13 @@
 
 namespace srlm::test_support {
 
+// The data section a new run's configuration needs (the coordinator refuses a run without
+// data.ift): the demo's IFT file, from SRLM_SOURCE_DIR.
+inline std::string DemoDataYaml() {
+  const char* source = std::getenv("SRLM_SOURCE_DIR");
+  return std::string("data:\n  ift: ") + (source ? source : ".") + "/deploy/demo/data/ift.jsonl\n";
+}
+
 class CoordinatorProcess {
  public:
   CoordinatorProcess(std::string run_dir, std::vector<std::string> extra_args)

@@ -84,7 +84,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   const std::string run_dir = mkdtemp(pattern);
   {
     std::ofstream config(run_dir + "/run.yaml");
-    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n"
+    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n"
               "prompts:\n  per_iteration: 5\n  shard_size: 5\n"
               "generate:\n  shard_size: 5\n";
   }
@@ -249,7 +249,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   ASSERT_EQ(process.Kill(SIGTERM), 0);
   {
     std::ofstream config(run_dir + "/run2.yaml");
-    config << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 2\n"
+    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 2\n"
               "prompts:\n  per_iteration: 5\n  shard_size: 5\n"
               "generate:\n  shard_size: 5\n";
   }
@@ -273,8 +273,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
 TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutAModel) {
   testing_util::TempDir dir("srlm_refusals_");
   const std::string config = dir / "run.yaml", no_model = dir / "no_model.yaml";
-  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
-  std::ofstream(no_model) << "run:\n  sft: false\n";
+  std::ofstream(config) << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(no_model) << test_support::DemoDataYaml() << "run:\n  sft: false\n";
   std::filesystem::create_directories(dir / "run");  // for the helper's log
   test_support::CoordinatorProcess first(dir / "run", {"--config", config});
   ASSERT_TRUE(first.Start());
@@ -297,6 +297,13 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
       RunCommand(binary + " --run-dir " + dir / "new" + " --config " + no_model + " --listen 127.0.0.1:0 2>&1");
   EXPECT_EQ(model_unset.exit_code, 2) << model_unset.output;
   EXPECT_THAT(model_unset.output, ::testing::HasSubstr("model.path is not set"));
+  // Self-instruct needs data.ift's prompts even without SFT (every worker used to fail at registration).
+  const std::string no_ift = dir / "no_ift.yaml";
+  std::ofstream(no_ift) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  CommandResult ift_unset =
+      RunCommand(binary + " --run-dir " + dir / "new" + " --config " + no_ift + " --listen 127.0.0.1:0 2>&1");
+  EXPECT_EQ(ift_unset.exit_code, 2) << ift_unset.output;
+  EXPECT_THAT(ift_unset.output, ::testing::HasSubstr("data.ift is not set"));
   CommandResult bad_port = RunCommand(binary + " --run-dir " + dir / "run" + " --listen 127.0.0.1:99999 2>&1");
   EXPECT_EQ(bad_port.exit_code, 2) << bad_port.output;
   EXPECT_THAT(bad_port.output, ::testing::HasSubstr("PORT in 0..65535"));
@@ -314,8 +321,8 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
 TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
   testing_util::TempDir dir("srlm_refused_start_");
   const std::string config = dir / "run.yaml", other = dir / "other.yaml";
-  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
-  std::ofstream(other) << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 7\n";
+  std::ofstream(config) << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(other) << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 7\n";
   const std::string binary = "timeout 20 " + test_support::CoordinatorProcess::BinaryPath() + " --listen 127.0.0.1:0";
   CommandResult token = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
                                    " --token-file " + dir / "missing" + " 2>&1");
@@ -356,7 +363,7 @@ TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
 TEST(CoordinatorBinaryTest, SighupStopsItGracefully) {
   testing_util::TempDir dir("srlm_hangup_");
   const std::string config = dir / "run.yaml";
-  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(config) << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
   std::filesystem::create_directories(dir / "run");  // for the helper's log
   test_support::CoordinatorProcess process(dir / "run", {"--config", config});
   ASSERT_TRUE(process.Start());
@@ -373,7 +380,7 @@ TEST(CoordinatorBinaryTest, SighupStopsItGracefully) {
 TEST(SrlmctlTest, WatchFailsWhenTheCoordinatorStopsBeforeTheRunIsDone) {
   testing_util::TempDir dir("srlm_watch_stop_");
   const std::string config = dir / "run.yaml";
-  std::ofstream(config) << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
+  std::ofstream(config) << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n";
   std::filesystem::create_directories(dir / "run");
   test_support::CoordinatorProcess process(dir / "run", {"--config", config});
   ASSERT_TRUE(process.Start());
