@@ -6,16 +6,23 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 .PHONY: all setup configure build test demo bench clean format
+# A recipe that fails removes the file it was making (build.ninja of a configure that failed late).
+.DELETE_ON_ERROR:
 
 all: build
 
 setup:
 	@bash deploy/setup.sh
 
-$(BUILD_DIR)/CMakeCache.txt:
+# Configured = build.ninja exists: a configure that fails leaves CMakeCache.txt but no build.ninja,
+# so the next make configures again (keyed on CMakeCache.txt, it went straight to `ninja: error:
+# loading 'build.ninja'`). Once configured, ninja re-runs cmake itself when a CMakeLists changes.
+# setup is order-only: it runs first and to its end, also under make -j (cmake finds the libtorch
+# that setup puts in .venv), without making a configured tree configure again.
+$(BUILD_DIR)/build.ninja: | setup
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
-configure: setup $(BUILD_DIR)/CMakeCache.txt
+configure: $(BUILD_DIR)/build.ninja
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)

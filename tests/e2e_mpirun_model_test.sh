@@ -162,9 +162,10 @@ kill "$OTHER_PID"; wait "$OTHER_PID" || true
 grep -q "is in use by another srlm-coordinator (pid $OTHER_PID" "$T/rerun.log" || fail "run.sh did not say why it stopped"
 if grep -q "starting .* worker ranks" "$T/rerun.log"; then fail "run.sh started workers"; fi
 # SIGTERM to run.sh mid-run stops mpirun and the workers with it (they were left running), and the
-# same command then resumes the run to its end.
+# same command then resumes the run to its end. The workers are asked to stop (SIGUSR1) and ended
+# after STOP_GRACE_SECONDS, here 20 s, well within the 30 s this waits (the default is 60 s).
 PORT2="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-PORT="$PORT2" bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run2" >"$T/run2.log" 2>&1 &
+PORT="$PORT2" STOP_GRACE_SECONDS=20 bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/run2" >"$T/run2.log" 2>&1 &
 RUN_PID=$!
 for _ in $(seq 300); do grep -q "starting 2 worker ranks" "$T/run2.log" && break; sleep 0.1; done
 sleep 1

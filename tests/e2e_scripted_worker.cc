@@ -2,10 +2,15 @@
 // with the scripted backend of e2e_scripted_backend.h instead of a neural model. Rank and world size
 // come from MPI (run it under mpirun). Writes its PID to <checkpoint-root>/../pids/rank-<r>.pid so a
 // test can kill -9 a given rank. With --export-pairs, rank 0 writes iteration 1's pairs as JSONL
-// (prompt, chosen, rejected, scores) once the run is done.
+// (prompt, chosen, rejected, scores) once the run is done. SIGTERM and SIGUSR1 stop it between units
+// of work, as they stop `srlm-worker run` (worker/cmd_run.cc), so that the launch scripts' stop
+// handshake can be tested: a unit in hand (a shard held by --generate-delay-ms, a training held by
+// --train-delay-ms) is finished first.
 #include <mpi.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +23,11 @@
 #include "tests/e2e_scripted_backend.h"
 #include "worker/loop/grpc_coordinator_link.h"
 #include "worker/loop/retrying_link.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+}  // namespace
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -46,6 +56,9 @@ int main(int argc, char** argv) {
   if (const char* v = std::getenv("E2E_EXPORT_PAIRS")) export_path = v;
   CLI11_PARSE(app, argc, argv);
 
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGUSR1, OnStopSignal);
+
   const std::string pid_dir = checkpoint_root + "/../pids";
   std::filesystem::create_directories(pid_dir);
   std::ofstream(pid_dir + "/rank-" + std::to_string(rank) + ".pid") << getpid() << "\n";
@@ -58,12 +71,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   srlm::GrpcCoordinatorLink grpc_link(std::move(*client));
-  srlm::RetryingCoordinatorLink link(grpc_link, retry_seconds);
+  srlm::RetryingCoordinatorLink link(grpc_link, retry_seconds, &g_stop);
   srlm::e2e::ScriptedBackend backend(rank, generate_delay_ms, train_delay_ms);
   backend.enter_collective = [] { MPI_Barrier(MPI_COMM_WORLD); };
   srlm::WorkerLoopOptions loop_options;
   loop_options.checkpoint_root = checkpoint_root;
   loop_options.max_wait_seconds = 0.1;
+  loop_options.stop_requested = &g_stop;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   auto summary = srlm::RunWorkerLoop(link, backend, {host, getpid(), rank, size, "cpu"}, loop_options);
@@ -71,7 +85,7 @@ int main(int argc, char** argv) {
     SRLM_LOG(ERROR) << "worker loop failed: " << summary.status();
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  if (rank == 0 && !export_path.empty()) {
+  if (rank == 0 && !export_path.empty() && summary->run_done) {
     std::ofstream out(export_path);
     absl::Status status = grpc_link.client().ExportPairs(1, [&](const srlm::v1::ExportedPair& p) {
       out << nlohmann::json{{"prompt_id", p.prompt_id()}, {"prompt", p.prompt()}, {"chosen", p.chosen()},

@@ -24,6 +24,9 @@ say() { echo "[demo +$(( $(date +%s) - START ))s] $*"; }
 
 rm -rf "$RUN"
 mkdir -p "$RUN"
+# Absolute: the link to the pretrained checkpoint below, demo.yaml and run.sh all use it (a relative
+# DEMO_RUN_DIR made `pretrained` a link resolved from its own folder, dangling, after the pretraining).
+RUN="$(cd "$RUN" && pwd)"
 root_args=()
 [[ "$(id -u)" == 0 ]] && root_args=(--allow-run-as-root)
 
