@@ -661,6 +661,11 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   EXPECT_EQ(not_string.code(), absl::StatusCode::kInvalidArgument) << not_string;
   EXPECT_THAT(std::string(not_string.message()), ::testing::HasSubstr("data.ift: " + ift + ":2: no string 'prompt'"));
 
+  WriteTextFile(ift, "\n\n");  // no prompts: no few-shot examples, no pool
+  absl::Status no_prompts = OpenStatus(config);
+  EXPECT_EQ(no_prompts.code(), absl::StatusCode::kInvalidArgument) << no_prompts;
+  EXPECT_THAT(std::string(no_prompts.message()), ::testing::HasSubstr("data.ift: " + ift + " holds no prompts"));
+
   WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n{\"prompt\": \" \", \"response\": \"x\"}\n");
   absl::Status blank = OpenStatus(config);  // the worker refuses a blank IFT prompt too
   EXPECT_EQ(blank.code(), absl::StatusCode::kInvalidArgument) << blank;

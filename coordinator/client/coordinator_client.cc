@@ -59,9 +59,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
   // connection attempts fails at once (UNAVAILABLE): after a 65 s outage the first answer came 13 s
   // after the restart, so a worker's --retry-seconds 120 covered much less outage than it says
   // (tests/coordinator_crash_test.cc, ClientReconnects...). Backoff alone (0.5-2 s) still left 5 s;
-  // with re-resolution allowed every 0.5 s too, 0.6 s.
+  // with re-resolution allowed every 0.5 s too, 0.6 s. (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is the
+  // connect timeout of one attempt, 20 s by default, and stays: a TLS handshake to a busy coordinator
+  // or over a slow link may take seconds.)
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   arguments.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 500);
   if (!options.tls_root_ca_file.empty()) {
