@@ -779,7 +779,7 @@ TEST_F(CoordinatorServiceTest, ARunWithNoPromptsPhaseLeftOpensWithoutItsDataFile
   std::filesystem::remove_all(data_dir);
 }
 
-// data.eval is read with the worker's rules (ReadJsonlStrings): a line without a string `answer`, or
+// data.eval is read with the workers' rules (common/run_data.h): a line without a string `answer`, or
 // with a blank one, which every worker would refuse at registration, refuses the run here, naming
 // the file and the line, before anything is stored.
 TEST_F(CoordinatorServiceTest, AnEvalLineWithoutAnAnswerRefusesTheRunBeforeItIsStored) {

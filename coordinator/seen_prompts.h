@@ -15,7 +15,7 @@
 namespace srlm::coordinator {
 
 // The prompts of data.ift, then of data.eval, in file order; a key whose path is empty adds none.
-// Both files are read with the worker's rules (ReadJsonlStrings, common/jsonl.h): every line of
+// Both files are read with the workers' rules (common/run_data.h): every line of
 // data.ift needs a string `prompt` that is not blank (and the file at least one line), every line of
 // data.eval a string `prompt` and a string `answer` that is not blank. Errors name the key, the file and, for a bad line, its number: "data.eval:
 // <path>:<line>: no string 'answer'" (or "no string 'prompt'", "'answer' is empty", "not a JSON

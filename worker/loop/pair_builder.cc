@@ -2,6 +2,7 @@
 #include "worker/loop/pair_builder.h"
 
 #include <map>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
@@ -44,8 +45,10 @@ PairResult BuildPreferencePair(const std::string& prompt,
   // Candidates with the same text are one answer: they share the mean of all their judgements, and
   // only the first eligible one of them competes, so judge noise can never make an answer both
   // chosen and rejected.
-  std::map<absl::string_view, int64_t> first_index_of_text, first_eligible_of_text;
+  std::map<absl::string_view, int64_t> first_index_of_text;
+  std::set<absl::string_view> texts_competing;
   std::vector<int64_t> first_with_text(candidates.size());
+  std::vector<bool> competes(candidates.size());  // eligible, and the first eligible one of its text
   std::vector<std::vector<JudgeScore>> scores_of_text(candidates.size());  // at each text's first index
   int64_t answers = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -54,7 +57,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
     first_with_text[i] = first;
     if (PairEligible(candidates[i])) {
       ++answers;
-      first_eligible_of_text.emplace(text, static_cast<int64_t>(i));
+      competes[i] = texts_competing.insert(text).second;
     }
     scores_of_text[first].insert(scores_of_text[first].end(), candidates[i].scores.begin(),
                                  candidates[i].scores.end());
@@ -76,7 +79,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
     if (!mean || !PairEligible(candidates[i])) continue;
     ++scored;
     const int64_t idx = static_cast<int64_t>(i);
-    if (first_eligible_of_text.at(absl::StripAsciiWhitespace(candidates[i].text)) != idx) continue;
+    if (!competes[i]) continue;
     if (best < 0 || *mean > *result.mean_scores[best]) best = idx;
     if (worst < 0 || *mean < *result.mean_scores[worst]) worst = idx;
   }

@@ -8,15 +8,13 @@
 #include <optional>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/jsonl.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/progress_watchdog.h"
+#include "common/run_data.h"
 #include "worker/loop/judge.h"
 #include "worker/loop/self_instruct.h"
 #include "worker/loop/shard_work.h"
@@ -190,17 +188,11 @@ absl::Status Worker::Register() {
   run_seed_ = static_cast<uint64_t>(reg.run_seed());
   SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));
   current_model_dir_ = reg.model_dir();
-  // A blank prompt would be an empty few-shot example (and SFT refuses it).
-  SRLM_ASSIGN_OR_RETURN(std::vector<std::vector<std::string>> ift,
-                        ReadJsonlStrings(config_.data.ift, "data.ift", {"prompt"}, {"prompt"}));
-  std::vector<std::string> ift_prompts;
-  for (std::vector<std::string>& row : ift) ift_prompts.push_back(std::move(row[0]));
+  SRLM_ASSIGN_OR_RETURN(std::vector<std::string> ift_prompts, ReadIftPrompts(config_.data.ift));
   ift_prompts_ = DistinctShotPrompts(std::move(ift_prompts));
   eval_set_.clear();
   if (!config_.data.eval.empty()) {
-    // An empty answer would match an empty output (a prompt with no room in the context, say).
-    SRLM_ASSIGN_OR_RETURN(eval_set_,
-                          ReadJsonlStrings(config_.data.eval, "data.eval", {"prompt", "answer"}, {"answer"}));
+    SRLM_ASSIGN_OR_RETURN(eval_set_, ReadEvalSet(config_.data.eval));
   }
   SRLM_ASSIGN_OR_RETURN(JudgeTemplate templ, JudgeTemplate::FromFile(config_.judge.template_file));
   judge_template_ = std::make_unique<JudgeTemplate>(std::move(templ));
