@@ -5,8 +5,8 @@
 // can still qualify. Both must give the same verdicts (checked); prints time per offer and the ratio.
 //
 // Then the seen prompts (data.ift and data.eval) at a phase reset, the old way against the new:
-// the old coordinator built every new filter (each SFT, PROMPTS and DONE transition, and at start)
-// by adding every seen prompt with AddSeen, under its lock; the new one indexes them once at start
+// a filter seeded with AddSeen at each reset (each SFT, PROMPTS and DONE transition, and at start,
+// under the coordinator's lock) is the baseline; the new one indexes them once at start
 // (SeenPromptIndex) and a new filter only points at that index. Prints the seconds and the memory
 // (malloc's bytes in use) of one seeded filter the old way, the seconds of copying one (the other
 // way to avoid the rebuild), of the index and of one reset the new way, and the cost of an offer against a pool of 20,000 with the seen prompts, both ways (best of
@@ -121,7 +121,7 @@ template <typename Filter>
 double SecondsToFill(Filter& filter, const std::vector<std::string>& prompts, std::vector<PromptVerdict>* verdicts) {
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& p : prompts) verdicts->push_back(filter.Offer(p));
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return SecondsSince(start);
 }
 
 // One seen-prompt case: old reset, new index and reset, and offers against both; false when their

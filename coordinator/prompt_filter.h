@@ -63,7 +63,8 @@ class PromptFilter {
   void AddAccepted(std::string_view text);
   // Indexes a prompt seen outside the pool without judging it: an offer that repeats or nearly
   // repeats it is kDuplicate or kNearDuplicate, as for an accepted prompt, but it is not one of
-  // accepted().
+  // accepted(). The coordinator passes a shared SeenPromptIndex instead; tests use this to add seen
+  // prompts after accepted ones, and the bench as its rebuild-per-filter baseline.
   void AddSeen(std::string_view text);
   // Prompts accepted by Offer or added by AddAccepted (seen ones excluded).
   int64_t accepted() const { return accepted_; }

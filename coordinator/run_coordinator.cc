@@ -367,8 +367,7 @@ absl::Status RunCoordinator::Initialize() {
     seen = std::vector<std::string>();
   }
   // Indexed once, here, before any RPC is served: a new PROMPTS phase only points its filter at it.
-  if (!prompts_ahead) seen->clear();
-  seen_prompts_ = std::make_shared<const SeenPromptIndex>(*seen, config_.prompts.ngram);
+  seen_prompts_ = prompts_ahead ? std::make_shared<const SeenPromptIndex>(*seen, config_.prompts.ngram) : nullptr;
   // Workers stay valid across restarts: they keep calling with the ids they hold.
   SRLM_ASSIGN_OR_RETURN(Statement * workers,
                         db.Prepare("SELECT worker_id, rank, world_size, hostname, pid, device "

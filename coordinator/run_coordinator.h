@@ -168,7 +168,7 @@ class RunCoordinator {
   std::mutex reader_mutex_;
   std::unique_ptr<SqliteDb> reader_db_;   // lease-time prompt reads
   // The prompts of data.ift and data.eval (seen_prompts.h), indexed once: every prompt filter
-  // consults it. Empty when the run has no PROMPTS phase left (PromptsPhaseAhead() at Open).
+  // consults it. Null when the run has no PROMPTS phase left (PromptsPhaseAhead() at Open).
   std::shared_ptr<const SeenPromptIndex> seen_prompts_;
 
   mutable std::mutex mutex_;

@@ -63,11 +63,6 @@ start_workers() {  # run_name
   MPI_PID=$!; PIDS+=("$MPI_PID")
 }
 
-wait_for() {  # file pattern seconds
-  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  fail "no '$2' in $1 within $3 s"
-}
-
 finish_run() {  # run_name
   wait "$MPI_PID" || fail "workers of $1 failed"
   kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
@@ -80,7 +75,7 @@ start_coordinator A; start_workers A; finish_run A
 
 log "B: kill -9 of worker rank 1 during GENERATE, relaunch"
 start_coordinator B; start_workers B
-wait_for "$T/B.workers.log" "GENERATE shard" 60
+wait_for_line "$T/B.workers.log" "GENERATE shard" 60
 kill -9 "$(cat "$T/B/pids/rank-1.pid")"
 log "B: killed rank 1; waiting for mpirun to end the job"
 wait "$MPI_PID" && fail "mpirun should fail after a rank was killed" || true
@@ -89,11 +84,11 @@ start_workers B; finish_run B
 
 log "C: coordinator kill -9 + restart during GENERATE and during TRAIN"
 start_coordinator C; start_workers C
-wait_for "$T/C.workers.log" "GENERATE shard" 60
+wait_for_line "$T/C.workers.log" "GENERATE shard" 60
 kill -9 "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
 log "C: coordinator killed in GENERATE"; sleep 1
 start_coordinator C "$PORT"
-wait_for "$T/C.workers.log" "DPO on" 60
+wait_for_line "$T/C.workers.log" "DPO on" 60
 kill -9 "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
 log "C: coordinator killed in TRAIN"; sleep 1
 start_coordinator C "$PORT"

@@ -97,12 +97,6 @@ start_run() {
   PIDS+=("$COORD_PID")
 }
 
-wait_for_line() {  # file pattern seconds what: waits until the file has a line matching pattern
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  fail "$4 (no '$2' in $1 within $3 s)"
-}
-
 worker_alive() {  # name: a worker rank of run $T/name still runs
   pgrep -f "$T/$1/checkpoints" >/dev/null
 }

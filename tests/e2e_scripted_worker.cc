@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,11 +22,7 @@
 #include "tests/e2e_scripted_backend.h"
 #include "worker/loop/grpc_coordinator_link.h"
 #include "worker/loop/retrying_link.h"
-
-namespace {
-std::atomic<bool> g_stop{false};
-void OnStopSignal(int) { g_stop = true; }
-}  // namespace
+#include "worker/loop/stop_signal.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -56,8 +51,7 @@ int main(int argc, char** argv) {
   if (const char* v = std::getenv("E2E_EXPORT_PAIRS")) export_path = v;
   CLI11_PARSE(app, argc, argv);
 
-  std::signal(SIGTERM, OnStopSignal);
-  std::signal(SIGUSR1, OnStopSignal);
+  std::atomic<bool>* stop_requested = srlm::InstallStopSignalHandlers();  // as srlm-worker run
 
   const std::string pid_dir = checkpoint_root + "/../pids";
   std::filesystem::create_directories(pid_dir);
@@ -71,13 +65,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   srlm::GrpcCoordinatorLink grpc_link(std::move(*client));
-  srlm::RetryingCoordinatorLink link(grpc_link, retry_seconds, &g_stop);
+  srlm::RetryingCoordinatorLink link(grpc_link, retry_seconds, stop_requested);
   srlm::e2e::ScriptedBackend backend(rank, generate_delay_ms, train_delay_ms);
   backend.enter_collective = [] { MPI_Barrier(MPI_COMM_WORLD); };
   srlm::WorkerLoopOptions loop_options;
   loop_options.checkpoint_root = checkpoint_root;
   loop_options.max_wait_seconds = 0.1;
-  loop_options.stop_requested = &g_stop;
+  loop_options.stop_requested = stop_requested;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   auto summary = srlm::RunWorkerLoop(link, backend, {host, getpid(), rank, size, "cpu"}, loop_options);

@@ -2,13 +2,12 @@
 // slot, started by mpirun or srun). Registers with the coordinator and follows its phases with the
 // libtorch backend (worker/run) until the run is DONE. Rank and world size come from the launcher
 // (OpenMPI or PMIx/Slurm environment); the training communicator must agree with them. SIGTERM and
-// SIGUSR1 stop the worker between units of work (a lease it held expires and is handed on). A rank
+// SIGUSR1 stop the worker between units of work (worker/loop/stop_signal.h). A rank
 // whose work makes no progress for --stall-seconds ends the whole job with exit code 75, so that the
 // launcher (or the operator) restarts it and the run resumes (common/progress_watchdog.h).
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +21,7 @@
 #include "coordinator/client/coordinator_client.h"
 #include "worker/loop/grpc_coordinator_link.h"
 #include "worker/loop/retrying_link.h"
+#include "worker/loop/stop_signal.h"
 #include "worker/run/torch_worker_backend.h"
 #include "worker/train/mpi_communicator.h"
 
@@ -40,8 +40,6 @@ struct RunFlags {
 };
 
 
-std::atomic<bool> g_stop{false};
-void OnStopSignal(int) { g_stop = true; }
 
 // The first of `names` set in the environment, as an integer, or `fallback`.
 int EnvInt(std::initializer_list<const char*> names, int fallback) {
@@ -86,12 +84,11 @@ absl::Status RunWorker(RunFlags flags) {
         "--stall-seconds (", flags.stall_seconds, ") must be longer than --retry-seconds (", flags.retry_seconds,
         "): a worker riding out a coordinator restart makes no progress meanwhile (0 turns the watchdog off)"));
   }
-  std::signal(SIGTERM, OnStopSignal);
-  std::signal(SIGUSR1, OnStopSignal);
+  std::atomic<bool>* stop_requested = InstallStopSignalHandlers();
 
   SRLM_ASSIGN_OR_RETURN(auto client, coordinator::CoordinatorClient::Connect(flags.client));
   GrpcCoordinatorLink grpc_link(std::move(client));
-  RetryingCoordinatorLink link(grpc_link, flags.retry_seconds, &g_stop);
+  RetryingCoordinatorLink link(grpc_link, flags.retry_seconds, stop_requested);
   WorkerLoopOptions options;
   // Absolute: the coordinator stores the checkpoint paths ranks report, and a resume from another
   // working directory must find the same folders (a relative path could even name another run's).
@@ -103,7 +100,7 @@ absl::Status RunWorker(RunFlags flags) {
   }
   flags.backend.checkpoint_root = options.checkpoint_root;
   CheckedBackend backend(flags.backend, rank, world_size);
-  options.stop_requested = &g_stop;
+  options.stop_requested = stop_requested;
   options.max_wait_seconds = flags.max_wait_seconds;
   options.stall_seconds = flags.stall_seconds;
   options.on_stall = mpi::AbortStalledJob;

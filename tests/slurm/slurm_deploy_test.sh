@@ -45,12 +45,6 @@ coordinator:
   lease_seconds: 20
 YAML
 
-wait_for_line() {  # file pattern seconds what
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  fail "$4 (no '$2' in $1 within $3 s)"
-}
-
 # A GENERATE shard takes about 1 s (2 calls of 500 ms): the stop comes while the ranks hold one.
 export SRLM_BUILD_DIR="$BUILD" SRLM_WORKER_BIN="$WORKER" RUN_DIR="$DIR/run" STOP_GRACE_SECONDS=60
 export E2E_GENERATE_DELAY_MS=500 E2E_TRAIN_DELAY_MS=500 E2E_EXPORT_PAIRS="$DIR/pairs.jsonl"
