@@ -6,6 +6,10 @@
 // transition survives a crash. Status counters live in memory, rebuilt from the database at Open;
 // a status answer, too, waits until what it shows has committed.
 // Thread-safe.
+// Implemented in run_coordinator.cc (the phase state machine), run_coordinator_open.cc (Open),
+// run_coordinator_restore.cc (the state rebuilt at Open), run_coordinator_leases.cc (workers and
+// leases), run_coordinator_submit.cc (SubmitShard), run_coordinator_train.cc (pairs, training
+// steps, checkpoints and the commit) and run_coordinator_status.cc (status, phase changes, export).
 #pragma once
 
 #include <chrono>
