@@ -7,8 +7,10 @@
 
 namespace srlm {
 
-// Installs the handlers (once per process; later calls only return the flag) and returns the flag
-// they set.
+// Blocks SIGTERM and SIGUSR1 in the calling thread (and so in every thread it, or a thread it
+// starts, starts later) and starts one thread that takes them with sigwait and sets the flag; no
+// signal handler ever interrupts the work (stop_signal.cc says why). Call it first, before any other
+// thread starts. Once per process; later calls only return the flag.
 std::atomic<bool>* InstallStopSignalHandlers();
 
 }  // namespace srlm
