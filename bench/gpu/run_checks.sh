@@ -8,7 +8,8 @@
 # lines to the output, a summary line as each step ends):
 #   1. model_test's transformers-parity, generation and log-prob tests with srlm on the GPU
 #      (SRLM_TEST_DEVICE): float32 logits within 1e-4, 32 greedy tokens, saved models, a batch
-#      that runs out of GPU memory split and retried (BatchedGenerator);
+#      that runs out of GPU memory split and retried (BatchedGenerator), keyed dropout on CUDA
+#      generators (KeyedDropout);
 #      srlm_train_test's communicator tests on the GPU: NCCL all-reduce, broadcast and the gradient
 #      buckets at world size 1;
 #   2. bench/gpu/hf_generate_bench.py: bfloat16 log-prob sums and greedy tokens against transformers,
@@ -67,7 +68,7 @@ step() {  # step NAME SECONDS COMMAND...: runs it under a limit, keeps its log, 
 }
 
 step model_test 90 env SRLM_TEST_DEVICE="$DEVICE" SRLM_VENV_PYTHON="$TEST_PYTHON" SRLM_SOURCE_DIR="$PWD" \
-  "$BUNDLE/bin/model_test" --gtest_filter='Kinds/HfParity.*:Generate.*:SequenceLogprobs.*:BatchedGenerator.*'
+  "$BUNDLE/bin/model_test" --gtest_filter='Kinds/HfParity.*:Generate.*:SequenceLogprobs.*:BatchedGenerator.*:KeyedDropout.*'
 step communicator_test 40 env SRLM_TEST_DEVICE="$DEVICE" "$BUNDLE/bin/srlm_train_test" \
   --gtest_filter='CommunicatorOnTestDevice.*'
 step hf_generate_bench 170 "$PY" bench/gpu/hf_generate_bench.py --bin "$BUNDLE/bin" --work "$WORK/generate" \

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace srlm {
@@ -17,7 +18,10 @@ uint64_t SplitMix64(uint64_t* state) {
   return z ^ (z >> 31);
 }
 
-constexpr char kHeader[] = "Below are example tasks. Write one new task in the same style.\n\n";
+// The header's two sentences, without their full stops: a continuation that repeats either is the
+// model echoing the request, not a task.
+constexpr char kIntroduction[] = "Below are example tasks";
+constexpr char kInstruction[] = "Write one new task in the same style";
 constexpr char kMarker[] = "### Task\n";
 
 }  // namespace
@@ -45,7 +49,7 @@ std::vector<std::string> DistinctShotPrompts(std::vector<std::string> prompts) {
 }
 
 std::string BuildSelfInstructPrompt(const std::vector<std::string>& shots) {
-  std::string out = kHeader;
+  std::string out = absl::StrCat(kIntroduction, ". ", kInstruction, ".\n\n");
   for (const std::string& shot : shots) {
     absl::StrAppend(&out, kMarker, absl::StripAsciiWhitespace(shot), "\n\n");
   }
@@ -63,6 +67,11 @@ absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation
   std::string text = continuation.substr(0, continuation.find(SelfInstructStop()));
   text = std::string(absl::StripAsciiWhitespace(text));
   if (text.empty()) return absl::InvalidArgumentError("generated prompt is empty");
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (absl::StrContains(lower, absl::AsciiStrToLower(kIntroduction)) ||
+      absl::StrContains(lower, absl::AsciiStrToLower(kInstruction))) {
+    return absl::InvalidArgumentError("generated prompt repeats the self-instruct request");
+  }
   const int64_t size = static_cast<int64_t>(text.size());
   if (size < min_chars || size > max_chars) {
     return absl::InvalidArgumentError(absl::StrCat("generated prompt has ", size,

@@ -30,7 +30,11 @@ std::string BuildSelfInstructPrompt(const std::vector<std::string>& shots);
 const std::string& SelfInstructStop();
 
 // One new prompt from a continuation: the text before the first "###", trimmed of surrounding
-// whitespace. INVALID_ARGUMENT when nothing is left or it is outside [min_chars, max_chars].
+// whitespace. INVALID_ARGUMENT when nothing is left, when it repeats either sentence of the header
+// (any case: the model echoing the request), or when it is outside [min_chars, max_chars].
+// Any "###" ends the task, also one that is not "### Task": a model that goes on with its own
+// section ("### Response", "### Answer") has finished the task, which matters more than the rare
+// task with a markdown heading of its own (cut there, or dropped when too short).
 absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation, int64_t min_chars,
                                                  int64_t max_chars);
 

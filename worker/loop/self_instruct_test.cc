@@ -31,6 +31,26 @@ TEST(SelfInstructTest, ParseRejectsEmptyShortAndLong) {
   EXPECT_TRUE(ParseGeneratedPrompt(std::string(512, 'x'), 4, 512).ok());
 }
 
+// The model echoing the few-shot request is not a task (it used to enter the pool): either sentence
+// of the header, in any case, alone or with text around it.
+TEST(SelfInstructTest, ParseRejectsAnEchoOfTheRequest) {
+  const std::string request = BuildSelfInstructPrompt({"Name a colour"});
+  const std::string header = request.substr(0, request.find("###"));
+  EXPECT_FALSE(ParseGeneratedPrompt(header, 4, 512).ok());
+  EXPECT_FALSE(ParseGeneratedPrompt("below are example tasks. Name three fruits.", 4, 512).ok());
+  EXPECT_FALSE(ParseGeneratedPrompt("Please write one new task in the same style as above", 4, 512).ok());
+  auto status = ParseGeneratedPrompt(header + "Name three fruits.\n### Task", 4, 512).status();
+  EXPECT_NE(status.message().find("repeats the self-instruct request"), std::string::npos) << status;
+  // A task that merely shares words with it is one.
+  EXPECT_TRUE(ParseGeneratedPrompt("Write one new poem about tasks.", 4, 512).ok());
+}
+
+// A "###" of any kind ends the task (a model that goes on with "### Response" has finished it).
+TEST(SelfInstructTest, AnyHashMarkEndsTheTask) {
+  EXPECT_EQ(*ParseGeneratedPrompt("Sort these numbers: 3, 1, 2.\n### Response\n1, 2, 3", 4, 512),
+            "Sort these numbers: 3, 1, 2.");
+}
+
 TEST(SelfInstructTest, ShotPoolHoldsEachPromptOnceInFileOrder) {
   EXPECT_EQ(DistinctShotPrompts({"Add: 1 + 2", "Name a colour", "Add: 1 + 2", " Name a colour\n", "add: 1 + 2"}),
             (std::vector<std::string>{"Add: 1 + 2", "Name a colour", "add: 1 + 2"}));

@@ -62,7 +62,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
-                                          torch::Tensor cache_v, int64_t offset, double dropout) {
+                                          torch::Tensor cache_v, int64_t offset) {
   const int64_t B = x.size(0), T = x.size(1);
   // One matmul for q, k and v in inference (FusedProjection), and the rotation applied to q and k
   // together.
@@ -79,7 +79,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   }
   std::optional<torch::Tensor> mask;
   if (attn_mask.defined()) mask = attn_mask;
-  auto out = at::scaled_dot_product_attention(q, k, v, mask, dropout, is_causal && !attn_mask.defined(),
+  auto out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal && !attn_mask.defined(),
                                               /*scale=*/std::nullopt, /*enable_gqa=*/num_kv_heads != num_heads);
   out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
   return o_matmul_.Forward(out, o_proj);
@@ -149,11 +149,11 @@ torch::Tensor LlamaModelImpl::RunLayers(const torch::Tensor& input_ids, const to
       cv = cache->values[i];
     }
     auto a = layer->self_attn->forward(layer->input_layernorm->forward(h), cos, sin, attn_mask, is_causal, ck, cv,
-                                       offset, p);
-    if (p > 0) a = torch::dropout(a, p, true);
+                                       offset);
+    if (p > 0) a = KeyedDropout(a, p, dropout_rows_, 2 * i);
     h = h + a;
     auto m = layer->mlp->forward(layer->post_attention_layernorm->forward(h));
-    if (p > 0) m = torch::dropout(m, p, true);
+    if (p > 0) m = KeyedDropout(m, p, dropout_rows_, 2 * i + 1);
     h = h + m;
   }
   if (cache) cache->length += input_ids.size(1);

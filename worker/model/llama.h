@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "worker/model/fused_projection.h"
+#include "worker/model/keyed_dropout.h"
 #include "worker/model/llama_config.h"
 
 namespace srlm {
@@ -41,7 +42,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
   // [offset, offset+T) and attention runs over slots [0, offset+T).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& attn_mask, bool is_causal, torch::Tensor cache_k,
-                        torch::Tensor cache_v, int64_t offset, double dropout);
+                        torch::Tensor cache_v, int64_t offset);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
 
@@ -107,10 +108,12 @@ class LlamaModelImpl : public torch::nn::Module {
   // A zeroed cache for `batch` sequences of up to `capacity` tokens, on the model's device/dtype.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 
-  // Dropout probability used in training mode on attention weights and on the attention and MLP
-  // outputs before each residual add (0 by default; no effect in eval mode).
+  // Dropout in training mode on the attention and MLP outputs before each residual add (0 by
+  // default; no effect in eval mode). It is keyed (keyed_dropout.h): with p > 0, a training-mode
+  // forward needs the rows of its batch set first, one key and real length per row.
   void set_dropout(double p) { dropout_ = p; }
   double dropout() const { return dropout_; }
+  void set_dropout_rows(DropoutRows rows) { dropout_rows_ = std::move(rows); }
 
   torch::Device device() const { return model->embed_tokens->weight.device(); }
   torch::ScalarType dtype() const { return model->embed_tokens->weight.scalar_type(); }
@@ -131,6 +134,7 @@ class LlamaModelImpl : public torch::nn::Module {
   PackedLinear output_matmul_;  // lm_head or the tied embedding (prepacked in inference on CPU)
   torch::Tensor inv_freq_;  // (D/2) float32, kept off the module's buffers so .to(bf16) keeps it
   double dropout_ = 0.0;
+  DropoutRows dropout_rows_;
 };
 TORCH_MODULE(LlamaModel);
 

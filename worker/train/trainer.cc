@@ -33,11 +33,13 @@ uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Dropout randomness is a pure function of (seed, step, rank, micro-batch): resuming at a step
-// reproduces it without saving generator state.
-uint64_t DropoutSeed(int64_t seed, int64_t step, int rank, int64_t micro) {
-  return SplitMix64(SplitMix64(SplitMix64(static_cast<uint64_t>(seed)) ^ static_cast<uint64_t>(step)) ^
-                    (static_cast<uint64_t>(rank) << 32 | static_cast<uint64_t>(micro))) >> 1;
+// The dropout key of one sequence of an example in a step (keyed_dropout.h): a pure function of
+// (seed, step, example, which of its sequences), so the step drops the same units of each example
+// whatever the number of ranks and micro-batches, and a resumed run draws what it would have drawn.
+uint64_t DropoutKey(int64_t seed, int64_t step, int64_t example, int64_t sequence) {
+  return SplitMix64(SplitMix64(SplitMix64(SplitMix64(static_cast<uint64_t>(seed)) ^ static_cast<uint64_t>(step)) ^
+                               static_cast<uint64_t>(example)) ^
+                    static_cast<uint64_t>(sequence));
 }
 
 // Right-padded batch of prompt+response sequences; response_mask marks the response positions.
@@ -46,6 +48,7 @@ struct PaddedBatch {
   torch::Tensor attention_mask;  // (B, T) int64, 1 = real token
   torch::Tensor response_mask;   // (B, T) int64, 1 = a response token (a loss target)
   torch::Tensor response_tokens; // (B) float32, response lengths
+  std::vector<int64_t> lengths;  // real tokens of each row
   double total_tokens = 0;
 };
 
@@ -71,6 +74,7 @@ PaddedBatch MakeBatch(const std::vector<std::pair<const TokenIds*, const TokenId
     for (int32_t id : p) { ids_a[b][t] = id; attention_a[b][t++] = 1; }
     for (int32_t id : r) { ids_a[b][t] = id; attention_a[b][t] = 1; response_a[b][t++] = 1; }
     lengths[b] = static_cast<float>(r.size());
+    out.lengths.push_back(t);
     out.total_tokens += static_cast<double>(t);
   }
   out.input_ids = ids.to(device);
@@ -78,6 +82,18 @@ PaddedBatch MakeBatch(const std::vector<std::pair<const TokenIds*, const TokenId
   out.response_mask = response.to(device);
   out.response_tokens = lengths.to(device);
   return out;
+}
+
+// Keys the model's dropout for one micro-batch whose rows hold `sequences` sequences of each
+// example of `idx`, one sequence at a time: row r is sequence r / idx.size() of example
+// idx[r % idx.size()] (SFT: the example's only sequence; DPO: the chosen ones, then the rejected).
+void SetDropoutRows(LlamaModel& model, int64_t seed, int64_t step, const std::vector<int64_t>& idx, int64_t sequences,
+                    const PaddedBatch& batch) {
+  DropoutRows rows;
+  const int64_t n = static_cast<int64_t>(idx.size());
+  for (int64_t r = 0; r < sequences * n; ++r) rows.keys.push_back(DropoutKey(seed, step, idx[r % n], r / n));
+  rows.lengths = batch.lengths;
+  model->set_dropout_rows(std::move(rows));
 }
 
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
@@ -175,6 +191,7 @@ absl::StatusOr<Trainer::MicroResult> Trainer::SftMicroStep(const std::vector<Sft
   std::vector<std::pair<const TokenIds*, const TokenIds*>> seqs;
   for (int64_t i : idx) seqs.emplace_back(&examples[i].prompt_ids, &examples[i].response_ids);
   PaddedBatch batch = MakeBatch(seqs, device_);
+  SetDropoutRows(model_, options_.train.seed, step_, idx, 1, batch);
   torch::Tensor logprobs = SequenceLogprobs(model_, batch.input_ids, batch.attention_mask, batch.response_mask);
   torch::Tensor loss_sum = SftLossSum(logprobs);
   loss_sum.backward();
@@ -193,6 +210,7 @@ absl::StatusOr<Trainer::MicroResult> Trainer::DpoMicroStep(const std::vector<Pre
   for (int64_t i : idx) seqs.emplace_back(&examples[i].prompt_ids, &examples[i].chosen_ids);
   for (int64_t i : idx) seqs.emplace_back(&examples[i].prompt_ids, &examples[i].rejected_ids);
   PaddedBatch batch = MakeBatch(seqs, device_);
+  SetDropoutRows(model_, options_.train.seed, step_, idx, 2, batch);
 
   bool all_precomputed = true;
   for (int64_t i : idx) all_precomputed = all_precomputed && examples[i].ref_chosen_logprob.has_value();
@@ -252,11 +270,9 @@ absl::StatusOr<StepMetrics> Trainer::Step(
   model_->train();
   model_->set_dropout(cfg.dropout);
   MicroResult local;
-  int64_t micro_index = 0;
-  for (size_t begin = 0; begin < mine.size(); begin += cfg.micro_batch_size, ++micro_index) {
+  for (size_t begin = 0; begin < mine.size(); begin += cfg.micro_batch_size) {
     const std::vector<int64_t> chunk(mine.begin() + begin,
                                      mine.begin() + std::min(mine.size(), begin + cfg.micro_batch_size));
-    torch::manual_seed(DropoutSeed(cfg.seed, step_, communicator_->rank(), micro_index));
     SRLM_ASSIGN_OR_RETURN(MicroResult r, micro(chunk));
     local.weight += r.weight;
     local.tokens += r.tokens;
@@ -331,7 +347,7 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
           "training step ", step_ + 1, " ran out of memory with micro-batches of ", options_.train.micro_batch_size,
           " examples: lower the micro-batch (sft.micro_batch_size or dpo.micro_batch_size in the run "
           "configuration, --micro-batch-size for srlm-worker sft/dpo; the global batch stays, and so do the "
-          "trained weights up to rounding when dropout is 0: dropout masks are drawn per micro-batch) or "
+          "trained weights up to rounding, dropout included) or "
           "model.max_seq_len: ",
           e.what_without_backtrace()));
     }
@@ -389,7 +405,7 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) {
           {"batch_size", options_.train.batch_size},
           {"world_size", communicator_->world_size()},
           {"optimizer_state", options_.save_optimizer_state},
-          {"rng", "dropout is seeded per (seed, step, rank, micro-batch); data order per (seed, epoch)"},
+          {"rng", "dropout is keyed per (seed, step, example, sequence); data order per (seed, epoch)"},
       };
       return WriteTextFile(tmp + "/" + kStateFile, state.dump(2) + "\n");  // last: marks it whole
     });
