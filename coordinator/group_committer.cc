@@ -68,13 +68,14 @@ void GroupCommitter::WriterLoop() {
       }
       batch_last = last_durable_ + batch.size();
     }
-    absl::Status status = db_->Exec("BEGIN IMMEDIATE");
+    absl::StatusOr<Transaction> transaction = Transaction::Begin(*db_, "BEGIN IMMEDIATE");
+    absl::Status status = transaction.status();
     for (Write& write : batch) {
       if (!status.ok()) break;
       status = write(*db_);
     }
     if (status.ok() && stamp_) status = stamp_(*db_);
-    if (status.ok()) status = db_->Exec("COMMIT");
+    if (status.ok()) status = transaction->Commit();
     if (!status.ok()) {
       // Memory already holds these transitions; continuing would serve state that is not durable.
       SRLM_LOG(FATAL) << "durable commit failed, stopping (restart resumes from the last commit): "

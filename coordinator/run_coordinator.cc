@@ -81,11 +81,8 @@ void RunCoordinator::SetPhaseLocked(v1::Phase phase, std::vector<GroupCommitter:
 }
 
 bool RunCoordinator::PromptsPhaseCompleteLocked() const {
-  const int64_t wanted = config_.prompts.per_iteration;
-  const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
-  const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
-  return prompts_accepted_ >= wanted ||
-         (shards_.total() >= budget && shards_.done() == shards_.total());
+  return prompts_accepted_ >= config_.prompts.per_iteration ||
+         (shards_.total() >= PromptShardLimit(config_) && shards_.done() == shards_.total());
 }
 
 void RunCoordinator::StartGenerateLocked(std::vector<GroupCommitter::Write>* writes) {

@@ -255,12 +255,11 @@ uint64_t RunCoordinator::LeaseLocked(const std::string& worker_id, int64_t now, 
   if (!shards_.ExpireLeases(now).empty()) ++state_version_;
   if (prompts && shards_.waiting() == 0) {
     const int64_t wanted = config_.prompts.per_iteration;
-    const int64_t shard_size = std::max<int64_t>(1, config_.prompts.shard_size);
-    const int64_t budget = kPromptShardBudget * ((wanted + shard_size - 1) / shard_size);
+    const int64_t shard_size = PromptShardSize(config_);
     // Held shards count as supply: their prompts (at most a shard's worth each) are coming.
     const int64_t held_supply = std::min(prompt_order_.held_prompts(), prompt_order_.held() * shard_size);
     if (prompts_accepted_ + shards_.leased() * shard_size + held_supply < wanted &&
-        shards_.total() < budget) {
+        shards_.total() < PromptShardLimit(config_)) {
       shards_.AddShard();
     }
   }
@@ -282,7 +281,7 @@ uint64_t RunCoordinator::LeaseLocked(const std::string& worker_id, int64_t now, 
   lease->set_iteration(iteration_);
   const int64_t seed = ShardSeed(iteration_, kind, *shard);
   if (prompts) {
-    response.mutable_prompts()->set_num_prompts(std::max<int64_t>(1, config_.prompts.shard_size));
+    response.mutable_prompts()->set_num_prompts(PromptShardSize(config_));
     response.mutable_prompts()->set_seed(static_cast<uint64_t>(seed));
   } else {
     response.mutable_generate()->set_seed(static_cast<uint64_t>(seed));

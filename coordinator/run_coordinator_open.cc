@@ -104,10 +104,10 @@ absl::Status RunCoordinator::Initialize() {
   SRLM_RETURN_IF_ERROR(CreateSchema(db));
   SRLM_ASSIGN_OR_RETURN(std::optional<std::string> stored_yaml, GetRunValue(db, "config_yaml"));
   const int64_t now = Now();
-  SRLM_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  // Every return before the commit rolls this back (a refusal leaves the run as it was).
+  SRLM_ASSIGN_OR_RETURN(Transaction transaction, Transaction::Begin(db, "BEGIN IMMEDIATE"));
   if (!stored_yaml) {
     if (std::optional<std::string> earlier = EarlierRunFile(run_dir_)) {
-      db.Exec("ROLLBACK").IgnoreError();
       return absl::FailedPreconditionError(absl::StrCat(
           "run directory ", run_dir_, " holds files of an earlier run (", *earlier, ") but ", database_path(),
           " holds no run (deleted or emptied?): refusing to start a new run over them. Restore state.db from a "
@@ -149,7 +149,6 @@ absl::Status RunCoordinator::Initialize() {
     absl::StatusOr<RunConfig> stored = ParseRunConfig(*stored_yaml, database_path() + " (stored config)");
     const bool replacing = options_.config.has_value() && options_.force_config;
     if (!stored.ok() && !replacing) {
-      db.Exec("ROLLBACK").IgnoreError();
       return internal::Annotate(stored.status(), "this build refuses the run's stored configuration: start with a "
                                                  "corrected one, --config FILE --force-config");
     }
@@ -167,7 +166,6 @@ absl::Status RunCoordinator::Initialize() {
       }
       if (given != stored_now) {
         if (!options_.force_config) {
-          db.Exec("ROLLBACK").IgnoreError();
           std::vector<std::string> a = absl::StrSplit(given, '\n'), b = absl::StrSplit(stored_now, '\n');
           size_t line = 0;
           while (line < a.size() && line < b.size() && a[line] == b[line]) ++line;
@@ -180,7 +178,6 @@ absl::Status RunCoordinator::Initialize() {
         }
         SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(*options_.config), "run configuration");
         if (absl::Status reached = CheckIterationsNotBelowReached(db, *options_.config); !reached.ok()) {
-          db.Exec("ROLLBACK").IgnoreError();
           return reached;
         }
         config_ = *options_.config;
@@ -231,7 +228,6 @@ absl::Status RunCoordinator::Initialize() {
   absl::StatusOr<std::vector<std::string>> seen = ReadSeenPrompts(config_.data);
   if (!seen.ok()) {
     if (prompts_ahead) {
-      db.Exec("ROLLBACK").IgnoreError();
       return internal::Annotate(seen.status(), "cannot read the prompts kept out of the prompt pool (data.ift, "
                                                "data.eval)");
     }
@@ -279,7 +275,7 @@ absl::Status RunCoordinator::Initialize() {
   }
   SRLM_RETURN_IF_ERROR(EndCompletePromptsPhase(db));
   SRLM_RETURN_IF_ERROR(LoadCommittedIterations(db));
-  SRLM_RETURN_IF_ERROR(db.Exec("COMMIT"));
+  SRLM_RETURN_IF_ERROR(transaction.Commit());
   SRLM_ASSIGN_OR_RETURN(reader_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
   committer_ = std::make_unique<GroupCommitter>(
       writer_db_.get(), options_.max_writes_per_transaction,

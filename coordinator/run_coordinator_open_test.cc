@@ -256,6 +256,10 @@ TEST_F(CoordinatorServiceTest, DatabaseUsesWalAndFullSync) {
   ASSERT_TRUE(stmt.ok());
   ASSERT_TRUE(*(*stmt)->Step());
   EXPECT_EQ((*stmt)->ColumnText(0), "wal");
+  (*stmt)->Reset();
+  auto synchronous = (*db)->QueryInt("PRAGMA synchronous", -1);
+  ASSERT_TRUE(synchronous.ok()) << synchronous.status();
+  EXPECT_EQ(*synchronous, 2);  // FULL
 }
 
 TEST_F(CoordinatorServiceTest, RestartResumesStateAndRefusesADifferentConfig) {

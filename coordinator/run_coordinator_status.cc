@@ -162,7 +162,7 @@ absl::Status RunCoordinator::ExportPairs(int64_t iteration,
   committer_->WaitDurable(committer_->LastEnqueued());
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                         SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
-  SRLM_RETURN_IF_ERROR(db->Exec("BEGIN"));
+  SRLM_ASSIGN_OR_RETURN(Transaction snapshot, Transaction::Begin(*db));
   std::string model_dir = config_.model.path;
   {
     SRLM_ASSIGN_OR_RETURN(Statement * stmt, db->Prepare("SELECT model_dir FROM commits WHERE iteration = ?"));
@@ -209,7 +209,7 @@ absl::Status RunCoordinator::ExportPairs(int64_t iteration,
     if (!emit(pair)) break;
   }
   stmt->Reset();
-  return db->Exec("COMMIT");
+  return snapshot.Commit();
 }
 
 }  // namespace srlm::coordinator

@@ -46,7 +46,7 @@ absl::Status RunCoordinator::StreamPairs(const v1::StreamPairsRequest& request,
   committer_->WaitDurable(sequence);  // the freeze (positions) has committed
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                         SqliteDb::Open(database_path(), SqliteDb::Mode::kReadOnly));
-  SRLM_RETURN_IF_ERROR(db->Exec("BEGIN"));  // one snapshot for the count and the rows
+  SRLM_ASSIGN_OR_RETURN(Transaction snapshot, Transaction::Begin(*db));  // one snapshot for the count and the rows
   SRLM_ASSIGN_OR_RETURN(int64_t total,
                         db->QueryInt(absl::StrCat("SELECT COUNT(*) FROM results WHERE iteration = ",
                                                   request.iteration(), " AND position IS NOT NULL"), 0));
@@ -77,7 +77,7 @@ absl::Status RunCoordinator::StreamPairs(const v1::StreamPairsRequest& request,
     if (!emit(pair)) break;
   }
   stmt->Reset();
-  return db->Exec("COMMIT");
+  return snapshot.Commit();
 }
 
 absl::StatusOr<v1::ReportTrainStepResponse> RunCoordinator::ReportTrainStep(

@@ -2,6 +2,7 @@
 // phase trains in an iteration, and how many PROMPTS shards a phase may use. Pure.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/run_config.h"
@@ -10,6 +11,16 @@
 namespace srlm::coordinator {
 
 constexpr int64_t kPromptShardBudget = 4;  // PROMPTS gives up after 4x the shards that suffice
+
+// prompts.shard_size, at least 1.
+inline int64_t PromptShardSize(const RunConfig& config) { return std::max<int64_t>(1, config.prompts.shard_size); }
+
+// The most PROMPTS shards one iteration may use: kPromptShardBudget times those that would suffice
+// if every prompt were accepted.
+inline int64_t PromptShardLimit(const RunConfig& config) {
+  const int64_t shard_size = PromptShardSize(config);
+  return kPromptShardBudget * ((config.prompts.per_iteration + shard_size - 1) / shard_size);
+}
 
 // SFT at iteration 0 when run.sft is set; TRAIN otherwise.
 inline v1::Phase TrainingPhaseOf(int64_t iteration, const RunConfig& config) {

@@ -145,4 +145,22 @@ absl::StatusOr<int64_t> SqliteDb::QueryInt(const std::string& sql, int64_t defau
   return value;
 }
 
+absl::StatusOr<Transaction> Transaction::Begin(SqliteDb& db, std::string_view begin_sql) {
+  absl::Status status = db.Exec(begin_sql);
+  if (!status.ok()) return status;
+  return Transaction(&db);
+}
+
+Transaction::~Transaction() {
+  if (db_ != nullptr) db_->Exec("ROLLBACK").IgnoreError();
+}
+
+absl::Status Transaction::Commit() {
+  if (db_ == nullptr) return absl::FailedPreconditionError("commit of a transaction that is over");
+  absl::Status status = db_->Exec("COMMIT");
+  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();
+  db_ = nullptr;
+  return status;
+}
+
 }  // namespace srlm::coordinator

@@ -1,5 +1,6 @@
 // A thin RAII wrapper over one SQLite connection: open with the coordinator's durability pragmas,
-// execute SQL, and cached prepared statements with typed binding. Errors are absl::Status values
+// execute SQL, cached prepared statements with typed binding, and transactions that roll back
+// unless committed. Errors are absl::Status values
 // naming the SQL that failed. Not thread-safe: one connection per thread (or under a mutex).
 #pragma once
 
@@ -66,6 +67,27 @@ class SqliteDb {
   explicit SqliteDb(sqlite3* db) : db_(db) {}
   sqlite3* db_;
   std::map<std::string, std::unique_ptr<Statement>> statements_;
+};
+
+// A transaction that rolls back unless committed: every way out before Commit() (an error, a
+// refusal) ends it, so the connection is never left inside it. Movable, not copyable.
+class Transaction {
+ public:
+  // Runs `begin_sql` ("BEGIN", or "BEGIN IMMEDIATE" to take the write lock at once).
+  static absl::StatusOr<Transaction> Begin(SqliteDb& db, std::string_view begin_sql = "BEGIN");
+  Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  Transaction& operator=(Transaction&&) = delete;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();  // ROLLBACK when neither committed nor moved from
+
+  // COMMIT. The transaction is over afterwards: one whose COMMIT failed is rolled back (SQLite
+  // leaves it open on SQLITE_BUSY). FAILED_PRECONDITION when it is already over.
+  absl::Status Commit();
+
+ private:
+  explicit Transaction(SqliteDb* db) : db_(db) {}
+  SqliteDb* db_;  // null once over
 };
 
 }  // namespace srlm::coordinator
