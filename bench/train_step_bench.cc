@@ -7,7 +7,7 @@
 //   train_step_bench --dir DIR [--steps 5 --batch 8 --micro-batch B --threads 1 --rounds 2 --no-baseline]
 //                    [--default-malloc] [--python-same-malloc] [--device cpu|cuda]
 //                    [--dtype float32|bfloat16] [--communicator auto|single|mpi|nccl]
-//                    [--objectives sft,dpo]                              (DIR from the .py `make`)
+//                    [--objectives sft,dpo] [--dropout P]                (DIR from the .py `make`)
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -35,6 +35,7 @@ struct SrlmSide {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   int micro_batch = 0;  // 0: the whole global batch at once
+  double dropout = 0;   // the Python baseline has none: compare srlm with and without it
 };
 
 Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::string& objective, int batch, int steps,
@@ -49,7 +50,7 @@ Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::str
   o.train.lr_schedule = "constant";
   o.train.min_lr = 0;
   o.train.max_grad_norm = 1.0;
-  o.train.dropout = 0;
+  o.train.dropout = side.dropout;
   o.log_every = 0;
   auto trainer = srlm::Trainer::Create(*model, std::nullopt, comm, o);
   if (!trainer.ok()) SRLM_LOG(FATAL) << trainer.status();
@@ -101,12 +102,14 @@ int main(int argc, char** argv) {
   CLI::App app{"srlm trainer step benchmark"};
   std::string dir;
   int steps = 5, batch = 8, threads = 1, rounds = 2, micro_batch = 0;
+  double dropout = 0;
   std::string device = "cpu", dtype = "float32", communicator = "auto", objectives = "sft,dpo";
   bool baseline = true, default_malloc = false, python_same_malloc = false;
   app.add_option("--dir", dir, "model and data from train_step_reference.py make")->required();
   app.add_option("--steps", steps, "timed steps per run (after one warm-up step)");
   app.add_option("--batch", batch, "global batch (examples; DPO forwards 2x sequences)");
   app.add_option("--micro-batch", micro_batch, "examples per forward/backward (default: the whole batch)");
+  app.add_option("--dropout", dropout, "srlm's dropout (keyed per example; the baseline has none)");
   app.add_option("--device", device, "cpu | cuda (srlm side)");
   app.add_option("--dtype", dtype, "float32 | bfloat16 (srlm side; bfloat16 keeps float32 master weights)");
   app.add_option("--communicator", communicator, "auto | single | mpi | nccl");
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads);
   SrlmSide side;
   side.micro_batch = micro_batch;
+  side.dropout = dropout;
   auto parsed_device = srlm::ParseDevice(device);
   if (!parsed_device.ok()) SRLM_LOG(FATAL) << parsed_device.status();
   side.device = *parsed_device;
