@@ -25,6 +25,8 @@
 #include "worker/loop/stop_signal.h"
 
 int main(int argc, char** argv) {
+  // First, as srlm-worker run: before MPI_Init, whose threads would otherwise keep the signals.
+  std::atomic<bool>* stop_requested = srlm::InstallStopSignalHandlers();
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -50,8 +52,6 @@ int main(int argc, char** argv) {
   if (const char* v = std::getenv("E2E_TRAIN_DELAY_MS")) train_delay_ms = std::atoi(v);
   if (const char* v = std::getenv("E2E_EXPORT_PAIRS")) export_path = v;
   CLI11_PARSE(app, argc, argv);
-
-  std::atomic<bool>* stop_requested = srlm::InstallStopSignalHandlers();  // as srlm-worker run
 
   const std::string pid_dir = checkpoint_root + "/../pids";
   std::filesystem::create_directories(pid_dir);

@@ -7,6 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace srlm {
 namespace {
@@ -67,7 +69,9 @@ absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation
   std::string text = continuation.substr(0, continuation.find(SelfInstructStop()));
   text = std::string(absl::StripAsciiWhitespace(text));
   if (text.empty()) return absl::InvalidArgumentError("generated prompt is empty");
-  const std::string lower = absl::AsciiStrToLower(text);
+  // Lower case, white space runs as one space: an echo that breaks a line or doubles a space is one.
+  const std::string lower =
+      absl::AsciiStrToLower(absl::StrJoin(absl::StrSplit(text, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty()), " "));
   if (absl::StrContains(lower, absl::AsciiStrToLower(kIntroduction)) ||
       absl::StrContains(lower, absl::AsciiStrToLower(kInstruction))) {
     return absl::InvalidArgumentError("generated prompt repeats the self-instruct request");

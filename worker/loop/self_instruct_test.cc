@@ -39,6 +39,7 @@ TEST(SelfInstructTest, ParseRejectsAnEchoOfTheRequest) {
   EXPECT_FALSE(ParseGeneratedPrompt(header, 4, 512).ok());
   EXPECT_FALSE(ParseGeneratedPrompt("below are example tasks. Name three fruits.", 4, 512).ok());
   EXPECT_FALSE(ParseGeneratedPrompt("Please write one new task in the same style as above", 4, 512).ok());
+  EXPECT_FALSE(ParseGeneratedPrompt("Below are example\ntasks.  Write one new task in\tthe same style.", 4, 512).ok());
   auto status = ParseGeneratedPrompt(header + "Name three fruits.\n### Task", 4, 512).status();
   EXPECT_NE(status.message().find("repeats the self-instruct request"), std::string::npos) << status;
   // A task that merely shares words with it is one.

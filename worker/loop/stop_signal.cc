@@ -36,6 +36,13 @@ void WaitForStopSignals() {
 
 void OnStopSignal(int) { g_stop_requested = true; }
 
+// A forked child (an exec'd helper, or MPI's singleton daemon) starts with the signals unblocked,
+// as it would have without this module, instead of inheriting a block no thread of it waits on.
+void UnblockStopSignalsInChild() {
+  const sigset_t set = StopSignals();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 }  // namespace
 
 std::atomic<bool>* InstallStopSignalHandlers() {
@@ -46,6 +53,7 @@ std::atomic<bool>* InstallStopSignalHandlers() {
     std::signal(SIGUSR1, OnStopSignal);
     const sigset_t set = StopSignals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    pthread_atfork(nullptr, nullptr, UnblockStopSignalsInChild);
     std::thread(WaitForStopSignals).detach();  // started after the block: inherits it, as sigwait needs
     return true;
   }();

@@ -10,9 +10,8 @@ namespace srlm {
 // Blocks SIGTERM and SIGUSR1 in the calling thread (and so in every thread it, or a thread it
 // starts, starts later) and starts one thread that takes them with sigwait and sets the flag; no
 // signal handler ever interrupts the work (stop_signal.cc says why). Call it first, before any other
-// thread starts. Once per process; later calls only return the flag. A child process would inherit
-// the block (exec keeps the signal mask): the worker starts none; one that ever does must unblock
-// the two signals in the child.
+// thread starts. Once per process; later calls only return the flag. A forked child gets the two
+// signals unblocked again (pthread_atfork), so a process it execs is stopped by them as usual.
 std::atomic<bool>* InstallStopSignalHandlers();
 
 }  // namespace srlm

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -50,6 +51,24 @@ TEST(StopSignalDeathTest, SigusrOneSetsTheFlagAndNoThreadTakesItAsynchronously) 
 TEST(StopSignalDeathTest, SigtermSetsTheFlag) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(InstallThenSignal(SIGTERM), ::testing::ExitedWithCode(0), "");
+}
+
+// Exit codes: 0 ok, 2 the forked child still had them blocked, 6 fork failed.
+[[noreturn]] void InstallThenFork() {
+  InstallStopSignalHandlers();
+  const pid_t child = ::fork();
+  if (child < 0) std::_Exit(6);
+  if (child == 0) std::_Exit(BlocksStopSignals() ? 2 : 0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  std::_Exit(WIFEXITED(status) ? WEXITSTATUS(status) : 7);
+}
+
+// A forked child (and what it execs) gets the signals back, instead of a block no thread of its own
+// waits on (a process it started could not be stopped with SIGTERM).
+TEST(StopSignalDeathTest, AForkedChildHasTheSignalsUnblocked) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(InstallThenFork(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

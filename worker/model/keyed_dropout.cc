@@ -39,16 +39,17 @@ torch::Tensor KeyedDropout(const torch::Tensor& x, double p, const DropoutRows& 
   TORCH_CHECK(static_cast<int64_t>(rows.keys.size()) == B && static_cast<int64_t>(rows.lengths.size()) == B,
               "keyed dropout has ", rows.keys.size(), " keys and ", rows.lengths.size(), " lengths for ", B,
               " rows");
-  torch::Tensor keep = torch::zeros({B, T, C}, x.options().dtype(torch::kBool));
-  const auto uniform_options = x.options().dtype(torch::kFloat32);
+  // One float32 buffer, each row's real positions filled in place from its own generator (the
+  // same values as a (length, C) draw: the view is contiguous), padding left at 0; one compare.
+  torch::Tensor uniform = torch::zeros({B, T, C}, x.options().dtype(torch::kFloat32));
   for (int64_t b = 0; b < B; ++b) {
     const int64_t length = rows.lengths[static_cast<size_t>(b)];
     TORCH_CHECK(length >= 0 && length <= T, "row ", b, " has length ", length, " in a batch of ", T, " positions");
     if (length == 0) continue;
     const uint64_t seed = Mix(Mix(rows.keys[static_cast<size_t>(b)]) ^ Mix(site)) >> 1;
-    torch::Tensor uniform = torch::rand({length, C}, SeededGenerator(x.device(), seed), uniform_options);
-    keep[b].narrow(0, 0, length).copy_(uniform.ge(p));
+    uniform[b].narrow(0, 0, length).uniform_(0, 1, SeededGenerator(x.device(), seed));
   }
+  const torch::Tensor keep = uniform.ge(p);  // padding (0) is dropped: p > 0
   return (x * (1.0 / (1.0 - p))).masked_fill(keep.logical_not(), 0);
 }
 

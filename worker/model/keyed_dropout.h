@@ -23,7 +23,9 @@ struct DropoutRows {
 // x (B,T,C) with B == rows.keys.size() == rows.lengths.size() and each length <= T: every element
 // of row b at a position below lengths[b] is kept with probability 1-p and then scaled by 1/(1-p),
 // or zeroed; padding positions are zeroed. The uniform draws of row b come from a generator on x's
-// device seeded by (keys[b], site), in the row's (position, channel) order. p in [0, 1); p == 0
+// device seeded by (keys[b], site), in the row's (position, channel) order. On CUDA the values of a
+// draw depend on the GPU model as well (its launch grid), so masks are the same for a given device
+// type; the CPU generator keeps 32 bits of the seed. p in [0, 1); p == 0
 // returns x. Differentiable in x. Throws c10::Error on shapes that do not match.
 torch::Tensor KeyedDropout(const torch::Tensor& x, double p, const DropoutRows& rows, uint64_t site);
 

@@ -2,11 +2,13 @@
 // positions only (not on the other rows, the padding or the row's place in the batch); kept values
 // are scaled by 1/(1-p) within float rounding and the share dropped is p; the gradient is the mask
 // times the scale; the global generator is left as it was; shapes that do not match are refused.
-// On TestDevice() (SRLM_TEST_DEVICE: the CPU unless set; bench/gpu/run_checks.sh runs it on CUDA).
+// On TestDevice() (SRLM_TEST_DEVICE: the CPU unless set; bench/gpu/run_checks.sh runs it on CUDA);
+// the model case on the CPU.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "worker/model/keyed_dropout.h"
+#include "worker/model/llama.h"
 #include "worker/model/model_test_util.h"
 
 namespace srlm {
@@ -89,6 +91,30 @@ TEST(KeyedDropout, RefusesRowsThatDoNotMatchTheBatch) {
   EXPECT_THROW(KeyedDropout(x, 0.1, {{1, 2}, {4, 5}}, 0), c10::Error);        // longer than the batch
   EXPECT_THROW(KeyedDropout(x, 1.0, {{1, 2}, {4, 4}}, 0), c10::Error);        // p outside [0, 1)
   EXPECT_THROW(KeyedDropout(x.view({2, 12}), 0.1, {{1, 2}, {4, 4}}, 0), c10::Error);  // not (B,T,C)
+}
+
+// In the model: a training-mode forward with dropout uses the rows set before it, and only it; a
+// second forward with none set is refused rather than reusing the last batch's keys.
+TEST(KeyedDropout, TheModelUsesEachSetOfRowsForOneForward) {
+  LlamaConfig c;
+  c.vocab_size = 32;
+  c.hidden_size = 16;
+  c.intermediate_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 2;
+  torch::manual_seed(0);
+  LlamaModel model(c);
+  model->train();
+  model->set_dropout(0.5);
+  const torch::Tensor ids = torch::randint(0, 32, {2, 5}, torch::kInt64);
+  model->set_dropout_rows({{7, 8}, {5, 5}});
+  const torch::Tensor first = model->forward(ids);
+  model->set_dropout_rows({{7, 8}, {5, 5}});
+  EXPECT_TRUE(torch::equal(model->forward(ids), first));  // the same keys, the same masks
+  EXPECT_THROW(model->forward(ids), c10::Error);         // none set: the last ones were used up
+  model->eval();
+  EXPECT_NO_THROW(model->forward(ids));                 // no dropout in eval mode, no rows needed
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "worker/model/llama.h"
 
 #include <cmath>
+#include <utility>
 
 #include "worker/model/rms_norm_cpu.h"
 
@@ -139,6 +140,7 @@ torch::Tensor LlamaModelImpl::RunLayers(const torch::Tensor& input_ids, const to
                                         const torch::Tensor& attn_mask, bool is_causal, KVCache* cache) {
   auto [cos, sin] = RotaryTables(position_ids);
   const double p = is_training() ? dropout_ : 0.0;
+  const DropoutRows dropout_rows = std::exchange(dropout_rows_, DropoutRows{});  // this forward's only
   auto h = model->embed_tokens->forward(input_ids);
   const int64_t offset = cache ? cache->length : 0;
   for (size_t i = 0; i < model->layers.size(); ++i) {
@@ -150,10 +152,10 @@ torch::Tensor LlamaModelImpl::RunLayers(const torch::Tensor& input_ids, const to
     }
     auto a = layer->self_attn->forward(layer->input_layernorm->forward(h), cos, sin, attn_mask, is_causal, ck, cv,
                                        offset);
-    if (p > 0) a = KeyedDropout(a, p, dropout_rows_, 2 * i);
+    if (p > 0) a = KeyedDropout(a, p, dropout_rows, 2 * i);
     h = h + a;
     auto m = layer->mlp->forward(layer->post_attention_layernorm->forward(h));
-    if (p > 0) m = KeyedDropout(m, p, dropout_rows_, 2 * i + 1);
+    if (p > 0) m = KeyedDropout(m, p, dropout_rows, 2 * i + 1);
     h = h + m;
   }
   if (cache) cache->length += input_ids.size(1);

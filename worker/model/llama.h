@@ -110,7 +110,8 @@ class LlamaModelImpl : public torch::nn::Module {
 
   // Dropout in training mode on the attention and MLP outputs before each residual add (0 by
   // default; no effect in eval mode). It is keyed (keyed_dropout.h): with p > 0, a training-mode
-  // forward needs the rows of its batch set first, one key and real length per row.
+  // forward needs the rows of its batch set first, one key and real length per row. The next
+  // forward uses them and clears them, so a forward with no rows set is an error, not a reuse.
   void set_dropout(double p) { dropout_ = p; }
   double dropout() const { return dropout_; }
   void set_dropout_rows(DropoutRows rows) { dropout_rows_ = std::move(rows); }
