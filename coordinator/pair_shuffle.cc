@@ -4,21 +4,16 @@
 #include <numeric>
 #include <utility>
 
+#include "common/split_mix64.h"
+
 namespace srlm::coordinator {
 namespace {
-
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // Uniform in [0, bound) without modulo bias (Lemire's rejection is overkill here: plain rejection).
 uint64_t UniformBelow(uint64_t& state, uint64_t bound) {
   uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
   while (true) {
-    uint64_t draw = SplitMix64(state);
+    uint64_t draw = NextSplitMix64(&state);
     if (draw < limit) return draw % bound;
   }
 }

@@ -139,17 +139,17 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
   std::unordered_set<int32_t> candidates, seen_candidates;
   for (size_t i = 0; i < lists.size(); ++i) {
     const int64_t position = absent + static_cast<int64_t>(i);
-    // A prompt of a size class that fails this shares one of a's rarer grams.
+    // A prompt of a size class that fails this shares one of a's rarer grams. Both kinds of
+    // postings come by ascending size, and needed() does not decrease with the size (c shared grams
+    // that reach the threshold over a larger set reach it over a smaller one), so the size classes
+    // that qualify come first: the first that does not ends the gram's postings.
     auto qualifies = [&](int32_t size) { return position <= k - needed(size); };
     if (lists[i].own != nullptr) {
       for (const auto& [size, ids] : lists[i].own->by_size) {
-        if (qualifies(size)) candidates.insert(ids.begin(), ids.end());
+        if (!qualifies(size)) break;
+        candidates.insert(ids.begin(), ids.end());
       }
     }
-    // The seen postings come by ascending size, and needed() does not decrease with the size (c
-    // shared grams that reach the threshold over a larger set reach it over a smaller one), so the
-    // size classes that qualify come first: the first that does not ends the gram's postings, which
-    // are not visited (as the skipped size classes of this filter's own postings).
     int32_t qualified_size = -1;  // the size class last found to qualify
     for (const SeenPromptIndex::Posting* posting = lists[i].seen_first; posting != lists[i].seen_last; ++posting) {
       if (posting->size != qualified_size) {

@@ -1,6 +1,7 @@
 // Implementation of worker/loop/self_instruct.h.
 #include "worker/loop/self_instruct.h"
 
+#include <initializer_list>
 #include <numeric>
 #include <set>
 
@@ -9,16 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/split_mix64.h"
 
 namespace srlm {
 namespace {
-
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // The header's two sentences, without their full stops: a continuation that repeats either is the
 // model echoing the request, not a task.
@@ -34,7 +29,7 @@ std::vector<int64_t> SampleShotIndices(int64_t pool_size, int64_t shots, uint64_
   const int64_t n = std::min<int64_t>(shots, pool_size);
   uint64_t state = seed;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t j = i + static_cast<int64_t>(SplitMix64(&state) % static_cast<uint64_t>(pool_size - i));
+    const int64_t j = i + static_cast<int64_t>(NextSplitMix64(&state) % static_cast<uint64_t>(pool_size - i));
     std::swap(order[i], order[j]);
   }
   order.resize(static_cast<size_t>(std::max<int64_t>(n, 0)));
@@ -72,9 +67,10 @@ absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation
   // Lower case, white space runs as one space: an echo that breaks a line or doubles a space is one.
   const std::string lower =
       absl::AsciiStrToLower(absl::StrJoin(absl::StrSplit(text, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty()), " "));
-  if (absl::StrContains(lower, absl::AsciiStrToLower(kIntroduction)) ||
-      absl::StrContains(lower, absl::AsciiStrToLower(kInstruction))) {
-    return absl::InvalidArgumentError("generated prompt repeats the self-instruct request");
+  for (const char* sentence : {kIntroduction, kInstruction}) {
+    if (absl::StrContains(lower, absl::AsciiStrToLower(sentence))) {
+      return absl::InvalidArgumentError("generated prompt repeats the self-instruct request");
+    }
   }
   const int64_t size = static_cast<int64_t>(text.size());
   if (size < min_chars || size > max_chars) {
@@ -87,10 +83,10 @@ absl::StatusOr<std::string> ParseGeneratedPrompt(const std::string& continuation
 
 uint64_t DeriveSeed(uint64_t run_seed, const std::vector<int64_t>& parts) {
   uint64_t state = run_seed ^ 0x5EED5EED5EED5EEDULL;
-  uint64_t out = SplitMix64(&state);
+  uint64_t out = NextSplitMix64(&state);
   for (int64_t p : parts) {
     state ^= static_cast<uint64_t>(p) + 0x9E3779B97F4A7C15ULL + (out << 6) + (out >> 2);
-    out = SplitMix64(&state);
+    out = NextSplitMix64(&state);
   }
   return out;
 }

@@ -5,28 +5,17 @@
 
 #include <ATen/Context.h>
 
+#include "common/split_mix64.h"
+
 namespace srlm {
 namespace {
 
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A fresh generator of the device's kind, seeded: a copy of the device's default generator (so it
-// is of the right implementation) reseeded, which leaves the default generator's stream untouched.
-at::Generator SeededGenerator(const torch::Device& device, uint64_t seed) {
+// A generator of the device's kind of its own: a copy of the device's default generator (so it is of
+// the right implementation), which the caller reseeds, leaving the default generator's stream alone.
+at::Generator GeneratorLike(const torch::Device& device) {
   at::Generator base = at::globalContext().defaultGenerator(device);
-  at::Generator gen;
-  {
-    std::lock_guard<std::mutex> lock(base.mutex());
-    gen = base.clone();
-  }
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_current_seed(seed);
-  return gen;
+  std::lock_guard<std::mutex> lock(base.mutex());
+  return base.clone();
 }
 
 }  // namespace
@@ -42,12 +31,17 @@ torch::Tensor KeyedDropout(const torch::Tensor& x, double p, const DropoutRows& 
   // One float32 buffer, each row's real positions filled in place from its own generator (the
   // same values as a (length, C) draw: the view is contiguous), padding left at 0; one compare.
   torch::Tensor uniform = torch::zeros({B, T, C}, x.options().dtype(torch::kFloat32));
+  at::Generator generator = GeneratorLike(x.device());  // reseeding resets its whole state, per row
   for (int64_t b = 0; b < B; ++b) {
     const int64_t length = rows.lengths[static_cast<size_t>(b)];
     TORCH_CHECK(length >= 0 && length <= T, "row ", b, " has length ", length, " in a batch of ", T, " positions");
     if (length == 0) continue;
-    const uint64_t seed = Mix(Mix(rows.keys[static_cast<size_t>(b)]) ^ Mix(site)) >> 1;
-    uniform[b].narrow(0, 0, length).uniform_(0, 1, SeededGenerator(x.device(), seed));
+    const uint64_t seed = SplitMix64(SplitMix64(rows.keys[static_cast<size_t>(b)]) ^ SplitMix64(site)) >> 1;
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_current_seed(seed);
+    }
+    uniform[b].narrow(0, 0, length).uniform_(0, 1, generator);
   }
   const torch::Tensor keep = uniform.ge(p);  // padding (0) is dropped: p > 0
   return (x * (1.0 / (1.0 - p))).masked_fill(keep.logical_not(), 0);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
+#include "common/split_mix64.h"
 #include "common/status_macros.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/logprobs.h"
@@ -25,13 +26,6 @@ namespace {
 
 constexpr char kStateFile[] = "trainer_state.json";
 constexpr char kOptimizerFile[] = "optimizer.pt";
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // The dropout key of one sequence of an example in a step (keyed_dropout.h): a pure function of
 // (seed, step, example, which of its sequences), so the step drops the same units of each example
@@ -62,7 +56,7 @@ PaddedBatch MakeBatch(const std::vector<std::pair<const TokenIds*, const TokenId
   torch::Tensor ids = torch::zeros({batch, max_len}, torch::kInt64);
   torch::Tensor attention = torch::zeros({batch, max_len}, torch::kInt64);
   torch::Tensor response = torch::zeros({batch, max_len}, torch::kInt64);
-  torch::Tensor lengths = torch::zeros({batch}, torch::kFloat32);
+  torch::Tensor response_lengths = torch::zeros({batch}, torch::kFloat32);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto attention_a = attention.accessor<int64_t, 2>();
   auto response_a = response.accessor<int64_t, 2>();
@@ -73,14 +67,14 @@ PaddedBatch MakeBatch(const std::vector<std::pair<const TokenIds*, const TokenId
     int64_t t = 0;
     for (int32_t id : p) { ids_a[b][t] = id; attention_a[b][t++] = 1; }
     for (int32_t id : r) { ids_a[b][t] = id; attention_a[b][t] = 1; response_a[b][t++] = 1; }
-    lengths[b] = static_cast<float>(r.size());
+    response_lengths[b] = static_cast<float>(r.size());
     out.lengths.push_back(t);
     out.total_tokens += static_cast<double>(t);
   }
   out.input_ids = ids.to(device);
   out.attention_mask = attention.to(device);
   out.response_mask = response.to(device);
-  out.response_tokens = lengths.to(device);
+  out.response_tokens = response_lengths.to(device);
   return out;
 }
 
