@@ -240,8 +240,9 @@ void CoordinatorServiceTest::ExpectSeenPromptsDropped(const std::string& worker,
                                   "Name the largest planet in our solar system today", fresh});
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   EXPECT_EQ(submitted->prompts_accepted(), 1);
-  EXPECT_EQ(submitted->prompts_dropped_duplicate(), 2);
-  EXPECT_EQ(submitted->prompts_dropped_near_duplicate(), 1);
+  EXPECT_EQ(submitted->prompts_dropped_seen(), 3);
+  EXPECT_EQ(submitted->prompts_dropped_duplicate(), 0);
+  EXPECT_EQ(submitted->prompts_dropped_near_duplicate(), 0);
   EXPECT_EQ(submitted->prompts_dropped_length(), 0);
 }
 

@@ -69,7 +69,8 @@ class CoordinatorServiceTest : public ::testing::Test {
   void StartPromptsWithSeenPrompts(std::string* w0, std::string* w1);
   // Submits, as one PROMPTS shard of `worker`: a copy of an IFT prompt, an eval prompt in another
   // case and punctuation, a near-duplicate of an eval prompt, and `fresh`. The first three must be
-  // dropped, counted as two duplicates and one near-duplicate, and `fresh` accepted.
+  // dropped, counted as copies of seen prompts (not as duplicates of the pool's), and `fresh`
+  // accepted.
   void ExpectSeenPromptsDropped(const std::string& worker, const std::string& fresh);
   // The texts of iteration 1's pool in the database, by prompt id.
   std::vector<std::string> StoredPool();

@@ -98,8 +98,9 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
     return PromptVerdict::kLength;
   }
   std::string normalized = NormalizePrompt(trimmed);
-  if (normalized_.count(normalized) || (seen_ != nullptr && seen_->Contains(normalized))) {
-    return PromptVerdict::kDuplicate;
+  if (normalized_.count(normalized)) return PromptVerdict::kDuplicate;
+  if (seen_normalized_.count(normalized) || (seen_ != nullptr && seen_->Contains(normalized))) {
+    return PromptVerdict::kSeen;
   }
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
   const int64_t k = static_cast<int64_t>(grams.size());
@@ -159,26 +160,30 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
       seen_candidates.insert(posting->prompt);
     }
   }
-  for (int32_t other : candidates) {
-    if (NgramOverlap(grams, grams_[other]) >= options_.near_duplicate_threshold) return PromptVerdict::kNearDuplicate;
-  }
+  // A near copy of a seen prompt outranks one of a pool prompt (the verdicts' order).
   for (int32_t other : seen_candidates) {
-    if (NgramOverlap(grams, seen_->grams(other)) >= options_.near_duplicate_threshold) {
-      return PromptVerdict::kNearDuplicate;
-    }
+    if (NgramOverlap(grams, seen_->grams(other)) >= options_.near_duplicate_threshold) return PromptVerdict::kSeen;
   }
+  bool near_pool_prompt = false;
+  for (int32_t other : candidates) {
+    if (NgramOverlap(grams, grams_[other]) < options_.near_duplicate_threshold) continue;
+    if (indexed_as_seen_[other]) return PromptVerdict::kSeen;
+    near_pool_prompt = true;
+    if (seen_normalized_.empty()) break;  // no seen prompt in this filter's own index
+  }
+  if (near_pool_prompt) return PromptVerdict::kNearDuplicate;
   AddAccepted(trimmed);
   return PromptVerdict::kAccepted;
 }
 
 void PromptFilter::AddAccepted(std::string_view text) {
-  Index(text);
+  Index(text, /*seen=*/false);
   ++accepted_;
 }
 
-void PromptFilter::AddSeen(std::string_view text) { Index(text); }
+void PromptFilter::AddSeen(std::string_view text) { Index(text, /*seen=*/true); }
 
-void PromptFilter::Index(std::string_view text) {
+void PromptFilter::Index(std::string_view text, bool seen) {
   std::string normalized = NormalizePrompt(TrimPrompt(text));
   std::vector<uint64_t> grams = PromptNgrams(normalized, options_.ngram);
   int32_t id = static_cast<int32_t>(grams_.size());
@@ -188,7 +193,8 @@ void PromptFilter::Index(std::string_view text) {
     postings.by_size[static_cast<int32_t>(grams.size())].push_back(id);
   }
   grams_.push_back(std::move(grams));
-  normalized_.insert(std::move(normalized));
+  indexed_as_seen_.push_back(seen);
+  (seen ? seen_normalized_ : normalized_).insert(std::move(normalized));
 }
 
 }  // namespace srlm::coordinator

@@ -4,7 +4,9 @@
 // |G(b)|) over their sets of word n-grams (a prompt shorter than n words has its whole word
 // sequence as its one gram). A new prompt is judged against the indexed prompts: the accepted ones
 // and the seen ones (prompts the run holds outside the pool, such as its instruction and held-out
-// evaluation prompts), which are indexed alike but are not counted as accepted. Seen prompts come
+// evaluation prompts), which are indexed alike but are not counted as accepted; a prompt that
+// repeats or nearly repeats one of them is dropped as kSeen (the model copying its instruction data
+// or the held-out prompts), told apart from the pool's duplicates. Seen prompts come
 // from a shared SeenPromptIndex given at construction (seen_prompt_index.h: built once per run, so
 // a new filter costs nothing per seen prompt) and from AddSeen (into the filter's own index). Not
 // thread-safe (the shared index is never modified).
@@ -32,7 +34,11 @@
 
 namespace srlm::coordinator {
 
-enum class PromptVerdict { kAccepted, kDuplicate, kNearDuplicate, kLength };
+// Why Offer dropped a prompt, checked in this order: kLength (outside the bounds), kDuplicate (the
+// same normalised text as a pool prompt), kSeen (the same text as, or a near-duplicate of, a seen
+// prompt), kNearDuplicate (of a pool prompt). A pool prompt was itself judged against the seen
+// ones, so its exact repeat is no copy of them.
+enum class PromptVerdict { kAccepted, kDuplicate, kNearDuplicate, kLength, kSeen };
 
 struct PromptFilterOptions {
   int64_t min_chars = 4;      // after trimming surrounding whitespace
@@ -62,22 +68,23 @@ class PromptFilter {
   // Adds an already-accepted prompt (e.g. from the database at start-up) without judging it.
   void AddAccepted(std::string_view text);
   // Indexes a prompt seen outside the pool without judging it: an offer that repeats or nearly
-  // repeats it is kDuplicate or kNearDuplicate, as for an accepted prompt, but it is not one of
-  // accepted(). The coordinator passes a shared SeenPromptIndex instead; tests use this to add seen
+  // repeats it is kSeen, and it is not one of accepted(). The coordinator passes a shared SeenPromptIndex instead; tests use this to add seen
   // prompts after accepted ones, and the bench as its rebuild-per-filter baseline.
   void AddSeen(std::string_view text);
   // Prompts accepted by Offer or added by AddAccepted (seen ones excluded).
   int64_t accepted() const { return accepted_; }
 
  private:
-  // Adds `text` to the duplicate set and the n-gram index (accepted and seen prompts alike).
-  void Index(std::string_view text);
+  // Adds `text` to its duplicate set (the pool's or the seen prompts') and to the n-gram index.
+  void Index(std::string_view text, bool seen);
 
   PromptFilterOptions options_;
   std::shared_ptr<const SeenPromptIndex> seen_;  // shared, never modified; may be null
   int64_t accepted_ = 0;
-  std::unordered_set<std::string> normalized_;
-  std::vector<std::vector<uint64_t>> grams_;                   // per indexed prompt
+  std::unordered_set<std::string> normalized_;       // the pool's
+  std::unordered_set<std::string> seen_normalized_;  // AddSeen's
+  std::vector<std::vector<uint64_t>> grams_;         // per indexed prompt
+  std::vector<bool> indexed_as_seen_;                // per indexed prompt: added by AddSeen
   struct Postings {
     int64_t total = 0;
     std::map<int32_t, std::vector<int32_t>> by_size;  // gram count of the prompt -> indexed prompts

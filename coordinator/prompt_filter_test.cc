@@ -35,19 +35,27 @@ TEST(PromptFilterTest, NormalisesAndDropsDuplicatesNearDuplicatesAndLengths) {
 }
 
 // A seen prompt (AddSeen: data.ift, data.eval) drops its repeats and near-repeats as an accepted
-// one does, but is not one of accepted().
+// one does, told apart as kSeen, but is not one of accepted(). A repeat of a pool prompt stays
+// kDuplicate; a prompt near both a pool prompt and a seen one is kSeen.
 TEST(PromptFilterTest, SeenPromptsDropTheirRepeatsButAreNotAccepted) {
   PromptFilter filter({/*min_chars=*/4, /*max_chars=*/60, /*ngram=*/2, /*threshold=*/0.5});
   filter.AddSeen("Write a poem about the sea");
   EXPECT_EQ(filter.accepted(), 0);
-  EXPECT_EQ(filter.Offer("write a POEM about the sea!!"), PromptVerdict::kDuplicate);
-  EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kNearDuplicate);
+  EXPECT_EQ(filter.Offer("write a POEM about the sea!!"), PromptVerdict::kSeen);
+  EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kSeen);
   EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted);
+  EXPECT_EQ(filter.Offer("summarise the history of rome"), PromptVerdict::kDuplicate);
+  EXPECT_EQ(filter.Offer("Summarise the history of Rome, briefly"), PromptVerdict::kNearDuplicate);
   filter.AddAccepted("List three uses of copper");
   EXPECT_EQ(filter.accepted(), 2);
   filter.AddSeen("Explain how tides work");
+  filter.AddSeen("List three uses of copper and tin");
   EXPECT_EQ(filter.accepted(), 2);
-  EXPECT_EQ(filter.Offer("explain how TIDES work?"), PromptVerdict::kDuplicate);
+  EXPECT_EQ(filter.Offer("explain how TIDES work?"), PromptVerdict::kSeen);
+  // The pool's "list three uses of copper" is near the seen "... and tin" (its 4 bigrams are in
+  // both): its exact repeat is a duplicate, a near copy of both is seen.
+  EXPECT_EQ(filter.Offer("List three uses of copper!"), PromptVerdict::kDuplicate);
+  EXPECT_EQ(filter.Offer("list three uses of copper please"), PromptVerdict::kSeen);
 }
 
 // The verdicts of a PromptFilter's indexed search against those of comparing each prompt with every
@@ -110,13 +118,16 @@ void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every, bool shared
           }
           continue;
         }
-        // The reference: exact duplicate of any indexed prompt, then overlap with every one.
+        // The reference: exact duplicate of a pool prompt, then any copy of a seen one, then
+        // overlap with every pool prompt.
         const PromptVerdict by_accepted = repeats(norm, grams, accepted_norm, accepted_grams, threshold);
         const PromptVerdict by_seen = repeats(norm, grams, seen_norm, seen_grams, threshold);
         PromptVerdict want = PromptVerdict::kAccepted;
-        if (by_accepted == PromptVerdict::kDuplicate || by_seen == PromptVerdict::kDuplicate) {
+        if (by_accepted == PromptVerdict::kDuplicate) {
           want = PromptVerdict::kDuplicate;
-        } else if (by_accepted == PromptVerdict::kNearDuplicate || by_seen == PromptVerdict::kNearDuplicate) {
+        } else if (by_seen != PromptVerdict::kAccepted) {
+          want = PromptVerdict::kSeen;
+        } else if (by_accepted == PromptVerdict::kNearDuplicate) {
           want = PromptVerdict::kNearDuplicate;
         }
         ASSERT_EQ(filter.Offer(prompt), want) << "n " << n << ", threshold " << threshold << ", prompt " << i << ": '"
@@ -126,8 +137,9 @@ void ExpectIndexedVerdictsOfComparingWithEveryPrompt(int seen_every, bool shared
           accepted_grams.push_back(grams);
           ++kept;
         }
-        near += want == PromptVerdict::kNearDuplicate;
-        dropped_for_seen += by_accepted == PromptVerdict::kAccepted && want != PromptVerdict::kAccepted;
+        // Near copies found (of the pool or seen ones): the n-gram search was exercised.
+        near += by_accepted == PromptVerdict::kNearDuplicate || by_seen == PromptVerdict::kNearDuplicate;
+        dropped_for_seen += want == PromptVerdict::kSeen;
       }
       EXPECT_GT(near, 0);
       EXPECT_EQ(filter.accepted(), kept);
@@ -176,8 +188,8 @@ TEST(PromptFilterTest, ASharedSeenIndexKeepsEachPromptOnceAndIsNotChangedByItsFi
   EXPECT_TRUE(SeenPromptIndex({}, 3).Postings(42).first == SeenPromptIndex({}, 3).Postings(42).second);
   for (int pass = 0; pass < 2; ++pass) {
     PromptFilter filter(options, index);
-    EXPECT_EQ(filter.Offer("WRITE a poem about the sea"), PromptVerdict::kDuplicate);
-    EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kNearDuplicate);
+    EXPECT_EQ(filter.Offer("WRITE a poem about the sea"), PromptVerdict::kSeen);
+    EXPECT_EQ(filter.Offer("Write a poem about the ocean"), PromptVerdict::kSeen);
     EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted) << "pass " << pass;
     EXPECT_EQ(filter.Offer("summarise the history of rome"), PromptVerdict::kDuplicate);
     EXPECT_EQ(filter.accepted(), 1);

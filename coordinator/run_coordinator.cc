@@ -32,7 +32,7 @@ void RunCoordinator::ResetPhaseLocked(v1::Phase phase) {
   prompt_filter_ = phase_ == v1::PHASE_PROMPTS ? NewPromptFilter() : nullptr;
   if (phase == v1::PHASE_PROMPTS || phase == v1::PHASE_SFT || phase == v1::PHASE_DONE) {
     pool_size_ = 0;
-    prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = 0;
+    prompts_accepted_ = dropped_duplicate_ = dropped_near_duplicate_ = dropped_length_ = dropped_seen_ = 0;
     results_accepted_ = candidates_ = judgements_ = pairs_ = ties_ = unparsable_ = too_long_ =
         too_few_answers_ = 0;
     score_histogram_.assign(kHistogramBuckets, 0);

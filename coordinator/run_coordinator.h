@@ -196,7 +196,7 @@ class RunCoordinator {
   int64_t pool_size_ = 0;          // GENERATE and later: prompts in the iteration's pool
   int64_t generate_shard_size_ = 1;
   int64_t prompts_accepted_ = 0, dropped_duplicate_ = 0, dropped_near_duplicate_ = 0,
-          dropped_length_ = 0;
+          dropped_length_ = 0, dropped_seen_ = 0;
   int64_t results_accepted_ = 0, candidates_ = 0, judgements_ = 0, pairs_ = 0, ties_ = 0,
           unparsable_ = 0, too_long_ = 0,
           too_few_answers_ = 0;

@@ -101,11 +101,12 @@ absl::Status RunCoordinator::Initialize() {
   SRLM_ASSIGN_OR_RETURN(lock_, RunDirLock::Acquire(run_dir_));
   SRLM_ASSIGN_OR_RETURN(writer_db_, SqliteDb::Open(database_path(), SqliteDb::Mode::kReadWrite));
   SqliteDb& db = *writer_db_;
+  // Every return before the commit rolls this back (a refusal leaves the run as it was, and a
+  // refused new run leaves no tables behind).
+  SRLM_ASSIGN_OR_RETURN(Transaction transaction, Transaction::Begin(db, "BEGIN IMMEDIATE"));
   SRLM_RETURN_IF_ERROR(CreateSchema(db));
   SRLM_ASSIGN_OR_RETURN(std::optional<std::string> stored_yaml, GetRunValue(db, "config_yaml"));
   const int64_t now = Now();
-  // Every return before the commit rolls this back (a refusal leaves the run as it was).
-  SRLM_ASSIGN_OR_RETURN(Transaction transaction, Transaction::Begin(db, "BEGIN IMMEDIATE"));
   if (!stored_yaml) {
     if (std::optional<std::string> earlier = EarlierRunFile(run_dir_)) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -217,6 +217,13 @@ TEST_F(CoordinatorServiceTest, FilesOfARunWithoutItsStateAreNotOverwrittenByANew
   EXPECT_THAT(std::string(refused.message()),
               ::testing::HasSubstr("holds files of an earlier run (checkpoints/iter-1) but " + run_dir_ +
                                    "/state.db holds no run"));
+  {  // the refusal left no tables in the new state.db (it created them inside the transaction)
+    auto db = SqliteDb::Open(run_dir_ + "/state.db", SqliteDb::Mode::kReadOnly);
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto tables = (*db)->QueryInt("SELECT count(*) FROM sqlite_master", -1);
+    ASSERT_TRUE(tables.ok()) << tables.status();
+    EXPECT_EQ(*tables, 0);
+  }
   std::filesystem::remove_all(run_dir_ + "/checkpoints");
   Start(SmallConfig());  // an empty directory starts a new run
 }

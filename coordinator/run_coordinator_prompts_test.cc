@@ -96,7 +96,8 @@ TEST_F(CoordinatorServiceTest, PromptShardsEnterThePoolInShardOrderWhateverOrder
 
 // The prompts of data.ift (the few-shot examples) and data.eval (the held-out evaluation) count
 // as seen: a new prompt repeating one, exactly or nearly, is dropped as a duplicate of a pool prompt
-// would be. They are not pool prompts: no ids, no rows, no share of prompts.per_iteration.
+// would be, and counted apart (prompts_dropped_seen). They are not pool prompts: no ids, no rows, no
+// share of prompts.per_iteration.
 TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutOfThePool) {
   std::string w0, w1;
   StartPromptsWithSeenPrompts(&w0, &w1);
@@ -106,8 +107,9 @@ TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutOfThePo
   v1::GetStatusResponse status = *client_->GetStatus();
   EXPECT_EQ(status.phase(), v1::PHASE_PROMPTS);
   EXPECT_EQ(status.prompts_accepted(), 1);
-  EXPECT_EQ(status.prompts_dropped_duplicate(), 2);
-  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 1);
+  EXPECT_EQ(status.prompts_dropped_seen(), 3);
+  EXPECT_EQ(status.prompts_dropped_duplicate(), 0);
+  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 0);
   EXPECT_THAT(StoredPool(), ::testing::ElementsAre("Why is the ocean salty"));
 }
 
@@ -123,8 +125,9 @@ TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutAfterAR
   ExpectSeenPromptsDropped(w0, "Explain the rules of chess briefly");
   v1::GetStatusResponse status = *client_->GetStatus();
   EXPECT_EQ(status.prompts_accepted(), 2);
-  EXPECT_EQ(status.prompts_dropped_duplicate(), 4);
-  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 2);
+  EXPECT_EQ(status.prompts_dropped_seen(), 6);  // the first shard's 3 from its lease row
+  EXPECT_EQ(status.prompts_dropped_duplicate(), 0);
+  EXPECT_EQ(status.prompts_dropped_near_duplicate(), 0);
   EXPECT_THAT(StoredPool(), ::testing::ElementsAre("Why is the ocean salty", "Explain the rules of chess briefly"));
   // The stored pool is in the rebuilt filter too.
   v1::LeaseShardResponse lease = Lease(w0);
@@ -132,6 +135,30 @@ TEST_F(CoordinatorServiceTest, PromptsRepeatingIftOrEvalPromptsAreKeptOutAfterAR
   auto again = SubmitPrompts(w0, lease.lease().lease_id(), {"why is the OCEAN salty?"});
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->prompts_dropped_duplicate(), 1);
+  EXPECT_EQ(again->prompts_dropped_seen(), 0);
+}
+
+// A run directory that a build before prompts_dropped_seen made (its leases table lacks the
+// column) opens: the column is added, the older shards count no copies (they were counted with the
+// duplicates then), and new shards count theirs, also across a restart.
+TEST_F(CoordinatorServiceTest, ALeasesTableOfAnOlderBuildGetsTheSeenCountColumn) {
+  std::string w0, w1;
+  StartPromptsWithSeenPrompts(&w0, &w1);
+  ExpectSeenPromptsDropped(w0, "Why is the ocean salty");
+  Stop();
+  {
+    auto db = SqliteDb::Open(run_dir_ + "/state.db", SqliteDb::Mode::kReadWrite);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("ALTER TABLE leases DROP COLUMN dropped_seen").ok());
+  }
+  Start(std::nullopt);
+  EXPECT_EQ(client_->GetStatus()->prompts_dropped_seen(), 0);
+  EXPECT_EQ(client_->GetStatus()->prompts_accepted(), 1);
+  ExpectSeenPromptsDropped(w0, "Explain the rules of chess briefly");
+  Stop();
+  Start(std::nullopt);
+  EXPECT_EQ(client_->GetStatus()->prompts_dropped_seen(), 3);
+  EXPECT_EQ(client_->GetStatus()->prompts_accepted(), 2);
 }
 
 }  // namespace

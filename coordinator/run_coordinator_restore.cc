@@ -23,7 +23,8 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   // PROMPTS counters of the iteration.
   SRLM_ASSIGN_OR_RETURN(Statement * counts,
                         db.Prepare("SELECT COALESCE(SUM(dropped_duplicate),0), "
-                                   "COALESCE(SUM(dropped_near_duplicate),0), COALESCE(SUM(dropped_length),0) "
+                                   "COALESCE(SUM(dropped_near_duplicate),0), COALESCE(SUM(dropped_length),0), "
+                                   "COALESCE(SUM(dropped_seen),0) "
                                    "FROM leases WHERE iteration = ? AND kind = 'P' AND state = 'completed'"));
   counts->Bind(1, iteration_);
   SRLM_ASSIGN_OR_RETURN(bool has_counts, counts->Step());
@@ -31,6 +32,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
     dropped_duplicate_ = counts->ColumnInt(0);
     dropped_near_duplicate_ = counts->ColumnInt(1);
     dropped_length_ = counts->ColumnInt(2);
+    dropped_seen_ = counts->ColumnInt(3);
   }
   counts->Reset();
   SRLM_ASSIGN_OR_RETURN(Statement * prompts,

@@ -69,6 +69,7 @@ const v1::GetStatusResponse& RunCoordinator::StatusLocked() {
   status.set_prompts_accepted(prompts_accepted_);
   status.set_prompts_dropped_duplicate(dropped_duplicate_);
   status.set_prompts_dropped_near_duplicate(dropped_near_duplicate_);
+  status.set_prompts_dropped_seen(dropped_seen_);
   status.set_prompts_dropped_length(dropped_length_);
   status.set_candidates(candidates_);
   status.set_judgements(judgements_);

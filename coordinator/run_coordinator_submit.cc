@@ -199,7 +199,7 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     std::string lease_id;
     int64_t shard = 0;
     std::vector<std::pair<int64_t, std::string>> accepted;  // (prompt id, text)
-    int64_t duplicate = 0, near_duplicate = 0, length = 0;
+    int64_t duplicate = 0, near_duplicate = 0, length = 0, seen = 0;
   };
   std::vector<Entered> entered;
   v1::SubmitShardResponse response;
@@ -214,6 +214,7 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
         case PromptVerdict::kDuplicate: ++shard_entered.duplicate; break;
         case PromptVerdict::kNearDuplicate: ++shard_entered.near_duplicate; break;
         case PromptVerdict::kLength: ++shard_entered.length; break;
+        case PromptVerdict::kSeen: ++shard_entered.seen; break;
       }
     }
     response.set_prompts_accepted(response.prompts_accepted() + shard_entered.accepted.size());
@@ -221,11 +222,13 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     response.set_prompts_dropped_near_duplicate(response.prompts_dropped_near_duplicate() +
                                                 shard_entered.near_duplicate);
     response.set_prompts_dropped_length(response.prompts_dropped_length() + shard_entered.length);
+    response.set_prompts_dropped_seen(response.prompts_dropped_seen() + shard_entered.seen);
     entered.push_back(std::move(shard_entered));
   }
   dropped_duplicate_ += response.prompts_dropped_duplicate();
   dropped_near_duplicate_ += response.prompts_dropped_near_duplicate();
   dropped_length_ += response.prompts_dropped_length();
+  dropped_seen_ += response.prompts_dropped_seen();
   phase_rate_.Record(now, prompts_accepted_);
   std::vector<GroupCommitter::Write> writes;
   writes.push_back([iteration = iteration_, shard, lease_id = request.lease_id(), held_prompts, entered,
@@ -246,8 +249,8 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
     SRLM_ASSIGN_OR_RETURN(Statement * counts,
                           db.Prepare("UPDATE leases SET prompts_accepted = prompts_accepted + ?, "
                                      "dropped_duplicate = dropped_duplicate + ?, dropped_near_duplicate = "
-                                     "dropped_near_duplicate + ?, dropped_length = dropped_length + ? "
-                                     "WHERE lease_id = ?"));
+                                     "dropped_near_duplicate + ?, dropped_length = dropped_length + ?, "
+                                     "dropped_seen = dropped_seen + ? WHERE lease_id = ?"));
     SRLM_ASSIGN_OR_RETURN(Statement * unhold,
                           db.Prepare("DELETE FROM held_prompts WHERE iteration = ? AND shard_id = ?"));
     for (const Entered& shard_entered : entered) {
@@ -259,7 +262,8 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitPromptsLocked(
       counts->Reset();
       SRLM_RETURN_IF_ERROR(counts->Bind(1, static_cast<int64_t>(shard_entered.accepted.size()))
                                .Bind(2, shard_entered.duplicate).Bind(3, shard_entered.near_duplicate)
-                               .Bind(4, shard_entered.length).Bind(5, shard_entered.lease_id).Run());
+                               .Bind(4, shard_entered.length).Bind(5, shard_entered.seen)
+                               .Bind(6, shard_entered.lease_id).Run());
       unhold->Reset();
       SRLM_RETURN_IF_ERROR(unhold->Bind(1, iteration).Bind(2, shard_entered.shard).Run());
     }

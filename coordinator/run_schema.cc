@@ -5,7 +5,9 @@
 
 namespace srlm::coordinator {
 
-absl::Status CreateSchema(SqliteDb& db) {
+namespace {
+
+absl::Status CreateTables(SqliteDb& db) {
   return db.Exec(R"sql(
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workers (
@@ -20,7 +22,7 @@ CREATE TABLE IF NOT EXISTS leases (
   expiry_ms INTEGER NOT NULL, state TEXT NOT NULL,  -- active | completed | released
   completed_ms INTEGER, prompts_accepted INTEGER NOT NULL DEFAULT 0,
   dropped_duplicate INTEGER NOT NULL DEFAULT 0, dropped_near_duplicate INTEGER NOT NULL DEFAULT 0,
-  dropped_length INTEGER NOT NULL DEFAULT 0);
+  dropped_length INTEGER NOT NULL DEFAULT 0, dropped_seen INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS leases_by_shard ON leases(iteration, kind, shard_id, attempt);
 -- A relaunched rank's open leases (RegisterWorker releases them): without it every registration
 -- scanned every lease of the run's history.
@@ -63,6 +65,43 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms INTEGER NOT NULL, kind TEXT NOT NULL,
   detail TEXT NOT NULL);
 )sql");
+}
+
+// Columns added since the table was first written, with their definitions: a run directory that an
+// older build made gets them when a newer one opens it (CREATE TABLE IF NOT EXISTS keeps its table).
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"leases", "dropped_seen", "INTEGER NOT NULL DEFAULT 0"},
+};
+
+absl::StatusOr<bool> HasColumn(SqliteDb& db, const std::string& table, const std::string& column) {
+  SRLM_ASSIGN_OR_RETURN(Statement * stmt, db.Prepare("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?"));
+  stmt->Bind(1, table).Bind(2, column);
+  SRLM_ASSIGN_OR_RETURN(bool row, stmt->Step());
+  const bool has = row && stmt->ColumnInt(0) > 0;
+  stmt->Reset();
+  return has;
+}
+
+absl::Status AddMissingColumns(SqliteDb& db) {
+  for (const AddedColumn& added : kAddedColumns) {
+    SRLM_ASSIGN_OR_RETURN(bool has, HasColumn(db, added.table, added.column));
+    if (has) continue;
+    SRLM_RETURN_IF_ERROR(db.Exec(std::string("ALTER TABLE ") + added.table + " ADD COLUMN " + added.column + " " +
+                                 added.definition));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CreateSchema(SqliteDb& db) {
+  SRLM_RETURN_IF_ERROR(CreateTables(db));
+  return AddMissingColumns(db);
 }
 
 absl::Status PutRunValue(SqliteDb& db, const std::string& key, const std::string& value) {

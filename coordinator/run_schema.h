@@ -16,6 +16,8 @@
 
 namespace srlm::coordinator {
 
+// Creates the tables and indexes that are missing, and adds to an older run's tables the columns a
+// later build added (kAddedColumns in run_schema.cc).
 absl::Status CreateSchema(SqliteDb& db);
 absl::Status PutRunValue(SqliteDb& db, const std::string& key, const std::string& value);
 absl::StatusOr<std::optional<std::string>> GetRunValue(SqliteDb& db, const std::string& key);

@@ -153,6 +153,8 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_THAT(text.output, ::testing::HasSubstr("phase TRAIN"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("pairs 2"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("dropped: 1 ties, 0 unparsable, 1 too long, 1 too few answers"));
+  EXPECT_THAT(text.output, ::testing::HasSubstr("5 of 5 accepted; dropped: 0 duplicate, 0 near-duplicate, 0 copy of "
+                                                "the data, 0 length"));
   EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
   EXPECT_THAT(text.output, ::testing::ContainsRegex("iteration 1 DPO: step 3 of 20 done \\(last progress 2m0[0-9]s ago\\)"))
       << text.output;
@@ -165,6 +167,7 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_EQ(status["dropped_too_long"], 1);
   EXPECT_EQ(status["dropped_too_few_answers"], 1);
   EXPECT_EQ(status["prompts"]["accepted"], 5);
+  EXPECT_EQ(status["prompts"]["dropped_seen"], 0);
   ASSERT_EQ(status["workers"].size(), 1u);
   EXPECT_EQ(status["workers"][0]["activity"], "iteration 1 DPO: step 3 of 20 done");
   EXPECT_GE(status["workers"][0]["activity_seconds"].get<double>(), 125.0);

@@ -48,9 +48,11 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
                         shards.done(), shards.leased(), shards.waiting(), shards.total(),
                         shards.held() > 0 ? absl::StrCat("  (", shards.held(), " done, held for shard order)") : "");
   absl::StrAppendFormat(&out,
-                        "prompts   %d of %d accepted; dropped: %d duplicate, %d near-duplicate, %d length\n",
+                        "prompts   %d of %d accepted; dropped: %d duplicate, %d near-duplicate, %d copy of the data, "
+                        "%d length\n",
                         status.prompts_accepted(), status.prompts_wanted(), status.prompts_dropped_duplicate(),
-                        status.prompts_dropped_near_duplicate(), status.prompts_dropped_length());
+                        status.prompts_dropped_near_duplicate(), status.prompts_dropped_seen(),
+                        status.prompts_dropped_length());
   absl::StrAppendFormat(&out,
                         "results   %d  candidates %d  judgements %d  pairs %d  dropped: %d ties, %d unparsable, "
                         "%d too long, %d too few answers\n",
@@ -126,6 +128,7 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
   j["prompts"] = {{"wanted", status.prompts_wanted()}, {"accepted", status.prompts_accepted()},
                   {"dropped_duplicate", status.prompts_dropped_duplicate()},
                   {"dropped_near_duplicate", status.prompts_dropped_near_duplicate()},
+                  {"dropped_seen", status.prompts_dropped_seen()},
                   {"dropped_length", status.prompts_dropped_length()}};
   j["results"] = status.results_accepted();
   j["candidates"] = status.candidates();
