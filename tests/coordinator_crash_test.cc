@@ -415,5 +415,57 @@ TEST(CoordinatorCrashTest, ClientReconnectsWithinSecondsOfARestartAfterALongOuta
   std::filesystem::remove_all(run_dir);
 }
 
+// A watch (no deadline) on a coordinator that stops answering without closing its connection (a
+// host that vanished; here the process is stopped with SIGSTOP) ends with an error once a keepalive
+// ping goes unanswered. Pings 1 s apart here (6 minutes in use): the live coordinator streams an
+// item every 0.2 s, so it takes them, and the watch runs 5 s (several pings) before the stop. With
+// pings 6 minutes apart the watch still waits 30 s after the stop (checked): no ping, no end.
+TEST(CoordinatorCrashTest, AWatchEndsWhenTheCoordinatorStopsAnsweringPings) {
+  char pattern[] = "/tmp/srlm_keepalive_test_XXXXXX";
+  const std::string run_dir = mkdtemp(pattern);
+  {
+    std::ofstream config(run_dir + "/run.yaml");
+    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
+    std::ofstream token(run_dir + "/token.txt");
+    token << kToken << "\n";
+  }
+  test_support::CoordinatorProcess process(run_dir, {"--config", run_dir + "/run.yaml", "--token-file",
+                                                run_dir + "/token.txt"});
+  ASSERT_TRUE(process.Start());
+  ClientOptions options;
+  options.address = process.address();
+  options.token = kToken;
+  options.keepalive_seconds = 1;
+  options.keepalive_timeout_seconds = 1;
+  auto client = std::move(CoordinatorClient::Connect(options)).value();
+  using Clock = std::chrono::steady_clock;
+  std::atomic<int64_t> items{0};
+  std::atomic<bool> ended{false};
+  absl::Status watch_status;
+  std::thread watch([&] {
+    watch_status = client->WatchStatus(0.2, [&](const v1::GetStatusResponse&) {
+      ++items;
+      return true;
+    });
+    ended = true;
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  EXPECT_FALSE(ended.load()) << watch_status;  // the live coordinator took the pings
+  EXPECT_GE(items.load(), 10);
+  ASSERT_EQ(::kill(process.pid(), SIGSTOP), 0);
+  const auto stopped = Clock::now();
+  while (!ended && Clock::now() - stopped < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
+  EXPECT_TRUE(ended.load()) << "the watch still waits " << seconds << " s after the coordinator stopped";
+  EXPECT_LT(seconds, 10.0);
+  // Ends the watch (if it still waits) with the process.
+  EXPECT_EQ(process.Kill(SIGKILL) & 0x7f, SIGKILL);
+  watch.join();
+  EXPECT_EQ(watch_status.code(), absl::StatusCode::kUnavailable) << watch_status;
+  std::filesystem::remove_all(run_dir);
+}
+
 }  // namespace
 }  // namespace srlm

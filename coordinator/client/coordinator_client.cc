@@ -50,10 +50,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
                         : -1;  // none
   arguments.SetMaxReceiveMessageSize(limit);
   arguments.SetMaxSendMessageSize(limit);
-  // A watch has no deadline: pings during a call find a coordinator host that vanished without
-  // closing the connection (6 minutes apart: the server's default refuses pings closer than 5).
-  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 6 * 60 * 1000);
-  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  // Keepalive pings (ClientOptions): a watch has no deadline.
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(options.keepalive_seconds * 1000));
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(options.keepalive_timeout_seconds * 1000));
   // Find a coordinator that comes back within a second or two. With gRPC's defaults (reconnect
   // backoff 1 s, x1.6, up to 120 s; re-resolution at most every 30 s) every call between two
   // connection attempts fails at once (UNAVAILABLE): after a 65 s outage the first answer came 13 s

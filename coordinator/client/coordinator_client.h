@@ -27,6 +27,12 @@ struct ClientOptions {
   // A send and receive limit of the client's own; 0: none, so that the server's limit (the run's
   // coordinator.max_message_bytes) is the one limit, and raising that key is enough.
   int64_t max_message_bytes = 0;
+  // HTTP/2 pings on a connection with a call in flight find a coordinator host that vanished
+  // without closing the connection (a watch has no deadline): one every keepalive_seconds, the
+  // connection dropped when one is unanswered for keepalive_timeout_seconds. The server refuses
+  // pings closer than 5 minutes apart while it sends nothing, hence 6 minutes.
+  double keepalive_seconds = 360;
+  double keepalive_timeout_seconds = 20;
 };
 
 class CoordinatorClient {
