@@ -37,7 +37,9 @@ void VisitTrain(const std::string& p, TrainConfig* t, ConfigVisitor* v) {
   v->Field(p + ".weight_decay", &t->weight_decay, "AdamW decoupled weight decay");
   v->Field(p + ".max_grad_norm", &t->max_grad_norm, "clip the global gradient norm; 0 turns it off");
   v->Field(p + ".dropout", &t->dropout, "dropout probability during training");
-  v->Field(p + ".seed", &t->seed, "seeds data order and dropout");
+  v->Field(p + ".seed", &t->seed,
+           p == "dpo" ? "seeds data order and dropout; the loop's iteration t trains with a seed derived from it and t"
+                      : "seeds data order and dropout");
 }
 
 // Reads each field from a YAML document.

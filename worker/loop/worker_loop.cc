@@ -371,7 +371,13 @@ absl::Status Worker::DoTraining(const v1::TrainPhase& train) {
     SRLM_LOG(INFO) << "iteration " << train.iteration() << ": DPO on " << pairs.size() << " of "
                    << total << " pairs from " << train.model_dir() << " -> " << out_dir;
     watchdog_.Progress(absl::StrCat(what, ": loading the model, first step (collective)"));
-    SRLM_RETURN_IF_ERROR(backend_.TrainDpo(config_, train.model_dir(), pairs, total, out_dir, report));
+    // Each iteration its own data order and dropout masks: a seed derived from dpo.seed and t (the
+    // same on every rank and at every retry of the iteration). With dpo.seed itself, iteration t+1
+    // drew iteration t's masks for the same (step, position), over other pairs.
+    RunConfig iteration_config = config_;
+    iteration_config.dpo.train.seed =
+        static_cast<int64_t>(DeriveSeed(static_cast<uint64_t>(config_.dpo.train.seed), {train.iteration()}) >> 1);
+    SRLM_RETURN_IF_ERROR(backend_.TrainDpo(iteration_config, train.model_dir(), pairs, total, out_dir, report));
   }
   forwarder.reset();  // sends the last step's report before the checkpoint's
   v1::ReportCheckpointRequest request;

@@ -63,9 +63,10 @@ class RecordingBackend : public WorkerBackend {
     report({1, 1, 2.5, 10, {}});
     return absl::OkStatus();
   }
-  absl::Status TrainDpo(const RunConfig&, const std::string& model_dir,
+  absl::Status TrainDpo(const RunConfig& config, const std::string& model_dir,
                         const std::vector<v1::TrainingPair>& pairs, int64_t total,
                         const std::string& out_dir, const TrainStepReporter& report) override {
+    dpo_seeds.push_back(config.dpo.train.seed);
     trained.push_back("dpo " + model_dir + " -> " + out_dir + " pairs " + std::to_string(pairs.size()) +
                       "/" + std::to_string(total));
     dpo_pairs = pairs;
@@ -74,6 +75,7 @@ class RecordingBackend : public WorkerBackend {
   }
   std::vector<std::string> loaded, trained;
   std::vector<v1::TrainingPair> dpo_pairs;
+  std::vector<int64_t> dpo_seeds;  // config.dpo.train.seed of each DPO
 };
 
 // One rank; phases advance as the worker completes them.
@@ -549,6 +551,30 @@ TEST(WorkerLoopTest, WorkUsesTheModelTheLeaseNamesNotTheOneAtRegistration) {
   for (const auto& dir : backend.loaded) EXPECT_EQ(dir, "/ckpt/iter-1");
   ASSERT_EQ(backend.trained.size(), 1u);
   EXPECT_EQ(backend.trained[0].rfind("dpo /ckpt/iter-1 -> /ckpt/iter-2", 0), 0u) << backend.trained[0];
+}
+
+// The loop's DPO of iteration t trains with a seed derived from dpo.seed and t: its own per
+// iteration (the masks and data order of the last one are not drawn again), the same when the
+// iteration is trained again, and another for another dpo.seed.
+TEST(WorkerLoopTest, EachIterationsDpoTrainsWithItsOwnSeed) {
+  auto seed_of = [](int64_t iteration, int64_t dpo_seed) {
+    RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+    config.prompts.shots = 1;
+    config.dpo.train.seed = dpo_seed;
+    FakeCoordinator coordinator(RunConfigToYaml(config));
+    coordinator.StartAt(iteration, "/ckpt/iter-" + std::to_string(iteration));
+    RecordingBackend backend;
+    auto summary = RunOneRank(coordinator, backend);
+    EXPECT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(backend.dpo_seeds.size(), 1u);
+    return backend.dpo_seeds.empty() ? int64_t{-1} : backend.dpo_seeds[0];
+  };
+  const int64_t first = seed_of(1, 1234);
+  EXPECT_GE(first, 0);
+  EXPECT_NE(first, 1234);
+  EXPECT_EQ(seed_of(1, 1234), first);
+  EXPECT_NE(seed_of(2, 1234), first);
+  EXPECT_NE(seed_of(1, 99), first);
 }
 
 // The codes a stopping (SIGTERM: calls in flight are CANCELLED) or restarting coordinator gives are
