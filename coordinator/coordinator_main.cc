@@ -23,6 +23,7 @@
 #include "common/run_config.h"
 #include "coordinator/auth_token.h"
 #include "coordinator/coordinator_server.h"
+#include "coordinator/run_dir_lock.h"
 #include "coordinator/run_coordinator.h"
 
 namespace {
@@ -117,6 +118,26 @@ int main(int argc, char** argv) {
     SRLM_LOG(ERROR) << "--port-file: " << writable;
     return 2;
   }
+  // So is the address with the TLS files: a server is started there and stopped at once. (A start
+  // that failed to listen had stored its new run, and the corrected configuration was then refused
+  // without --force-config.) A coordinator already serving this run directory is named first (its
+  // lock, released again for Open): on the same port the address alone would only be "in use".
+  if (struct stat info; ::stat(run_dir.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    if (auto held = srlm::coordinator::RunDirLock::Acquire(run_dir); !held.ok()) {
+      SRLM_LOG(ERROR) << held.status();
+      return 2;
+    }
+  }
+  srlm::coordinator::ServerOptions server_options;
+  server_options.listen = listen;
+  server_options.tls_cert_file = tls_cert;
+  server_options.tls_key_file = tls_key;
+  server_options.tls_client_ca_file = tls_client_ca;
+  if (absl::Status can_listen = srlm::coordinator::CoordinatorServer::CheckCanListen(server_options);
+      !can_listen.ok()) {
+    SRLM_LOG(ERROR) << can_listen;
+    return 2;
+  }
 
   srlm::coordinator::RunCoordinatorOptions options;
   options.run_dir = run_dir;
@@ -143,12 +164,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (generated) SRLM_LOG(INFO) << "generated a bearer token in " << run_dir << "/token (mode 0600)";
-  srlm::coordinator::ServerOptions server_options;
-  server_options.listen = listen;
   server_options.token = *token;
-  server_options.tls_cert_file = tls_cert;
-  server_options.tls_key_file = tls_key;
-  server_options.tls_client_ca_file = tls_client_ca;
   server_options.max_message_bytes = (*run)->config().coordinator.max_message_bytes;
   auto server = srlm::coordinator::CoordinatorServer::Start(run->get(), server_options);
   if (!server.ok()) {

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator_service.h"
 
@@ -25,6 +26,11 @@ class CoordinatorServer {
  public:
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(RunCoordinator* run,
                                                                    const ServerOptions& options);
+  // Starts and at once stops a server without services on options.listen with its TLS files:
+  // whether Start can listen there (the address is free and of this host; the certificate and key
+  // load), found before the run directory is opened. Another process can still take the port in
+  // between; Start then fails as before.
+  static absl::Status CheckCanListen(const ServerOptions& options);
   ~CoordinatorServer();
   int port() const { return port_; }
   grpc::Server* grpc_server() { return server_.get(); }

@@ -61,6 +61,11 @@ absl::Status CheckIterationsNotBelowReached(SqliteDb& db, const RunConfig& confi
   return absl::OkStatus();
 }
 
+absl::Status NoRunWithoutConfig(const std::string& run_dir) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("no run in ", run_dir, ": pass --config to start a new run; to resume one, check --run-dir"));
+}
+
 std::string GenerateRunId() {
   std::random_device device;
   uint64_t bits = (static_cast<uint64_t>(device()) << 32) ^ device();
@@ -93,6 +98,11 @@ absl::StatusOr<std::unique_ptr<RunCoordinator>> RunCoordinator::Open(RunCoordina
 
 absl::Status RunCoordinator::Initialize() {
   std::error_code error;
+  // A mistyped --run-dir without --config: refused before anything is created there.
+  if (options_.require_config_for_new_run && !options_.config &&
+      !std::filesystem::exists(database_path(), error)) {
+    return NoRunWithoutConfig(run_dir_);
+  }
   std::filesystem::create_directories(run_dir_, error);
   if (error) {
     return absl::FailedPreconditionError(
@@ -115,11 +125,7 @@ absl::Status RunCoordinator::Initialize() {
           "copy to resume that run, or give a new or empty run directory"));
     }
     if (options_.require_config_for_new_run) {
-      if (!options_.config) {
-        return absl::FailedPreconditionError(absl::StrCat("no run in ", run_dir_,
-                                                          ": pass --config to start a new run; to resume one, "
-                                                          "check --run-dir"));
-      }
+      if (!options_.config) return NoRunWithoutConfig(run_dir_);
       if (options_.config->model.path.empty()) {
         return absl::FailedPreconditionError("model.path is not set: a new run needs its start model");
       }

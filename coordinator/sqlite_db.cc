@@ -2,6 +2,7 @@
 #include "coordinator/sqlite_db.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace srlm::coordinator {
 namespace {
@@ -93,14 +94,25 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   }
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   sqlite3_busy_timeout(raw, 10000);
+  // The first statements read the file: a damaged one (or another kind of file) fails here, and
+  // the error names it.
+  auto pragma = [&](const char* sql) -> absl::Status {
+    absl::Status s = db->Exec(sql);
+    if (s.ok()) return s;
+    if (sqlite3_errcode(raw) == SQLITE_NOTADB || sqlite3_errcode(raw) == SQLITE_CORRUPT) {
+      return absl::DataLossError(absl::StrCat(path, " is not an SQLite database or is damaged (", s.message(),
+                                              "); restore it from a copy"));
+    }
+    return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
+  };
   if (mode == Mode::kReadWrite) {
-    if (absl::Status s = db->Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+    SRLM_RETURN_IF_ERROR(pragma("PRAGMA journal_mode=WAL"));
     // After a checkpoint the WAL is cut back to 64 MiB; it otherwise kept the size of the largest
     // phase's writes (about 470 MB for a GENERATE phase of 100k results) for the rest of the run.
-    if (absl::Status s = db->Exec("PRAGMA journal_size_limit=67108864"); !s.ok()) return s;
+    SRLM_RETURN_IF_ERROR(pragma("PRAGMA journal_size_limit=67108864"));
   }
-  if (absl::Status s = db->Exec("PRAGMA synchronous=FULL"); !s.ok()) return s;
-  if (absl::Status s = db->Exec("PRAGMA foreign_keys=ON"); !s.ok()) return s;
+  SRLM_RETURN_IF_ERROR(pragma("PRAGMA synchronous=FULL"));
+  SRLM_RETURN_IF_ERROR(pragma("PRAGMA foreign_keys=ON"));
   return db;
 }
 

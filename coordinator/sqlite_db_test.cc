@@ -1,9 +1,13 @@
-// Tests of coordinator/sqlite_db.h's Transaction: it rolls back unless committed (an early return
-// leaves nothing behind and the connection outside any transaction), commits once, and a moved-from
-// transaction does nothing.
+// Tests of coordinator/sqlite_db.h: Open names a file that is not a database; Transaction rolls
+// back unless committed (an early return leaves nothing behind and the connection outside any
+// transaction), commits once, and a moved-from transaction does nothing.
 #include <gtest/gtest.h>
 
+#include <gmock/gmock.h>
+
+#include <fstream>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "common/testing/temp_dir.h"
@@ -11,6 +15,21 @@
 
 namespace srlm::coordinator {
 namespace {
+
+// A state.db that is not a database (damaged, or another file put in its place) is refused by
+// Open with an error that names it, in both modes; it used to say only "file is not a database".
+TEST(SqliteDbTest, OpenNamesAFileThatIsNotADatabase) {
+  srlm::testing_util::TempDir dir;
+  const std::string path = (dir / "state.db");
+  std::ofstream(path) << std::string(8192, 'x');
+  for (SqliteDb::Mode mode : {SqliteDb::Mode::kReadWrite, SqliteDb::Mode::kReadOnly}) {
+    auto opened = SqliteDb::Open(path, mode);
+    ASSERT_FALSE(opened.ok());
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss) << opened.status();
+    EXPECT_THAT(std::string(opened.status().message()),
+                ::testing::HasSubstr(path + " is not an SQLite database or is damaged"));
+  }
+}
 
 class TransactionTest : public ::testing::Test {
  protected:

@@ -158,6 +158,15 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_THAT(text.output, ::testing::HasSubstr("ctl-host"));
   EXPECT_THAT(text.output, ::testing::ContainsRegex("iteration 1 DPO: step 3 of 20 done \\(last progress 2m0[0-9]s ago\\)"))
       << text.output;
+  // A port past 65535 is refused (gRPC took it modulo 65536: 99999 reached port 34463); a deadline
+  // of 1e300 s is none (it overflowed the clock, and every call failed at once).
+  CommandResult wrapped = RunCommand(ctl + " --coordinator 127.0.0.1:99999 status 2>&1");
+  EXPECT_EQ(wrapped.exit_code, 1) << wrapped.output;
+  EXPECT_THAT(wrapped.output, ::testing::HasSubstr("expected HOST:PORT with PORT in 1..65535"));
+  CommandResult far_deadline = RunCommand(base + " --timeout 1e300 status");
+  EXPECT_EQ(far_deadline.exit_code, 0) << far_deadline.output;
+  CommandResult empty_output = RunCommand(base + " export-pairs --iteration 1 --output '' 2>&1");
+  EXPECT_NE(empty_output.exit_code, 0) << empty_output.output;
   CommandResult json_text = RunCommand(base + " status --json");
   ASSERT_EQ(json_text.exit_code, 0) << json_text.output;
   nlohmann::json status = nlohmann::json::parse(json_text.output);
@@ -198,6 +207,9 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     // A failed export into an existing file leaves it as it was (it used to be emptied first).
     CommandResult kept = RunCommand(base + " export-pairs --iteration " + missing + " --output " + out + " 2>&1");
     EXPECT_NE(kept.exit_code, 0) << kept.output;
+    // The coordinator's refusal, not a write error (it was shown as "cannot write FILE: ...").
+    EXPECT_THAT(kept.output, ::testing::HasSubstr(std::string("iteration ") + missing));
+    EXPECT_THAT(kept.output, ::testing::Not(::testing::HasSubstr("cannot write"))) << kept.output;
     std::ifstream again(out);
     int lines_kept = 0;
     for (std::string l; std::getline(again, l);) ++lines_kept;
@@ -291,9 +303,13 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
       RunCommand(binary + " --run-dir " + dir / "other" + " --config " + config + " --listen " + first.address() + " 2>&1");
   EXPECT_EQ(same_port.exit_code, 2) << same_port.output;  // before: it served beside the first
   EXPECT_THAT(same_port.output, ::testing::HasSubstr("cannot listen on " + first.address()));
+  // Found before the run directory is opened: no run was stored (it used to be, and the corrected
+  // start was then refused as "a different run configuration").
+  EXPECT_FALSE(std::filesystem::exists(dir / "other")) << "the start that could not listen created its run";
   CommandResult no_config = RunCommand(binary + " --run-dir " + dir / "new" + " --listen 127.0.0.1:0 2>&1");
   EXPECT_EQ(no_config.exit_code, 2) << no_config.output;
   EXPECT_THAT(no_config.output, ::testing::HasSubstr("no run in " + dir / "new" + ": pass --config"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "a mistyped --run-dir was created";
   CommandResult still_none = RunCommand(binary + " --run-dir " + dir / "new" + " --listen 127.0.0.1:0 2>&1");
   EXPECT_EQ(still_none.exit_code, 2) << still_none.output;  // the refused start left no run behind
   CommandResult model_unset =
@@ -319,8 +335,9 @@ TEST(CoordinatorBinaryTest, RefusesASecondCoordinatorABusyPortAndANewRunWithoutA
   EXPECT_EQ(again.Kill(SIGTERM), 0);
 }
 
-// A start that fails on a file the server needs (token, TLS, port file) fails before the run
-// directory is opened: it creates no run and stores no configuration (--force-config included).
+// A start that fails on a file the server needs (token, TLS, port file), or cannot listen with its
+// TLS files, fails before the run directory is opened: it creates no run and stores no
+// configuration (--force-config included).
 TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
   testing_util::TempDir dir("srlm_refused_start_");
   const std::string config = dir / "run.yaml", other = dir / "other.yaml";
@@ -355,6 +372,16 @@ TEST(CoordinatorBinaryTest, AStartRefusedForAServerFileChangesNoRun) {
                                     dir / "missing.key 2>&1");
   EXPECT_EQ(forced.exit_code, 2) << forced.output;
   EXPECT_THAT(forced.output, ::testing::HasSubstr("--tls-cert " + dir / "missing.pem: cannot be read"));
+  // A certificate and key that are readable but not PEM: gRPC cannot listen with them.
+  std::ofstream(dir / "junk.pem") << "not a certificate\n";
+  CommandResult junk = RunCommand(binary + " --run-dir " + dir / "run" + " --config " + other +
+                                  " --force-config --tls-cert " + dir / "junk.pem --tls-key " + dir / "junk.pem 2>&1");
+  EXPECT_EQ(junk.exit_code, 2) << junk.output;
+  EXPECT_THAT(junk.output, ::testing::HasSubstr("the TLS certificate or key is not valid PEM")) << junk.output;
+  CommandResult junk_new = RunCommand(binary + " --run-dir " + dir / "new" + " --config " + config +
+                                      " --tls-cert " + dir / "junk.pem --tls-key " + dir / "junk.pem 2>&1");
+  EXPECT_EQ(junk_new.exit_code, 2) << junk_new.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the start that could not listen created its run";
   // The stored configuration is still the first: resuming with it needs no --force-config.
   test_support::CoordinatorProcess again(dir / "run", {"--config", config});
   ASSERT_TRUE(again.Start());

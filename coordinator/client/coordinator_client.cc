@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace srlm::coordinator {
@@ -24,7 +25,25 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) 
   return text.str();
 }
 
+// A deadline this far off is none: the sum below stays within the clock's range (1e300 s overflowed
+// it, and every call failed at once with DEADLINE_EXCEEDED).
+constexpr double kLongestDeadlineSeconds = 1e9;
+
 }  // namespace
+
+absl::Status CheckCoordinatorAddress(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0 || address.rfind("unix-abstract:", 0) == 0) return absl::OkStatus();
+  const size_t colon = address.rfind(':');
+  const std::string port_text = colon == std::string::npos ? "" : address.substr(colon + 1);
+  int port = 0;
+  if (colon == 0 || port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      !absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordinator address '", address, "': expected HOST:PORT with PORT in 1..65535"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status FromGrpcStatus(const grpc::Status& status, const char* rpc) {
   if (status.ok()) return absl::OkStatus();
@@ -33,6 +52,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status, const char* rpc) {
 }
 
 absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(const ClientOptions& given) {
+  if (absl::Status address = CheckCoordinatorAddress(given.address); !address.ok()) return address;
   ClientOptions options = given;
   if (options.token.empty() && !options.token_file.empty()) {
     absl::StatusOr<std::string> text = ReadFile(options.token_file, "token file");
@@ -93,8 +113,9 @@ CoordinatorClient::CoordinatorClient(std::unique_ptr<v1::Coordinator::StubInterf
     : stub_(std::move(stub)), options_(std::move(options)) {}
 
 void CoordinatorClient::Prepare(grpc::ClientContext* context, double deadline_seconds) const {
+  const double seconds = std::min(deadline_seconds, kLongestDeadlineSeconds);
   context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
+                        std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
   AddToken(context);
 }
 

@@ -35,6 +35,11 @@ struct ClientOptions {
   double keepalive_timeout_seconds = 20;
 };
 
+// OK for a HOST:PORT (a name, IPv4 or [IPv6] address) with PORT in 1..65535, or a gRPC unix:
+// target. gRPC's resolver would take a larger port modulo 65536 (127.0.0.1:99999 reached port
+// 34463, possibly another service) and a missing one as 443. Connect checks it.
+absl::Status CheckCoordinatorAddress(const std::string& address);
+
 class CoordinatorClient {
  public:
   // Builds the channel (does not wait for the server); errors for unreadable token or TLS files.

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   std::string output;
   CLI::App* export_cmd = app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
   export_cmd->add_option("--iteration", iteration, "iteration whose pairs to export")->required();
-  export_cmd->add_option("--output", output, "output file (default: standard output)");
+  export_cmd->add_option("--output", output, "output file (default: standard output)")->check(srlm::NonEmptyPath());
   CLI11_PARSE(app, argc, argv);
 
   if (options.token_file.empty() && !std::getenv("SRLM_TOKEN") && !run_dir.empty()) {
@@ -108,14 +108,15 @@ int main(int argc, char** argv) {
   // A file is replaced only once every pair is in (common/atomic_file.h): a failed export (no such
   // iteration, a coordinator gone) leaves an existing file as it was.
   int64_t count = 0;
+  absl::Status call;  // the ExportPairs call's own outcome, reported as it is (not as a write error)
   auto export_to = [&](const srlm::ByteSink& sink) {
     absl::Status written;
-    absl::Status exported = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
+    call = (*client)->ExportPairs(iteration, [&](const srlm::v1::ExportedPair& pair) {
       written = sink(srlm::ctl::JsonText(srlm::ctl::ExportedPairToJson(pair)) + "\n");
       ++count;
       return written.ok();
     });
-    return written.ok() ? exported : written;
+    return written.ok() ? call : written;
   };
   absl::Status exported =
       output.empty() ? export_to([](std::string_view bytes) {
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
       })
                      : srlm::WriteFileAtomically(output, export_to);
   std::cout.flush();
+  if (!call.ok()) return Fail(call);
   if (!exported.ok()) return Fail(exported);
   if (!output.empty()) std::cerr << "srlmctl: wrote " << count << " pairs to " << output << std::endl;
   return 0;
