@@ -4,7 +4,8 @@
 #   fail MSG                  print MSG with the last lines of the job and the coordinator; exit 1
 #   free_port                 a free TCP port on 127.0.0.1
 #   submit_deploy_job CONFIG [OUT]  sbatch of the deploy script on this node, its log in OUT
-#                             (default DIR/job.out); prints the job id
+#                             (default DIR/job.out), with SRLM_SOURCE_DIR=SRC (sbatch runs in the test's
+#                             build folder, not in the source tree); prints the job id
 #   job_field JOB FIELD       a field of `scontrol show job` (JobState, ExitCode, Restarts, ...)
 #   wait_job_ended JOB        waits (at most 60 s) until the job has ended; prints its JobState
 # The folder is removed when the test passed (it sets PASSED=1) and kept for its logs when it failed.
@@ -24,7 +25,7 @@ source "$HERE/../test_lib.sh"  # free_port
 
 submit_deploy_job() {
   # The script's #SBATCH lines ask for a GPU cluster; the command line overrides them for this node.
-  sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
+  SRLM_SOURCE_DIR="$SRC" sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
     --time=10 --output="${2:-$DIR/job.out}" --export=ALL "$SRC/deploy/slurm/srlm.sbatch" "$1"
 }
 
