@@ -449,6 +449,13 @@ TEST_F(ModelCommandsTest, AModelPathOrConfigMistakeSaysWhatIsWrong) {
   const WorkerRun past = RunWorker("logprobs --device cpu --model " + eos + files);
   EXPECT_EQ(past.rc, 1) << past.output;
   EXPECT_THAT(past.output, HasSubstr(eos + "/config.json: eos_token_id 5000 is outside the vocabulary [0, "));
+  // init-model checks the same, and says where ids the user did not give come from.
+  const WorkerRun tiny = RunWorker("init-model --out " + Path("tiny") + " --vocab-size 2 --layers 1 --hidden-size 32 "
+                                   "--intermediate-size 64");
+  EXPECT_EQ(tiny.rc, 1) << tiny.output;
+  EXPECT_THAT(tiny.output, HasSubstr("eos_token_id 2 is outside the vocabulary [0, 2) of vocab_size (without "
+                                     "--tokenizer-from the model gets bos_token_id 1 and eos_token_id 2)"));
+  EXPECT_FALSE(Exists(Path("tiny")));
 }
 
 TEST_F(ModelCommandsTest, BadLinesAreErrorsNamingTheFileAndLine) {
