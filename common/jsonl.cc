@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 
 namespace srlm {
 namespace {
@@ -46,8 +47,13 @@ absl::StatusOr<nlohmann::json> ParseLine(const std::string& text) {
     return absl::InvalidArgumentError(
         absl::StrCat("nested deeper than ", kMaxJsonlDepth, " levels of arrays and objects"));
   }
-  nlohmann::json line = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (line.is_discarded() || !line.is_object()) return absl::InvalidArgumentError("not a JSON object");
+  // "not a JSON object" first, as before, then why: the parser's reason and column, or the kind of
+  // value the line holds.
+  absl::StatusOr<nlohmann::json> line = ParseJsonText(text, /*one_line=*/true);
+  if (!line.ok()) return absl::InvalidArgumentError(absl::StrCat("not a JSON object: ", line.status().message()));
+  if (!line->is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("not a JSON object: the line holds ", JsonKindName(*line)));
+  }
   return line;
 }
 

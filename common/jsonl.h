@@ -21,8 +21,9 @@ namespace srlm {
 inline constexpr int kMaxJsonlDepth = 64;
 
 // Calls visit(line_number, line) for every non-blank line of `path` in order, where `line` is the
-// line's JSON object or why it is not one ("not a JSON object", "nested deeper than 64 levels of
-// arrays and objects"); line numbers count from 1, blank lines included. Stops at, and returns, the
+// line's JSON object or why it is not one ("not a JSON object: invalid JSON at column 14: <the
+// parser's reason>" (common/json_text.h), "not a JSON object: the line holds an array", "nested
+// deeper than 64 levels of arrays and objects"); line numbers count from 1, blank lines included. Stops at, and returns, the
 // first error `visit` returns. Errors of the file itself name `path` and the OS's reason: missing or
 // unreadable (NotFound, PermissionDenied, ...), a folder (InvalidArgument), a read that fails.
 absl::Status ForEachJsonlLine(const std::string& path,

@@ -36,7 +36,7 @@ TEST(ForEachJsonlLine, VisitsEachNonBlankLineWithItsNumberAndStopsAtTheVisitorsE
   // Blank lines count towards the numbers but are not visited; a line that is not an object is
   // handed over as an error (the visitor decides); nothing after the visitor's error is read.
   const std::vector<std::pair<int64_t, std::string>> expected = {
-      {1, "{\"a\":1}"}, {4, "error: not a JSON object"}, {5, "{\"a\":2}"}};
+      {1, "{\"a\":1}"}, {4, "error: not a JSON object: the line holds an array"}, {5, "{\"a\":2}"}};
   EXPECT_EQ(seen, expected);
 }
 
@@ -61,7 +61,9 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
 
   WriteFileText(dir / "bad.jsonl", "{\"a\": 1}\n\n{\"a\": \n");
   auto bad = ReadJsonl(dir / "bad.jsonl");
-  EXPECT_EQ(bad.status(), absl::InvalidArgumentError(dir / "bad.jsonl:3: not a JSON object"));
+  EXPECT_EQ(bad.status(), absl::InvalidArgumentError(dir / "bad.jsonl:3: not a JSON object: invalid JSON at column 7: "
+                                                            "syntax error while parsing value - unexpected end of "
+                                                            "input; expected '[', '{', or a literal"));
 
   // A folder used to read as a file with no lines, and no lines gave an empty output.
   auto folder = ReadJsonl(dir.path());
@@ -73,6 +75,37 @@ TEST(ReadJsonl, RefusesDeepNestingFoldersAndFilesWithoutLines) {
   auto missing = ReadJsonl(dir / "missing.jsonl");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(Message(missing.status()).find("No such file or directory"), std::string::npos) << missing.status();
+}
+
+TEST(ReadJsonl, ALineThatIsNotJsonSaysWhyAndWhere) {
+  // Each of these used to say only "not a JSON object".
+  TempDir dir("srlm_jsonl_test_");
+  const std::string long_string(300, 'x');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"prompt\": \"a\xff b\"}",
+       "invalid JSON at column 14: syntax error while parsing value - invalid string: ill-formed UTF-8 byte; "
+       "last read: '\"a\xef\xbf\xbd'"},  // the byte shown as U+FFFD: the message stays valid UTF-8
+      {"{\"prompt\": \"\\ud800\"}",
+       "invalid JSON at column 19: syntax error while parsing value - invalid string: surrogate U+D800..U+DBFF must "
+       "be followed by U+DC00..U+DFFF; last read: '\"\\ud800\"'"},
+      {"{\"prompt\": \"abc",
+       "invalid JSON at column 16: syntax error while parsing value - invalid string: missing closing quote; last "
+       "read: '\"abc'"},
+      {"{\"prompt\": \"abc\"", "invalid JSON at column 17: syntax error while parsing object - unexpected end of "
+                              "input; expected '}'"},
+      {"{\"prompt\": \"abc\"} x", "invalid JSON at column 19: syntax error while parsing value - invalid literal; "
+                                 "last read: '\"abc\"} x'; expected end of input"},
+      // The parser's excerpt is cut to its last 40 bytes.
+      {"{\"prompt\": \"" + long_string,
+       "invalid JSON at column 313: syntax error while parsing value - invalid string: missing closing quote; "
+       "last read: '..." + std::string(40, 'x') + "'"},
+      {"\"just a string\"", "the line holds a string"},
+  };
+  for (const auto& [line, why] : cases) {
+    WriteFileText(dir / "in.jsonl", "{\"prompt\": \"fine\"}\n" + line + "\n");
+    const auto read = ReadJsonl(dir / "in.jsonl");
+    EXPECT_EQ(read.status(), absl::InvalidArgumentError(dir / "in.jsonl:2: not a JSON object: " + why)) << line;
+  }
 }
 
 // The rows of data.ift ({"prompt"}) and data.eval ({"prompt", "answer"}, answer not blank) as the
@@ -107,7 +140,8 @@ TEST(ReadJsonlStrings, ReadsTheFieldsInOrderAndRefusesMissingNonStringAndBlankOn
   EXPECT_EQ((*blank_prompt)[0][1], " \t");
   WriteFileText(eval, "{\"prompt\": \"2 + 2\"}\nWhat is 3 + 3\n");
   EXPECT_EQ(ReadJsonlStrings(eval, "data.ift", {"prompt"}).status(),
-            absl::InvalidArgumentError("data.ift: " + eval + ":2: not a JSON object"));
+            absl::InvalidArgumentError("data.ift: " + eval + ":2: not a JSON object: invalid JSON at column 1: "
+                                       "syntax error while parsing value - invalid literal; last read: 'W'"));
 
   EXPECT_EQ(ReadJsonlStrings("", "data.ift", {"prompt"}).status(),
             absl::FailedPreconditionError("data.ift is not set in the run configuration"));

@@ -1,8 +1,10 @@
 // `srlm-worker generate --model DIR --input IN.jsonl --output OUT.jsonl`: for each line (`prompt`
 // text, formatted with --chat-template, or `prompt_ids`) writes the line back with `response`
 // (text), `response_ids` and `finish_reason` (eos | stop | length). Line i is sampled with seed
-// --seed + i unless it carries its own `seed` (an integer >= 0). Flags, input and --output are
-// checked before the model is loaded; --output is replaced only once every line is done.
+// --seed + i unless it carries its own `seed` (an integer >= 0). No sequence runs past the model's
+// context (LlamaConfig::context_length()): each ends there ("length"), and a prompt that fills it is
+// refused naming its line. Flags, input and --output are checked before the model is loaded;
+// --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -47,11 +49,12 @@ absl::Status RunGenerate(GenerateFlags flags) {
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(flags.model_dir));
   SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
   for (int32_t id : ChatStopTokenIds(*tokenizer, flags.chat_template)) flags.sampling.extra_eos_ids.push_back(id);
-  // Past a sliding window srlm would not compute what the model does (it attends to every earlier
-  // token): sequences end there ("length"), and a prompt that does not fit is refused.
-  if (const std::optional<int64_t> window = model->config.attention_window()) {
-    flags.sampling.max_total_tokens = *window;
-  }
+  // Nothing runs past the model's context (max_position_embeddings, or a smaller sliding window, past
+  // which srlm would not compute what the model does): sequences end there ("length"), and a prompt
+  // that leaves no room for one new token is refused with its line, as the loop leaves such prompts
+  // out (docs/MODEL.md says why).
+  const int64_t context = model->config.context_length();
+  flags.sampling.max_total_tokens = context;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> seeds;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -66,6 +69,10 @@ absl::Status RunGenerate(GenerateFlags flags) {
       ids = absl::InvalidArgumentError("needs a prompt string or prompt_ids");
     }
     if (ids.ok() && ids->empty()) ids = absl::InvalidArgumentError("empty prompt (give at least a BOS token)");
+    if (ids.ok() && static_cast<int64_t>(ids->size()) >= context) {
+      ids = absl::InvalidArgumentError(absl::StrCat("prompt is ", ids->size(), " tokens, no room for a response under the limit of ",
+                                                    context, " (the model's ", model->config.context_length_key(), ")"));
+    }
     if (!ids.ok()) return internal::Annotate(ids.status(), where);
     prompts.push_back(std::move(*ids));
     absl::StatusOr<uint64_t> seed = LineSeed(line, flags.seed, i);

@@ -1,7 +1,8 @@
 // `srlm-worker init-model`: a random Llama-family model of a given size, seeded, written in the
 // Hugging Face layout (for tests and demos); --tokenizer-from copies a tokenizer beside it. Flags
 // are range-checked while the command line is parsed; --out must not exist or be empty, and is
-// written whole or not at all (worker/train/atomic_dir.h).
+// written whole or not at all (worker/train/atomic_dir.h). Sizes whose parameters do not fit in
+// memory are ResourceExhausted naming the bytes they need, before anything is written.
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -12,12 +13,15 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
+
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/llama_config.h"
 #include "worker/model/model_options.h"
+#include "worker/model/out_of_memory.h"
 #include "worker/train/atomic_dir.h"
 
 namespace srlm {
@@ -73,14 +77,24 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
     config.eos_token_ids.clear();
     if (config.eos_token_id >= 0) config.eos_token_ids.push_back(config.eos_token_id);
   }
-  SRLM_RETURN_IF_ERROR(ValidateLlamaConfig(config));
+  if (absl::Status valid = ValidateLlamaConfig(config); !valid.ok()) {
+    if (!flags.tokenizer_from.empty() || !absl::StrContains(valid.message(), "_token_id")) return valid;
+    return absl::Status(valid.code(), absl::StrCat(valid.message(), " (without --tokenizer-from the model gets bos_token_id ",
+                                                   config.bos_token_id, " and eos_token_id ", config.eos_token_id, ")"));
+  }
   SRLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, ParseDtype(flags.dtype, torch::kCPU));
   SRLM_RETURN_IF_ERROR(CheckDirectoryWritable(flags.out_dir));
   // Written into a temporary sibling that is renamed to --out when whole; WriteDirectoryAtomically
   // removes the temporary when SaveModel fails, so nothing half-written is left.
   int64_t params = 0;
+  // Too large for this machine, or an allocation that fails: ResourceExhausted with the bytes.
+  absl::StatusOr<LlamaModel> built = NewLlamaModel(config, torch::kFloat32);
+  if (!built.ok()) {
+    return internal::Annotate(built.status(),
+                              "the sizes given (--vocab-size, --hidden-size, --intermediate-size, --layers)");
+  }
   try {
-    LlamaModel model(config);
+    LlamaModel model = *std::move(built);
     InitializeWeights(model, flags.seed, flags.init_std);
     model->to(dtype);
     for (const auto& p : model->parameters()) params += p.numel();
@@ -88,7 +102,12 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
     options.tokenizer_source_dir = flags.tokenizer_from;
     SRLM_RETURN_IF_ERROR(WriteDirectoryAtomically(
         flags.out_dir, [&](const std::string& tmp_dir) { return SaveModel(model, tmp_dir, options); }));
-  } catch (const c10::Error& e) {  // a model too large to allocate, for one (before anything is written)
+  } catch (const c10::Error& e) {  // before anything is written
+    if (IsOutOfMemory(e)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "making the model: out of memory while initialising or writing its weights (its parameters take ",
+          LlamaParameterBytes(config, 4).value_or(-1), " bytes as float32)"));
+    }
     return absl::InternalError(absl::StrCat("making the model: ", e.what_without_backtrace()));
   }
   SRLM_LOG(INFO) << "init-model: wrote " << params << " parameters to " << flags.out_dir;

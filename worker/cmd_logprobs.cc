@@ -3,7 +3,9 @@
 // the sum of the response tokens' log-probabilities given the prompt, and `num_tokens`.
 // Text is tokenized as the trainer does: the prompt through the chat template (with BOS), the
 // response followed by the template's end-of-turn token (or EOS) unless --no-end-token. An empty
-// prompt or response is refused. Input and --output are checked before the model is loaded;
+// prompt or response is refused, and so is a line whose prompt + response is longer than the
+// model's context (LlamaConfig::context_length(): max_position_embeddings, or a smaller sliding
+// window), as sft and dpo refuse it. Input and --output are checked before the model is loaded;
 // --output is replaced only once every line is done.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
@@ -80,14 +82,16 @@ absl::Status RunLogprobs(const LogprobsFlags& flags) {
   if (tokenizer != nullptr) {
     SRLM_RETURN_IF_ERROR_CTX(CheckTokenizerFitsChatTemplate(*tokenizer, flags.chat_template), flags.model_dir);
   }
-  // Past a sliding window srlm would not compute what the model does (it attends to every earlier token).
-  const std::optional<int64_t> window = model->config.attention_window();
+  // No line longer than the model's context, as sft and dpo (worker/train/examples.h): past
+  // max_position_embeddings the model was never trained, and past a sliding window srlm would not
+  // compute what the model does (it attends to every earlier token).
+  const int64_t context = model->config.context_length();
   std::vector<Sequence> sequences;
   for (size_t i = 0; i < lines.size(); ++i) {
     auto seq = TokenizeLine(lines[i], tokenizer.get(), flags, model->config.vocab_size);
-    if (seq.ok() && window && static_cast<int64_t>(seq->ids.size()) > *window) {
-      seq = absl::InvalidArgumentError(absl::StrCat("prompt + response is ", seq->ids.size(),
-                                                    " tokens, past the model's sliding_window of ", *window));
+    if (seq.ok() && static_cast<int64_t>(seq->ids.size()) > context) {
+      seq = absl::InvalidArgumentError(absl::StrCat("prompt + response is ", seq->ids.size(), " tokens, over the limit of ",
+                                                    context, " (the model's ", model->config.context_length_key(), ")"));
     }
     if (!seq.ok()) return internal::Annotate(seq.status(), absl::StrCat(flags.input, ":", i + 1));
     sequences.push_back(std::move(*seq));

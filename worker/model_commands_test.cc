@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_split.h"
 #include "common/testing/file_text.h"
 #include "common/testing/temp_dir.h"
@@ -309,7 +311,8 @@ TEST_F(ModelCommandsTest, NothingRunsPastAMistralSlidingWindow) {
                     "{\"prompt_ids\": [1, 5, 6], \"response_ids\": [7, 8, 9, 10, 11, 12]}\n");
   const WorkerRun refused = RunWorker("logprobs --device cpu --model " + model + " --input " + in + " --output " + out);
   EXPECT_EQ(refused.rc, 1) << refused.output;
-  EXPECT_THAT(refused.output, HasSubstr(in + ":2: prompt + response is 9 tokens, past the model's sliding_window of 8"));
+  EXPECT_THAT(refused.output,
+              HasSubstr(in + ":2: prompt + response is 9 tokens, over the limit of 8 (the model's sliding_window)"));
   EXPECT_FALSE(Exists(out));
 
   std::string prompts;
@@ -329,6 +332,130 @@ TEST_F(ModelCommandsTest, NothingRunsPastAMistralSlidingWindow) {
     if (tokens == 5 && line.find("\"finish_reason\":\"length\"") != std::string::npos) ++ended_at_window;
   }
   EXPECT_GT(ended_at_window, 0) << ReadFileText(out);
+}
+
+// Merges the JSON object `patch` into dir's config.json.
+void PatchConfig(const std::string& dir, const std::string& patch) {
+  nlohmann::json config = nlohmann::json::parse(ReadFileText(dir + "/config.json"));
+  config.update(nlohmann::json::parse(patch));
+  WriteFileText(dir + "/config.json", config.dump(2));
+}
+
+// The ids "[1, 5, 5, ..., 5]" of a prompt of n tokens, as JSON.
+std::string PromptIds(int n) {
+  std::string ids = "[1";
+  for (int i = 1; i < n; ++i) ids += ", 5";
+  return ids + "]";
+}
+
+// The test model's context is 64 tokens (max_position_embeddings). logprobs scored a 3,603-token
+// line on a 128-token model without a word, where sft and dpo refuse it; generate decoded past the
+// context.
+TEST_F(ModelCommandsTest, NothingRunsPastTheModelsContext) {
+  const std::string in = Path("in.jsonl"), out = Path("out.jsonl");
+  WriteFileText(in, "{\"prompt_ids\": " + PromptIds(60) + ", \"response_ids\": [6, 7, 8, 9]}\n"
+                    "{\"prompt_ids\": " + PromptIds(60) + ", \"response_ids\": [6, 7, 8, 9, 10]}\n");
+  const WorkerRun refused = RunWorker("logprobs --device cpu --model " + Model() + " --input " + in + " --output " + out);
+  EXPECT_EQ(refused.rc, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr(in + ":2: prompt + response is 65 tokens, over the limit of 64 (the model's "
+                                             "max_position_embeddings)"));
+  EXPECT_FALSE(Exists(out));
+  // Text is counted after tokenization, as the trainer counts it.
+  WriteFileText(in, "{\"prompt\": \"" + std::string(200, 'a') + "\", \"response\": \"b\"}\n");
+  const WorkerRun text = RunWorker("logprobs --device cpu --model " + Model() + " --input " + in + " --output " + out);
+  EXPECT_EQ(text.rc, 1) << text.output;
+  EXPECT_THAT(text.output, HasSubstr(in + ":1: prompt + response is "));
+  EXPECT_THAT(text.output, HasSubstr(" tokens, over the limit of 64"));
+  WriteFileText(in, "{\"prompt_ids\": " + PromptIds(60) + ", \"response_ids\": [6, 7, 8, 9]}\n");
+  const WorkerRun fits = RunWorker("logprobs --device cpu --model " + Model() + " --input " + in + " --output " + out);
+  EXPECT_EQ(fits.rc, 0) << fits.output;
+  EXPECT_THAT(ReadFileText(out), HasSubstr("\"num_tokens\":4"));
+
+  // generate: a prompt that fills the context is refused with its line; others end at the context.
+  WriteFileText(in, "{\"prompt_ids\": [1, 5]}\n{\"prompt_ids\": " + PromptIds(64) + "}\n");
+  const WorkerRun full = RunWorker("generate --device cpu --max-new-tokens 4 --model " + Model() + " --input " + in +
+                                   " --output " + Path("gen.jsonl"));
+  EXPECT_EQ(full.rc, 1) << full.output;
+  EXPECT_THAT(full.output, HasSubstr(in + ":2: prompt is 64 tokens, no room for a response under the limit of 64 "
+                                          "(the model's max_position_embeddings)"));
+  EXPECT_FALSE(Exists(Path("gen.jsonl")));
+  std::string prompts;
+  for (int seed = 0; seed < 4; ++seed) {
+    prompts += "{\"prompt_ids\": " + PromptIds(60) + ", \"seed\": " + std::to_string(seed) + "}\n";
+  }
+  WriteFileText(in, prompts);
+  const WorkerRun generated = RunWorker("generate --device cpu --temperature 1 --max-new-tokens 20 --model " + Model() +
+                                        " --input " + in + " --output " + out);
+  ASSERT_EQ(generated.rc, 0) << generated.output;
+  int ended_at_context = 0;
+  const std::vector<std::string> lines = absl::StrSplit(ReadFileText(out), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u);
+  for (const std::string& line : lines) {
+    const size_t ids = line.find("\"response_ids\":[");
+    ASSERT_NE(ids, std::string::npos) << line;
+    const std::string list = line.substr(ids + 16, line.find(']', ids) - ids - 16);
+    const size_t tokens = list.empty() ? 0 : std::count(list.begin(), list.end(), ',') + 1;
+    EXPECT_LE(tokens, 4u) << line;  // 60 prompt tokens + 4 = the context
+    if (tokens == 4 && line.find("\"finish_reason\":\"length\"") != std::string::npos) ++ended_at_context;
+  }
+  EXPECT_GT(ended_at_context, 0) << ReadFileText(out);
+}
+
+TEST_F(ModelCommandsTest, SizesTooLargeForMemoryAreResourceExhaustedNamingTheBytes) {
+  // Both used to print libtorch's allocator text ("[enforce fail at alloc_cpu.cpp:127] ..."), and
+  // --hidden-size 1000000 first filled 16 GB with a 4096-row embedding.
+  for (const std::string sizes : {"--vocab-size 2147483647", "--vocab-size 64 --hidden-size 1000000"}) {
+    const std::string out = Path("big");
+    const WorkerRun run = RunWorker("init-model --out " + out + " " + sizes);
+    EXPECT_EQ(run.rc, 1) << sizes << ": " << run.output;
+    EXPECT_THAT(run.output, HasSubstr("RESOURCE_EXHAUSTED: the sizes given (--vocab-size, --hidden-size, "
+                                      "--intermediate-size, --layers): the model's parameters need "))
+        << sizes;
+    EXPECT_THAT(run.output, HasSubstr(" bytes (")) << sizes;
+    EXPECT_THAT(run.output, Not(HasSubstr("alloc_cpu"))) << sizes;
+    EXPECT_FALSE(Exists(out)) << sizes;
+  }
+  // A config.json that disagrees with its weights is found from the headers: nothing is allocated
+  // (before: 916 MB of resident memory for a model whose config said hidden_size 4096).
+  const std::string model = EditableModel("wide");
+  PatchConfig(model, R"({"hidden_size": 1000000, "head_dim": null})");
+  WriteFileText(Path("in.jsonl"), "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+  const WorkerRun run = RunWorker("logprobs --device cpu --model " + model + " --input " + Path("in.jsonl") +
+                                  " --output " + Path("out.jsonl"));
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("DATA_LOSS: " + model + "/model.safetensors: tensor '")) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("but the config needs [")) << run.output;
+}
+
+TEST_F(ModelCommandsTest, AModelPathOrConfigMistakeSaysWhatIsWrong) {
+  const std::string in = Path("in.jsonl");
+  WriteFileText(in, "{\"prompt_ids\": [1, 5], \"response_ids\": [6]}\n");
+  const std::string files = " --input " + in + " --output " + Path("out.jsonl");
+  // A file as --model said "<file>/checksums.sha256 exists but cannot be read".
+  const WorkerRun file = RunWorker("logprobs --device cpu --model " + in + files);
+  EXPECT_EQ(file.rc, 1) << file.output;
+  EXPECT_THAT(file.output, HasSubstr(in + " is not a directory"));
+  // A truncated config.json said "config.json is not a JSON object".
+  const std::string truncated = EditableModel("truncated");
+  const std::string config = ReadFileText(truncated + "/config.json");
+  WriteFileText(truncated + "/config.json", config.substr(0, config.find("\"hidden_size\"")));
+  const WorkerRun cut = RunWorker("logprobs --device cpu --model " + truncated + files);
+  EXPECT_EQ(cut.rc, 1) << cut.output;
+  EXPECT_THAT(cut.output, HasSubstr(truncated + "/config.json: invalid JSON at line "));
+  EXPECT_THAT(cut.output, HasSubstr("unexpected end of input"));
+  // An eos_token_id past the vocabulary used to load.
+  const std::string eos = EditableModel("eos");
+  PatchConfig(eos, R"({"eos_token_id": 5000})");
+  const WorkerRun past = RunWorker("logprobs --device cpu --model " + eos + files);
+  EXPECT_EQ(past.rc, 1) << past.output;
+  EXPECT_THAT(past.output, HasSubstr(eos + "/config.json: eos_token_id 5000 is outside the vocabulary [0, "));
+  // init-model checks the same, and says where ids the user did not give come from.
+  const WorkerRun tiny = RunWorker("init-model --out " + Path("tiny") + " --vocab-size 2 --layers 1 --hidden-size 32 "
+                                   "--intermediate-size 64");
+  EXPECT_EQ(tiny.rc, 1) << tiny.output;
+  EXPECT_THAT(tiny.output, HasSubstr("eos_token_id 2 is outside the vocabulary [0, 2) of vocab_size (without "
+                                     "--tokenizer-from the model gets bos_token_id 1 and eos_token_id 2)"));
+  EXPECT_FALSE(Exists(Path("tiny")));
 }
 
 TEST_F(ModelCommandsTest, BadLinesAreErrorsNamingTheFileAndLine) {

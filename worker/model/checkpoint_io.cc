@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "worker/model/checksums.h"
+#include "worker/model/out_of_memory.h"
 #include "worker/model/safetensors.h"
 
 namespace srlm {
@@ -70,13 +72,22 @@ absl::Status ListWeightFiles(const std::string& dir, std::vector<std::string>* f
   return absl::OkStatus();
 }
 
-absl::Status LoadWeights(LlamaModel& model, const std::string& dir) {
+// The checkpoint's weights, found and checked from the safetensors headers alone: for each parameter
+// of the model the config describes, the file that holds it. Nothing is read as a weight and nothing
+// is allocated for the model until every tensor's name, shape and dtype has been checked.
+struct WeightPlan {
+  std::vector<std::optional<SafetensorsFile>> files;  // open (memory-mapped) until copied
+  std::map<std::string, size_t> file_of;               // parameter name -> index in files
+};
+
+absl::StatusOr<WeightPlan> PlanWeights(const std::string& dir, const LlamaConfig& config) {
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;
   SRLM_RETURN_IF_ERROR(ListWeightFiles(dir, &files, &weight_map));
-  auto params = model->named_parameters(/*recurse=*/true);
-  std::map<std::string, std::string> loaded_from;  // tensor -> file
-  torch::NoGradGuard no_grad;
+  const auto shapes = LlamaParameterShapes(config);
+  const std::map<std::string, std::vector<int64_t>> expected(shapes.begin(), shapes.end());
+  WeightPlan plan;
+  std::map<std::string, std::string> found_in;  // tensor -> file
   for (const auto& file : files) {
     const std::string path = (fs::path(dir) / file).string();
     SRLM_ASSIGN_OR_RETURN(SafetensorsFile st, SafetensorsFile::Open(path));
@@ -88,41 +99,69 @@ absl::Status LoadWeights(LlamaModel& model, const std::string& dir) {
                                                   kIndexFile));
         }
       }
-      auto dup = loaded_from.find(entry.name);
-      if (dup != loaded_from.end()) {
+      auto dup = found_in.find(entry.name);
+      if (dup != found_in.end()) {
         return absl::DataLossError(absl::StrCat(path, ": tensor '", entry.name, "' also appears in ", dup->second));
       }
-      torch::Tensor* param = params.find(entry.name);
-      if (param == nullptr) {
-        if (IsIgnorableExtra(entry.name, model->config)) continue;
+      auto want = expected.find(entry.name);
+      if (want == expected.end()) {
+        if (IsIgnorableExtra(entry.name, config)) continue;
         return absl::DataLossError(absl::StrCat(path, ": tensor '", entry.name, "' is left over: the model has no such parameter"));
       }
-      if (param->sizes().vec() != entry.shape) {
+      if (want->second != entry.shape) {
         return absl::DataLossError(absl::StrCat(path, ": tensor '", entry.name, "' has shape ", ShapeString(entry.shape),
-                                                " but the config needs ", ShapeString(param->sizes())));
+                                                " but the config needs ", ShapeString(want->second)));
       }
-      SRLM_ASSIGN_OR_RETURN(torch::Tensor value, st.Read(entry.name));
-      if (!value.is_floating_point()) {
+      SRLM_ASSIGN_OR_RETURN(torch::ScalarType stored, TorchDtypeFromSafetensors(entry.dtype));
+      if (!c10::isFloatingType(stored)) {
         return absl::DataLossError(absl::StrCat(path, ": tensor '", entry.name, "' has non-float dtype ", entry.dtype));
       }
-      param->copy_(value);
-      loaded_from[entry.name] = file;
+      found_in[entry.name] = file;
+      plan.file_of[entry.name] = plan.files.size();
     }
+    plan.files.emplace_back(std::move(st));
   }
-  for (const auto& item : params) {
-    if (loaded_from.count(item.key()) == 0) {
-      auto it = weight_map.find(item.key());
+  for (const auto& [name, shape] : shapes) {
+    if (found_in.count(name) == 0) {
+      auto it = weight_map.find(name);
       const std::string where = it != weight_map.end() ? (fs::path(dir) / it->second).string()
                                 : weight_map.empty()  ? (fs::path(dir) / kSingleFile).string()
                                                       : (fs::path(dir) / kIndexFile).string();
-      return absl::DataLossError(absl::StrCat(where, ": tensor '", item.key(), "' is missing"));
+      return absl::DataLossError(absl::StrCat(where, ": tensor '", name, "' is missing"));
     }
   }
   for (const auto& [name, file] : weight_map) {
-    if (loaded_from.count(name) == 0 && !IsIgnorableExtra(name, model->config)) {
+    if (found_in.count(name) == 0 && !IsIgnorableExtra(name, config)) {
       return absl::DataLossError(absl::StrCat((fs::path(dir) / file).string(), ": tensor '", name, "' listed in ",
                                               kIndexFile, " is missing from the file"));
     }
+  }
+  return plan;
+}
+
+// Copies the planned tensors into the model's parameters (converted to their dtype), one file at a
+// time; each file is unmapped once its tensors are in.
+absl::Status CopyWeights(WeightPlan& plan, LlamaModel& model) {
+  auto params = model->named_parameters(/*recurse=*/true);
+  if (params.size() != plan.file_of.size()) {
+    return absl::InternalError(absl::StrCat("the model has ", params.size(), " parameters, LlamaParameterShapes ",
+                                            plan.file_of.size()));
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t index = 0; index < plan.files.size(); ++index) {
+    const SafetensorsFile& st = *plan.files[index];
+    for (const auto& entry : st.entries()) {
+      auto it = plan.file_of.find(entry.name);
+      if (it == plan.file_of.end() || it->second != index) continue;  // an ignorable extra
+      torch::Tensor* param = params.find(entry.name);
+      if (param == nullptr || param->sizes().vec() != entry.shape) {
+        return absl::InternalError(
+            absl::StrCat("LlamaParameterShapes disagrees with the model about '", entry.name, "'"));
+      }
+      SRLM_ASSIGN_OR_RETURN(torch::Tensor value, st.Read(entry.name));
+      param->copy_(value);
+    }
+    plan.files[index].reset();
   }
   return absl::OkStatus();
 }
@@ -138,19 +177,47 @@ std::string DtypeConfigName(torch::ScalarType t) {
 }  // namespace
 
 absl::StatusOr<LlamaModel> LoadModel(const std::string& dir, torch::Device device, torch::ScalarType dtype) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (status.type() == fs::file_type::not_found) {
+    return absl::NotFoundError(absl::StrCat("model directory ", dir, " does not exist"));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("model directory ", dir, ": ", ec.message()));
+  if (status.type() != fs::file_type::directory) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, " is not a directory: a model is a directory holding config.json and safetensors weights"));
+  }
   // Bytes changed since the checkpoint was written are found before anything is read as weights.
   SRLM_RETURN_IF_ERROR(VerifyChecksumManifest(dir).status());
   SRLM_ASSIGN_OR_RETURN(LlamaConfig config, LoadLlamaConfig((fs::path(dir) / "config.json").string()));
+  // Every tensor's name, shape and dtype against the config, from the headers, before any memory is
+  // taken for the model.
+  SRLM_ASSIGN_OR_RETURN(WeightPlan plan, PlanWeights(dir, config));
+  absl::StatusOr<LlamaModel> built = NewLlamaModel(config, dtype);
+  if (!built.ok()) return internal::Annotate(built.status(), absl::StrCat("loading model from ", dir));
+  LlamaModel model = *std::move(built);
+  // Reading a tensor takes a copy of it besides the parameters; moving to a device takes them all
+  // again there. Either running out of memory says what the parameters take.
+  const int64_t bytes = LlamaParameterBytes(config, c10::elementSize(dtype)).value_or(-1);
+  const auto out_of_memory = [&](const std::string& while_doing) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "loading model from %s: out of memory %s (the model's parameters take %d bytes (%.1f MiB) as %s)", dir,
+        while_doing, bytes, static_cast<double>(bytes) / (int64_t{1} << 20), c10::toString(dtype)));
+  };
   try {
-    LlamaModel model(config);
-    model->to(dtype);
-    SRLM_RETURN_IF_ERROR(LoadWeights(model, dir));
-    model->to(device);
-    model->eval();
-    return model;
+    SRLM_RETURN_IF_ERROR(CopyWeights(plan, model));
   } catch (const c10::Error& e) {
+    if (IsOutOfMemory(e)) return out_of_memory("while reading the weights into the model");
     return absl::InternalError(absl::StrCat("loading model from ", dir, ": ", e.what_without_backtrace()));
   }
+  try {
+    model->to(device);
+  } catch (const c10::Error& e) {
+    if (IsOutOfMemory(e)) return out_of_memory(absl::StrCat("moving the model to ", device.str()));
+    return absl::InternalError(absl::StrCat("loading model from ", dir, ": ", e.what_without_backtrace()));
+  }
+  model->eval();
+  return model;
 }
 
 absl::StatusOr<int> CopyTokenizerFiles(const std::string& from_dir, const std::string& to_dir) {

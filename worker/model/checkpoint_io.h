@@ -16,6 +16,11 @@ namespace srlm {
 
 // Loads config.json and the weights of `dir` into a model on `device` with parameters in `dtype`
 // (kFloat32 or kBFloat16; weights stored as F32/BF16/F16 are converted). The model is in eval mode.
+// In order: `dir` must be a directory; checksums.sha256 when present (checksums.h); config.json;
+// then every tensor's name, shape and dtype in the safetensors headers against the parameters the
+// config describes (LlamaParameterShapes), so that weights disagreeing with the config are DataLoss
+// before any memory is taken for the model; then the model is built (NewLlamaModel: too large for
+// the machine or an allocation that fails is ResourceExhausted with the bytes needed) and filled.
 absl::StatusOr<LlamaModel> LoadModel(const std::string& dir, torch::Device device, torch::ScalarType dtype);
 
 struct SaveModelOptions {

@@ -117,7 +117,10 @@ absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std
 absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir) {
   const std::string path = absl::StrCat(dir, "/", kChecksumManifest);
   struct stat info;
-  if (::stat(path.c_str(), &info) != 0 && errno == ENOENT) return 0;  // a model from elsewhere
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) return 0;  // a model from elsewhere
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot check ", path));  // e.g. ENOTDIR: `dir` is a file
+  }
   std::ifstream in(path);
   if (!in) return absl::DataLossError(absl::StrCat(path, " exists but cannot be read"));
   std::string line;

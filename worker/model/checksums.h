@@ -27,7 +27,8 @@ absl::StatusOr<std::string> Sha256File(const std::string& path);
 absl::Status WriteChecksumManifest(const std::string& dir, const std::vector<std::string>& files);
 
 // Checks every file `dir`/checksums.sha256 lists; returns how many (0 when there is no manifest).
-// A missing or changed file is DataLoss naming it.
+// A missing or changed file is DataLoss naming it; a manifest path that cannot be looked up (`dir`
+// is a file: "Not a directory") is an error with the OS's reason.
 absl::StatusOr<int> VerifyChecksumManifest(const std::string& dir);
 
 // How many files this process has hashed to verify a manifest (the ones the cache could not answer).

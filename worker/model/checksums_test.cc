@@ -37,6 +37,19 @@ TEST(ChecksumManifest, AnUnchangedFileIsHashedOncePerProcess) {
   EXPECT_EQ(FilesHashedForVerification() - before, 2) << "unchanged files were read again";
 }
 
+TEST(ChecksumManifest, AFileInPlaceOfTheDirectoryIsSaidToBeOne) {
+  // Said "<file>/checksums.sha256 exists but cannot be read"; no manifest (ENOENT) is still none.
+  TempDir dir("srlm_checksum_path_");
+  WriteFileText(dir.path() + "/p.jsonl", "{}\n");
+  const auto file = VerifyChecksumManifest(dir.path() + "/p.jsonl");
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(std::string(file.status().message()).find("cannot check " + dir.path() + "/p.jsonl/checksums.sha256"),
+            std::string::npos)
+      << file.status();
+  EXPECT_NE(std::string(file.status().message()).find("Not a directory"), std::string::npos) << file.status();
+  EXPECT_EQ(VerifyChecksumManifest(dir.path()).value_or(-1), 0);
+}
+
 TEST(ChecksumManifest, AWriteThatKeepsSizeAndMtimeIsStillCaught) {
   TempDir dir("srlm_checksum_cache_");
   const std::string file = dir.path() + "/weights.bin";

@@ -1,8 +1,13 @@
 #include "worker/model/llama.h"
 
+#include <sys/sysinfo.h>
+
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "worker/model/out_of_memory.h"
 #include "worker/model/rms_norm_cpu.h"
 
 namespace srlm {
@@ -19,7 +24,103 @@ torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
+// "<n> bytes (<x> GiB)", or MiB under a GiB.
+std::string BytesText(int64_t bytes) {
+  if (bytes < (int64_t{1} << 30)) {
+    return absl::StrFormat("%d bytes (%.1f MiB)", bytes, static_cast<double>(bytes) / (int64_t{1} << 20));
+  }
+  return absl::StrFormat("%d bytes (%.1f GiB)", bytes, static_cast<double>(bytes) / (int64_t{1} << 30));
+}
+
+// The sizes that decide the parameter count, for messages.
+std::string SizesText(const LlamaConfig& c) {
+  return absl::StrCat("vocab_size ", c.vocab_size, ", hidden_size ", c.hidden_size, ", intermediate_size ",
+                      c.intermediate_size, ", num_hidden_layers ", c.num_hidden_layers);
+}
+
+// RAM plus swap in bytes, or -1 when unknown.
+int64_t HostMemoryBytes() {
+  struct sysinfo info;
+  if (::sysinfo(&info) != 0) return -1;
+  const unsigned __int128 total =
+      (static_cast<unsigned __int128>(info.totalram) + info.totalswap) * info.mem_unit;
+  return total > static_cast<unsigned __int128>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(total);
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> LlamaParameterShapes(const LlamaConfig& c) {
+  // The order of the constructors below: a Linear registers its weight, then its bias.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  auto linear = [&](const std::string& name, int64_t in, int64_t out, bool bias) {
+    shapes.emplace_back(name + ".weight", std::vector<int64_t>{out, in});
+    if (bias) shapes.emplace_back(name + ".bias", std::vector<int64_t>{out});
+  };
+  const int64_t head_dim = c.resolved_head_dim();
+  const int64_t q_out = c.num_attention_heads * head_dim, kv_out = c.num_key_value_heads * head_dim;
+  shapes.emplace_back("model.embed_tokens.weight", std::vector<int64_t>{c.vocab_size, c.hidden_size});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string layer = absl::StrCat("model.layers.", i, ".");
+    linear(layer + "self_attn.q_proj", c.hidden_size, q_out, c.qkv_bias());
+    linear(layer + "self_attn.k_proj", c.hidden_size, kv_out, c.qkv_bias());
+    linear(layer + "self_attn.v_proj", c.hidden_size, kv_out, c.qkv_bias());
+    linear(layer + "self_attn.o_proj", q_out, c.hidden_size, c.o_bias());
+    linear(layer + "mlp.gate_proj", c.hidden_size, c.intermediate_size, c.mlp_bias);
+    linear(layer + "mlp.up_proj", c.hidden_size, c.intermediate_size, c.mlp_bias);
+    linear(layer + "mlp.down_proj", c.intermediate_size, c.hidden_size, c.mlp_bias);
+    shapes.emplace_back(layer + "input_layernorm.weight", std::vector<int64_t>{c.hidden_size});
+    shapes.emplace_back(layer + "post_attention_layernorm.weight", std::vector<int64_t>{c.hidden_size});
+  }
+  shapes.emplace_back("model.norm.weight", std::vector<int64_t>{c.hidden_size});
+  if (!c.tie_word_embeddings) linear("lm_head", c.hidden_size, c.vocab_size, false);
+  return shapes;
+}
+
+absl::StatusOr<int64_t> LlamaParameterBytes(const LlamaConfig& config, int64_t element_size) {
+  // One layer's bytes times the layers, so that a model of many layers is not listed name by name
+  // just to be counted (the shapes of layer 0 stand for all).
+  LlamaConfig one_layer = config;
+  one_layer.num_hidden_layers = 1;
+  int64_t outside = 0, layer = 0;
+  for (const auto& [name, shape] : LlamaParameterShapes(one_layer)) {
+    int64_t bytes = element_size;
+    for (int64_t d : shape) {
+      if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes)) bytes = -1;
+      if (bytes < 0) break;
+    }
+    int64_t& sum = name.rfind("model.layers.", 0) == 0 ? layer : outside;
+    if (bytes < 0 || __builtin_add_overflow(sum, bytes, &sum)) {
+      return absl::InvalidArgumentError(absl::StrCat("the model's parameters overflow a 64-bit byte count (",
+                                                     SizesText(config), ")"));
+    }
+  }
+  int64_t total = 0;
+  if (__builtin_mul_overflow(layer, config.num_hidden_layers, &total) || __builtin_add_overflow(total, outside, &total)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model's parameters overflow a 64-bit byte count (", SizesText(config), ")"));
+  }
+  return total;
+}
+
+absl::StatusOr<LlamaModel> NewLlamaModel(const LlamaConfig& config, torch::ScalarType dtype) {
+  absl::StatusOr<int64_t> bytes = LlamaParameterBytes(config, /*element_size=*/4);
+  if (!bytes.ok()) return bytes.status();
+  const std::string need = absl::StrCat("the model's parameters need ", BytesText(*bytes), " as float32 (",
+                                        SizesText(config), ")");
+  const int64_t host = HostMemoryBytes();
+  if (host > 0 && *bytes > host) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(need, ", more than this machine's memory (RAM and swap: ", BytesText(host), ")"));
+  }
+  try {
+    LlamaModel model(config);
+    model->to(dtype);
+    return model;
+  } catch (const c10::Error& e) {
+    if (IsOutOfMemory(e)) return absl::ResourceExhaustedError(absl::StrCat(need, ": the allocation failed (out of memory)"));
+    return absl::InternalError(absl::StrCat("building the model: ", e.what_without_backtrace()));
+  }
+}
 
 torch::Tensor RotaryInverseFrequencies(const LlamaConfig& config) {
   const int64_t dim = config.resolved_head_dim();

@@ -5,11 +5,15 @@
 // map one to one. Not thread-safe: one caller at a time per model.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "absl/status/statusor.h"
 #include "worker/model/fused_projection.h"
 #include "worker/model/keyed_dropout.h"
 #include "worker/model/llama_config.h"
@@ -138,6 +142,23 @@ class LlamaModelImpl : public torch::nn::Module {
   DropoutRows dropout_rows_;
 };
 TORCH_MODULE(LlamaModel);
+
+// The parameters a LlamaModel of `config` has, by Hugging Face name with their shapes, in the
+// order the model registers them (its named_parameters()), computed from the config alone: nothing
+// is allocated. LoadModel checks a checkpoint's safetensors headers against it before it builds the
+// model, so weights that disagree with config.json cost nothing.
+std::vector<std::pair<std::string, std::vector<int64_t>>> LlamaParameterShapes(const LlamaConfig& config);
+
+// The bytes of those parameters at `element_size` bytes per element; InvalidArgument when the count
+// overflows int64 (sizes no machine could hold).
+absl::StatusOr<int64_t> LlamaParameterBytes(const LlamaConfig& config, int64_t element_size);
+
+// A new LlamaModel of `config` with parameters in `dtype` (libtorch's initialisation). The model is
+// built in float32 on the CPU, then converted, so it needs LlamaParameterBytes(config, 4) bytes of
+// host memory: more than the machine's RAM and swap together is ResourceExhausted before anything is
+// allocated, and so is an allocation that fails; the message gives the bytes and the sizes of the
+// config, never the allocator's text.
+absl::StatusOr<LlamaModel> NewLlamaModel(const LlamaConfig& config, torch::ScalarType dtype);
 
 // The rotary inverse frequencies (head_dim/2) in float32, with Llama 3 scaling when configured;
 // the same formula as transformers' _compute_default/llama3_rope_parameters.

@@ -11,6 +11,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_text.h"
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -173,6 +174,25 @@ absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
       return absl::InvalidArgumentError(absl::StrCat("config sizes must be positive: ", key, " is ", value));
     }
   }
+  if (c.vocab_size > INT32_MAX) {  // token ids are int32 everywhere
+    return absl::InvalidArgumentError(absl::StrCat("vocab_size ", c.vocab_size, " is over 2^31 - 1 (token ids are int32)"));
+  }
+  // Special token ids must be rows of the embedding (bos_token_id -1 is none, as null).
+  const auto outside = [&](int64_t id) { return id < 0 || id >= c.vocab_size; };
+  if (c.bos_token_id != -1 && outside(c.bos_token_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("bos_token_id ", c.bos_token_id, " is outside the vocabulary [0, ",
+                                                   c.vocab_size, ") of vocab_size"));
+  }
+  for (const int64_t id : c.eos_token_ids) {
+    if (outside(id)) {
+      return absl::InvalidArgumentError(absl::StrCat("eos_token_id ", id, " is outside the vocabulary [0, ", c.vocab_size,
+                                                     ") of vocab_size"));
+    }
+  }
+  if (c.eos_token_id != -1 && outside(c.eos_token_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("eos_token_id ", c.eos_token_id, " is outside the vocabulary [0, ",
+                                                   c.vocab_size, ") of vocab_size"));
+  }
   if (c.head_dim <= 0 && c.hidden_size % c.num_attention_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ",
                                                    c.num_attention_heads));
@@ -194,8 +214,10 @@ absl::Status ValidateLlamaConfig(const LlamaConfig& c) {
 }
 
 absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text) {
-  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
+  absl::StatusOr<json> parsed = ParseJsonText(json_text);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat("not a JSON object: it holds ", JsonKindName(j)));
   const FieldReader f(j);
   LlamaConfig c;
   SRLM_RETURN_IF_ERROR(f.String("model_type", &c.model_type));

@@ -67,17 +67,26 @@ struct LlamaConfig {
     const std::optional<int64_t> window = attention_window();
     return window && *window < max_position_embeddings ? *window : max_position_embeddings;
   }
+  // The config.json key context_length() comes from, for messages.
+  const char* context_length_key() const {
+    const std::optional<int64_t> window = attention_window();
+    return window && *window < max_position_embeddings ? "sliding_window" : "max_position_embeddings";
+  }
 };
 
 // The model_type values this decoder implements: "llama", "mistral", "qwen2".
 const std::vector<std::string>& SupportedModelTypes();
 
 // Checks model_type is supported, the sizes are positive and consistent (heads divide, kv heads
-// divide heads), rms_norm_eps and rope_theta are finite and > 0, attention_dropout is in [0, 1).
+// divide heads), vocab_size fits int32, bos_token_id (unless -1, none) and every eos_token_id are in
+// [0, vocab_size), rms_norm_eps and rope_theta are finite and > 0, attention_dropout is in [0, 1).
+// Errors name the key.
 absl::Status ValidateLlamaConfig(const LlamaConfig& config);
 // Every field it reads is type-checked: a key absent or null keeps its default; a value of another
 // type ("hidden_size": 64.9, "eos_token_id": "1", "model_type": 5) is an error naming the key.
-// Keys it does not read are ignored.
+// Keys it does not read are ignored. Text that is not valid JSON is InvalidArgument with the
+// parser's line, column and reason (common/json_text.h); valid JSON that is not an object says what
+// it holds. The result passes ValidateLlamaConfig.
 absl::StatusOr<LlamaConfig> ParseLlamaConfigJson(const std::string& json_text);
 // As ParseLlamaConfigJson; errors are prefixed with the path.
 absl::StatusOr<LlamaConfig> LoadLlamaConfig(const std::string& config_json_path);

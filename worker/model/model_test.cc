@@ -484,6 +484,56 @@ TEST(LlamaConfig, EveryFieldIsTypeCheckedAndTheErrorNamesTheKey) {
       << loaded.status();
 }
 
+TEST(LlamaConfig, SpecialTokenIdsMustBeInTheVocabulary) {
+  // An eos_token_id or bos_token_id past vocab_size used to load; the id could never be sampled
+  // (and was looked up in the embedding when a prompt started with it).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("eos_token_id": 64)", "eos_token_id 64 is outside the vocabulary [0, 64) of vocab_size"},
+      {R"("eos_token_id": [2, 5000])", "eos_token_id 5000 is outside the vocabulary [0, 64) of vocab_size"},
+      {R"("eos_token_id": -3)", "eos_token_id -3 is outside the vocabulary"},
+      {R"("bos_token_id": 64)", "bos_token_id 64 is outside the vocabulary [0, 64) of vocab_size"},
+      {R"("bos_token_id": -2)", "bos_token_id -2 is outside the vocabulary"},
+      {R"("vocab_size": 2147483648)", "vocab_size 2147483648 is over 2^31 - 1"},
+  };
+  for (const auto& [patch, expected] : cases) {
+    const auto config = ParseLlamaConfigJson(ConfigWith(patch));
+    ASSERT_FALSE(config.ok()) << patch;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << patch;
+    EXPECT_NE(std::string(config.status().message()).find(expected), std::string::npos)
+        << patch << ": " << config.status();
+  }
+  const auto ok = ParseLlamaConfigJson(ConfigWith(R"("bos_token_id": 0, "eos_token_id": [63, 1])"));
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  const auto none = ParseLlamaConfigJson(ConfigWith(R"("bos_token_id": -1, "eos_token_id": null)"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->bos_token_id, -1);
+}
+
+TEST(LlamaConfig, TextThatIsNotJsonSaysWhereAndWhy) {
+  // A truncated config.json used to say "config.json is not a JSON object".
+  TempDir dir("srlm_config_test_");
+  const std::string whole = ConfigWith(R"("hidden_size": 32)");
+  WriteFileText(dir / "config.json", "{\n  \"model_type\": \"llama\",\n  \"hidden_size\": ");
+  const auto truncated = LoadLlamaConfig(dir / "config.json");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(truncated.status().message())
+                .find(dir / "config.json: invalid JSON at line 3, column 18: syntax error while parsing value - "
+                            "unexpected end of input"),
+            std::string::npos)
+      << truncated.status();
+  WriteFileText(dir / "config.json", "{\"model_type\": \"ll\xff\"}");
+  const auto bad_utf8 = LoadLlamaConfig(dir / "config.json");
+  EXPECT_NE(std::string(bad_utf8.status().message()).find("invalid JSON at line 1, column 19: "), std::string::npos)
+      << bad_utf8.status();
+  EXPECT_NE(std::string(bad_utf8.status().message()).find("ill-formed UTF-8 byte"), std::string::npos) << bad_utf8.status();
+  WriteFileText(dir / "config.json", "[" + whole + "]");
+  const auto array = LoadLlamaConfig(dir / "config.json");
+  EXPECT_NE(std::string(array.status().message()).find(dir / "config.json: not a JSON object: it holds an array"),
+            std::string::npos)
+      << array.status();
+}
+
 TEST(LlamaConfig, NonFiniteRopeThetaDoesNotValidate) {
   LlamaConfig c;
   for (double theta : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(), -1.0}) {

@@ -2,12 +2,15 @@
 // a header length past the end, offsets out of range or overlapping, a shape that does not match
 // the bytes or the model, a tensor missing or left over, an unknown dtype. MutatedFiles damages a
 // small valid file at random (fixed seed) thousands of times and checks the same promise on each.
+#include <malloc.h>
+
 #include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <tuple>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,10 +21,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/testing/address_space_limit.h"
 #include "common/testing/file_text.h"
 #include "common/testing/mutants.h"
 #include "common/testing/temp_dir.h"
 #include "worker/model/checkpoint_io.h"
+#include "worker/model/host_memory.h"
 #include "worker/model/model_test_util.h"
 #include "worker/model/safetensors.h"
 
@@ -29,6 +34,8 @@ namespace srlm {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
+using testing_util::AddressSpaceLimit;
 using testing_util::CheckMutants;
 using testing_util::MutantCounts;
 using testing_util::ReadFileText;
@@ -233,6 +240,172 @@ TEST_F(DamagedFiles, RoundTripKeepsBf16AndF16Bits) {
   EXPECT_TRUE(torch::equal(*f->Read("bf"), bf));
   EXPECT_TRUE(torch::equal(*f->Read("half"), half));
   EXPECT_EQ(f->metadata().at("format"), "pt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What LoadModel checks before it allocates the model: every tensor of the headers against the
+// shapes the config describes (LlamaParameterShapes), and the memory the parameters need.
+
+// Sets `key` of dir's config.json to `value` (JSON text); null removes head_dim's pin, for one.
+void PatchConfig(const std::string& dir, const std::string& key, const std::string& value) {
+  nlohmann::json config = nlohmann::json::parse(ReadFileText(dir + "/config.json"));
+  config[key] = nlohmann::json::parse(value);
+  WriteFileText(dir + "/config.json", config.dump(2));
+}
+
+TEST(LlamaParameterShapes, AreTheModelsOwnNamesShapesAndOrder) {
+  std::vector<LlamaConfig> configs;
+  LlamaConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 24;
+  c.intermediate_size = 36;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  configs.push_back(c);                    // GQA, untied
+  c.tie_word_embeddings = true;
+  configs.push_back(c);                    // tied: no lm_head
+  c.attention_bias = true;
+  c.mlp_bias = true;
+  configs.push_back(c);                    // Llama biases (o_proj too)
+  c.model_type = "qwen2";
+  configs.push_back(c);                    // q/k/v bias only
+  c = configs[0];
+  c.head_dim = 10;                         // head_dim * heads != hidden_size
+  configs.push_back(c);
+  for (size_t i = 0; i < configs.size(); ++i) {
+    ASSERT_TRUE(ValidateLlamaConfig(configs[i]).ok()) << i;
+    LlamaModel model(configs[i]);
+    std::vector<std::pair<std::string, std::vector<int64_t>>> actual;
+    int64_t bytes = 0;
+    for (const auto& p : model->named_parameters(true)) {
+      actual.emplace_back(p.key(), p.value().sizes().vec());
+      bytes += p.value().numel() * 4;
+    }
+    EXPECT_EQ(LlamaParameterShapes(configs[i]), actual) << "config " << i;
+    EXPECT_EQ(LlamaParameterBytes(configs[i], 4).value(), bytes) << "config " << i;
+    EXPECT_EQ(LlamaParameterBytes(configs[i], 2).value(), bytes / 2) << "config " << i;
+  }
+  c.vocab_size = INT32_MAX;
+  c.hidden_size = int64_t{1} << 40;
+  const auto overflow = LlamaParameterBytes(c, 4);
+  EXPECT_EQ(overflow.status().code(), absl::StatusCode::kInvalidArgument) << overflow.status();
+  EXPECT_THAT(std::string(overflow.status().message()), HasSubstr("overflow a 64-bit byte count"));
+}
+
+TEST_F(DamagedFiles, AConfigLargerThanItsWeightsCostsNoMemory) {
+  // config.json's sizes were allocated before any shape was checked: 916 MB for a 0.5 MB model
+  // whose config said hidden_size 4096, libtorch's allocator text for larger ones. Under an
+  // address-space limit far below what the config describes, the mismatch must be found from
+  // the headers, before the model is built.
+  SaveTinyModel();  // vocab 32, hidden 16
+  const std::string config = ReadFileText(dir_ + "/config.json");
+  for (const auto& [key, value, expected] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"hidden_size", "65536", "65536"},  // q_proj alone: 16 GiB
+           {"vocab_size", "1000000000", "has shape [32, 16] but the config needs [1000000000, 16]"},
+           {"intermediate_size", "100000000", "100000000"}}) {
+    WriteFileText(dir_ + "/config.json", config);
+    PatchConfig(dir_, key, value);
+    if (key == "hidden_size") PatchConfig(dir_, "head_dim", "null");
+    absl::StatusOr<LlamaModel> m;
+    {
+      AddressSpaceLimit limit(int64_t{256} << 20);
+      ASSERT_TRUE(limit.ok());
+      m = LoadModel(dir_, torch::kCPU, torch::kFloat32);
+    }
+    ASSERT_FALSE(m.ok()) << key;
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << key << ": " << m.status();
+    EXPECT_THAT(std::string(m.status().message()), HasSubstr(dir_ + "/model.safetensors: tensor '")) << key;
+    EXPECT_THAT(std::string(m.status().message()), HasSubstr("but the config needs [")) << key;
+    EXPECT_THAT(std::string(m.status().message()), HasSubstr(expected)) << key;
+  }
+}
+
+TEST_F(DamagedFiles, ADtypeThatIsNotFloatIsRefusedFromTheHeader) {
+  SaveTinyModel();
+  RewriteTensors([](auto& tensors) {
+    for (auto& t : tensors) {
+      if (t.first == "model.norm.weight") t.second = torch::ones({16}, torch::kInt32);
+    }
+  });
+  auto m = LoadModel(dir_, torch::kCPU, torch::kFloat32);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("'model.norm.weight' has non-float dtype I32"));
+}
+
+TEST(LoadModelDeathTest, AModelThatDoesNotFitInMemoryIsResourceExhaustedNamingTheBytes) {
+  // A model whose files agree with its config (32 MiB of embedding) under an address-space limit
+  // that leaves it 48 MiB: the weights' mapping takes 33, the embedding's 32 do not fit. The
+  // allocator's failure used to be INTERNAL with libtorch's text ("[enforce fail at alloc_cpu.cpp").
+  // In a fresh process (the death test's child), so that no free heap memory of earlier tests can
+  // hold the embedding inside the limit.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir temp("srlm_load_oom_");
+  LlamaConfig c;
+  c.vocab_size = 32768;
+  c.hidden_size = 256;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.tie_word_embeddings = true;
+  {
+    LlamaModel model(c);
+    ASSERT_TRUE(SaveModel(model, temp.path()).ok());
+  }
+  const int64_t bytes = LlamaParameterBytes(c, 4).value();
+  ASSERT_EQ(bytes, 34540544);
+  EXPECT_EXIT(
+      {
+        absl::StatusOr<LlamaModel> m;
+        {
+          // Allocations of 1 MiB and more from new mappings, and the heap's free top given back.
+          mallopt(M_MMAP_THRESHOLD, 1 << 20);
+          malloc_trim(0);
+          AddressSpaceLimit limit(int64_t{48} << 20);
+          m = LoadModel(temp.path(), torch::kCPU, torch::kFloat32);
+        }
+        std::cerr << m.status() << std::endl;
+        const std::string message(m.status().message());
+        const bool clear = message.find("alloc_cpu") == std::string::npos &&
+                           message.find(absl::StrCat("loading model from ", temp.path(), ": ")) == 0;
+        // The child runs the test again and exits without destructors: its folder is removed here.
+        std::system(("rm -rf " + temp.path()).c_str());
+        std::exit(m.status().code() == absl::StatusCode::kResourceExhausted && clear ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0),
+      "RESOURCE_EXHAUSTED: loading model from [^ ]*srlm_load_oom_[^ ]*: the model's parameters need 34540544 bytes "
+      "\\(32.9 MiB\\) as float32 \\(vocab_size 32768, hidden_size 256, intermediate_size 64, num_hidden_layers 1\\): the "
+      "allocation failed \\(out of memory\\)");
+  // With room, the same files load.
+  EXPECT_TRUE(LoadModel(temp.path(), torch::kCPU, torch::kFloat32).ok());
+}
+
+TEST(LoadModel, SizesBeyondTheMachinesMemoryAreRefusedBeforeAllocating) {
+  LlamaConfig c;
+  c.vocab_size = INT32_MAX;
+  c.hidden_size = 8192;
+  c.num_attention_heads = 64;
+  c.num_key_value_heads = 64;
+  const auto model = NewLlamaModel(c, torch::kFloat32);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kResourceExhausted) << model.status();
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr(absl::StrCat("the model's parameters need ", LlamaParameterBytes(c, 4).value(), " bytes")));
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr("more than this machine's memory (RAM and swap: "));
+}
+
+TEST(LoadModel, APathThatIsNotADirectoryIsSaidToBeOne) {
+  // A file as the model said "<file>/checksums.sha256 exists but cannot be read".
+  TempDir temp("srlm_load_path_");
+  WriteFileText(temp / "p.jsonl", "{}\n");
+  const auto file = LoadModel(temp / "p.jsonl", torch::kCPU, torch::kFloat32);
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument) << file.status();
+  EXPECT_THAT(std::string(file.status().message()), HasSubstr(temp / "p.jsonl is not a directory"));
+  const auto missing = LoadModel(temp / "nothing", torch::kCPU, torch::kFloat32);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("model directory " + (temp / "nothing") + " does not exist"));
 }
 
 // ---------------------------------------------------------------------------------------------
