@@ -10,6 +10,14 @@
 
 namespace srlm {
 
+ProgressWatchdog::Clock::duration ProgressWatchdog::ToDuration(double seconds) {
+  // Saturates at kLongestWindow: the clock counts int64 nanoseconds, and 1e10 s (past about 292
+  // years) converted to a negative window that fired at once; NaN is no window either.
+  constexpr double kLongest = std::chrono::duration<double>(kLongestWindow).count();
+  if (!(seconds < kLongest)) return std::chrono::duration_cast<Clock::duration>(kLongestWindow);
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(0.0, seconds)));
+}
+
 ProgressWatchdog::ProgressWatchdog(double stall_seconds, StallHandler on_stall)
     : stall_seconds_(stall_seconds), on_stall_(std::move(on_stall)), last_progress_(Clock::now()) {
   if (stall_seconds_ > 0 && on_stall_) thread_ = std::thread([this] { Watch(); });
@@ -33,7 +41,7 @@ void ProgressWatchdog::WaitForOthers(std::string activity) {
 void ProgressWatchdog::Mark(std::string activity, double grace_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   last_progress_ = Clock::now();
-  grace_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_seconds));
+  grace_ = ToDuration(grace_seconds);
   activity_ = std::move(activity);
 }
 
@@ -48,7 +56,7 @@ ProgressWatchdog::Snapshot ProgressWatchdog::Current() const {
 }
 
 void ProgressWatchdog::Watch() {
-  const auto window = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stall_seconds_));
+  const Clock::duration window = ToDuration(stall_seconds_);
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     const auto deadline = last_progress_ + window + grace_;

@@ -21,6 +21,8 @@ namespace srlm {
 class ProgressWatchdog {
  public:
   using StallHandler = std::function<void(const std::string& description)>;
+  // The longest window: a larger stall_seconds (up to infinity) waits this long, in effect never.
+  static constexpr std::chrono::hours kLongestWindow{24 * 365 * 100};  // 100 years
   // stall_seconds <= 0 or no handler: disabled (no thread, Progress() only records the activity).
   ProgressWatchdog(double stall_seconds, StallHandler on_stall);
   ~ProgressWatchdog();
@@ -47,6 +49,8 @@ class ProgressWatchdog {
   using Clock = std::chrono::steady_clock;
   // A wake-up this much later than asked for means the process was suspended.
   static constexpr std::chrono::seconds kSuspendedSlack{2};
+  // `seconds` (>= 0) as the clock's duration, at most kLongestWindow.
+  static Clock::duration ToDuration(double seconds);
   void Watch();
   // Progress: now doing `activity`, with `grace_seconds` beyond the limit.
   void Mark(std::string activity, double grace_seconds);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -137,6 +138,24 @@ TEST(ProgressWatchdogTest, ASuspendedProcessIsNotAStalledOne) {
   ::waitpid(child, &status, 0);
   ::close(fds[0]);
   EXPECT_EQ(verdict, 'O') << "the watchdog fired after the process was resumed";
+}
+
+// 1e10 s is past the clock's int64 nanoseconds (about 292 years): the window wrapped negative and
+// the watchdog fired at once (srlm-worker sft --stall-seconds 1e10 ended with exit code 75). A
+// window that long, up to infinity, waits kLongestWindow (100 years).
+TEST(ProgressWatchdogTest, AnEnormousWindowSaturatesInsteadOfFiringAtOnce) {
+  for (double seconds : {1e10, 1e300, std::numeric_limits<double>::infinity()}) {
+    Calls calls;
+    {
+      ProgressWatchdog watchdog(seconds, Record(calls));
+      watchdog.Progress("training");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      watchdog.WaitForOthers("a collective");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      EXPECT_FALSE(watchdog.fired()) << seconds;
+    }
+    EXPECT_EQ(calls.size(), 0u) << seconds;
+  }
 }
 
 TEST(ProgressWatchdogTest, ZeroSecondsOrNoHandlerIsOff) {

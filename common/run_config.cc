@@ -25,21 +25,24 @@ void VisitSampling(const std::string& p, SamplingConfig* s, ConfigVisitor* v) {
 }
 
 void VisitTrain(const std::string& p, TrainConfig* t, ConfigVisitor* v) {
-  v->Field(p + ".steps", &t->steps, "optimizer steps; 0 derives them from epochs");
-  v->Field(p + ".epochs", &t->epochs, "passes over the data when steps is 0");
-  v->Field(p + ".batch_size", &t->batch_size, "global batch size in examples, whatever the ranks");
+  v->Field(p + ".steps", &t->steps,
+           "optimizer steps, at most 2147483647 (2^31-1); 0 derives them from epochs (epochs x ceil(examples / "
+           "batch_size), which training refuses above the same limit)");
+  v->Field(p + ".epochs", &t->epochs, "passes over the data when steps is 0; at most 2147483647");
+  v->Field(p + ".batch_size", &t->batch_size, "global batch size in examples, whatever the ranks; at most 2147483647");
   v->Field(p + ".micro_batch_size", &t->micro_batch_size,
-           "examples per forward/backward on one rank (gradient accumulation)");
+           "examples per forward/backward on one rank (gradient accumulation); at most 2147483647");
   v->Field(p + ".lr", &t->lr, "peak learning rate");
   v->Field(p + ".lr_schedule", &t->lr_schedule, "constant | linear | cosine (decay to min_lr)");
   v->Field(p + ".min_lr", &t->min_lr, "learning rate at the end of the decay");
-  v->Field(p + ".warmup_steps", &t->warmup_steps, "linear warm-up steps from 0 to lr");
+  v->Field(p + ".warmup_steps", &t->warmup_steps, "linear warm-up steps from 0 to lr; at most 2147483647");
   v->Field(p + ".weight_decay", &t->weight_decay, "AdamW decoupled weight decay");
   v->Field(p + ".max_grad_norm", &t->max_grad_norm, "clip the global gradient norm; 0 turns it off");
   v->Field(p + ".dropout", &t->dropout, "dropout probability during training");
   v->Field(p + ".seed", &t->seed,
-           p == "dpo" ? "seeds data order and dropout; the loop's iteration t trains with a seed derived from it and t"
-                      : "seeds data order and dropout");
+           p == "dpo" ? "seeds data order and dropout (>= 0); the loop's iteration t trains with a seed derived from "
+                        "it and t"
+                      : "seeds data order and dropout (>= 0)");
 }
 
 // Reads each field from a YAML document.
@@ -246,20 +249,26 @@ absl::Status ValidateSampling(const std::string& p, const SamplingConfig& s) {
 }
 
 absl::Status ValidateTrain(const std::string& p, const TrainConfig& t) {
-  SRLM_RETURN_IF_ERROR(Check(t.steps >= 0, p + ".steps", "an integer >= 0"));
-  SRLM_RETURN_IF_ERROR(Check(t.epochs > 0, p + ".epochs", "an integer > 0"));
-  SRLM_RETURN_IF_ERROR(Check(t.batch_size > 0, p + ".batch_size", "an integer > 0"));
-  SRLM_RETURN_IF_ERROR(Check(t.micro_batch_size > 0, p + ".micro_batch_size", "an integer > 0"));
+  const std::string steps_range = absl::StrCat("an integer in [0, ", kMaxTrainingSteps, "]");
+  const std::string count_range = absl::StrCat("an integer in [1, ", kMaxTrainingSteps, "]");
+  const std::string batch_range = absl::StrCat("an integer in [1, ", kMaxBatchSize, "]");
+  SRLM_RETURN_IF_ERROR(Check(t.steps >= 0 && t.steps <= kMaxTrainingSteps, p + ".steps", steps_range));
+  SRLM_RETURN_IF_ERROR(Check(t.epochs > 0 && t.epochs <= kMaxTrainingSteps, p + ".epochs", count_range));
+  SRLM_RETURN_IF_ERROR(Check(t.batch_size > 0 && t.batch_size <= kMaxBatchSize, p + ".batch_size", batch_range));
+  SRLM_RETURN_IF_ERROR(Check(t.micro_batch_size > 0 && t.micro_batch_size <= kMaxBatchSize,
+                             p + ".micro_batch_size", batch_range));
   SRLM_RETURN_IF_ERROR(Check(t.lr >= 0, p + ".lr", "a number >= 0"));
   SRLM_RETURN_IF_ERROR(Check((t.min_lr >= 0 && t.min_lr <= t.lr) || t.lr_schedule == "constant",
                              p + ".min_lr", "a number in [0, lr]"));
   SRLM_RETURN_IF_ERROR(Check(t.lr_schedule == "constant" || t.lr_schedule == "linear" ||
                                  t.lr_schedule == "cosine",
                              p + ".lr_schedule", "constant, linear or cosine"));
-  SRLM_RETURN_IF_ERROR(Check(t.warmup_steps >= 0, p + ".warmup_steps", "an integer >= 0"));
+  SRLM_RETURN_IF_ERROR(Check(t.warmup_steps >= 0 && t.warmup_steps <= kMaxTrainingSteps, p + ".warmup_steps",
+                             steps_range));
   SRLM_RETURN_IF_ERROR(Check(t.weight_decay >= 0, p + ".weight_decay", "a number >= 0"));
   SRLM_RETURN_IF_ERROR(Check(t.max_grad_norm >= 0, p + ".max_grad_norm", "a number >= 0"));
   SRLM_RETURN_IF_ERROR(Check(t.dropout >= 0 && t.dropout < 1, p + ".dropout", "a number in [0, 1)"));
+  SRLM_RETURN_IF_ERROR(Check(t.seed >= 0, p + ".seed", "an integer >= 0"));
   return absl::OkStatus();
 }
 

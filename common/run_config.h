@@ -72,6 +72,13 @@ struct JudgeConfig {
   SamplingConfig sampling{0.7, 0.9, 0, 256, {}};
 };
 
+// The most steps a training section (sft.*, dpo.*) may give or derive (steps, epochs, warmup_steps,
+// and epochs x batches per epoch), and its largest batch_size and micro_batch_size: 2^31 - 1 each.
+// Far beyond any real run, and small enough that the trainer's step and index arithmetic stays
+// inside int64 (a batch_size of INT64_MAX overflowed it: a division by zero, or 0 steps).
+inline constexpr int64_t kMaxTrainingSteps = 2147483647;
+inline constexpr int64_t kMaxBatchSize = 2147483647;
+
 struct TrainConfig {
   int64_t steps = 0;            // 0: one pass over the data (epochs)
   int64_t epochs = 1;

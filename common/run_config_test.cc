@@ -124,6 +124,31 @@ TEST(RunConfig, MaxMessageBytesStaysWithinGrpcsIntLimit) {
   EXPECT_TRUE(ParseRunConfig("coordinator: {max_message_bytes: 268435456}", "c.yaml").ok());
 }
 
+// The training counts have an upper bound (2^31 - 1): sft.batch_size 9223372036854775807 overflowed
+// the trainer's ceil division (a division by zero, or a loop run that trained 0 steps and committed
+// its start model), epochs near INT64_MAX wrapped the step count (negative, or 4 steps).
+TEST(RunConfig, TrainingCountsAreBoundedAndSeedsNotNegative) {
+  for (const std::string section : {"sft", "dpo"}) {
+    for (const std::string key : {"steps", "epochs", "batch_size", "micro_batch_size", "warmup_steps"}) {
+      for (const char* value : {"2147483648", "9223372036854775807"}) {
+        auto c = ParseRunConfig(section + ":\n  " + key + ": " + value + "\n", "b.yaml");
+        EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << section << "." << key << " " << value;
+        EXPECT_THAT(std::string(c.status().message()),
+                    HasSubstr("b.yaml: key '" + section + "." + key + "': expected an integer in [")) << key;
+        EXPECT_THAT(std::string(c.status().message()), HasSubstr(", 2147483647]")) << key;
+      }
+      EXPECT_TRUE(ParseRunConfig(section + ":\n  " + key + ": 2147483647\n", "b.yaml").ok()) << key;
+    }
+    auto seed = ParseRunConfig(section + ":\n  seed: -3\n", "s.yaml");
+    EXPECT_THAT(std::string(seed.status().message()), HasSubstr("key '" + section + ".seed': expected an integer >= 0"));
+    EXPECT_TRUE(ParseRunConfig(section + ":\n  seed: 0\n", "s.yaml").ok());
+  }
+  RunConfig flags;  // the same check for values set by command-line flags (the keys' flags)
+  flags.sft.batch_size = std::numeric_limits<int64_t>::max();
+  EXPECT_THAT(std::string(ValidateRunConfig(flags).message()),
+              HasSubstr("key 'sft.batch_size': expected an integer in [1, 2147483647]"));
+}
+
 // A key given twice kept its first value silently; now both places are named.
 TEST(RunConfig, AKeyGivenTwiceIsAnError) {
   auto twice = ParseRunConfig("sft:\n  lr: 1e-5\n  lr: 5\n", "c.yaml");

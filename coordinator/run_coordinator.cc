@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/int_math.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "coordinator/pair_shuffle.h"
@@ -94,7 +95,7 @@ void RunCoordinator::StartGenerateLocked(std::vector<GroupCommitter::Write>* wri
   SetPhaseLocked(v1::PHASE_GENERATE, writes);
   pool_size_ = pool;
   generate_shard_size_ = std::max<int64_t>(1, config_.generate.shard_size);
-  shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
+  shards_ = ShardPool(CeilDiv(pool_size_, generate_shard_size_));
   writes->push_back([pool, size = generate_shard_size_, iteration = iteration_](SqliteDb& db) {
     SRLM_ASSIGN_OR_RETURN(Statement * surplus, db.Prepare("DELETE FROM held_prompts WHERE iteration = ?"));
     SRLM_RETURN_IF_ERROR(surplus->Bind(1, iteration).Run());

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -10,9 +11,36 @@
 
 #include "coordinator/coordinator_test_util.h"
 #include "coordinator/pair_shuffle.h"
+#include "coordinator/run_cycle.h"
 
 namespace srlm::coordinator {
 namespace {
+
+// The shard counts are ceil divisions that do not overflow: (n + size - 1) / size with a shard size
+// of INT64_MAX passed INT64_MAX, which made the PROMPTS limit negative and left GENERATE with no shard.
+TEST(RunCycle, PromptShardLimitWithAnEnormousShardSize) {
+  RunConfig config = SmallConfig();
+  EXPECT_EQ(PromptShardLimit(config), kPromptShardBudget * 2);  // 6 prompts in shards of 3
+  config.prompts.shard_size = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(PromptShardLimit(config), kPromptShardBudget);
+}
+
+TEST_F(CoordinatorServiceTest, AGenerateShardSizeOfInt64MaxMakesOneShard) {
+  RunConfig config = DiscardRun();
+  config.generate.shard_size = std::numeric_limits<int64_t>::max();
+  Start(config);
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  EXPECT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  EXPECT_EQ(client_->GetStatus()->shards().total(), 1);
+  Stop();
+  Start(std::nullopt);  // the shards of GENERATE rebuilt from the database
+  EXPECT_EQ(client_->GetStatus()->shards().total(), 1);
+  v1::LeaseShardResponse lease = Lease(w0);
+  ASSERT_TRUE(lease.has_generate()) << lease.DebugString();
+  EXPECT_EQ(lease.generate().prompts_size(), 6);
+}
 
 TEST_F(CoordinatorServiceTest, FullIterationCycleFromSftToDone) {
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);

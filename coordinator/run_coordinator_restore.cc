@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/int_math.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "coordinator/lease_id.h"
@@ -55,7 +56,7 @@ absl::Status RunCoordinator::LoadPhaseState(SqliteDb& db) {
   }
   if (phase_ == v1::PHASE_PROMPTS || phase_ == v1::PHASE_GENERATE) {
     const char kind = phase_ == v1::PHASE_PROMPTS ? 'P' : 'G';
-    if (kind == 'G') shards_ = ShardPool((pool_size_ + generate_shard_size_ - 1) / generate_shard_size_);
+    if (kind == 'G') shards_ = ShardPool(CeilDiv(pool_size_, generate_shard_size_));
     // Lease clocks stop while the coordinator is down: open leases get the downtime added
     // (measured from the last commit), so workers that could not heartbeat keep their work, and a
     // lease nobody heartbeats still expires however often the coordinator restarts.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "common/int_math.h"
 #include "common/run_config.h"
 #include "srlm/v1/coordinator.pb.h"
 
@@ -19,7 +20,7 @@ inline int64_t PromptShardSize(const RunConfig& config) { return std::max<int64_
 // if every prompt were accepted.
 inline int64_t PromptShardLimit(const RunConfig& config) {
   const int64_t shard_size = PromptShardSize(config);
-  return kPromptShardBudget * ((config.prompts.per_iteration + shard_size - 1) / shard_size);
+  return kPromptShardBudget * CeilDiv(config.prompts.per_iteration, shard_size);
 }
 
 // SFT at iteration 0 when run.sft is set; TRAIN otherwise.

@@ -220,9 +220,10 @@ TEST_F(TrainerProcessTest, ResumeUnderMpirunIsBitForBitAndAKilledCheckpointIsNev
 }
 
 TEST_F(TrainerProcessTest, NonFiniteGradientOnOneRankSkipsTheStepOnAll) {
-  // Pair 0's reference log-prob overflows float32: under IPO its gradient is infinite.
+  // Pair 0's reference log-prob is near the float32 limit (-1e39, past it, is refused with the data):
+  // under IPO its squared margin overflows, and its gradient is infinite.
   std::string pairs = "{\"prompt_ids\": [5, 6], \"chosen_ids\": [7], \"rejected_ids\": [8], "
-                      "\"ref_chosen_logprob\": 1e39, \"ref_rejected_logprob\": -3}\n";
+                      "\"ref_chosen_logprob\": -3e38, \"ref_rejected_logprob\": -3}\n";
   for (int i = 0; i < 3; ++i) {
     pairs += "{\"prompt_ids\": [9, " + std::to_string(10 + i) + "], \"chosen_ids\": [11], \"rejected_ids\": [12], "
              "\"ref_chosen_logprob\": -4, \"ref_rejected_logprob\": -3}\n";

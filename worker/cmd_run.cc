@@ -141,7 +141,7 @@ void RegisterRunCommand(CLI::App& app) {
   cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
   cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch,
                   "sequences decoded together (halved for good when a batch runs out of memory)")
-      ->check(CLI::PositiveNumber)
+      ->check(Integer(1))
       ->capture_default_str();
   cmd->add_option("--device-label", flags->device, "device name shown in srlmctl (the model runs on model.device)")
       ->capture_default_str();

@@ -1,8 +1,8 @@
-// The model commands (init-model, generate, logprobs) on bad input. Flag checks: a value outside the
-// accepted set is refused while the command line is parsed, with an error that names the flag and
-// says what is accepted, before any file is read or written (in process). Files: the real
-// srlm-worker binary on a tiny model, each bad input giving a clear error (file, line, key) with
-// nothing lost or half-written; the sft command's tokenizer handling is checked here too.
+// The model commands (init-model, generate, logprobs) on bad input, and the training commands' (sft,
+// dpo) flags and inputs. Flag checks: a value outside the accepted set is refused while the command
+// line is parsed, with an error that names the flag and says what is accepted, before any file is
+// read or written (in process). Files: the real srlm-worker binary on a tiny model, each bad input
+// giving a clear error (file, line, key) with nothing lost or half-written.
 #include <CLI/CLI.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -26,6 +26,8 @@ namespace srlm {
 void RegisterInitModelCommand(CLI::App& app);  // worker/cmd_init_model.cc
 void RegisterGenerateCommand(CLI::App& app);   // worker/cmd_generate.cc
 void RegisterLogprobsCommand(CLI::App& app);   // worker/cmd_logprobs.cc
+void RegisterSftCommand(CLI::App& app);        // worker/train/train_command.cc
+void RegisterDpoCommand(CLI::App& app);        // worker/train/train_command.cc
 
 namespace {
 
@@ -53,6 +55,21 @@ std::string ParseError(void (*register_command)(CLI::App&), const std::string& c
   for (CLI::App* command : app.get_subcommands({})) callbacks.push_back(CallbackTaker::Take(*command));
   try {
     app.parse(command_line, /*program_name_included=*/false);
+  } catch (const CLI::ParseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// ParseError for arguments given one by one, as a shell passes them: an empty one ("") stays.
+std::string ParseArgsError(void (*register_command)(CLI::App&), std::vector<std::string> args) {
+  CLI::App app;
+  register_command(app);
+  std::vector<std::function<void()>> callbacks;
+  for (CLI::App* command : app.get_subcommands({})) callbacks.push_back(CallbackTaker::Take(*command));
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  try {
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return e.what();
   }
@@ -92,16 +109,64 @@ TEST(InitModelFlags, EveryNumberIsFiniteAndInRange) {
 
 TEST(GenerateFlags, SamplingFlagsHaveTheRangesOfTheYamlKeys) {
   // The ranges of common/run_config.cc ValidateSampling; --temperature nan used to sample token 0
-  // every time, --top-p 5 and --top-k -3 were taken as they came.
+  // every time, --top-p 5 and --top-k -3 were taken as they came. --seed 010 passed the check as 10
+  // and CLI11 then stored 8 (octal).
   const std::string files = "generate --model /nonexistent/m --input /nonexistent/p.jsonl --output /nonexistent/o.jsonl ";
   for (const std::string bad : {"--temperature nan", "--temperature -1", "--temperature inf", "--top-p 5", "--top-p 0",
                                 "--top-p nan", "--top-k -3", "--max-new-tokens 0", "--max-new-tokens 1.5",
-                                "--seed -1", "--batch-size 0"}) {
+                                "--seed -1", "--batch-size 0", "--seed 010", "--max-new-tokens 0x10",
+                                "--top-k 99999999999999999999"}) {
     const std::string flag = bad.substr(0, bad.find(' '));
     EXPECT_THAT(ParseError(RegisterGenerateCommand, files + bad), HasSubstr(flag + ": expected ")) << bad;
   }
   EXPECT_EQ(ParseError(RegisterGenerateCommand, files + "--temperature 0 --top-p 1 --top-k 0 --max-new-tokens 1"), "");
   EXPECT_EQ(ParseError(RegisterGenerateCommand, files + "--temperature 1.5 --top-p 0.01 --top-k 40 --seed 7"), "");
+}
+
+// Every numeric flag of sft and dpo is a number of its type, or the command line is refused. CLI11
+// alone read "" as 0 (--lr "" trained at lr 0, --steps "" derived the steps from epochs), clamped
+// --steps 99999999999999999999 to INT64_MAX, and read --steps 010 as 8 and 0x10 as 16;
+// --save-every -1 and --stop-after -1 were taken. (A key's range is checked with the run
+// configuration, naming the key: TrainCommandsRefuseKeysOutOfRange.)
+TEST(TrainFlags, EveryNumericFlagIsANumberOfItsType) {
+  const std::vector<std::string> integers = {"--steps",        "--epochs",     "--batch-size", "--micro-batch-size",
+                                             "--warmup-steps", "--seed",       "--max-seq-len", "--save-every",
+                                             "--stop-after"};
+  const std::vector<std::string> numbers = {"--lr", "--min-lr", "--weight-decay", "--max-grad-norm", "--dropout",
+                                            "--stall-seconds"};
+  const std::vector<std::string> files = {"--model", "/nonexistent/m", "--data", "/nonexistent/d.jsonl", "--out",
+                                          "/nonexistent/o"};
+  for (auto command : {RegisterSftCommand, RegisterDpoCommand}) {
+    const std::string name = command == RegisterSftCommand ? "sft" : "dpo";
+    std::vector<std::string> dpo_numbers = numbers;
+    if (name == "dpo") dpo_numbers.insert(dpo_numbers.end(), {"--beta", "--label-smoothing"});
+    auto error = [&](const std::string& flag, const std::string& value) {
+      std::vector<std::string> args = {name};
+      args.insert(args.end(), files.begin(), files.end());
+      args.insert(args.end(), {flag, value});
+      return ParseArgsError(command, args);
+    };
+    for (const std::string& flag : integers) {
+      for (const std::string bad : {"", "99999999999999999999", "-99999999999999999999", "010", "0x10", "2.5", "1e3",
+                                    "x"}) {
+        const std::string e = error(flag, bad);
+        EXPECT_THAT(e, HasSubstr(flag + ": expected an integer")) << name << " " << flag << " '" << bad << "'";
+        EXPECT_THAT(e, HasSubstr("got '" + bad + "'")) << name << " " << flag;
+      }
+      EXPECT_EQ(error(flag, "7"), "") << name << " " << flag;
+      EXPECT_EQ(error(flag, "0"), "") << name << " " << flag;
+    }
+    for (const std::string flag : {"--save-every", "--stop-after"}) {
+      EXPECT_THAT(error(flag, "-1"), HasSubstr(flag + ": expected an integer >= 0, got '-1'")) << name;
+    }
+    for (const std::string& flag : dpo_numbers) {
+      for (const std::string bad : {"", "x", "nan", "inf", "1e400"}) {
+        EXPECT_THAT(error(flag, bad), HasSubstr(flag + ": expected a finite number"))
+            << name << " " << flag << " '" << bad << "'";
+      }
+      EXPECT_EQ(error(flag, "0.25"), "") << name << " " << flag;
+    }
+  }
 }
 
 TEST(GenerateFlags, ChatTemplateIsCheckedBeforeTheInputIsRead) {
@@ -497,6 +562,141 @@ TEST_F(ModelCommandsTest, ABrokenTokenizerIsReportedNotTakenForNone) {
   EXPECT_EQ(sft.rc, 1) << sft.output;
   EXPECT_THAT(sft.output, HasSubstr(model + "/tokenizer.json: "));
   EXPECT_THAT(sft.output, Not(HasSubstr("no tokenizer is available")));
+}
+
+// ---- sft and dpo through the real binary ----
+
+// Four SFT lines and two pairs in token ids of the tiny model.
+void WriteTrainData(const std::string& sft, const std::string& dpo) {
+  WriteFileText(sft, "{\"prompt_ids\": [1, 5], \"response_ids\": [6, 2]}\n{\"prompt_ids\": [1, 7], \"response_ids\": [8, 2]}\n"
+                     "{\"prompt_ids\": [1, 9], \"response_ids\": [10, 2]}\n{\"prompt_ids\": [1, 11], \"response_ids\": [12, 2]}\n");
+  WriteFileText(dpo, "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6, 2], \"rejected_ids\": [7, 2]}\n"
+                     "{\"prompt_ids\": [1, 8], \"chosen_ids\": [9, 2], \"rejected_ids\": [10, 2]}\n");
+}
+
+// A key out of its range is refused before anything is loaded or made, naming the key, from the
+// flags and from the YAML alike (they share the keys): a batch size of INT64_MAX died of SIGFPE
+// (exit 136), and in the loop trained 0 steps and committed the untrained model; epochs of INT64_MAX
+// logged "-10 steps" and exited 0 with an empty --out; --seed -3 was taken.
+TEST_F(ModelCommandsTest, TrainCommandsRefuseKeysOutOfRange) {
+  const std::string sft_data = Path("sft.jsonl"), dpo_data = Path("dpo.jsonl"), out = Path("out");
+  WriteTrainData(sft_data, dpo_data);
+  for (const std::string command : {"sft", "dpo"}) {
+    const std::string base = command + " --device cpu --model " + Model() + " --data " +
+                             (command == "sft" ? sft_data : dpo_data) + " --out " + out + " ";
+    for (const auto& [flags, expected] : std::vector<std::pair<std::string, std::string>>{
+             {"--steps 1 --batch-size 9223372036854775807", ".batch_size': expected an integer in [1, 2147483647]"},
+             {"--steps 1 --micro-batch-size 2147483648", ".micro_batch_size': expected an integer in [1, 2147483647]"},
+             {"--epochs 9223372036854775807 --batch-size 2", ".epochs': expected an integer in [1, 2147483647]"},
+             {"--epochs 1844674407370955162 --batch-size 2", ".epochs': expected an integer in [1, 2147483647]"},
+             {"--steps 2147483648", ".steps': expected an integer in [0, 2147483647]"},
+             {"--steps 1 --seed -3", ".seed': expected an integer >= 0"}}) {
+      const WorkerRun run = RunWorker(base + flags);
+      EXPECT_EQ(run.rc, 1) << command << " " << flags << ": " << run.output;
+      EXPECT_THAT(run.output, HasSubstr("flags: key '" + command + expected)) << command << " " << flags;
+      EXPECT_FALSE(Exists(out)) << command << " " << flags;
+    }
+  }
+  const std::string yaml = Path("bsmax.yaml");
+  WriteFileText(yaml, "sft:\n  batch_size: 9223372036854775807\n");
+  const WorkerRun from_yaml =
+      RunWorker("sft --device cpu --config " + yaml + " --model " + Model() + " --data " + sft_data + " --out " + out);
+  EXPECT_EQ(from_yaml.rc, 1) << from_yaml.output;
+  EXPECT_THAT(from_yaml.output, HasSubstr(yaml + ": key 'sft.batch_size': expected an integer in [1, 2147483647]"));
+  EXPECT_FALSE(Exists(out));
+  // Epochs in range whose steps are not: refused, naming the key, once the data is counted.
+  const WorkerRun derived = RunWorker("sft --device cpu --model " + Model() + " --data " + sft_data + " --out " + out +
+                                      " --epochs 2147483647 --batch-size 1");
+  EXPECT_EQ(derived.rc, 1) << derived.output;
+  EXPECT_THAT(derived.output, HasSubstr("sft.epochs (2147483647) x 4 batches per epoch (4 examples in batches of 1) "
+                                        "is over the limit of 2147483647 steps"));
+  EXPECT_FALSE(Exists(out));
+}
+
+// A run that fails before its first checkpoint removes the folders of --out it made (mkdir -p)
+// and left empty; a folder that was there before stays.
+TEST_F(ModelCommandsTest, AFailedTrainingLeavesNoEmptyOutBehind) {
+  const std::string bad = Path("bad.jsonl"), base = Path("made");
+  WriteFileText(bad, "{\"prompt\": \"x\"}\n");
+  for (const std::string command : {"sft", "dpo"}) {
+    const WorkerRun run =
+        RunWorker(command + " --device cpu --steps 1 --model " + Model() + " --data " + bad + " --out " + base + "/a/b");
+    EXPECT_EQ(run.rc, 1) << command << ": " << run.output;
+    EXPECT_THAT(run.output, HasSubstr(bad + ":1: ")) << command;
+    EXPECT_FALSE(Exists(base)) << command << ": left " << base;
+  }
+  const std::string existing = Path("existing");
+  ASSERT_EQ(::mkdir(existing.c_str(), 0755), 0);
+  const WorkerRun run = RunWorker("sft --device cpu --steps 1 --model " + Model() + " --data " + bad + " --out " + existing);
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_TRUE(Exists(existing));
+}
+
+// A reference model of another vocabulary failed mid-step ("INTERNAL: training step 1: index out of
+// range in self"); now it is refused where it is loaded, naming both models and their sizes.
+TEST_F(ModelCommandsTest, DpoRefusesAReferenceModelOfAnotherVocabulary) {
+  const std::string sft_data = Path("sft.jsonl"), dpo_data = Path("dpo.jsonl"), ref = Path("v100");
+  WriteTrainData(sft_data, dpo_data);
+  const WorkerRun init = RunWorker("init-model --out " + ref + " --vocab-size 100 --layers 1 --hidden-size 32 "
+                                   "--intermediate-size 64 --heads 2 --kv-heads 2 --max-position-embeddings 64");
+  ASSERT_EQ(init.rc, 0) << init.output;
+  const std::string vocab = ReadFileText(Model() + "/config.json");
+  const size_t at = vocab.find("\"vocab_size\":");
+  ASSERT_NE(at, std::string::npos) << vocab;
+  const std::string policy_vocab = std::to_string(std::stoll(vocab.substr(vocab.find_first_of("0123456789", at))));
+  const WorkerRun run = RunWorker("dpo --device cpu --steps 1 --model " + Model() + " --ref-model " + ref + " --data " +
+                                  dpo_data + " --out " + Path("out"));
+  EXPECT_EQ(run.rc, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("the reference model " + ref + " (--ref-model) has vocab_size 100 but the policy " +
+                                    Model() + " has " + policy_vocab));
+  EXPECT_THAT(run.output, Not(HasSubstr("training step")));
+}
+
+// --resume checks the checkpoint's trainer_state.json: a step of -5 crashed (exit 139), one past
+// --steps logged "done" and exited 0 without training.
+TEST_F(ModelCommandsTest, ResumeRefusesABadOrForeignCheckpoint) {
+  const std::string sft_data = Path("sft.jsonl"), dpo_data = Path("dpo.jsonl"), out = Path("out");
+  WriteTrainData(sft_data, dpo_data);
+  const std::string base = "sft --device cpu --model " + Model() + " --data " + sft_data + " --out " + out +
+                           " --batch-size 2 ";
+  const WorkerRun first = RunWorker(base + "--steps 2 --stop-after 1");
+  ASSERT_EQ(first.rc, 0) << first.output;
+  const std::string state_path = out + "/checkpoint-1/trainer_state.json";
+  const std::string state = ReadFileText(state_path);
+  const std::string step = "\"step\": 1";
+  ASSERT_NE(state.find(step), std::string::npos) << state;
+  std::string edited = state;
+  edited.replace(edited.find(step), step.size(), "\"step\": -5");
+  WriteFileText(state_path, edited);
+  const WorkerRun negative = RunWorker(base + "--steps 2 --resume");
+  EXPECT_EQ(negative.rc, 1) << negative.output;
+  EXPECT_THAT(negative.output, HasSubstr(state_path + ": field 'step' is -5: expected an integer in [0, 2147483647]"));
+  WriteFileText(state_path, state);
+  // Resumed with fewer steps than the checkpoint has.
+  const WorkerRun rest = RunWorker(base + "--steps 2 --resume");
+  ASSERT_EQ(rest.rc, 0) << rest.output;
+  EXPECT_THAT(rest.output, HasSubstr("done: step 2"));
+  const WorkerRun past = RunWorker(base + "--steps 1 --resume");
+  EXPECT_EQ(past.rc, 1) << past.output;
+  EXPECT_THAT(past.output, HasSubstr(out + "/checkpoint-2 is at step 2, past this run's 1 steps"));
+}
+
+// --stall-seconds 1e10 overflowed the watchdog's int64 nanoseconds: it fired at once (exit 75).
+TEST_F(ModelCommandsTest, AnEnormousStallLimitDoesNotFireAtOnce) {
+  const std::string sft_data = Path("sft.jsonl"), dpo_data = Path("dpo.jsonl");
+  WriteTrainData(sft_data, dpo_data);
+  const WorkerRun run = RunWorker("sft --device cpu --steps 1 --stall-seconds 1e10 --model " + Model() + " --data " +
+                                  sft_data + " --out " + Path("out"));
+  EXPECT_EQ(run.rc, 0) << run.output;
+  // The loop's worker shares the watchdog: it gets as far as the (absent) coordinator.
+  const WorkerRun worker = RunWorker("run --coordinator 127.0.0.1:1 --retry-seconds 1 --stall-seconds 1e10");
+  EXPECT_EQ(worker.rc, 1) << worker.output;
+  EXPECT_THAT(worker.output, Not(HasSubstr("stalled")));
+  // --max-generate-batch was clamped to INT64_MAX like the training flags.
+  const WorkerRun clamped =
+      RunWorker("run --coordinator 127.0.0.1:1 --retry-seconds 1 --max-generate-batch 99999999999999999999");
+  EXPECT_NE(clamped.rc, 0) << clamped.output;
+  EXPECT_THAT(clamped.output, HasSubstr("--max-generate-batch: expected an integer >= 1, got '99999999999999999999'"));
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ absl::Status TorchWorkerBackend::TrainAndSave(const std::string& model_dir, cons
   options.out_dir.clear();  // one checkpoint, at the end, to out_dir
   options.save_optimizer_state = false;  // never read: the next iteration starts a fresh optimizer
   // About 20 progress lines per training on rank 0; every step also goes to the coordinator.
-  options.log_every = std::max<int64_t>(1, TotalSteps(options.train, num_examples) / 20);
+  SRLM_ASSIGN_OR_RETURN(const int64_t total_steps, TotalSteps(options.train, num_examples, options.objective));
+  options.log_every = std::max<int64_t>(1, total_steps / 20);
   SRLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                         Trainer::Create(model, std::nullopt, communicator_.get(), options));
   if (num_examples == 0) {
@@ -123,9 +124,10 @@ absl::Status TorchWorkerBackend::TrainSft(const RunConfig& config, const std::st
   options.objective = TrainingObjective::kSft;
   options.train = config.sft;
   options.dpo = config.dpo;
+  SRLM_ASSIGN_OR_RETURN(const int64_t total_steps,
+                        TotalSteps(options.train, static_cast<int64_t>(examples.size()), options.objective));
   if (rank() == 0) {
-    SRLM_LOG(INFO) << "SFT on " << examples.size() << " examples (IFT + EFT), "
-                   << TotalSteps(options.train, static_cast<int64_t>(examples.size())) << " steps of "
+    SRLM_LOG(INFO) << "SFT on " << examples.size() << " examples (IFT + EFT), " << total_steps << " steps of "
                    << options.train.batch_size << " over " << world_size() << " rank(s)";
   }
   return TrainAndSave(model_dir, out_dir, options, static_cast<int64_t>(examples.size()), [&](Trainer& t) {

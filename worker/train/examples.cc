@@ -1,7 +1,9 @@
 // Implementation of worker/train/examples.h.
 #include "worker/train/examples.h"
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +17,11 @@ namespace srlm {
 namespace {
 
 constexpr int kMaxReportedErrors = 10;
+
+// The most negative reference log-probability sum taken: the most negative float32, in which the
+// trainer takes them (-1e308 became -inf there). A sum near it is still absurd, but one the
+// trainer handles: a step whose loss overflows is skipped as non-finite on every rank.
+constexpr double kMinReferenceLogprob = -std::numeric_limits<float>::max();
 
 absl::StatusOr<TokenIds> ReadIds(const nlohmann::json& line, const std::string& key) {
   const auto it = line.find(key);
@@ -152,6 +159,16 @@ absl::StatusOr<std::vector<PreferenceExample>> ReadPreferenceJsonl(const std::st
       }
       e.ref_chosen_logprob = line["ref_chosen_logprob"].get<double>();
       e.ref_rejected_logprob = line["ref_rejected_logprob"].get<double>();
+      // A sum of token log-probabilities: finite and <= 0 (a positive one is no log-probability;
+      // both were taken as they came).
+      for (const char* key : {"ref_chosen_logprob", "ref_rejected_logprob"}) {
+        const double v = line[key].get<double>();
+        if (!std::isfinite(v) || v > 0 || v < kMinReferenceLogprob) {
+          return absl::InvalidArgumentError(absl::StrCat("'", key, "' is ", line[key].dump(),
+                                                         ": expected a log-probability sum in [", kMinReferenceLogprob,
+                                                         ", 0] (<= 0, and finite in float32)"));
+        }
+      }
     }
     return e;
   });

@@ -1,7 +1,8 @@
 // Training examples in token ids and their JSONL readers. SFT lines: prompt, response (text) or
 // prompt_ids, response_ids. DPO lines: prompt, chosen, rejected (text) or prompt_ids, chosen_ids,
-// rejected_ids, optionally with ref_chosen_logprob and ref_rejected_logprob. Bad lines (a missing
-// key, an empty response, a sequence over the length limit) are reported with their line number.
+// rejected_ids, optionally with ref_chosen_logprob and ref_rejected_logprob (sums of log-probabilities:
+// numbers in [-FLT_MAX, 0]). Bad lines (a missing key, an empty response, a sequence over the length
+// limit, a reference log-probability out of range) are reported with their line number.
 #pragma once
 
 #include <cstdint>

@@ -1,12 +1,18 @@
 // Implementation of worker/train/train_command.h.
 #include "worker/train/train_command.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/cli_checks.h"
 #include "common/logging.h"
 #include "common/progress_watchdog.h"
 #include "common/run_config.h"
@@ -133,6 +139,14 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     const std::string ref_dir = flags.ref_model.empty() ? model_dir : flags.ref_model;
     watchdog.Progress(absl::StrCat("loading reference model ", ref_dir));
     SRLM_ASSIGN_OR_RETURN(LlamaModel ref, LoadModel(ref_dir, device, dtype));
+    // The reference scores the policy's token ids: another vocabulary failed in the first step
+    // ("index out of range") or, larger, was taken without a word.
+    if (ref->config.vocab_size != model->config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the reference model ", ref_dir, " (--ref-model) has vocab_size ", ref->config.vocab_size,
+          " but the policy ", resume_dir.value_or(model_dir), " has ", model->config.vocab_size,
+          ": the reference must share the policy's vocabulary"));
+    }
     reference = ref;
   }
 
@@ -151,9 +165,10 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     if (comm->rank() == 0) SRLM_LOG(INFO) << "resumed from " << *resume_dir << " at step " << trainer->step();
   }
   const int64_t num_examples = static_cast<int64_t>(sft ? sft_examples.size() : pairs.size());
+  SRLM_ASSIGN_OR_RETURN(const int64_t total_steps, TotalSteps(options.train, num_examples, objective));
   if (comm->rank() == 0) {
-    SRLM_LOG(INFO) << (sft ? "sft" : "dpo") << ": " << num_examples << " examples, "
-                   << TotalSteps(options.train, num_examples) << " steps, global batch " << options.train.batch_size
+    SRLM_LOG(INFO) << (sft ? "sft" : "dpo") << ": " << num_examples << " examples, " << total_steps
+                   << " steps, global batch " << options.train.batch_size
                    << ", " << comm->world_size() << " rank(s) over " << comm->backend_name();
   }
   trainer->set_max_steps_this_call(flags.stop_after);
@@ -168,6 +183,37 @@ absl::Status RunTrainCommand(const CommandFlags& flags, const std::vector<std::f
     SRLM_LOG(INFO) << "done: step " << trainer->step() << ", " << summary.skipped_steps << " skipped step(s)";
   }
   return absl::OkStatus();
+}
+
+// The folders of `path` that do not exist yet, deepest first ("a/b/c" where only "a" exists: a/b/c,
+// a/b): what this run's mkdir -p of --out will make.
+std::vector<std::string> MissingDirs(std::string path) {
+  std::vector<std::string> missing;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  struct stat st;
+  while (!path.empty() && path != "/" && path != "." && ::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    missing.push_back(path);
+    const size_t slash = path.find_last_of('/');
+    path = slash == std::string::npos ? "" : path.substr(0, slash);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+  }
+  return missing;
+}
+
+// A flag that, when given, overrides the configuration key `field` points at. A number's text is
+// checked as a number of the key's type (CLI11 alone read "" as 0 and clamped 99999999999999999999
+// to INT64_MAX); its range is the key's, checked by ValidateRunConfig with the key's name.
+template <typename T>
+CLI::Option* AddKeyFlag(CLI::App* cmd, std::vector<std::function<void(RunConfig&)>>* overrides,
+                        const std::string& flag, std::function<T*(RunConfig&)> field, const std::string& help) {
+  auto value = std::make_shared<T>();
+  CLI::Option* opt = cmd->add_option(flag, *value, help);
+  if constexpr (std::is_same_v<T, int64_t>) opt->check(Integer());
+  if constexpr (std::is_same_v<T, double>) opt->check(FiniteNumber());
+  overrides->push_back([opt, value, field](RunConfig& c) {
+    if (opt->count() > 0) *field(c) = *value;
+  });
+  return opt;
 }
 
 }  // namespace
@@ -185,22 +231,24 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   // the key micro_batch_size.
   auto train_field = [&](const std::string& flag, auto member, const std::string& help) {
     using T = std::remove_reference_t<decltype(flags->train.*member)>;
-    auto value = std::make_shared<T>();
     const std::string key = absl::StrReplaceAll(flag.substr(2), {{"-", "_"}});
-    CLI::Option* opt = cmd->add_option(flag, *value, help + " (YAML " + section + "." + key + ")");
-    overrides->push_back([opt, value, member, sft](RunConfig& c) {
-      if (opt->count() > 0) (sft ? c.sft : c.dpo.train).*member = *value;
-    });
+    AddKeyFlag<T>(
+        cmd, overrides.get(), flag, [member, sft](RunConfig& c) { return &((sft ? c.sft : c.dpo.train).*member); },
+        help + " (YAML " + section + "." + key + ")");
   };
   cmd->add_option("--config", flags->config_path, "run YAML (flags override it)");
   cmd->add_option("--model", flags->model, "start model directory (HF layout); YAML model.path");
   cmd->add_option("--data", flags->data,
                   sft ? "training JSONL (default: YAML data.ift and YAML data.eft)" : "training JSONL");
   cmd->add_option("--out", flags->out, "output folder (required): checkpoints go to <out>/checkpoint-<step>");
-  cmd->add_option("--save-every", flags->save_every, "also checkpoint every N steps (0: only at the end)");
+  cmd->add_option("--save-every", flags->save_every, "also checkpoint every N steps (0: only at the end)")
+      ->check(Integer(0))
+      ->capture_default_str();
   cmd->add_flag("--resume", flags->resume,
                 "continue from the newest whole checkpoint in --out (without it, an --out holding one is refused)");
-  cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end");
+  cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end")
+      ->check(Integer(0))
+      ->capture_default_str();
   cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")->capture_default_str();
   cmd->add_option("--stall-seconds", flags->stall_seconds,
                   "end the job (exit code 75) when this rank makes no progress this long: no model load, "
@@ -220,36 +268,32 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   train_field("--dropout", &TrainConfig::dropout, "dropout during training");
   train_field("--seed", &TrainConfig::seed, "seeds data order and dropout");
   auto model_field = [&](const std::string& flag, std::string ModelConfig::*member, const std::string& help) {
-    auto value = std::make_shared<std::string>();
-    CLI::Option* opt = cmd->add_option(flag, *value, help);
-    overrides->push_back([opt, value, member](RunConfig& c) { if (opt->count() > 0) c.model.*member = *value; });
+    AddKeyFlag<std::string>(cmd, overrides.get(), flag, [member](RunConfig& c) { return &(c.model.*member); }, help);
   };
   model_field("--device", &ModelConfig::device, "cpu | cuda (YAML model.device)");
   model_field("--dtype", &ModelConfig::dtype, "float32 | bfloat16 (YAML model.dtype)");
   model_field("--chat-template", &ModelConfig::chat_template, "plain | llama2 | llama3 | chatml (YAML model.chat_template)");
-  {
-    auto value = std::make_shared<int64_t>();
-    CLI::Option* opt = cmd->add_option("--max-seq-len", *value, "longest prompt+response (YAML model.max_seq_len)");
-    overrides->push_back([opt, value](RunConfig& c) { if (opt->count() > 0) c.model.max_seq_len = *value; });
-  }
+  AddKeyFlag<int64_t>(cmd, overrides.get(), "--max-seq-len", [](RunConfig& c) { return &c.model.max_seq_len; },
+                      "longest prompt+response (YAML model.max_seq_len)");
   if (!sft) {
     cmd->add_option("--ref-model", flags->ref_model, "frozen reference model for pairs without ref_*_logprob (default: --model)");
-    auto beta = std::make_shared<double>();
-    CLI::Option* beta_opt = cmd->add_option("--beta", *beta, "DPO temperature (YAML dpo.beta)");
-    auto loss = std::make_shared<std::string>();
-    CLI::Option* loss_opt = cmd->add_option("--loss", *loss, "sigmoid | ipo (YAML dpo.loss)");
-    auto ls = std::make_shared<double>();
-    CLI::Option* ls_opt = cmd->add_option("--label-smoothing", *ls, "assumed label noise (YAML dpo.label_smoothing)");
+    AddKeyFlag<double>(cmd, overrides.get(), "--beta", [](RunConfig& c) { return &c.dpo.beta; },
+                       "DPO temperature (YAML dpo.beta)");
+    AddKeyFlag<std::string>(cmd, overrides.get(), "--loss", [](RunConfig& c) { return &c.dpo.loss; },
+                            "sigmoid | ipo (YAML dpo.loss)");
+    AddKeyFlag<double>(cmd, overrides.get(), "--label-smoothing", [](RunConfig& c) { return &c.dpo.label_smoothing; },
+                       "assumed label noise (YAML dpo.label_smoothing)");
     auto norm = std::make_shared<bool>(false);
     CLI::Option* norm_opt = cmd->add_flag("--length-normalize", *norm, "per-token mean log-probs (YAML dpo.length_normalize)");
     overrides->push_back([=](RunConfig& c) {
-      if (beta_opt->count() > 0) c.dpo.beta = *beta;
-      if (loss_opt->count() > 0) c.dpo.loss = *loss;
-      if (ls_opt->count() > 0) c.dpo.label_smoothing = *ls;
       if (norm_opt->count() > 0) c.dpo.length_normalize = *norm;
     });
   }
   cmd->callback([flags, overrides, objective] {
+    // The folders of --out this run makes: a run that fails before writing a checkpoint into them
+    // (refused data, a model that does not load) removes them again, rather than leave an empty
+    // --out behind (rmdir removes only empty folders).
+    const std::vector<std::string> made = MissingDirs(flags->out);
     absl::Status status;
     try {
       status = RunTrainCommand(*flags, *overrides, objective);
@@ -257,6 +301,9 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
       status = absl::InternalError(e.what_without_backtrace());
     }
     if (!status.ok()) {
+      for (const std::string& dir : made) {
+        if (::rmdir(dir.c_str()) != 0) break;
+      }
       SRLM_LOG(ERROR) << status;
       mpi::ExitAfterFailure(1);
     }

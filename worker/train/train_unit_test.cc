@@ -293,6 +293,30 @@ TEST(ExamplesTest, ReportsBadLinesWithTheirNumbers) {
   EXPECT_NE(deep.message().find("deep.jsonl:2: nested deeper than 64 levels"), std::string::npos) << deep;
 }
 
+// A reference log-probability is a sum of token log-probabilities: <= 0, and finite in float32, in
+// which the trainer takes it. 1.5 and +-1e308 were taken (-1e308 became -inf there).
+TEST(ExamplesTest, RefusesReferenceLogprobsThatAreNoLogProbabilities) {
+  TempDir dir;
+  const std::string pair = "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3], ";
+  WriteFileText(dir / "dpo.jsonl", pair + "\"ref_chosen_logprob\": -1, \"ref_rejected_logprob\": -2}\n" +
+                                       pair + "\"ref_chosen_logprob\": 1.5, \"ref_rejected_logprob\": -2}\n" +
+                                       pair + "\"ref_chosen_logprob\": -1, \"ref_rejected_logprob\": 1e308}\n" +
+                                       pair + "\"ref_chosen_logprob\": -1e308, \"ref_rejected_logprob\": -2}\n" +
+                                       pair + "\"ref_chosen_logprob\": -1, \"ref_rejected_logprob\": -3.5e38}\n" +
+                                       pair + "\"ref_chosen_logprob\": 0, \"ref_rejected_logprob\": -3.4e38}\n");
+  const absl::Status status = ReadPreferenceJsonl(dir / "dpo.jsonl", nullptr, ExampleLimits{}).status();
+  const std::string m(status.message());
+  EXPECT_NE(m.find("4 bad line(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("dpo.jsonl:2: 'ref_chosen_logprob' is 1.5: expected a log-probability sum in [-3.40282e+38, 0] "
+                   "(<= 0, and finite in float32)"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("dpo.jsonl:3: 'ref_rejected_logprob' is 1e+308"), std::string::npos) << m;
+  EXPECT_NE(m.find("dpo.jsonl:4: 'ref_chosen_logprob' is -1e+308"), std::string::npos) << m;
+  EXPECT_NE(m.find("dpo.jsonl:5: 'ref_rejected_logprob' is -3.5e+38"), std::string::npos) << m;
+  EXPECT_EQ(m.find("dpo.jsonl:1:"), std::string::npos) << m;
+  EXPECT_EQ(m.find("dpo.jsonl:6:"), std::string::npos) << m;  // 0 and -3.4e38: inside the range
+}
+
 TEST(ExamplesTest, RefusesIdsOutsideInt32InsteadOfWrappingThem) {
   // 4294967303 = 2^32 + 7 used to be read as 7, 18446744073709551615 as -1: both are refused, even
   // with no vocabulary to check against.

@@ -5,14 +5,17 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <random>
 
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/int_math.h"
 #include "common/logging.h"
 #include "common/split_mix64.h"
 #include "common/status_macros.h"
@@ -100,14 +103,29 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-int64_t TotalSteps(const TrainConfig& config, int64_t num_examples) {
+absl::StatusOr<int64_t> TotalSteps(const TrainConfig& config, int64_t num_examples, TrainingObjective objective) {
+  const std::string section = objective == TrainingObjective::kSft ? "sft" : "dpo";
+  if (config.steps < 0 || config.steps > kMaxTrainingSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(section, ".steps is ", config.steps, ": expected an integer in [0, ", kMaxTrainingSteps, "]"));
+  }
   if (config.steps > 0) return config.steps;
-  const int64_t per_epoch = (num_examples + config.batch_size - 1) / config.batch_size;
+  if (config.epochs <= 0 || config.batch_size <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(section, ".epochs (", config.epochs, ") and ", section,
+                                                   ".batch_size (", config.batch_size, ") must be > 0"));
+  }
+  const int64_t per_epoch = CeilDiv(std::max<int64_t>(0, num_examples), config.batch_size);
+  if (per_epoch > kMaxTrainingSteps / config.epochs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        section, ".epochs (", config.epochs, ") x ", per_epoch, " batches per epoch (", num_examples,
+        " examples in batches of ", config.batch_size, ") is over the limit of ", kMaxTrainingSteps,
+        " steps: lower ", section, ".epochs, raise ", section, ".batch_size, or give ", section, ".steps"));
+  }
   return config.epochs * per_epoch;
 }
 
 std::vector<int64_t> GlobalBatchIndices(int64_t step, int64_t num_examples, int64_t batch_size, int64_t seed) {
-  const int64_t per_epoch = (num_examples + batch_size - 1) / batch_size;
+  const int64_t per_epoch = CeilDiv(num_examples, batch_size);
   const int64_t epoch = step / per_epoch;
   const int64_t within = step % per_epoch;
   std::vector<int64_t> order(num_examples);
@@ -118,8 +136,8 @@ std::vector<int64_t> GlobalBatchIndices(int64_t step, int64_t num_examples, int6
     const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
     std::swap(order[i], order[j]);
   }
-  const int64_t begin = within * batch_size;
-  const int64_t end = std::min(num_examples, begin + batch_size);
+  const int64_t begin = within * batch_size;  // < num_examples: within < per_epoch
+  const int64_t end = begin + std::min(batch_size, num_examples - begin);
   return std::vector<int64_t>(order.begin() + begin, order.begin() + end);
 }
 
@@ -142,6 +160,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(LlamaModel model, std::
   SRLM_RETURN_IF_ERROR(ParseDpoLossKind(options.dpo.loss).status());
   if (options.train.batch_size <= 0 || options.train.micro_batch_size <= 0) {
     return absl::InvalidArgumentError("batch_size and micro_batch_size must be > 0");
+  }
+  // The reference scores the policy's token ids: with another vocabulary a step failed half-way
+  // ("index out of range") or, with a larger one, scored other tokens without a word.
+  if (reference.has_value() && (*reference)->config.vocab_size != model->config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("the reference model's vocab_size (", (*reference)->config.vocab_size,
+                                                   ") differs from the policy's (", model->config.vocab_size,
+                                                   "): the reference must share the policy's vocabulary"));
   }
   std::unique_ptr<Trainer> t(new Trainer(std::move(model), std::move(reference), communicator, std::move(options)));
   try {
@@ -311,7 +336,17 @@ absl::StatusOr<TrainingSummary> Trainer::Train(
     int64_t num_examples, const std::function<absl::StatusOr<MicroResult>(const std::vector<int64_t>&)>& micro,
     const std::function<void(const StepMetrics&)>& on_step) {
   if (num_examples <= 0) return absl::InvalidArgumentError("no training examples");
-  const int64_t total = TotalSteps(options_.train, num_examples);
+  SRLM_ASSIGN_OR_RETURN(const int64_t total, TotalSteps(options_.train, num_examples, options_.objective));
+  // A checkpoint past this run's end was written by a run with other settings (more steps or
+  // epochs, a smaller batch, more data): calling this run done would claim steps it never had.
+  if (step_ > total) {
+    const std::string section = options_.objective == TrainingObjective::kSft ? "sft" : "dpo";
+    return absl::FailedPreconditionError(absl::StrCat(
+        resumed_from_.empty() ? "the trainer" : resumed_from_, " is at step ", step_, ", past this run's ", total,
+        " steps (", section, ".steps, or ", section, ".epochs over ", num_examples, " examples in batches of ",
+        options_.train.batch_size, "): resume with the settings and data of the run that wrote it, or train into "
+        "another output folder"));
+  }
   TrainingSummary summary;
   const auto start = std::chrono::steady_clock::now();
   double tokens = 0;
@@ -413,23 +448,81 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) {
 }
 
 absl::Status Trainer::LoadTrainingState(const std::string& dir) {
-  std::ifstream in(dir + "/" + kStateFile);
+  const std::string path = dir + "/" + kStateFile;
+  std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(dir, " holds no ", kStateFile, ": not a whole checkpoint"));
   const nlohmann::json state = nlohmann::json::parse(in, nullptr, false);
-  if (state.is_discarded() || !state.contains("step")) {
-    return absl::InvalidArgumentError(absl::StrCat(dir, "/", kStateFile, " is not valid"));
+  if (state.is_discarded() || !state.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not valid: expected a JSON object"));
   }
-  if (state.value("batch_size", options_.train.batch_size) != options_.train.batch_size ||
-      state.value("seed", options_.train.seed) != options_.train.seed) {
-    SRLM_LOG(WARNING) << "resuming " << dir << " with a different batch size or seed: the data order changes";
+  // Every field is checked before anything is taken from it: a step of -5 indexed the data order
+  // out of bounds (a crash), one past the run's end made it "done" without training, a string
+  // threw from the JSON library.
+  auto bad = [&](const std::string& field, const std::string& expected) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": field '", field, "' is ", state[field].dump(),
+                                                   ": expected ", expected));
+  };
+  auto integer = [&](const std::string& field, int64_t min, int64_t max, int64_t* out) -> absl::Status {
+    const nlohmann::json& v = state[field];
+    // Read wide, then range-check: get<int64_t> would wrap 2^64 - 1 to -1 and truncate 1.5 to 1.
+    bool fits = false;
+    int64_t value = 0;
+    if (v.is_number_unsigned()) {
+      fits = v.get<uint64_t>() <= static_cast<uint64_t>(max);
+      value = fits ? static_cast<int64_t>(v.get<uint64_t>()) : 0;
+    } else if (v.is_number_integer()) {
+      fits = true;
+      value = v.get<int64_t>();
+    }
+    if (!fits || value < min || value > max) return bad(field, absl::StrCat("an integer in [", min, ", ", max, "]"));
+    *out = value;
+    return absl::OkStatus();
+  };
+  if (!state.contains("step")) return absl::InvalidArgumentError(absl::StrCat(path, ": field 'step' is missing"));
+  int64_t step = 0;
+  SRLM_RETURN_IF_ERROR(integer("step", 0, kMaxTrainingSteps, &step));
+  // The folder is named after its step (checkpoint-<step>), and --resume chose it by that name.
+  const std::string base = dir.substr(dir.find_last_of('/') + 1);
+  int64_t named_step = 0;
+  if (base.rfind("checkpoint-", 0) == 0 && absl::SimpleAtoi(base.substr(11), &named_step) && named_step != step) {
+    return bad("step", absl::StrCat(named_step, ", the step in the folder's name"));
+  }
+  int64_t skipped = 0;
+  if (state.contains("skipped_steps")) SRLM_RETURN_IF_ERROR(integer("skipped_steps", 0, step, &skipped));
+  const std::string objective = options_.objective == TrainingObjective::kSft ? "sft" : "dpo";
+  if (state.contains("objective") && state["objective"] != objective) {
+    return bad("objective", absl::StrCat("\"", objective, "\" (this trains ", objective,
+                                         ": a checkpoint of the other objective can be the start model of a new "
+                                         "run, not resumed)"));
+  }
+  int64_t batch_size = options_.train.batch_size, seed = options_.train.seed, world_size = 1;
+  if (state.contains("batch_size")) SRLM_RETURN_IF_ERROR(integer("batch_size", 1, kMaxBatchSize, &batch_size));
+  if (state.contains("seed")) {
+    SRLM_RETURN_IF_ERROR(integer("seed", 0, std::numeric_limits<int64_t>::max(), &seed));
+  }
+  if (state.contains("world_size")) {
+    SRLM_RETURN_IF_ERROR(integer("world_size", 1, std::numeric_limits<int>::max(), &world_size));
+  }
+  if (state.contains("optimizer_state") && !state["optimizer_state"].is_boolean()) {
+    return bad("optimizer_state", "true or false");
   }
   if (!state.value("optimizer_state", true)) {
     return absl::FailedPreconditionError(absl::StrCat(dir, " holds no optimizer state (a loop checkpoint): it can "
                                                       "start a training, not resume one"));
   }
+  if (batch_size != options_.train.batch_size || seed != options_.train.seed) {
+    SRLM_LOG(WARNING) << "resuming " << dir << " with a different batch size or seed: the data order changes";
+  }
   SRLM_RETURN_IF_ERROR(optimizer_->Load(dir + "/" + kOptimizerFile));
-  step_ = state["step"].get<int64_t>();
-  skipped_steps_ = state.value("skipped_steps", int64_t{0});
+  // The optimizer counts the updates it made: every step but the skipped ones (non-finite gradients).
+  if (optimizer_->step_count() != step - skipped) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, "/", kOptimizerFile, ": step_count is ", optimizer_->step_count(), " but ", path, " says step ", step,
+        " with ", skipped, " skipped, i.e. ", step - skipped, " updates: the files are not of one checkpoint"));
+  }
+  step_ = step;
+  skipped_steps_ = skipped;
+  resumed_from_ = dir;
   return absl::OkStatus();
 }
 

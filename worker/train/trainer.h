@@ -69,7 +69,9 @@ struct TrainingSummary {
 };
 
 // Number of optimizer steps for `num_examples`: config.steps, or epochs * ceil(N / batch_size).
-int64_t TotalSteps(const TrainConfig& config, int64_t num_examples);
+// InvalidArgument naming the key (sft.* or dpo.*, after `objective`) when that is over
+// kMaxTrainingSteps (common/run_config.h), or when steps, epochs or batch_size is out of range.
+absl::StatusOr<int64_t> TotalSteps(const TrainConfig& config, int64_t num_examples, TrainingObjective objective);
 
 // The example indices of global step `step` (a permutation per epoch from the seed; the last
 // batch of an epoch may be short), and the part of them that `rank` of `world_size` processes: the
@@ -82,12 +84,14 @@ std::vector<int64_t> RankSlice(const std::vector<int64_t>& global, int rank, int
 class Trainer {
  public:
   // `model` is trained in place. `reference` (DPO only) is the frozen reference model used for
-  // pairs without precomputed reference log-probabilities; it may be empty when all have them.
+  // pairs without precomputed reference log-probabilities; it may be empty when all have them, and
+  // must have the policy's vocab_size (InvalidArgument otherwise).
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(LlamaModel model, std::optional<LlamaModel> reference,
                                                          Communicator* communicator, TrainerOptions options);
 
   // Collective. Trains on the examples (the same list on every rank) until TotalSteps, starting
-  // from the current step (0, or where a loaded checkpoint stopped). `on_step` sees every step.
+  // from the current step (0, or where a loaded checkpoint stopped; a step past TotalSteps is
+  // FailedPrecondition: that checkpoint is of a run with other settings). `on_step` sees every step.
   // With options.out_dir set, writes <out_dir>/checkpoint-<step> every save_every steps and where
   // the call ends (the last step, or set_max_steps_this_call), each once.
   absl::StatusOr<TrainingSummary> TrainSft(const std::vector<SftExample>& examples,
@@ -101,7 +105,11 @@ class Trainer {
   // save_optimizer_state is off) and trainer_state.json (written last); the others wait for it.
   absl::Status SaveCheckpoint(const std::string& dir);
   // Loads optimizer and step state from a checkpoint folder (the caller loaded the model weights
-  // from it). Every rank reads it.
+  // from it). Every rank reads it. Each field of trainer_state.json is checked first (an error names
+  // the file and the field): step in [0, kMaxTrainingSteps] and equal to N of a folder named
+  // checkpoint-N, skipped_steps in [0, step], objective this trainer's, batch_size, seed and
+  // world_size in range; then optimizer.pt's update count must be step - skipped_steps. On an
+  // error the step is unchanged but the optimizer may be partly loaded: do not train with it.
   absl::Status LoadTrainingState(const std::string& dir);
 
   int64_t step() const { return step_; }
@@ -139,6 +147,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t skipped_steps_ = 0;
   int64_t max_steps_this_call_ = 0;
+  std::string resumed_from_;  // the checkpoint LoadTrainingState read, for messages
 };
 
 // The progress line printed by the commands: step, loss, lr, tokens/s, ETA (and DPO margin, acc).

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "common/run_config.h"
 #include "common/testing/address_space_limit.h"
@@ -24,6 +26,7 @@ namespace {
 
 using ::srlm::testing::TempDir;
 using ::srlm::testing::WriteFileText;
+using ::testing::HasSubstr;
 
 TempDir* g_dir = nullptr;
 std::string PolicyDir() { return *g_dir / "policy"; }
@@ -175,8 +178,8 @@ TEST_F(TrainerModelTest, SftMatchesPython) {
 
 TEST(BatchTest, RanksSplitEveryGlobalBatchAndEpochsCoverTheData) {
   const int64_t n = 23, batch = 5;
-  EXPECT_EQ(TotalSteps(TrainConfig{0, 2, batch}, n), 10);  // 2 epochs of ceil(23/5)
-  EXPECT_EQ(TotalSteps(TrainConfig{7, 2, batch}, n), 7);
+  EXPECT_EQ(*TotalSteps(TrainConfig{0, 2, batch}, n, TrainingObjective::kSft), 10);  // 2 epochs of ceil(23/5)
+  EXPECT_EQ(*TotalSteps(TrainConfig{7, 2, batch}, n, TrainingObjective::kSft), 7);
   for (int epoch = 0; epoch < 2; ++epoch) {
     std::multiset<int64_t> seen;
     for (int64_t k = 0; k < 5; ++k) {
@@ -199,6 +202,28 @@ TEST(BatchTest, RanksSplitEveryGlobalBatchAndEpochsCoverTheData) {
   }
   EXPECT_NE(GlobalBatchIndices(0, n, batch, 42), GlobalBatchIndices(5, n, batch, 42));  // reshuffled per epoch
   EXPECT_EQ(GlobalBatchIndices(3, n, batch, 42), GlobalBatchIndices(3, n, batch, 42));
+}
+
+// The step count at the ends of the range: a batch_size of INT64_MAX made (n + batch - 1) / batch
+// overflow to 0 (the command died of SIGFPE) or a negative count, and epochs near INT64_MAX wrapped
+// epochs x batches to -10 or 4 steps; a derived count over kMaxTrainingSteps is refused, naming the key.
+TEST(BatchTest, StepCountsNeitherOverflowNorWrap) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(*TotalSteps(TrainConfig{0, 1, kMax}, 20, TrainingObjective::kSft), 1);
+  EXPECT_EQ(*TotalSteps(TrainConfig{0, 3, kMax}, 20, TrainingObjective::kDpo), 3);
+  EXPECT_EQ(GlobalBatchIndices(0, 20, kMax, 42).size(), 20u);
+  EXPECT_EQ(GlobalBatchIndices(1, 20, kMax, 42).size(), 20u);  // the next epoch
+  EXPECT_EQ(*TotalSteps(TrainConfig{0, kMaxTrainingSteps, 20}, 20, TrainingObjective::kSft), kMaxTrainingSteps);
+  for (const auto& [epochs, batch] : std::vector<std::pair<int64_t, int64_t>>{
+           {kMax, 2}, {1844674407370955162, 2}, {kMaxTrainingSteps, 19}, {kMaxTrainingSteps / 10 + 1, 2}}) {
+    const absl::StatusOr<int64_t> total = TotalSteps(TrainConfig{0, epochs, batch}, 20, TrainingObjective::kDpo);
+    EXPECT_EQ(total.status().code(), absl::StatusCode::kInvalidArgument) << epochs << " " << batch;
+    EXPECT_THAT(std::string(total.status().message()), HasSubstr("dpo.epochs (" + std::to_string(epochs) + ")"));
+    EXPECT_THAT(std::string(total.status().message()), HasSubstr("over the limit of 2147483647 steps"));
+  }
+  EXPECT_THAT(std::string(TotalSteps(TrainConfig{kMax, 1, 2}, 20, TrainingObjective::kSft).status().message()),
+              HasSubstr("sft.steps"));
+  EXPECT_FALSE(TotalSteps(TrainConfig{0, 1, 0}, 20, TrainingObjective::kSft).ok());
 }
 
 // A learnable toy set: the response repeats the prompt's last token twice, then EOS (2).
@@ -417,6 +442,128 @@ TEST_F(TrainerModelTest, ResumeFromACheckpointContinuesBitForBit) {
   const absl::Status no_state = (*refused)->LoadTrainingState(lean_ckpt);
   EXPECT_EQ(no_state.code(), absl::StatusCode::kFailedPrecondition) << no_state;
   EXPECT_NE(std::string(no_state.message()).find("holds no optimizer state"), std::string::npos) << no_state;
+}
+
+// Every field of trainer_state.json is checked before the trainer takes anything from it: a step
+// of -5 crashed the next step (the data order indexed out of bounds), "1" threw from the JSON
+// library (abort), and an objective, world size or batch size that no run has was taken silently.
+TEST_F(TrainerModelTest, ResumeRefusesATrainerStateItCannotTrust) {
+  auto comm = MakeSingleProcessCommunicator();
+  TrainerOptions o = Options(TrainingObjective::kSft);
+  o.train.steps = 2;
+  o.train.batch_size = 2;
+  o.out_dir = *g_dir / "untrusted_run";
+  const std::vector<SftExample> data = ToySft();
+  auto first = Trainer::Create(Load(PolicyDir()), std::nullopt, comm.get(), o);
+  ASSERT_TRUE(first.ok());
+  (*first)->set_max_steps_this_call(1);
+  ASSERT_TRUE((*first)->TrainSft(data).ok());
+  const std::string ckpt = CheckpointDir(o.out_dir, 1);
+  const nlohmann::json state = nlohmann::json::parse(testing::ReadFileText(ckpt + "/trainer_state.json"));
+
+  // Each edit in a copy of checkpoint-1 (the folder's name is part of what is checked).
+  int copies = 0;
+  auto load_edited = [&](const std::function<void(nlohmann::json&)>& edit) -> std::pair<absl::Status, std::string> {
+    const std::string dir = *g_dir / ("untrusted_" + std::to_string(copies++));
+    EXPECT_EQ(testing::Shell("mkdir -p " + dir + " && cp -r " + ckpt + " " + dir + "/"), 0);
+    nlohmann::json edited = state;
+    edit(edited);
+    WriteFileText(CheckpointDir(dir, 1) + "/trainer_state.json", edited.dump());
+    auto trainer = Trainer::Create(Load(ckpt), std::nullopt, comm.get(), o);
+    EXPECT_TRUE(trainer.ok());
+    absl::Status loaded = (*trainer)->LoadTrainingState(CheckpointDir(dir, 1));
+    if (!loaded.ok()) {
+      EXPECT_EQ((*trainer)->step(), 0) << "a refused checkpoint moved the step";
+    }
+    return {loaded, CheckpointDir(dir, 1) + "/trainer_state.json"};
+  };
+  const std::vector<std::tuple<std::string, nlohmann::json, std::string>> bad = {
+      {"step", -5, "an integer in [0, 2147483647]"},
+      {"step", -1, "an integer in [0, 2147483647]"},
+      {"step", "1", "an integer in [0, 2147483647]"},
+      {"step", 1.5, "an integer in [0, 2147483647]"},
+      {"step", 18446744073709551615ULL, "an integer in [0, 2147483647]"},
+      {"step", 100, "1, the step in the folder's name"},
+      {"skipped_steps", -3, "an integer in [0, 1]"},
+      {"skipped_steps", 2, "an integer in [0, 1]"},
+      {"objective", "dpo", "\"sft\""},
+      {"objective", 7, "\"sft\""},
+      {"world_size", 0, "an integer in [1, 2147483647]"},
+      {"batch_size", 0, "an integer in [1, 2147483647]"},
+      {"batch_size", "2", "an integer in [1, 2147483647]"},
+      {"seed", -1, "an integer in [0, "},
+      {"optimizer_state", "yes", "true or false"},
+  };
+  for (const auto& [field, value, expected] : bad) {
+    const auto [status, path] = load_edited([&, &field = field, &value = value](nlohmann::json& j) { j[field] = value; });
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << field << " " << value.dump() << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(path + ": field '" + field + "' is " + value.dump()))
+        << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("expected " + expected)) << status;
+  }
+  const auto [missing, missing_path] = load_edited([](nlohmann::json& j) { j.erase("step"); });
+  EXPECT_THAT(std::string(missing.message()), HasSubstr(missing_path + ": field 'step' is missing"));
+  const auto [array, array_path] = load_edited([](nlohmann::json& j) { j = nlohmann::json::array({1}); });
+  EXPECT_THAT(std::string(array.message()), HasSubstr(array_path + " is not valid: expected a JSON object"));
+  // The optimizer made step - skipped_steps updates: a state that disagrees with optimizer.pt is
+  // not of one checkpoint.
+  const auto [mixed, mixed_path] = load_edited([](nlohmann::json& j) { j["skipped_steps"] = 1; });
+  EXPECT_EQ(mixed.code(), absl::StatusCode::kInvalidArgument) << mixed;
+  EXPECT_THAT(std::string(mixed.message()), HasSubstr("optimizer.pt: step_count is 1 but"));
+  // The state as written loads.
+  const auto [as_written, as_written_path] = load_edited([](nlohmann::json&) {});
+  EXPECT_TRUE(as_written.ok()) << as_written;
+}
+
+// A checkpoint past this run's steps is of a run with other settings: an error, not "done" (it
+// logged "done: step 100" and exited 0 without training). At exactly the end there is nothing left.
+TEST_F(TrainerModelTest, ACheckpointPastTheRunsStepsIsAnError) {
+  auto comm = MakeSingleProcessCommunicator();
+  TrainerOptions o = Options(TrainingObjective::kSft);
+  o.train.steps = 3;
+  o.train.batch_size = 2;
+  o.out_dir = *g_dir / "past_run";
+  const std::vector<SftExample> data = ToySft();
+  auto first = Trainer::Create(Load(PolicyDir()), std::nullopt, comm.get(), o);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->TrainSft(data).ok());
+  const std::string ckpt = CheckpointDir(o.out_dir, 3);
+
+  TrainerOptions fewer = o;
+  fewer.train.steps = 2;
+  auto past = Trainer::Create(Load(ckpt), std::nullopt, comm.get(), fewer);
+  ASSERT_TRUE(past.ok());
+  ASSERT_TRUE((*past)->LoadTrainingState(ckpt).ok());
+  const absl::StatusOr<TrainingSummary> refused = (*past)->TrainSft(data);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr(ckpt + " is at step 3, past this run's 2 steps (sft.steps, or sft.epochs over 8 examples in "
+                               "batches of 2)"));
+  EXPECT_EQ((*past)->step(), 3);
+
+  auto at_end = Trainer::Create(Load(ckpt), std::nullopt, comm.get(), o);
+  ASSERT_TRUE(at_end.ok());
+  ASSERT_TRUE((*at_end)->LoadTrainingState(ckpt).ok());
+  const absl::StatusOr<TrainingSummary> nothing = (*at_end)->TrainSft(data);
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_EQ(nothing->steps_done, 0);
+}
+
+// A reference model of another vocabulary failed in the first step ("index out of range in self")
+// or, larger, scored other token ids without a word.
+TEST_F(TrainerModelTest, AReferenceOfAnotherVocabularyIsRefused) {
+  auto comm = MakeSingleProcessCommunicator();
+  LlamaModel policy = Load(PolicyDir());
+  for (int64_t delta : {-3, 5}) {
+    LlamaConfig config = policy->config;
+    config.vocab_size += delta;
+    auto trainer = Trainer::Create(Load(PolicyDir()), LlamaModel(config), comm.get(), Options(TrainingObjective::kDpo));
+    EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument) << delta;
+    EXPECT_THAT(std::string(trainer.status().message()),
+                HasSubstr("the reference model's vocab_size (" + std::to_string(config.vocab_size) +
+                          ") differs from the policy's (" + std::to_string(policy->config.vocab_size) + ")"));
+  }
+  EXPECT_TRUE(Trainer::Create(Load(PolicyDir()), Load(RefDir()), comm.get(), Options(TrainingObjective::kDpo)).ok());
 }
 
 // The dotted keys of every RunConfig field.
