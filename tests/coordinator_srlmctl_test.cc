@@ -167,6 +167,13 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
   EXPECT_EQ(far_deadline.exit_code, 0) << far_deadline.output;
   CommandResult empty_output = RunCommand(base + " export-pairs --iteration 1 --output '' 2>&1");
   EXPECT_NE(empty_output.exit_code, 0) << empty_output.output;
+  // The iteration's text is checked before CLI11 converts it ("" was 0, a number past int64 was
+  // clamped to INT64_MAX).
+  for (const char* iteration : {"''", "99999999999999999999", "-1"}) {
+    CommandResult bad_iteration = RunCommand(base + " export-pairs --iteration " + iteration + " 2>&1");
+    EXPECT_NE(bad_iteration.exit_code, 0) << bad_iteration.output;
+    EXPECT_THAT(bad_iteration.output, ::testing::HasSubstr("--iteration")) << bad_iteration.output;
+  }
   CommandResult json_text = RunCommand(base + " status --json");
   ASSERT_EQ(json_text.exit_code, 0) << json_text.output;
   nlohmann::json status = nlohmann::json::parse(json_text.output);

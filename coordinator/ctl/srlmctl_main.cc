@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   int64_t iteration = -1;
   std::string output;
   CLI::App* export_cmd = app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
-  export_cmd->add_option("--iteration", iteration, "iteration whose pairs to export")->required();
+  export_cmd->add_option("--iteration", iteration, "iteration whose pairs to export")->required()->check(srlm::Integer(0));
   export_cmd->add_option("--output", output, "output file (default: standard output)")->check(srlm::NonEmptyPath());
   CLI11_PARSE(app, argc, argv);
 
