@@ -288,15 +288,21 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                                  c.model.chat_template == "llama3" || c.model.chat_template == "chatml",
                              "model.chat_template", "plain, llama2, llama3 or chatml"));
   SRLM_RETURN_IF_ERROR(Check(c.model.max_seq_len >= 0, "model.max_seq_len", "an integer >= 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 0, "run.iterations", "an integer >= 0"));
+  // The counts the coordinator adds and multiplies (iterations, pool sizes, shard sizes) have the
+  // training counts' bound: near INT64_MAX its shard arithmetic overflowed.
+  const std::string pool_range = absl::StrCat("an integer in [1, ", kMaxBatchSize, "]");
+  SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 0 && c.run.iterations <= kMaxTrainingSteps, "run.iterations",
+                             absl::StrCat("an integer in [0, ", kMaxTrainingSteps, "]")));
   // Without SFT the run starts at iteration 1: with no iteration either it has nothing to train
   // (and ran iteration 1 anyway).
   SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 1 || c.run.sft, "run.iterations",
                              "an integer >= 1 when run.sft is false (with neither SFT nor an iteration the "
                              "run has nothing to train)"));
-  SRLM_RETURN_IF_ERROR(Check(c.prompts.per_iteration > 0, "prompts.per_iteration", "an integer > 0"));
+  SRLM_RETURN_IF_ERROR(Check(c.prompts.per_iteration > 0 && c.prompts.per_iteration <= kMaxBatchSize,
+                             "prompts.per_iteration", pool_range));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.shots >= 0, "prompts.shots", "an integer >= 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.prompts.shard_size > 0, "prompts.shard_size", "an integer > 0"));
+  SRLM_RETURN_IF_ERROR(Check(c.prompts.shard_size > 0 && c.prompts.shard_size <= kMaxBatchSize, "prompts.shard_size",
+                             pool_range));
   SRLM_RETURN_IF_ERROR(ValidateSampling("prompts.sampling", c.prompts.sampling));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.min_chars >= 0 && c.prompts.min_chars <= c.prompts.max_chars,
                              "prompts.min_chars", "an integer in [0, prompts.max_chars]"));
@@ -304,7 +310,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   SRLM_RETURN_IF_ERROR(Check(c.prompts.near_duplicate_threshold > 0 && c.prompts.near_duplicate_threshold <= 1,
                              "prompts.near_duplicate_threshold", "a number in (0, 1]"));
   SRLM_RETURN_IF_ERROR(Check(c.generate.candidates >= 2, "generate.candidates", "an integer >= 2"));
-  SRLM_RETURN_IF_ERROR(Check(c.generate.shard_size > 0, "generate.shard_size", "an integer > 0"));
+  SRLM_RETURN_IF_ERROR(Check(c.generate.shard_size > 0 && c.generate.shard_size <= kMaxBatchSize,
+                             "generate.shard_size", pool_range));
   SRLM_RETURN_IF_ERROR(ValidateSampling("generate.sampling", c.generate.sampling));
   SRLM_RETURN_IF_ERROR(Check(c.generate.length_band >= 0, "generate.length_band", "a number >= 0"));
   SRLM_RETURN_IF_ERROR(Check(c.judge.samples > 0, "judge.samples", "an integer > 0"));

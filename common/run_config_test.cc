@@ -149,6 +149,20 @@ TEST(RunConfig, TrainingCountsAreBoundedAndSeedsNotNegative) {
               HasSubstr("key 'sft.batch_size': expected an integer in [1, 2147483647]"));
 }
 
+// So have the coordinator's counts: a shard size or pool near INT64_MAX overflowed its shard
+// arithmetic (the PROMPTS lease test multiplies shard counts by shard sizes).
+TEST(RunConfig, IterationPoolAndShardCountsAreBounded) {
+  for (const std::string key : {"run.iterations", "prompts.per_iteration", "prompts.shard_size", "generate.shard_size"}) {
+    const size_t dot = key.find('.');
+    const std::string yaml = key.substr(0, dot) + ":\n  " + key.substr(dot + 1) + ": ";
+    auto c = ParseRunConfig(yaml + "9223372036854775807\n", "p.yaml");
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr("p.yaml: key '" + key + "': expected an integer in ["))
+        << c.status();
+    EXPECT_TRUE(ParseRunConfig(yaml + "2147483647\n", "p.yaml").ok()) << key;
+  }
+}
+
 // A key given twice kept its first value silently; now both places are named.
 TEST(RunConfig, AKeyGivenTwiceIsAnError) {
   auto twice = ParseRunConfig("sft:\n  lr: 1e-5\n  lr: 5\n", "c.yaml");

@@ -25,9 +25,11 @@ TEST(RunCycle, PromptShardLimitWithAnEnormousShardSize) {
   EXPECT_EQ(PromptShardLimit(config), kPromptShardBudget);
 }
 
-TEST_F(CoordinatorServiceTest, AGenerateShardSizeOfInt64MaxMakesOneShard) {
+// The largest GENERATE shard size the configuration allows (2^31 - 1; INT64_MAX before it was
+// bounded) makes one shard.
+TEST_F(CoordinatorServiceTest, TheLargestGenerateShardSizeMakesOneShard) {
   RunConfig config = DiscardRun();
-  config.generate.shard_size = std::numeric_limits<int64_t>::max();
+  config.generate.shard_size = kMaxBatchSize;
   Start(config);
   const std::string w0 = Register(0, 2), w1 = Register(1, 2);
   FinishSft(w0, w1);
