@@ -12,13 +12,10 @@
 #include <string>
 #include <thread>
 
-#include "absl/algorithm/container.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/cli_checks.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/run_config.h"
 #include "coordinator/auth_token.h"
@@ -30,17 +27,6 @@ namespace {
 
 bool WritePortFile(const std::string& path, int port) {
   return srlm::WriteFileAtomically(path, absl::StrCat(port, "\n")).ok();
-}
-
-// HOST:PORT (HOST may be a bracketed IPv6 address) with PORT in [0, 65535], or gRPC's unix:PATH.
-bool ValidListenAddress(const std::string& listen) {
-  if (listen.rfind("unix:", 0) == 0 || listen.rfind("unix-abstract:", 0) == 0) return true;  // a socket path
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  const absl::string_view digits = absl::string_view(listen).substr(colon + 1);
-  uint32_t port = 0;
-  return !digits.empty() && absl::c_all_of(digits, absl::ascii_isdigit) && absl::SimpleAtoi(digits, &port) &&
-         port <= 65535;
 }
 
 // A regular file this process can read (errno says why not).
@@ -83,7 +69,7 @@ int main(int argc, char** argv) {
       ->check(srlm::Integer(0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!ValidListenAddress(listen)) {
+  if (!srlm::IsHostPortAddress(listen, /*min_port=*/0)) {  // port 0: any free one
     SRLM_LOG(ERROR) << "--listen " << listen << ": expected HOST:PORT with PORT in 0..65535";
     return 2;
   }

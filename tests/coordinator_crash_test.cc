@@ -14,7 +14,9 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/client/coordinator_client.h"
@@ -230,20 +232,29 @@ DbState ReadDbState(const std::string& path) {
   return state;
 }
 
+// A new folder from mkdtemp(`pattern`) holding run.yaml (the demo's data section, then `yaml`) and
+// token.txt (kToken).
+std::string NewRunDir(std::string pattern, const std::string& yaml) {
+  const std::string run_dir = mkdtemp(pattern.data());
+  std::ofstream(run_dir + "/run.yaml") << test_support::DemoDataYaml() << yaml;
+  std::ofstream(run_dir + "/token.txt") << kToken << "\n";
+  return run_dir;
+}
+
+// The coordinator's flags for a NewRunDir folder.
+std::vector<std::string> CoordinatorArgs(const std::string& run_dir) {
+  return {"--config", run_dir + "/run.yaml", "--token-file", run_dir + "/token.txt"};
+}
+
+constexpr char kOneIterationRun[] = "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
+
 TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
-  char pattern[] = "/tmp/srlm_crash_test_XXXXXX";
-  const std::string run_dir = mkdtemp(pattern);
-  {
-    std::ofstream config(run_dir + "/run.yaml");
-    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1000\n  seed: 9\n"
-              "prompts:\n  per_iteration: 24\n  shard_size: 4\n"
-              "generate:\n  shard_size: 3\n"
-              "coordinator:\n  lease_seconds: 1\n";
-    std::ofstream token(run_dir + "/token.txt");
-    token << kToken << "\n";
-  }
-  test_support::CoordinatorProcess process(run_dir, {"--config", run_dir + "/run.yaml", "--token-file",
-                                                run_dir + "/token.txt"});
+  const std::string run_dir = NewRunDir("/tmp/srlm_crash_test_XXXXXX",
+                                         "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1000\n  seed: 9\n"
+                                         "prompts:\n  per_iteration: 24\n  shard_size: 4\n"
+                                         "generate:\n  shard_size: 3\n"
+                                         "coordinator:\n  lease_seconds: 1\n");
+  test_support::CoordinatorProcess process(run_dir, CoordinatorArgs(run_dir));
   ASSERT_TRUE(process.Start()) << "srlm-coordinator did not start: " << test_support::CoordinatorProcess::BinaryPath();
   Shared shared;
   shared.address = process.address();
@@ -376,16 +387,8 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
 // (after a 31 s outage, 1.7 s: the outage is long on purpose), so a worker's --retry-seconds covered
 // much less outage than it says. With the client's reconnect settings it came in 0.6 s.
 TEST(CoordinatorCrashTest, ClientReconnectsWithinSecondsOfARestartAfterALongOutage) {
-  char pattern[] = "/tmp/srlm_reconnect_test_XXXXXX";
-  const std::string run_dir = mkdtemp(pattern);
-  {
-    std::ofstream config(run_dir + "/run.yaml");
-    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
-    std::ofstream token(run_dir + "/token.txt");
-    token << kToken << "\n";
-  }
-  test_support::CoordinatorProcess process(run_dir, {"--config", run_dir + "/run.yaml", "--token-file",
-                                                run_dir + "/token.txt"});
+  const std::string run_dir = NewRunDir("/tmp/srlm_reconnect_test_XXXXXX", kOneIterationRun);
+  test_support::CoordinatorProcess process(run_dir, CoordinatorArgs(run_dir));
   ASSERT_TRUE(process.Start());
   ClientOptions options;
   options.address = process.address();
@@ -421,16 +424,8 @@ TEST(CoordinatorCrashTest, ClientReconnectsWithinSecondsOfARestartAfterALongOuta
 // item every 0.2 s, so it takes them, and the watch runs 5 s (several pings) before the stop. With
 // pings 6 minutes apart the watch still waits 30 s after the stop (checked): no ping, no end.
 TEST(CoordinatorCrashTest, AWatchEndsWhenTheCoordinatorStopsAnsweringPings) {
-  char pattern[] = "/tmp/srlm_keepalive_test_XXXXXX";
-  const std::string run_dir = mkdtemp(pattern);
-  {
-    std::ofstream config(run_dir + "/run.yaml");
-    config << test_support::DemoDataYaml() << "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1\n";
-    std::ofstream token(run_dir + "/token.txt");
-    token << kToken << "\n";
-  }
-  test_support::CoordinatorProcess process(run_dir, {"--config", run_dir + "/run.yaml", "--token-file",
-                                                run_dir + "/token.txt"});
+  const std::string run_dir = NewRunDir("/tmp/srlm_keepalive_test_XXXXXX", kOneIterationRun);
+  test_support::CoordinatorProcess process(run_dir, CoordinatorArgs(run_dir));
   ASSERT_TRUE(process.Start());
   ClientOptions options;
   options.address = process.address();

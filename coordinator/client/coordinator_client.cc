@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
+#include "common/host_port.h"
 #include "absl/strings/str_cat.h"
 
 namespace srlm::coordinator {
@@ -32,13 +32,7 @@ constexpr double kLongestDeadlineSeconds = 1e9;
 }  // namespace
 
 absl::Status CheckCoordinatorAddress(const std::string& address) {
-  if (address.rfind("unix:", 0) == 0 || address.rfind("unix-abstract:", 0) == 0) return absl::OkStatus();
-  const size_t colon = address.rfind(':');
-  const std::string port_text = colon == std::string::npos ? "" : address.substr(colon + 1);
-  int port = 0;
-  if (colon == 0 || port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      !absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
+  if (!IsHostPortAddress(address, /*min_port=*/1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("coordinator address '", address, "': expected HOST:PORT with PORT in 1..65535"));
   }

@@ -35,9 +35,8 @@ struct ClientOptions {
   double keepalive_timeout_seconds = 20;
 };
 
-// OK for a HOST:PORT (a name, IPv4 or [IPv6] address) with PORT in 1..65535, or a gRPC unix:
-// target. gRPC's resolver would take a larger port modulo 65536 (127.0.0.1:99999 reached port
-// 34463, possibly another service) and a missing one as 443. Connect checks it.
+// OK for a HOST:PORT with PORT in 1..65535, or a gRPC unix: target (common/host_port.h); an
+// error naming the address otherwise. Connect checks it.
 absl::Status CheckCoordinatorAddress(const std::string& address);
 
 class CoordinatorClient {
