@@ -168,7 +168,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
 
   v->Section("run", "The loop.");
   v->Field("run.iterations", &c->run.iterations, "self-rewarding iterations after SFT");
-  v->Field("run.seed", &c->run.seed, "seeds prompt sampling, generation and pair shuffling");
+  v->Field("run.seed", &c->run.seed, "seeds prompt sampling, generation and pair shuffling (>= 0)");
   v->Field("run.sft", &c->run.sft, "train SFT on IFT+EFT at iteration 0 (false: the start model is already fine-tuned)");
 
   v->Section("prompts", "Self-instruct: new prompts by few-shot prompting the current model.");
@@ -208,8 +208,8 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Field("dpo.length_normalize", &c->dpo.length_normalize, "use per-token mean log-probabilities");
 
   v->Section("coordinator", "Coordinator service.");
-  v->Field("coordinator.lease_seconds", &c->coordinator.lease_seconds, "a shard lease not completed (or heartbeated) in time returns to the pool");
-  v->Field("coordinator.heartbeat_seconds", &c->coordinator.heartbeat_seconds, "how often workers heartbeat");
+  v->Field("coordinator.lease_seconds", &c->coordinator.lease_seconds, "a shard lease not completed (or heartbeated) in time returns to the pool; at least 2 x heartbeat_seconds");
+  v->Field("coordinator.heartbeat_seconds", &c->coordinator.heartbeat_seconds, "how often workers heartbeat (>= 0.01)");
   v->Field("coordinator.max_message_bytes", &c->coordinator.max_message_bytes, "largest gRPC message accepted (at most 256 MiB)");
 }
 
@@ -291,6 +291,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   // The counts the coordinator adds and multiplies (iterations, pool sizes, shard sizes) have the
   // training counts' bound: near INT64_MAX its shard arithmetic overflowed.
   const std::string pool_range = absl::StrCat("an integer in [1, ", kMaxBatchSize, "]");
+  // As sft.seed and dpo.seed: a negative one was taken as its two's-complement bit pattern.
+  SRLM_RETURN_IF_ERROR(Check(c.run.seed >= 0, "run.seed", "an integer >= 0"));
   SRLM_RETURN_IF_ERROR(Check(c.run.iterations >= 0 && c.run.iterations <= kMaxTrainingSteps, "run.iterations",
                              absl::StrCat("an integer in [0, ", kMaxTrainingSteps, "]")));
   // Without SFT the run starts at iteration 1: with no iteration either it has nothing to train
@@ -324,8 +326,18 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   SRLM_RETURN_IF_ERROR(Check(c.dpo.loss == "sigmoid" || c.dpo.loss == "ipo", "dpo.loss", "sigmoid or ipo"));
   SRLM_RETURN_IF_ERROR(Check(c.dpo.label_smoothing >= 0 && c.dpo.label_smoothing < 0.5,
                              "dpo.label_smoothing", "a number in [0, 0.5)"));
-  SRLM_RETURN_IF_ERROR(Check(c.coordinator.lease_seconds > 0, "coordinator.lease_seconds", "a number > 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.coordinator.heartbeat_seconds > 0, "coordinator.heartbeat_seconds", "a number > 0"));
+  // A lease must outlive one late heartbeat (shorter, a shard that takes longer than the lease is
+  // handed on before its first heartbeat, again and again), and its expiry in milliseconds must fit
+  // an int64 (1e16 s, meant as "never", overflowed into a lease born expired): at most 100 years.
+  constexpr double kLongestLeaseSeconds = 100 * 365.25 * 24 * 3600;
+  SRLM_RETURN_IF_ERROR(Check(c.coordinator.heartbeat_seconds >= 0.01, "coordinator.heartbeat_seconds",
+                             "a number >= 0.01"));
+  SRLM_RETURN_IF_ERROR(Check(c.coordinator.lease_seconds >= 2 * c.coordinator.heartbeat_seconds &&
+                                 c.coordinator.lease_seconds <= kLongestLeaseSeconds,
+                             "coordinator.lease_seconds",
+                             absl::StrCat("a number in [2 x coordinator.heartbeat_seconds, ", kLongestLeaseSeconds,
+                                          "] (at least two heartbeats; at most 100 years), here heartbeat_seconds is ",
+                                          c.coordinator.heartbeat_seconds)));
   // A stored GENERATE result (its detail and the pair's texts, up to about twice the message) must
   // fit SQLite's limit of 1e9 bytes for one value or row: a commit that fails ends the coordinator.
   SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096 && c.coordinator.max_message_bytes <= (256 << 20),

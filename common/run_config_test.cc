@@ -87,7 +87,7 @@ TEST(RunConfig, StoredYamlGivesBackEveryValueExactly) {
                                   "quote\" and back\\slash", "del\x7f", "caf\xc3\xa9"};
   config.sft.lr = 1.23456789e-4;
   config.dpo.beta = 0.1 + 0.2;  // 0.30000000000000004
-  config.coordinator.lease_seconds = 1.0 / 3.0;
+  config.coordinator.lease_seconds = 1000.0 / 3.0;
   config.data.ift = "dir with\nnewline/ift.jsonl";
   auto parsed = ParseRunConfig(RunConfigToYaml(config), "stored");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
@@ -161,6 +161,29 @@ TEST(RunConfig, IterationPoolAndShardCountsAreBounded) {
         << c.status();
     EXPECT_TRUE(ParseRunConfig(yaml + "2147483647\n", "p.yaml").ok()) << key;
   }
+}
+
+// A lease shorter than two heartbeats was handed on before its first heartbeat; one of 1e16 s
+// (meant as "never") overflowed its expiry in milliseconds and was born expired.
+TEST(RunConfig, LeaseSecondsSpanTwoHeartbeatsAndAtMostACentury) {
+  for (const char* yaml : {"coordinator: {lease_seconds: 1e16}", "coordinator: {lease_seconds: 19}",
+                           "coordinator: {lease_seconds: 1, heartbeat_seconds: 0.6}",
+                           "coordinator: {lease_seconds: 0.0001, heartbeat_seconds: 0.00005}"}) {
+    auto c = ParseRunConfig(yaml, "c.yaml");
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr("key 'coordinator.")) << yaml;
+  }
+  EXPECT_THAT(std::string(ParseRunConfig("coordinator: {lease_seconds: 19}", "c.yaml").status().message()),
+              HasSubstr("'coordinator.lease_seconds': expected a number in [2 x coordinator.heartbeat_seconds"));
+  EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 20}", "c.yaml").ok());
+  EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 3e9, heartbeat_seconds: 1e9}", "c.yaml").ok());
+  EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 1, heartbeat_seconds: 0.5}", "c.yaml").ok());
+}
+
+TEST(RunConfig, RunSeedIsNotNegative) {
+  EXPECT_THAT(std::string(ParseRunConfig("run: {seed: -1}", "c.yaml").status().message()),
+              HasSubstr("key 'run.seed': expected an integer >= 0"));
+  EXPECT_TRUE(ParseRunConfig("run: {seed: 0}", "c.yaml").ok());
 }
 
 // A key given twice kept its first value silently; now both places are named.

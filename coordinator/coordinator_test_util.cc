@@ -23,6 +23,7 @@ RunConfig SmallConfig() {
   config.prompts.shard_size = 3;
   config.generate.shard_size = 2;
   config.coordinator.lease_seconds = 10;
+  config.coordinator.heartbeat_seconds = 5;  // a lease spans at least two
   return config;
 }
 

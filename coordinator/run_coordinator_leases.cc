@@ -128,7 +128,7 @@ absl::StatusOr<v1::HeartbeatResponse> RunCoordinator::Heartbeat(const v1::Heartb
     if (!key.ok()) return key.status();
     if (key->iteration == iteration_ && key->kind == kind) named.insert({key->shard, key->attempt});
   }
-  if (request.lease_ids_size() > 0) {
+  if (request.lease_ids_size() > 0 || request.lists_every_lease()) {
     keep = [&named](int64_t shard, int32_t attempt) { return named.count({shard, attempt}) > 0; };
   }
   std::vector<int64_t> extended = shards_.Extend(request.worker_id(), expiry, keep);

@@ -3,11 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/run_config.h"
 #include "coordinator/coordinator_test_util.h"
+#include "coordinator/sqlite_db.h"
 
 namespace srlm::coordinator {
 namespace {
@@ -27,6 +31,15 @@ TEST_F(CoordinatorServiceTest, ExpiredLeaseHandedOnIsRefusedAndDuplicatesAreAcce
   auto none = client_->Heartbeat(naming_others);
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(none->leases_extended(), 0);
+  // One that lists every lease the worker holds, none (as srlm-worker's between shards), extends none
+  // either; one that names none and does not say it lists them all extends all of them.
+  v1::HeartbeatRequest holding_none;
+  holding_none.set_worker_id(w0);
+  holding_none.set_lists_every_lease(true);
+  EXPECT_EQ(client_->Heartbeat(holding_none)->leases_extended(), 0);
+  v1::HeartbeatRequest naming_none;
+  naming_none.set_worker_id(w0);
+  EXPECT_EQ(client_->Heartbeat(naming_none)->leases_extended(), 1);
   // A heartbeat extends the lease: 8 s later plus 8 s more is still inside 10 s of the heartbeat.
   now_ms_ += 8000;
   v1::HeartbeatRequest heartbeat;
@@ -213,6 +226,45 @@ TEST_F(CoordinatorServiceTest, RanksOfAnEarlierLargerLaunchAreDroppedAndTheirLea
   for (const auto& w : heard->workers()) {
     EXPECT_EQ(w.last_heartbeat_unix_ms() > 0, w.worker_id() == r0) << w.worker_id();
   }
+}
+
+
+// A refusal reads the shard's state, which another call may have changed in memory and not yet
+// committed: it is answered only once that state is durable. Answered before, a crash undid the
+// hand-on, and the refused lease was again the shard's newest, held by a worker that had dropped
+// its result (and that its heartbeats kept alive).
+TEST_F(CoordinatorServiceTest, ARefusalIsAnsweredOnlyOnceTheStateItReportsIsDurable) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  const v1::LeaseShardResponse first = Lease(w0);
+  ASSERT_TRUE(first.has_generate());
+  now_ms_ += 11000;  // the 10 s lease expired
+  // Another connection holds the write lock, as a slow fsync would: the hand-on's commit waits.
+  auto blocker = SqliteDb::Open(run_->database_path(), SqliteDb::Mode::kReadWrite);
+  ASSERT_TRUE(blocker.ok()) << blocker.status();
+  ASSERT_TRUE((*blocker)->Exec("BEGIN IMMEDIATE").ok());
+  std::thread hand_on([&] {
+    v1::LeaseShardRequest request;
+    request.set_worker_id(w1);
+    EXPECT_TRUE(client_->LeaseShard(request).ok());
+  });
+  // (GetStatus, too, answers only what is durable: the hand-on is given time to happen in memory.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::atomic<bool> answered{false};
+  absl::Status refusal;
+  std::thread submit([&] {
+    refusal = client_->SubmitShard(GenerateRequest(w0, first)).status();
+    answered = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(answered) << "refused before the hand-on it reports was durable";
+  ASSERT_TRUE((*blocker)->Exec("ROLLBACK").ok());
+  hand_on.join();
+  submit.join();
+  EXPECT_EQ(refusal.code(), absl::StatusCode::kFailedPrecondition) << refusal;
+  EXPECT_THAT(std::string(refusal.message()), testing::HasSubstr("expired and its shard was handed on"));
 }
 
 }  // namespace

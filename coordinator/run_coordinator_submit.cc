@@ -119,36 +119,43 @@ absl::StatusOr<v1::SubmitShardResponse> RunCoordinator::SubmitShard(
       look_up_finished_phase = true;
       sequence = committer_->LastEnqueued();
     } else {
+      // Every answer reads the shard's state, which another call may have changed in memory and
+      // still be committing (a hand-on, the other attempt's result): a refusal, too, is sent only
+      // once that state is durable. Sent before, a crash could undo the hand-on, and the refused
+      // lease would be the shard's newest again, held by a worker that dropped its result.
+      sequence = committer_->LastEnqueued();
       switch (shards_.Check(key.shard, key.attempt)) {
         case SubmissionCheck::kUnknown:
-          return absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+          response = absl::NotFoundError(absl::StrCat("unknown lease ", request.lease_id()));
+          break;
         case SubmissionCheck::kHandedOn:
-          return absl::FailedPreconditionError(absl::StrCat(
+          response = absl::FailedPreconditionError(absl::StrCat(
               "lease ", request.lease_id(), " expired and its shard was handed on (attempt ",
               shards_.slot(key.shard).attempt, ")"));
+          break;
         case SubmissionCheck::kDoneByOther:
-          return absl::FailedPreconditionError(absl::StrCat(
+          response = absl::FailedPreconditionError(absl::StrCat(
               "shard ", key.shard, " was completed by attempt ", shards_.slot(key.shard).completed_attempt,
               "; lease ", request.lease_id(), " is void"));
+          break;
         case SubmissionCheck::kDuplicate: {
           v1::SubmitShardResponse duplicate;
           duplicate.set_duplicate(true);
           duplicate.set_iteration(iteration_);
           duplicate.set_phase(phase_);
-          response = duplicate;
-          sequence = committer_->LastEnqueued();  // the first copy may still be committing
+          response = duplicate;  // the first copy may still be committing
           break;
         }
         case SubmissionCheck::kAccept:
           // Lease ids are predictable: only the holder may complete a live lease (the worker takes
           // FAILED_PRECONDITION as "result no longer wanted").
           if (const std::string& holder = shards_.slot(key.shard).worker_id; holder != request.worker_id()) {
-            return absl::FailedPreconditionError(absl::StrCat("lease ", request.lease_id(), " is held by worker ",
-                                                              holder, ", not ", request.worker_id()));
+            response = absl::FailedPreconditionError(absl::StrCat(
+                "lease ", request.lease_id(), " is held by worker ", holder, ", not ", request.worker_id()));
+            break;
           }
           response = key.kind == 'P' ? SubmitPromptsLocked(request, key.shard, key.attempt, &sequence)
                                      : SubmitGenerateLocked(request, key.shard, key.attempt, &sequence);
-          if (!response.ok()) return response.status();
           break;
       }
     }

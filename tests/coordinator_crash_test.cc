@@ -253,7 +253,7 @@ TEST(CoordinatorCrashTest, KillNineUnderLoadLosesNoAcknowledgedSubmission) {
                                          "model:\n  path: /models/m0\nrun:\n  sft: false\n  iterations: 1000\n  seed: 9\n"
                                          "prompts:\n  per_iteration: 24\n  shard_size: 4\n"
                                          "generate:\n  shard_size: 3\n"
-                                         "coordinator:\n  lease_seconds: 1\n");
+                                         "coordinator:\n  lease_seconds: 1\n  heartbeat_seconds: 0.5\n");
   test_support::CoordinatorProcess process(run_dir, CoordinatorArgs(run_dir));
   ASSERT_TRUE(process.Start()) << "srlm-coordinator did not start: " << test_support::CoordinatorProcess::BinaryPath();
   Shared shared;

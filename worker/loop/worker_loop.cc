@@ -72,6 +72,13 @@ class HeartbeatThread {
     tokens_ += tokens;
     prompts_ += prompts;
   }
+  // The lease the work thread is working on ("": none). Every heartbeat lists it as the worker's
+  // only lease, so the coordinator extends that one alone: a grant whose answer never reached this
+  // worker expires instead of being kept alive for ever.
+  void SetLease(std::string lease_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease_id_ = std::move(lease_id);
+  }
 
  private:
   void Loop() {
@@ -87,6 +94,8 @@ class HeartbeatThread {
       ProgressWatchdog::Snapshot work = watchdog_.Current();
       request.mutable_stats()->set_activity(std::move(work.activity));
       request.mutable_stats()->set_seconds_since_progress(work.seconds_since_progress);
+      request.set_lists_every_lease(true);
+      if (!lease_id_.empty()) request.add_lease_ids(lease_id_);
       lock.unlock();
       auto response = link_.Heartbeat(request);
       if (!response.ok()) SRLM_LOG(WARNING) << "heartbeat failed: " << response.status();
@@ -101,6 +110,7 @@ class HeartbeatThread {
   std::condition_variable cv_;
   bool stop_ = false;
   int64_t tokens_ = 0, prompts_ = 0;
+  std::string lease_id_;
   std::thread thread_;
 };
 
@@ -491,11 +501,13 @@ absl::StatusOr<WorkerLoopSummary> Worker::Run() {
     if (!lease.model_dir().empty()) current_model_dir_ = lease.model_dir();
     switch (lease.work_case()) {
       case v1::LeaseShardResponse::kPrompts:
-        SRLM_RETURN_IF_ERROR(DoPromptsShard(lease));
+      case v1::LeaseShardResponse::kGenerate: {
+        heartbeat_->SetLease(lease.lease().lease_id());
+        absl::Status done = lease.has_prompts() ? DoPromptsShard(lease) : DoGenerateShard(lease);
+        heartbeat_->SetLease("");
+        SRLM_RETURN_IF_ERROR(done);
         break;
-      case v1::LeaseShardResponse::kGenerate:
-        SRLM_RETURN_IF_ERROR(DoGenerateShard(lease));
-        break;
+      }
       case v1::LeaseShardResponse::kTrain:
         if (lease.train().iteration() <= last_trained_iteration_) {
           Wait(0.2);  // this rank reported; the others have not yet

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "common/run_config.h"
 #include "worker/loop/retrying_link.h"
 
@@ -102,6 +104,7 @@ class FakeCoordinator : public CoordinatorLink {
     std::lock_guard<std::mutex> lock(mu_);
     ++heartbeats;
     activities.push_back({r.stats().activity(), r.stats().seconds_since_progress()});
+    heartbeat_leases.push_back(r.lists_every_lease() ? absl::StrJoin(r.lease_ids(), ",") : "(not listed)");
     return v1::HeartbeatResponse();
   }
   absl::StatusOr<v1::LeaseShardResponse> LeaseShard(const v1::LeaseShardRequest& r) override {
@@ -213,7 +216,12 @@ class FakeCoordinator : public CoordinatorLink {
     std::lock_guard<std::mutex> lock(mu_);
     return activities;
   }
+  std::vector<std::string> HeartbeatLeases() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return heartbeat_leases;
+  }
   std::vector<std::pair<std::string, double>> activities;
+  std::vector<std::string> heartbeat_leases;  // each heartbeat's lease_ids, joined by ","
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
   size_t drop_streamed_pairs = 0;  // StreamPairs ends cleanly this many pairs short
@@ -374,10 +382,21 @@ TEST(WorkerLoopTest, HungWorkTripsTheWatchdogWithTheShardItHangsIn) {
   auto summary = RunWorkerLoop(coordinator, backend, WorkerIdentity{"host", 42, 0, 1, "cpu"}, options);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(summary->run_done);
-  // Heartbeats (every 50 ms here) told the coordinator where the worker hung, and for how long.
+  // Heartbeats (every 50 ms here) told the coordinator where the worker hung, and for how long,
+  // and listed the lease it worked on as its only one (none while it asked for work).
   double longest = 0;
-  for (const auto& [activity, seconds] : coordinator.Activities()) {
-    if (activity == "PROMPTS shard L-prompts: sampling 3 sequence(s)") longest = std::max(longest, seconds);
+  const std::vector<std::pair<std::string, double>> activities = coordinator.Activities();
+  const std::vector<std::string> leases = coordinator.HeartbeatLeases();
+  ASSERT_EQ(activities.size(), leases.size());
+  for (size_t i = 0; i < activities.size(); ++i) {
+    const auto& [activity, seconds] = activities[i];
+    if (activity == "PROMPTS shard L-prompts: sampling 3 sequence(s)") {
+      longest = std::max(longest, seconds);
+      EXPECT_EQ(leases[i], "L-prompts");
+    }
+    if (absl::StartsWith(activity, "asking the coordinator for work")) {
+      EXPECT_EQ(leases[i], "") << i;
+    }
   }
   EXPECT_GE(longest, 0.2);
   std::lock_guard<std::mutex> lock(mu);
