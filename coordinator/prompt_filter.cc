@@ -98,6 +98,8 @@ PromptVerdict PromptFilter::Offer(std::string_view text) {
     return PromptVerdict::kLength;
   }
   std::string normalized = NormalizePrompt(trimmed);
+  // Punctuation alone ("????") has no word: it is no prompt, whatever its length.
+  if (normalized.empty()) return PromptVerdict::kLength;
   if (normalized_.count(normalized)) return PromptVerdict::kDuplicate;
   if (seen_normalized_.count(normalized) || (seen_ != nullptr && seen_->Contains(normalized))) {
     return PromptVerdict::kSeen;

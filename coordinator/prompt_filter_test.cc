@@ -26,6 +26,8 @@ TEST(PromptFilterTest, NormalisesAndDropsDuplicatesNearDuplicatesAndLengths) {
   EXPECT_EQ(filter.Offer("Summarise the history of Rome"), PromptVerdict::kAccepted);
   EXPECT_EQ(filter.Offer("abc"), PromptVerdict::kLength);
   EXPECT_EQ(filter.Offer(std::string(61, 'x')), PromptVerdict::kLength);
+  EXPECT_EQ(filter.Offer("????"), PromptVerdict::kLength);  // long enough, but no word
+  EXPECT_EQ(filter.Offer("  ... !?  "), PromptVerdict::kLength);
   EXPECT_EQ(filter.accepted(), 2);
   // Overlap is over the smaller gram set: a prompt inside a longer accepted one is near-duplicate.
   auto a = PromptNgrams("one two three four five six", 3);

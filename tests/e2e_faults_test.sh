@@ -48,7 +48,7 @@ start_coordinator() {  # run_name [port]
   rm -f "$T/$run.port"
   "$COORD_BIN" --run-dir "$T/$run" --listen "127.0.0.1:$port" --port-file "$T/$run.port" \
     --config "$T/config.yaml" >>"$T/$run.coordinator.log" 2>&1 &
-  COORD_PID=$!; PIDS+=("$COORD_PID")
+  COORD_PID=$!; track_pid "$COORD_PID"
   for _ in $(seq 100); do [[ -s "$T/$run.port" ]] && break; sleep 0.1; done
   [[ -s "$T/$run.port" ]] || fail "coordinator of $run did not start"
   PORT="$(cat "$T/$run.port")"
@@ -60,7 +60,7 @@ start_workers() {  # run_name
     --coordinator "127.0.0.1:$PORT" --checkpoint-root "$T/$run/checkpoints" \
     --generate-delay-ms 150 --train-delay-ms 2500 --export-pairs "$T/$run.pairs.jsonl" \
     >>"$T/$run.workers.log" 2>&1 &
-  MPI_PID=$!; PIDS+=("$MPI_PID")
+  MPI_PID=$!; track_pid "$MPI_PID"
 }
 
 finish_run() {  # run_name

@@ -81,7 +81,7 @@ start_run() {
     STOP_GRACE_SECONDS="${GRACE:-2}" MPIRUN_ARGS="${HOLD:--x E2E_TRAIN_DELAY_MS=600000}" \
     "${launcher[@]}" bash "$SRC/deploy/mpirun/run.sh" "${CONFIG_FILE:-$T/config.yaml}" "$T/$name" \
     >"$T/$name.log" 2>&1 &
-  RUN_PID=$!; PIDS+=("$RUN_PID")
+  RUN_PID=$!; track_pid "$RUN_PID"
   local r
   for ((r = 0; r < ranks; r++)); do
     for _ in $(seq 600); do  # the worker rank is up (it writes its pid), so mpirun runs: at most 60 s
@@ -90,11 +90,11 @@ start_run() {
       sleep 0.1
     done
     [[ -s "$T/$name/pids/rank-$r.pid" ]] || fail "worker rank $r of $name did not start within 60 s"
-    PIDS+=("$(cat "$T/$name/pids/rank-$r.pid")")
+    track_pid "$(cat "$T/$name/pids/rank-$r.pid")"
   done
   COORD_PID="$(sed -n 's/.*coordinator pid \([0-9]*\) .*/\1/p' "$T/$name.log")"
   [[ -n "$COORD_PID" ]] || fail "run.sh $name did not log its coordinator's pid"
-  PIDS+=("$COORD_PID")
+  track_pid "$COORD_PID"
 }
 
 worker_alive() {  # name: a worker rank of run $T/name still runs

@@ -1,7 +1,10 @@
 # Sourced (not run) by the shell tests: the helpers they share.
 #   free_port                 a free TCP port on 127.0.0.1
-#   clean_up_on_exit DIR      on exit, kill -9 every PID the test put in its PIDS array (by PID, nothing
-#                             else) and remove DIR if the test set PASSED=1 (kept for its logs otherwise)
+#   track_pid PID             kill -9 PID when the test exits (by PID, nothing else), unless it ended
+#                             before: a PID is recorded with its start time, so that one that the
+#                             system gave to another process since is left alone
+#   clean_up_on_exit DIR      on exit, kill the tracked PIDs and remove DIR if the test set PASSED=1
+#                             (kept for its logs otherwise)
 #   wait_for_line FILE PATTERN SECONDS [WHAT]
 #                             waits until FILE has a line matching PATTERN; otherwise calls the test's
 #                             own `fail` with WHAT and what was missing
@@ -15,13 +18,30 @@ wait_for_line() {
   fail "${4:+$4 }(no '$2' in $1 within $3 s)"
 }
 
-PIDS=()
+# The start time of process $1 in clock ticks since boot (field 22 of /proc/PID/stat, counted after
+# the command name, which may hold spaces and parentheses); fails when there is no such process.
+_test_lib_start_time() {
+  local stat fields
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[19]}"
+}
+
+PIDS=()  # "PID:start time"
+track_pid() {
+  local start
+  start="$(_test_lib_start_time "$1")" || return 0  # already gone: nothing to kill
+  PIDS+=("$1:$start")
+}
 clean_up_on_exit() {
   _TEST_LIB_DIR="$1"
   trap _test_lib_clean_up EXIT
 }
 _test_lib_clean_up() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  local entry
+  for entry in "${PIDS[@]}"; do
+    [[ "$(_test_lib_start_time "${entry%%:*}")" == "${entry#*:}" ]] && kill -9 "${entry%%:*}" 2>/dev/null
+  done
   [[ "${PASSED:-0}" == 1 ]] && rm -rf "$_TEST_LIB_DIR"
   true
 }

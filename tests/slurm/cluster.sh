@@ -53,7 +53,7 @@ stop() {
     pid="$(cat "$DIR/$f")"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi  # only one that did not stop
     rm -f "$DIR/$f"
   done
   # Stopping a folder with nothing recorded is a caller's mistake (a wrong DIR leaves daemons running).
