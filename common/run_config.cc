@@ -4,12 +4,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/config_reader.h"
+#include "common/int_math.h"
 #include "common/score_pattern.h"
 #include "common/status_macros.h"
 
@@ -163,7 +165,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
 
   v->Section("data", "Seed data, JSONL.");
   v->Field("data.ift", &c->data.ift, "instruction fine-tuning data: lines with prompt, response; the coordinator keeps new prompts that repeat these out of the prompt pool");
-  v->Field("data.eft", &c->data.eft, "judge (evaluation fine-tuning) data: prompt is a judge prompt, response its judgement");
+  v->Field("data.eft", &c->data.eft, "judge (evaluation fine-tuning) data: lines with prompt (a judge prompt) and response (its judgement, in which judge.score_pattern must find a score: the coordinator checks that one does)");
   v->Field("data.eval", &c->data.eval, "held-out prompts with a known answer: lines with prompt, answer (both strings, answer not empty); each model the run trains answers them greedily, and status shows how many answers equal it (surrounding white space ignored); the coordinator keeps new prompts that repeat these out of the prompt pool, so DPO never trains on them");
 
   v->Section("run", "The loop.");
@@ -182,14 +184,14 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Field("prompts.near_duplicate_threshold", &c->prompts.near_duplicate_threshold, "overlap at or above this drops a prompt");
 
   v->Section("generate", "Candidate responses.");
-  v->Field("generate.candidates", &c->generate.candidates, "N responses per prompt (paper: 4)");
+  v->Field("generate.candidates", &c->generate.candidates, "N responses per prompt (paper: 4); at most 256");
   v->Field("generate.shard_size", &c->generate.shard_size, "prompts per leased shard");
   VisitSampling("generate.sampling", &c->generate.sampling, v);
   v->Field("generate.length_control", &c->generate.length_control, "among candidates within length_band of the best score, choose the shortest as chosen");
   v->Field("generate.length_band", &c->generate.length_band, "score band for length control, in points");
 
   v->Section("judge", "LLM-as-a-Judge.");
-  v->Field("judge.samples", &c->judge.samples, "k judgements per candidate, averaged (paper: 3)");
+  v->Field("judge.samples", &c->judge.samples, "k judgements per candidate, averaged (paper: 3); at most 64");
   v->Field("judge.template_file", &c->judge.template_file, "judge prompt template file with {prompt} and {response}; empty: the built-in 5-point additive rubric");
   v->Field("judge.score_pattern", &c->judge.score_pattern, "RE2 regex (no backreferences or lookaround); its first group is the score, read from the last match");
   v->Field("judge.min_score", &c->judge.min_score, "scores below are unparsable");
@@ -210,7 +212,7 @@ void VisitRunConfig(RunConfig* c, ConfigVisitor* v) {
   v->Section("coordinator", "Coordinator service.");
   v->Field("coordinator.lease_seconds", &c->coordinator.lease_seconds, "a shard lease not completed (or heartbeated) in time returns to the pool; at least 2 x heartbeat_seconds");
   v->Field("coordinator.heartbeat_seconds", &c->coordinator.heartbeat_seconds, "how often workers heartbeat (>= 0.01)");
-  v->Field("coordinator.max_message_bytes", &c->coordinator.max_message_bytes, "largest gRPC message accepted (at most 256 MiB)");
+  v->Field("coordinator.max_message_bytes", &c->coordinator.max_message_bytes, "largest gRPC message accepted (1 MiB to 256 MiB)");
 }
 
 absl::StatusOr<RunConfig> ParseRunConfig(const std::string& yaml_text, const std::string& source_name) {
@@ -248,6 +250,8 @@ absl::Status ValidateSampling(const std::string& p, const SamplingConfig& s) {
   return absl::OkStatus();
 }
 
+constexpr double kFloat32Max = std::numeric_limits<float>::max();
+
 absl::Status ValidateTrain(const std::string& p, const TrainConfig& t) {
   const std::string steps_range = absl::StrCat("an integer in [0, ", kMaxTrainingSteps, "]");
   const std::string count_range = absl::StrCat("an integer in [1, ", kMaxTrainingSteps, "]");
@@ -257,7 +261,10 @@ absl::Status ValidateTrain(const std::string& p, const TrainConfig& t) {
   SRLM_RETURN_IF_ERROR(Check(t.batch_size > 0 && t.batch_size <= kMaxBatchSize, p + ".batch_size", batch_range));
   SRLM_RETURN_IF_ERROR(Check(t.micro_batch_size > 0 && t.micro_batch_size <= kMaxBatchSize,
                              p + ".micro_batch_size", batch_range));
-  SRLM_RETURN_IF_ERROR(Check(t.lr >= 0, p + ".lr", "a number >= 0"));
+  // Training computes in float32: a larger value failed the first step ("cannot be converted to type
+  // float without overflow"), after a whole iteration of generation in the loop.
+  const std::string float_range = absl::StrCat("a number in [0, ", kFloat32Max, "] (float32)");
+  SRLM_RETURN_IF_ERROR(Check(t.lr >= 0 && t.lr <= kFloat32Max, p + ".lr", float_range));
   SRLM_RETURN_IF_ERROR(Check((t.min_lr >= 0 && t.min_lr <= t.lr) || t.lr_schedule == "constant",
                              p + ".min_lr", "a number in [0, lr]"));
   SRLM_RETURN_IF_ERROR(Check(t.lr_schedule == "constant" || t.lr_schedule == "linear" ||
@@ -265,8 +272,9 @@ absl::Status ValidateTrain(const std::string& p, const TrainConfig& t) {
                              p + ".lr_schedule", "constant, linear or cosine"));
   SRLM_RETURN_IF_ERROR(Check(t.warmup_steps >= 0 && t.warmup_steps <= kMaxTrainingSteps, p + ".warmup_steps",
                              steps_range));
-  SRLM_RETURN_IF_ERROR(Check(t.weight_decay >= 0, p + ".weight_decay", "a number >= 0"));
-  SRLM_RETURN_IF_ERROR(Check(t.max_grad_norm >= 0, p + ".max_grad_norm", "a number >= 0"));
+  SRLM_RETURN_IF_ERROR(Check(t.weight_decay >= 0 && t.weight_decay <= kFloat32Max, p + ".weight_decay", float_range));
+  SRLM_RETURN_IF_ERROR(Check(t.max_grad_norm >= 0 && t.max_grad_norm <= kFloat32Max, p + ".max_grad_norm",
+                             float_range));
   SRLM_RETURN_IF_ERROR(Check(t.dropout >= 0 && t.dropout < 1, p + ".dropout", "a number in [0, 1)"));
   SRLM_RETURN_IF_ERROR(Check(t.seed >= 0, p + ".seed", "an integer >= 0"));
   return absl::OkStatus();
@@ -311,18 +319,33 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   SRLM_RETURN_IF_ERROR(Check(c.prompts.ngram > 0, "prompts.ngram", "an integer > 0"));
   SRLM_RETURN_IF_ERROR(Check(c.prompts.near_duplicate_threshold > 0 && c.prompts.near_duplicate_threshold <= 1,
                              "prompts.near_duplicate_threshold", "a number in (0, 1]"));
-  SRLM_RETURN_IF_ERROR(Check(c.generate.candidates >= 2, "generate.candidates", "an integer >= 2"));
+  // Every candidate is judged judge.samples times, all of a prompt's at once: a billion candidates
+  // ended the worker in std::bad_alloc, a hundred billion samples in the OOM killer, after SFT.
+  SRLM_RETURN_IF_ERROR(Check(c.generate.candidates >= 2 && c.generate.candidates <= kMaxCandidates,
+                             "generate.candidates", absl::StrCat("an integer in [2, ", kMaxCandidates, "]")));
   SRLM_RETURN_IF_ERROR(Check(c.generate.shard_size > 0 && c.generate.shard_size <= kMaxBatchSize,
                              "generate.shard_size", pool_range));
   SRLM_RETURN_IF_ERROR(ValidateSampling("generate.sampling", c.generate.sampling));
   SRLM_RETURN_IF_ERROR(Check(c.generate.length_band >= 0, "generate.length_band", "a number >= 0"));
-  SRLM_RETURN_IF_ERROR(Check(c.judge.samples > 0, "judge.samples", "an integer > 0"));
+  SRLM_RETURN_IF_ERROR(Check(c.judge.samples > 0 && c.judge.samples <= kMaxJudgeSamples, "judge.samples",
+                             absl::StrCat("an integer in [1, ", kMaxJudgeSamples, "]")));
   SRLM_RETURN_IF_ERROR(Check(c.judge.min_score < c.judge.max_score, "judge.max_score", "a number > judge.min_score"));
   SRLM_RETURN_IF_ERROR(CompileScorePattern(c.judge.score_pattern).status());
   SRLM_RETURN_IF_ERROR(ValidateSampling("judge.sampling", c.judge.sampling));
   SRLM_RETURN_IF_ERROR(ValidateTrain("sft", c.sft));
   SRLM_RETURN_IF_ERROR(ValidateTrain("dpo", c.dpo.train));
-  SRLM_RETURN_IF_ERROR(Check(c.dpo.beta > 0, "dpo.beta", "a number > 0"));
+  SRLM_RETURN_IF_ERROR(Check(c.dpo.beta > 0 && c.dpo.beta <= kFloat32Max, "dpo.beta",
+                             absl::StrCat("a number in (0, ", kFloat32Max, "] (float32)")));
+  // An iteration's pairs are at most its prompts: epochs past the step limit for that many were
+  // refused by the trainer only at the first DPO, after a whole iteration of generation.
+  if (c.dpo.train.steps == 0) {
+    const int64_t most_batches = CeilDiv(c.prompts.per_iteration, c.dpo.train.batch_size);
+    SRLM_RETURN_IF_ERROR(Check(c.dpo.train.epochs <= kMaxTrainingSteps / most_batches, "dpo.epochs",
+                               absl::StrCat("an integer in [1, ", kMaxTrainingSteps / most_batches,
+                                            "] when dpo.steps is 0 (with up to prompts.per_iteration = ",
+                                            c.prompts.per_iteration, " pairs, ", most_batches,
+                                            " batches per epoch, the steps stay at most ", kMaxTrainingSteps, ")")));
+  }
   SRLM_RETURN_IF_ERROR(Check(c.dpo.loss == "sigmoid" || c.dpo.loss == "ipo", "dpo.loss", "sigmoid or ipo"));
   SRLM_RETURN_IF_ERROR(Check(c.dpo.label_smoothing >= 0 && c.dpo.label_smoothing < 0.5,
                              "dpo.label_smoothing", "a number in [0, 0.5)"));
@@ -340,9 +363,13 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                                           c.coordinator.heartbeat_seconds)));
   // A stored GENERATE result (its detail and the pair's texts, up to about twice the message) must
   // fit SQLite's limit of 1e9 bytes for one value or row: a commit that fails ends the coordinator.
-  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= 4096 && c.coordinator.max_message_bytes <= (256 << 20),
+  // At least 1 MiB: the registration's answer alone (the configuration's text) passed 4 KiB, so no
+  // worker could register.
+  SRLM_RETURN_IF_ERROR(Check(c.coordinator.max_message_bytes >= (1 << 20) &&
+                                 c.coordinator.max_message_bytes <= (256 << 20),
                              "coordinator.max_message_bytes",
-                             "an integer in [4096, 268435456] (256 MiB: a result must fit in one SQLite row)"));
+                             "an integer in [1048576, 268435456] (1 MiB to 256 MiB: a result must fit in one "
+                             "SQLite row)"));
   return absl::OkStatus();
 }
 

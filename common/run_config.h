@@ -78,6 +78,8 @@ struct JudgeConfig {
 // inside int64 (a batch_size of INT64_MAX overflowed it: a division by zero, or 0 steps).
 inline constexpr int64_t kMaxTrainingSteps = 2147483647;
 inline constexpr int64_t kMaxBatchSize = 2147483647;
+inline constexpr int64_t kMaxCandidates = 256;   // generate.candidates
+inline constexpr int64_t kMaxJudgeSamples = 64;  // judge.samples
 
 struct TrainConfig {
   int64_t steps = 0;            // 0: one pass over the data (epochs)

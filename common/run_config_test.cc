@@ -44,7 +44,7 @@ TEST(RunConfig, UnknownKeyAndBadTypeAndRange) {
   EXPECT_THAT(std::string(type.status().message()), HasSubstr("t.yaml:2: key 'run.iterations': expected an integer"));
   auto range = ParseRunConfig("dpo:\n  beta: -1\n", "r.yaml");
   EXPECT_EQ(range.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(range.status().message()), HasSubstr("r.yaml: key 'dpo.beta': expected a number > 0"));
+  EXPECT_THAT(std::string(range.status().message()), HasSubstr("r.yaml: key 'dpo.beta': expected a number in (0, "));
   auto schedule = ParseRunConfig("sft:\n  lr_schedule: exponential\n", "s.yaml");
   EXPECT_THAT(std::string(schedule.status().message()), HasSubstr("sft.lr_schedule"));
   // A score pattern RE2 refuses is refused with the configuration, where the coordinator reads it,
@@ -117,7 +117,7 @@ TEST(RunConfig, NonFiniteNumbersAreRefusedForEveryKey) {
 TEST(RunConfig, MaxMessageBytesStaysWithinGrpcsIntLimit) {
   auto c = ParseRunConfig("coordinator: {max_message_bytes: 4294967296}", "c.yaml");
   EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr("key 'coordinator.max_message_bytes': expected an integer in [4096, 268435456]"));
+              HasSubstr("key 'coordinator.max_message_bytes': expected an integer in [1048576, 268435456]"));
   // Past 256 MiB one stored result could exceed SQLite's 1e9-byte row limit, and the failed commit
   // would end the coordinator.
   EXPECT_FALSE(ParseRunConfig("coordinator: {max_message_bytes: 268435457}", "c.yaml").ok());
@@ -137,7 +137,9 @@ TEST(RunConfig, TrainingCountsAreBoundedAndSeedsNotNegative) {
                     HasSubstr("b.yaml: key '" + section + "." + key + "': expected an integer in [")) << key;
         EXPECT_THAT(std::string(c.status().message()), HasSubstr(", 2147483647]")) << key;
       }
-      EXPECT_TRUE(ParseRunConfig(section + ":\n  " + key + ": 2147483647\n", "b.yaml").ok()) << key;
+      // (dpo.epochs that large with dpo.steps 0 is ValuesThatFailedLateAreRefusedAtStart's case.)
+      const std::string steps = section == "dpo" && key == "epochs" ? "  steps: 1\n" : "";
+      EXPECT_TRUE(ParseRunConfig(section + ":\n  " + key + ": 2147483647\n" + steps, "b.yaml").ok()) << key;
     }
     auto seed = ParseRunConfig(section + ":\n  seed: -3\n", "s.yaml");
     EXPECT_THAT(std::string(seed.status().message()), HasSubstr("key '" + section + ".seed': expected an integer >= 0"));
@@ -178,6 +180,36 @@ TEST(RunConfig, LeaseSecondsSpanTwoHeartbeatsAndAtMostACentury) {
   EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 20}", "c.yaml").ok());
   EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 3e9, heartbeat_seconds: 1e9}", "c.yaml").ok());
   EXPECT_TRUE(ParseRunConfig("coordinator: {lease_seconds: 1, heartbeat_seconds: 0.5}", "c.yaml").ok());
+}
+
+// Values accepted at start that failed only after SFT and a whole iteration of generation: counts
+// that exhausted memory, numbers past float32, epochs past the step limit for the most pairs an
+// iteration can have; and a message limit below the registration's own answer.
+TEST(RunConfig, ValuesThatFailedLateAreRefusedAtStart) {
+  struct Case {
+    const char* yaml;
+    const char* expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"generate: {candidates: 1000000000}", "key 'generate.candidates': expected an integer in [2, 256]"},
+           {"judge: {samples: 100000000000}", "key 'judge.samples': expected an integer in [1, 64]"},
+           {"dpo: {lr: 1e39}", "key 'dpo.lr': expected a number in [0, 3.40282e+38] (float32)"},
+           {"sft: {max_grad_norm: 1e300}", "key 'sft.max_grad_norm': expected a number in [0, 3.40282e+38]"},
+           {"dpo: {weight_decay: 1e39}", "key 'dpo.weight_decay'"},
+           {"dpo: {beta: 1e39}", "key 'dpo.beta': expected a number in (0, 3.40282e+38] (float32)"},
+           {"dpo: {epochs: 2000000000}",
+            "key 'dpo.epochs': expected an integer in [1, 536870911] when dpo.steps is 0 (with up to "
+            "prompts.per_iteration = 64 pairs, 4 batches per epoch"},
+           {"coordinator: {max_message_bytes: 4096}", "key 'coordinator.max_message_bytes': expected an integer in "
+                                                      "[1048576, 268435456]"}}) {
+    auto config = ParseRunConfig(c.yaml, "c.yaml");
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(c.expected)) << c.yaml;
+  }
+  for (const char* yaml : {"generate: {candidates: 256}", "judge: {samples: 64}", "dpo: {epochs: 536870911}",
+                           "dpo: {epochs: 2000000000, steps: 10}", "coordinator: {max_message_bytes: 1048576}"}) {
+    EXPECT_TRUE(ParseRunConfig(yaml, "c.yaml").ok()) << yaml;
+  }
 }
 
 TEST(RunConfig, RunSeedIsNotNegative) {

@@ -20,4 +20,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadEvalSet(const std::str
   return ReadJsonlStrings(path, "data.eval", {"prompt", "answer"}, {"answer"});
 }
 
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadSftTexts(const std::string& path, const std::string& key) {
+  return ReadJsonlStrings(path, key, {"prompt", "response"}, {"response"});
+}
+
 }  // namespace srlm

@@ -18,4 +18,9 @@ absl::StatusOr<std::vector<std::string>> ReadIftPrompts(const std::string& path)
 // answer would match an empty output, say a prompt with no room in the context).
 absl::StatusOr<std::vector<std::vector<std::string>>> ReadEvalSet(const std::string& path);
 
+// The (prompt, response) rows of a file SFT trains on at iteration 0 (data.ift, data.eft; `key` names
+// it in errors): both strings, the response not blank. The loop's data is text (the coordinator
+// filters and the judge parses text); token ids are for the offline sft and dpo commands.
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadSftTexts(const std::string& path, const std::string& key);
+
 }  // namespace srlm

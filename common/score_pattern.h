@@ -1,7 +1,7 @@
 // The judge's score pattern (judge.score_pattern): an RE2 regex whose first capture group is the
 // score. Compiled in one place, so that the coordinator refuses a bad pattern when it checks the run
 // configuration (a run it accepted would otherwise fail on every worker, at every relaunch) with the
-// message the workers' parser (worker/loop/judge.h) gives.
+// message the workers' parser (common/judge.h) gives.
 #pragma once
 
 #include <memory>

@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
+#include "coordinator/run_inputs.h"
 #include "coordinator/run_schema.h"
 #include "coordinator/seen_prompts.h"
 
@@ -117,6 +118,8 @@ absl::Status RunCoordinator::Initialize() {
   SRLM_RETURN_IF_ERROR(CreateSchema(db));
   SRLM_ASSIGN_OR_RETURN(std::optional<std::string> stored_yaml, GetRunValue(db, "config_yaml"));
   const int64_t now = Now();
+  bool accepting_config = false;  // a new run, or --force-config: its workers' inputs are checked below
+  std::optional<RunConfig> replaced_config;  // the stored configuration --force-config replaced, if it parsed
   if (!stored_yaml) {
     if (std::optional<std::string> earlier = EarlierRunFile(run_dir_)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -136,6 +139,7 @@ absl::Status RunCoordinator::Initialize() {
       }
     }
     config_ = options_.config.value_or(RunConfig{});
+    accepting_config = true;
     SRLM_RETURN_IF_ERROR_CTX(ValidateRunConfig(config_), "run configuration");
     config_yaml_ = RunConfigToYaml(config_);
     run_id_ = GenerateRunId();
@@ -187,6 +191,8 @@ absl::Status RunCoordinator::Initialize() {
         if (absl::Status reached = CheckIterationsNotBelowReached(db, *options_.config); !reached.ok()) {
           return reached;
         }
+        if (stored.ok()) replaced_config = *stored;
+        accepting_config = true;
         config_ = *options_.config;
         config_yaml_ = given;
         SRLM_RETURN_IF_ERROR(PutRunValue(db, "config_yaml", config_yaml_));
@@ -210,6 +216,15 @@ absl::Status RunCoordinator::Initialize() {
       return absl::DataLossError(absl::StrCat(database_path(), ": corrupt iteration or phase"));
     }
     phase_ = static_cast<v1::Phase>(phase_number);
+    // Until a model is committed the run's model is the start model: a replaced model.path (one that
+    // did not load, say) takes its place. Kept, the run would go on loading the old one for ever.
+    if (replaced_config && model_dir_ == replaced_config->model.path && config_.model.path != model_dir_) {
+      SRLM_LOG(WARNING) << "nothing committed yet: the start model is now " << config_.model.path << " (was "
+                        << model_dir_ << ")";
+      SRLM_RETURN_IF_ERROR(AddEvent(db, now, "start_model_replaced", config_.model.path));
+      model_dir_ = config_.model.path;
+      SRLM_RETURN_IF_ERROR(PutRunValue(db, "model_dir", model_dir_));
+    }
     SRLM_RETURN_IF_ERROR(AddEvent(db, now, "resumed",
                                   absl::StrCat("iteration ", iteration_, " ", v1::Phase_Name(phase_))));
     // A finished run whose configuration now asks for more iterations (--force-config) goes on
@@ -223,6 +238,15 @@ absl::Status RunCoordinator::Initialize() {
                                     absl::StrCat("iteration ", iteration_, " of ", config_.run.iterations)));
       SRLM_LOG(INFO) << "run.iterations is now " << config_.run.iterations << ": the finished run goes on with "
                      << "iteration " << iteration_;
+    }
+  }
+  if (accepting_config) {
+    SRLM_RETURN_IF_ERROR_CTX(CheckWorkerInputs(config_, phase_ == v1::PHASE_SFT), "run configuration");
+    if (model_dir_ == config_.model.path) {
+      if (std::optional<std::string> problem = StartModelProblem(model_dir_)) {
+        SRLM_LOG(WARNING) << "model.path " << model_dir_ << " does not look like a start model: " << *problem
+                          << " (workers load it, maybe from a disk of their own; they fail if they cannot)";
+      }
     }
   }
   // Before the phase state: every prompt filter, the one LoadPhaseState rebuilds included, consults

@@ -73,6 +73,74 @@ TEST_F(CoordinatorServiceTest, UnreadableIftOrEvalPromptsRefuseToOpenTheRun) {
   EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("data.ift: cannot open " + ift));
 }
 
+// What the workers read at registration or SFT is checked when a configuration is accepted, so a
+// mistake fails the start and stores nothing (its correction needs no --force-config): the judge
+// template, SFT's data while SFT is to come, and the score pattern against data.eft's judgements.
+TEST_F(CoordinatorServiceTest, TheWorkersInputsAreCheckedBeforeAConfigurationIsStored) {
+  RunConfig config = DiscardRun();
+  std::filesystem::create_directories(run_dir_);
+  const std::string ift = run_dir_ + "/ift.jsonl", eft = run_dir_ + "/eft.jsonl", judge = run_dir_ + "/judge.txt";
+  WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n{\"prompt\": \"Name a colour\"}\n");
+  WriteTextFile(eft, "{\"prompt\": \"Judge: 1 + 1 = 2\", \"response\": \"Correct.\\nScore: 5\"}\n");
+  config.data.ift = ift;
+  auto refused = [&](const RunConfig& c, const std::string& expected) {
+    absl::Status status = OpenStatus(c);
+    EXPECT_FALSE(status.ok()) << expected;
+    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(expected));
+  };
+  refused(config, "data.ift: " + ift + ":2: no string 'response'");  // SFT trains on it
+  RunConfig no_sft = config;
+  no_sft.run.sft = false;  // few-shot prompts need no responses
+  ASSERT_TRUE(OpenStatus(no_sft).ok());
+  DiscardRun();
+  std::filesystem::create_directories(run_dir_);
+  WriteTextFile(ift, "{\"prompt\": \"Add two numbers\", \"response\": \"ok\"}\n");
+  WriteTextFile(eft, "{\"prompt\": \"Judge: 1 + 1 = 2\", \"response\": \"Correct.\\nScore: 5\"}\n");
+  config.data.eft = run_dir_ + "/no-eft.jsonl";
+  refused(config, "data.eft: cannot open " + run_dir_ + "/no-eft.jsonl");
+  config.data.eft = eft;
+  config.judge.score_pattern = "Grade=([0-9]+)";
+  refused(config, "judge.score_pattern 'Grade=([0-9]+)' reads no score in [0, 5] from any of the 1 judgements");
+  config.judge.score_pattern = RunConfig().judge.score_pattern;
+  config.judge.max_score = 4;  // "Score: 5" is out of range
+  refused(config, "reads no score in [0, 4]");
+  config.judge.max_score = 5;
+  config.judge.template_file = judge;
+  refused(config, "judge.template_file: judge template file not readable: " + judge);
+  WriteTextFile(judge, "Rate this: {prompt}\n");
+  refused(config, "judge.template_file: " + judge + ": ");
+  WriteTextFile(judge, "Rate {response} to {prompt}. End with Score: <points>\n");
+  // None of the refusals stored a run: the corrected configuration opens without --force-config.
+  Start(config);
+  EXPECT_EQ(client_->GetStatus()->model_dir(), "/models/m0");
+  // A forced configuration is checked the same way, and refused, keeps the stored one.
+  Stop();
+  RunConfig bad_template = config;
+  bad_template.judge.template_file = run_dir_ + "/gone.txt";
+  EXPECT_FALSE(OpenStatus(bad_template, /*force=*/true).ok());
+  ASSERT_TRUE(OpenStatus(config).ok());
+}
+
+// Until a model is committed, a forced configuration's model.path replaces the start model (a path
+// that did not load kept the run loading it for ever); after, the run goes on from its last model.
+TEST_F(CoordinatorServiceTest, AForcedModelPathReplacesTheStartModelUntilAModelIsCommitted) {
+  RunConfig config = DiscardRun();
+  Start(config);
+  EXPECT_EQ(client_->GetStatus()->model_dir(), "/models/m0");
+  Stop();
+  config.model.path = "/models/fixed";
+  Start(config, /*force=*/true);
+  EXPECT_EQ(client_->GetStatus()->model_dir(), "/models/fixed");
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  const std::string committed = client_->GetStatus()->model_dir();
+  EXPECT_NE(committed, "/models/fixed");
+  Stop();
+  config.model.path = "/models/other";
+  Start(config, /*force=*/true);
+  EXPECT_EQ(client_->GetStatus()->model_dir(), committed);
+}
+
 // The seen prompts are needed only while a PROMPTS phase is current or ahead (run not DONE, and in
 // SFT or PROMPTS or below run.iterations): a run whose data.ift and data.eval moved away is refused
 // in GENERATE of iteration 1 of 2, but opens in GENERATE of its last iteration and when DONE (a

@@ -10,7 +10,7 @@
 #include "common/run_config.h"
 #include "common/testing/file_text.h"
 #include "worker/loop/config_docs.h"
-#include "worker/loop/judge.h"
+#include "common/judge.h"
 
 namespace srlm {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/loop/judge.h"
+#include "common/judge.h"
 
 namespace srlm {
 

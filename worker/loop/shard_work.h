@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/run_config.h"
 #include "srlm/v1/coordinator.pb.h"
-#include "worker/loop/judge.h"
+#include "common/judge.h"
 #include "worker/loop/loop_model.h"
 
 namespace srlm {

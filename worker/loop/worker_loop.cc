@@ -15,7 +15,7 @@
 #include "common/status_macros.h"
 #include "common/progress_watchdog.h"
 #include "common/run_data.h"
-#include "worker/loop/judge.h"
+#include "common/judge.h"
 #include "worker/loop/self_instruct.h"
 #include "worker/loop/shard_work.h"
 #include "worker/loop/train_step_forwarder.h"
@@ -246,6 +246,16 @@ absl::StatusOr<std::optional<v1::SubmitShardResponse>> Worker::Submit(v1::Submit
     ++summary_.shards_discarded;
     SRLM_LOG(WARNING) << "result of " << request.lease_id() << " dropped: " << answer.status().message();
     return std::nullopt;
+  }
+  if (answer.status().code() == absl::StatusCode::kResourceExhausted) {
+    // gRPC's "message larger than max": the shard's result is over the run's limit, and would be at
+    // every relaunch.
+    return internal::Annotate(answer.status(),
+                              absl::StrCat("the result of ", request.lease_id(), " is ", request.ByteSizeLong(),
+                                           " bytes; the run's coordinator.max_message_bytes is ",
+                                           config_.coordinator.max_message_bytes,
+                                           ": raise it (the coordinator with --force-config) or lower "
+                                           "generate.shard_size"));
   }
   SRLM_ASSIGN_OR_RETURN(v1::SubmitShardResponse response, std::move(answer));
   return response;

@@ -155,6 +155,7 @@ class FakeCoordinator : public CoordinatorLink {
   absl::StatusOr<v1::SubmitShardResponse> SubmitShard(const v1::SubmitShardRequest& r) override {
     std::lock_guard<std::mutex> lock(mu_);
     log.push_back("submit " + r.lease_id());
+    if (submits_too_large) return absl::ResourceExhaustedError("Received message larger than max (12788 vs. 8192)");
     if (refuse_submits > 0) {  // as the coordinator answers a lease that expired and was handed on
       --refuse_submits;
       return absl::FailedPreconditionError("lease " + r.lease_id() + " expired and its shard was handed on");
@@ -223,6 +224,7 @@ class FakeCoordinator : public CoordinatorLink {
   std::vector<std::pair<std::string, double>> activities;
   std::vector<std::string> heartbeat_leases;  // each heartbeat's lease_ids, joined by ","
   int refuse_submits = 0;  // the next this many submissions are refused as handed on
+  bool submits_too_large = false;  // every submission is over the server's message limit
   int waits_before_generate = 0;  // GENERATE answers "wait" this many times first
   size_t drop_streamed_pairs = 0;  // StreamPairs ends cleanly this many pairs short
   bool others_train = false;  // a stopping rank is told to end the job: others are training
@@ -334,6 +336,20 @@ TEST(WorkerLoopTest, RefusedSubmissionIsDroppedAndTheWorkerGoesOn) {
                                                  "submit L-prompts", "lease PHASE_GENERATE"};
   auto at = std::search(coordinator.log.begin(), coordinator.log.end(), prompts_part.begin(), prompts_part.end());
   EXPECT_NE(at, coordinator.log.end()) << ::testing::PrintToString(coordinator.log);
+}
+
+// A result over the coordinator's message limit fails the rank, and says which key to change.
+TEST(WorkerLoopTest, AResultOverTheMessageLimitNamesTheKey) {
+  RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
+  config.prompts.shots = 1;
+  FakeCoordinator coordinator(RunConfigToYaml(config));
+  coordinator.submits_too_large = true;
+  RecordingBackend backend;
+  auto summary = RunOneRank(coordinator, backend);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted) << summary.status();
+  EXPECT_NE(summary.status().message().find("the result of L-prompts is "), std::string::npos) << summary.status();
+  EXPECT_NE(summary.status().message().find("coordinator.max_message_bytes is 67108864: raise it"), std::string::npos)
+      << summary.status();
 }
 
 // A model whose first sampling call hangs until `release` is set (a stuck GPU kernel, say).

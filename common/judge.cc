@@ -1,5 +1,5 @@
-// Implementation of worker/loop/judge.h.
-#include "worker/loop/judge.h"
+// Implementation of common/judge.h.
+#include "common/judge.h"
 
 #include <cerrno>
 #include <cmath>

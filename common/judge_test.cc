@@ -1,5 +1,5 @@
 // Tests of the judge template and the score parser.
-#include "worker/loop/judge.h"
+#include "common/judge.h"
 
 #include <chrono>
 #include <cstdio>
