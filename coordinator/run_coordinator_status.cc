@@ -103,9 +103,10 @@ const v1::GetStatusResponse& RunCoordinator::StatusLocked() {
     w->set_activity(worker.stats.activity());
     // The worker's own count at its last heartbeat, plus the time since (no clock skew between hosts).
     w->set_activity_seconds(worker.stats.seconds_since_progress() + (now - worker.last_heartbeat_ms) / 1000.0);
-    if (worker.heard_since_start && now - worker.last_heartbeat_ms <= alive_ms) {
-      tokens_per_second += worker.stats.tokens_per_second();
-    }
+    // (At start every worker's heartbeat time is the start's: one not heard from since goes silent
+    // alike.)
+    w->set_silent(now - worker.last_heartbeat_ms > alive_ms);
+    if (worker.heard_since_start && !w->silent()) tokens_per_second += worker.stats.tokens_per_second();
   }
   status.set_tokens_per_second(tokens_per_second);
   double done = 0, total = 0;

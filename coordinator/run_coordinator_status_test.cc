@@ -58,6 +58,34 @@ TEST_F(CoordinatorServiceTest, StatusShowsOnlyWhatHasCommitted) {
   EXPECT_EQ(client_->GetStatus()->workers_size(), 1);
 }
 
+// A rank with no heartbeat for 3 periods (5 s here) is flagged silent, one heard from again is not,
+// and after a restart a rank not heard from since goes silent on the same clock (from the start).
+TEST_F(CoordinatorServiceTest, ARankWithoutHeartbeatsForThreePeriodsIsSilent) {
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  auto silent = [&](int rank) {
+    const absl::StatusOr<v1::GetStatusResponse> status = client_->GetStatus();
+    for (const v1::WorkerStatus& w : status->workers()) {
+      if (w.rank() == rank) return w.silent();
+    }
+    ADD_FAILURE() << "no rank " << rank;
+    return false;
+  };
+  now_ms_ += 15000;
+  EXPECT_FALSE(silent(0));
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(w0);
+  ASSERT_TRUE(client_->Heartbeat(beat).ok());
+  now_ms_ += 1;
+  EXPECT_FALSE(silent(0));
+  EXPECT_TRUE(silent(1));
+  Stop();
+  Start(std::nullopt);
+  EXPECT_FALSE(silent(0));
+  EXPECT_FALSE(silent(1));
+  now_ms_ += 15001;
+  EXPECT_TRUE(silent(1));
+}
+
 TEST_F(CoordinatorServiceTest, WatchStatusStreamsUpdates) {
   int updates = 0;
   ASSERT_TRUE(client_->WatchStatus(0.1, [&](const v1::GetStatusResponse& status) {

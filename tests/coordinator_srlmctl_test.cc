@@ -77,6 +77,10 @@ TEST(StatusFormatTest, BarsAndDurations) {
   EXPECT_THAT(text, ::testing::HasSubstr("r1-w3"));
   EXPECT_THAT(text, ::testing::HasSubstr("no heartbeat since the coordinator started"));
   EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("sampling")));
+  EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("SILENT")));
+  quiet->set_silent(true);  // a rank that stopped heartbeating is flagged
+  EXPECT_THAT(ctl::FormatStatus(status, 1'700'000'000'000),
+              ::testing::HasSubstr("SILENT: no heartbeat for 3 periods; the rank may be dead"));
 }
 
 TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {

@@ -108,6 +108,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status, int64_t now_ms) {
       absl::StrAppendFormat(&out, "           %s (last progress %s ago)\n", w.activity(),
                             FormatDuration(w.activity_seconds()));
     }
+    if (w.silent()) {
+      out += "           SILENT: no heartbeat for 3 periods; the rank may be dead or cut off (TRAIN and COMMIT "
+             "wait for every rank: relaunch the workers)\n";
+    }
   }
   return out;
 }
@@ -153,7 +157,8 @@ nlohmann::json StatusToJson(const v1::GetStatusResponse& status) {
                             {"tokens_per_second", w.tokens_per_second()},
                             {"tokens_generated", w.tokens_generated()},
                             {"shards_submitted", w.shards_submitted()}, {"leases_held", w.leases_held()},
-                            {"activity", w.activity()}, {"activity_seconds", w.activity_seconds()}});
+                            {"activity", w.activity()}, {"activity_seconds", w.activity_seconds()},
+                            {"silent", w.silent()}});
   }
   j["committed_iterations"] = nlohmann::json::array();
   for (const v1::IterationSummary& it : status.committed_iterations()) {
