@@ -86,14 +86,15 @@ fi
 log "workers finished"
 
 # A finished run: write every iteration's pairs to RUN_DIR/pairs/iter-<t>.jsonl while the
-# coordinator still answers (srlmctl export-pairs; the JSONL of docs/DESIGN).
+# coordinator still answers (srlmctl export-pairs; the JSONL of docs/DESIGN), replacing those of an
+# earlier finish (--force: a run given more iterations finishes again).
 SRLMCTL=("$BUILD_DIR/coordinator/ctl/srlmctl" --coordinator "127.0.0.1:$PORT")
 status_json="$("${SRLMCTL[@]}" status --json 2>/dev/null || true)"
 if grep -q '"phase": *"DONE"' <<<"$status_json"; then
   total="$(sed -n 's/.*"total_iterations": *"\{0,1\}\([0-9]*\).*/\1/p' <<<"$status_json")"
   mkdir -p "$RUN_DIR/pairs"
   for ((t = 1; t <= ${total:-0}; t++)); do
-    "${SRLMCTL[@]}" export-pairs --iteration "$t" --output "$RUN_DIR/pairs/iter-$t.jsonl" ||
+    "${SRLMCTL[@]}" export-pairs --iteration "$t" --force --output "$RUN_DIR/pairs/iter-$t.jsonl" ||
       log "export of iteration $t's pairs failed"
   done
   log "run done; pairs in $RUN_DIR/pairs/"
