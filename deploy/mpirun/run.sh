@@ -24,6 +24,9 @@ STOP_GRACE_SECONDS="${STOP_GRACE_SECONDS:-60}"             # user: after a stop 
                                                            # finish their unit of work before they are ended
 
 [[ "$STOP_GRACE_SECONDS" =~ ^[0-9]+$ ]] || { echo "STOP_GRACE_SECONDS must be a whole number of seconds" >&2; exit 2; }
+# Before anything starts: mpirun refused NP=abc or -1 only once the coordinator ran, and took NP=0
+# as one rank per slot.
+[[ "$NP" =~ ^[1-9][0-9]*$ ]] || { echo "NP must be a whole number of worker ranks, 1 or more (got '$NP')" >&2; exit 2; }
 [[ -z "$PORT" || "$PORT" =~ ^[0-9]+$ ]] || { echo "PORT must be a port number (or empty: a free one)" >&2; exit 2; }
 # What this script shares with deploy/slurm/srlm.sbatch: the token, the coordinator's start and port
 # file, the graceful stop of the workers. Found beside this script in the source tree (through a
