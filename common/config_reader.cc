@@ -2,12 +2,14 @@
 #include "common/config_reader.h"
 
 #include <sys/stat.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -27,6 +29,8 @@ struct ConfigReader::Impl {
 
   // Finds `key`; returns an undefined node when absent. Records an error (once per section) when a
   // parent is present but not a map; a null parent (a section with every key commented out) is empty.
+  // A key present with no value (`key:` or `key: ~`) is recorded as an error at the key's line and
+  // returned as undefined: leaving the key out is the way to take the default.
   YAML::Node Find(const std::string& key) {
     known_keys.insert(key);
     for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
@@ -47,9 +51,23 @@ struct ConfigReader::Impl {
       walked = walked.empty() ? std::string(part) : absl::StrCat(walked, ".", part);
       YAML::Node child = node[std::string(part)];
       if (!child.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+      if (child.IsNull() && walked == key) {
+        errors.push_back(absl::StrCat(WhereKey(node, std::string(part)), "key '", key,
+                                      "' has no value; remove the key to take the default"));
+        return YAML::Node(YAML::NodeType::Undefined);
+      }
       node.reset(child);
     }
     return node;
+  }
+
+  // Where the key `name` of the mapping `map` is written: a null value has no line of its own (that
+  // of `key:` is the next line's).
+  std::string WhereKey(const YAML::Node& map, const std::string& name) const {
+    for (const auto& kv : map) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == name) return Where(kv.first);
+    }
+    return Where(map);
   }
 
   std::string Where(const YAML::Node& node) const {
@@ -61,7 +79,7 @@ struct ConfigReader::Impl {
   template <typename T>
   void ReadScalar(const std::string& key, T* value, const char* expected) {
     YAML::Node node = Find(key);
-    if (!node.IsDefined() || node.IsNull()) return;
+    if (!node.IsDefined()) return;
     if (!node.IsScalar()) {
       errors.push_back(absl::StrCat(Where(node), "key '", key, "': expected ", expected,
                                     ", got a ", node.IsMap() ? "mapping" : "sequence"));
@@ -104,6 +122,21 @@ struct ConfigReader::Impl {
 };
 
 namespace {
+
+// Records where each YAML document of a stream starts (its `---`, else its first token).
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 size_t EditDistance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -152,12 +185,29 @@ absl::StatusOr<ConfigReader> ConfigReader::FromString(const std::string& text,
   }
   auto impl = std::make_unique<Impl>();
   impl->source = source_name;
+  std::vector<YAML::Node> documents;
   try {
-    impl->root = YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source_name, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
   }
+  // A second document (`---` and keys after the first) used to be dropped without a word; one that
+  // holds nothing (a trailing `---`, or only comments after it) says nothing and is let be.
+  for (size_t i = 1; i < documents.size(); ++i) {
+    if (documents[i].IsNull()) continue;
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentStarts starts;
+    while (parser.HandleNextDocument(starts)) {
+    }
+    const int line = i < starts.marks.size() ? starts.marks[i].line : documents[i].Mark().line;
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_name, ":", line + 1,
+        ": a second YAML document starts here; a configuration is one document (remove this '---' "
+        "and put its keys in the first)"));
+  }
+  if (!documents.empty()) impl->root = documents[0];
   if (impl->root.IsNull() || !impl->root.IsDefined()) {
     impl->root = YAML::Node(YAML::NodeType::Map);  // an empty file: every default applies
   }
@@ -186,7 +236,7 @@ void ConfigReader::Read(const std::string& key, bool* value) {
 
 void ConfigReader::Read(const std::string& key, std::vector<std::string>* value) {
   YAML::Node node = impl_->Find(key);
-  if (!node.IsDefined() || node.IsNull()) return;
+  if (!node.IsDefined()) return;
   if (!node.IsSequence()) {
     impl_->errors.push_back(
         absl::StrCat(impl_->Where(node), "key '", key, "': expected a list of strings"));

@@ -3,7 +3,8 @@
 // file, the line, the key and what was expected; keys nobody read are reported as unknown, with the
 // nearest known key as a suggestion. A section (a prefix of a key read, "model" of "model.path")
 // that is null or an empty mapping takes every default; one given a scalar or a list is reported
-// once. Not thread-safe.
+// once. A key read with no value (`iterations:` or `iterations: ~`) is an error, not its default:
+// to take the default, leave the key out. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +20,8 @@ namespace srlm {
 
 class ConfigReader {
  public:
-  // Loads `path`. NOT_FOUND when the file is missing; INVALID_ARGUMENT when it is not YAML or its
-  // top level is not a mapping.
+  // Loads `path`. NOT_FOUND when the file is missing; INVALID_ARGUMENT when it is not YAML, its
+  // top level is not a mapping, or a second YAML document (after `---`) holds anything.
   static absl::StatusOr<ConfigReader> FromFile(const std::string& path);
   // Parses `text`; `source_name` stands for the file in messages.
   static absl::StatusOr<ConfigReader> FromString(const std::string& text,
@@ -31,7 +32,7 @@ class ConfigReader {
   ~ConfigReader();
 
   // Each Read leaves *value unchanged when the key is absent, and records an error when the key is
-  // present with the wrong type.
+  // present with no value (null) or the wrong type.
   void Read(const std::string& key, std::string* value);
   void Read(const std::string& key, int64_t* value);
   void Read(const std::string& key, int* value);

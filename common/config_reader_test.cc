@@ -128,6 +128,50 @@ TEST(ConfigReader, NullOrEmptySectionMeansAllDefaults) {
   EXPECT_EQ(cdx, 7);
 }
 
+// A key with no value used to take its default without a word, so `iterations:` (the number
+// forgotten) ran the default count. A null section is still every default (above).
+TEST(ConfigReader, AKeyWithNoValueIsAnErrorAtItsLine) {
+  auto r = ConfigReader::FromString("run:\n  iterations:\n  seed: ~\n  tags:\nmodel: ~\nsft:\n", "n.yaml");
+  ASSERT_TRUE(r.ok()) << r.status();
+  int64_t iterations = 3, seed = 4;
+  std::vector<std::string> tags = {"kept"};
+  std::string path = "default";
+  bool sft = true;
+  r->Read("run.iterations", &iterations);
+  r->Read("run.seed", &seed);
+  r->Read("run.tags", &tags);
+  r->Read("model.path", &path);  // under a null section: the default, no error
+  r->Read("sft", &sft);          // a null key, even at the top level
+  EXPECT_EQ(r->Finish(), absl::InvalidArgumentError(
+                             "n.yaml:2: key 'run.iterations' has no value; remove the key to take the default\n"
+                             "n.yaml:3: key 'run.seed' has no value; remove the key to take the default\n"
+                             "n.yaml:4: key 'run.tags' has no value; remove the key to take the default\n"
+                             "n.yaml:6: key 'sft' has no value; remove the key to take the default"));
+  EXPECT_EQ(iterations, 3);
+  EXPECT_EQ(seed, 4);
+  EXPECT_EQ(tags, std::vector<std::string>{"kept"});
+  EXPECT_EQ(path, "default");
+}
+
+// yaml-cpp's Load reads the first document only: keys after a `---` were dropped without a word.
+TEST(ConfigReader, ASecondDocumentIsAnErrorNamingItsLine) {
+  auto two = ConfigReader::FromString("run:\n  iterations: 2\n---\nrun:\n  iterations: 5\n", "d.yaml");
+  EXPECT_EQ(two.status(), absl::InvalidArgumentError(
+                              "d.yaml:3: a second YAML document starts here; a configuration is one document "
+                              "(remove this '---' and put its keys in the first)"));
+  auto third = ConfigReader::FromString("---\na: 1\n---\n# nothing\n---\nb: 2\n", "t.yaml");
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("t.yaml:5: a second YAML document"));
+  // One document that opens with `---`, or `---` with nothing after it, is fine.
+  for (const char* text : {"---\na: 1\n", "a: 1\n---\n", "a: 1\n...\n---\n# a: 2\n"}) {
+    auto one = ConfigReader::FromString(text, "o.yaml");
+    ASSERT_TRUE(one.ok()) << text << ": " << one.status();
+    int64_t a = 0;
+    one->Read("a", &a);
+    EXPECT_TRUE(one->Finish().ok()) << text << ": " << one->Finish();
+    EXPECT_EQ(a, 1) << text;
+  }
+}
+
 TEST(ConfigReader, ScalarGivenForASectionIsReportedOnce) {
   auto r = ConfigReader::FromString("model: /x\n", "bad.yaml");
   ASSERT_TRUE(r.ok());

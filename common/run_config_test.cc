@@ -239,6 +239,18 @@ TEST(RunConfig, EmptySectionsTakeTheDefaults) {
   EXPECT_DOUBLE_EQ(empty->generate.sampling.temperature, 0.7);
 }
 
+// `iterations:` with the number forgotten ran the default count: a key with no value is an error,
+// while a section with no keys (above) still takes every default.
+TEST(RunConfig, AKeyWithNoValueIsAnErrorNotTheDefault) {
+  for (const char* value : {"", " ~", " null"}) {
+    auto c = ParseRunConfig(std::string("model:\n  # path: m\nrun:\n  sft: false\n  iterations:") + value + "\n",
+                            "c.yaml");
+    EXPECT_EQ(c.status(), absl::InvalidArgumentError(
+                              "c.yaml:5: key 'run.iterations' has no value; remove the key to take the default"))
+        << value;
+  }
+}
+
 TEST(RunConfig, ScalarForASectionIsOneError) {
   auto c = ParseRunConfig("model: /x\n", "bad.yaml");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);

@@ -211,12 +211,29 @@ TEST(SrlmctlTest, StatusWatchAndExportAgainstARealCoordinator) {
     ++count;
   }
   EXPECT_EQ(count, 2);
+  // An existing file is replaced only with --force: `--output RUN_DIR/state.db` (a slip) replaced a
+  // live run's database, and the next start said DATA_LOSS. A usage error, exit code as for
+  // `--iteration -1`, before any call.
+  const int usage_error = RunCommand(base + " export-pairs --iteration -1 2>&1").exit_code;
+  const std::string state_db = run_dir + "/state.db";
+  for (const std::string& existing : {out, state_db}) {
+    CommandResult refused = RunCommand(base + " export-pairs --iteration 1 --output " + existing + " 2>&1");
+    EXPECT_EQ(refused.exit_code, usage_error) << refused.output;
+    EXPECT_THAT(refused.output, ::testing::HasSubstr("--output: " + existing + " exists; add --force to replace it"));
+  }
+  EXPECT_EQ(testing_util::ReadFileText(state_db).substr(0, 16), std::string("SQLite format 3\0", 16));
+  const std::string first_export = testing_util::ReadFileText(out);
+  testing_util::WriteFileText(out, "old\n");
+  CommandResult forced = RunCommand(base + " export-pairs --iteration 1 --force --output " + out + " 2>&1");
+  EXPECT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_EQ(testing_util::ReadFileText(out), first_export);
   for (const char* missing : {"0", "2"}) {  // SFT has no pairs; the run has one iteration
     CommandResult none = RunCommand(base + " export-pairs --iteration " + missing + " 2>&1");
     EXPECT_NE(none.exit_code, 0) << none.output;
     EXPECT_THAT(none.output, ::testing::HasSubstr(std::string("iteration ") + missing));
     // A failed export into an existing file leaves it as it was (it used to be emptied first).
-    CommandResult kept = RunCommand(base + " export-pairs --iteration " + missing + " --output " + out + " 2>&1");
+    CommandResult kept =
+        RunCommand(base + " export-pairs --iteration " + missing + " --force --output " + out + " 2>&1");
     EXPECT_NE(kept.exit_code, 0) << kept.output;
     // The coordinator's refusal, not a write error (it was shown as "cannot write FILE: ...").
     EXPECT_THAT(kept.output, ::testing::HasSubstr(std::string("iteration ") + missing));
@@ -413,6 +430,39 @@ TEST(CoordinatorBinaryTest, SighupStopsItGracefully) {
   const std::string log = testing_util::ReadFileText(dir / "run/coordinator.log");
   EXPECT_THAT(log, ::testing::HasSubstr("signal 1: shutting down")) << log;
   EXPECT_THAT(log, ::testing::ContainsRegex("\\] stopped\n")) << log;
+}
+
+// CLI11 alone said "A subcommand is required" for a word that names none.
+TEST(SrlmctlTest, AnUnknownSubcommandIsNamedWithTheKnownOnes) {
+  const std::string ctl = std::string(std::getenv("SRLM_BUILD_DIR")) + "/coordinator/ctl/srlmctl";
+  CommandResult bogus = RunCommand(ctl + " --coordinator 127.0.0.1:1 bogus --json 2>&1");
+  EXPECT_NE(bogus.exit_code, 0);
+  EXPECT_THAT(bogus.output, ::testing::HasSubstr("srlmctl: unknown subcommand 'bogus'; expected one of: status, "
+                                                 "watch, export-pairs"));
+  CommandResult none = RunCommand(ctl + " --coordinator 127.0.0.1:1 2>&1");
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.output, ::testing::HasSubstr("srlmctl: a subcommand is required; expected one of: status, "
+                                                "watch, export-pairs"));
+}
+
+// The coordinator refuses an empty token file when it starts; the client (srlmctl, srlm-worker run,
+// both through CoordinatorClient::Connect) sent no token instead, and every call failed later with
+// UNAUTHENTICATED.
+TEST(SrlmctlTest, AnEmptyTokenFileIsRefusedBeforeAnyCall) {
+  testing_util::TempDir dir("srlm_empty_token_");
+  const std::string empty = dir / "token";
+  testing_util::WriteFileText(empty, " \n");
+  coordinator::ClientOptions options;
+  options.address = "127.0.0.1:1";
+  options.token_file = empty;
+  EXPECT_EQ(coordinator::CoordinatorClient::Connect(options).status(),
+            absl::InvalidArgumentError("token file " + empty + " is empty"));
+  const std::string ctl = std::string(std::getenv("SRLM_BUILD_DIR")) + "/coordinator/ctl/srlmctl";
+  for (const std::string& flag : {"--token-file " + empty, "--run-dir " + dir.path()}) {
+    CommandResult refused = RunCommand("env -u SRLM_TOKEN " + ctl + " --coordinator 127.0.0.1:1 " + flag + " status 2>&1");
+    EXPECT_EQ(refused.exit_code, 1) << flag << ": " << refused.output;
+    EXPECT_THAT(refused.output, ::testing::HasSubstr("token file " + empty + " is empty")) << flag;
+  }
 }
 
 // A stopping coordinator ends the WatchStatus stream with OK. `srlmctl watch` promises progress

@@ -28,6 +28,9 @@
 #      both ranks finish and submit their shard and log `leaving: stop requested`, exit 143, no rank
 #      left; the same command then resumes the run to its end (exit 0, pairs exported). run.sh used
 #      to pass SIGTERM to mpirun, which killed the ranks mid-shard.
+#   7  NP that is not a whole number >= 1 (abc, -1, 0): exit 2 with a message naming NP, before
+#      anything starts (no run directory made). mpirun refused abc and -1 only after the coordinator
+#      had started, and ran NP=0 as one rank per slot.
 # No worker or coordinator outlives its run.sh.
 #   usage: e2e_run_sh_test.sh BUILD_DIR E2E_SCRIPTED_WORKER SOURCE_DIR
 set -euo pipefail
@@ -204,6 +207,17 @@ BUILD_DIR="$BUILD" WORKER_BIN="$WORKER_BIN" NP=2 COORD_HOST=127.0.0.1 STOP_GRACE
 grep -q "run done; pairs in" "$T/g-resume.log" || fail "the resumed run g did not finish"
 [[ -s "$T/g/pairs/iter-1.jsonl" ]] || fail "no pairs in $T/g/pairs/iter-1.jsonl"
 grep -q "GENERATE shard" "$T/g-resume.log" && fail "the resumed run g generated again what was submitted"
+
+log "7: NP not a whole number >= 1: exit 2 before anything starts"
+for np in abc -1 0 1.5; do
+  rc=0
+  BUILD_DIR="$BUILD" WORKER_BIN="$WORKER_BIN" NP="$np" COORD_HOST=127.0.0.1 \
+    timeout 60 bash "$SRC/deploy/mpirun/run.sh" "$T/config.yaml" "$T/np$np" >"$T/np$np.log" 2>&1 || rc=$?
+  [[ "$rc" == 2 ]] || fail "run.sh with NP=$np exited with status $rc, not 2"
+  grep -q "NP must be a whole number of worker ranks, 1 or more (got '$np')" "$T/np$np.log" ||
+    fail "run.sh with NP=$np did not say what is wrong"
+  [[ -e "$T/np$np" ]] && fail "run.sh with NP=$np made its run directory: it started"
+done
 
 PASSED=1
 log PASS

@@ -122,7 +122,8 @@ void RegisterRunCommand(CLI::App& app) {
                   "shared by all ranks' hosts")
       ->check(NonEmptyPath())
       ->capture_default_str();
-  cmd->add_option("--token-file", flags->client.token_file, "bearer token file (default: $SRLM_TOKEN)");
+  cmd->add_option("--token-file", flags->client.token_file,
+                  "bearer token file (default: $SRLM_TOKEN); an empty one is refused before any call");
   cmd->add_option("--tls-ca", flags->client.tls_root_ca_file, "PEM CA: talk TLS to the coordinator");
   cmd->add_option("--tls-cert", flags->client.tls_client_cert_file, "PEM client certificate (mutual TLS)");
   cmd->add_option("--tls-key", flags->client.tls_client_key_file, "PEM client key (mutual TLS)");
@@ -138,7 +139,10 @@ void RegisterRunCommand(CLI::App& app) {
                   "batch of sampling, training step or coordinator answer (0: never)")
       ->check(FiniteNonNegative())
       ->capture_default_str();
-  cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")->capture_default_str();
+  // Checked with the other flags: MakeCommunicator refused a bad name only after registration.
+  cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")
+      ->check(CLI::IsMember({"auto", "single", "mpi", "nccl"}))
+      ->capture_default_str();
   cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch,
                   "sequences decoded together (halved for good when a batch runs out of memory)")
       ->check(Integer(1))

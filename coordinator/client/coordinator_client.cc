@@ -52,6 +52,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
     absl::StatusOr<std::string> text = ReadFile(options.token_file, "token file");
     if (!text.ok()) return text.status();
     options.token = std::string(absl::StripAsciiWhitespace(*text));
+    // Refused here, as the coordinator refuses its own (coordinator/auth_token.h): an empty file
+    // sent no token, and every call failed later with UNAUTHENTICATED.
+    if (options.token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("token file ", options.token_file, " is empty"));
+    }
   }
   if (options.token.empty()) {
     if (const char* env = std::getenv("SRLM_TOKEN"); env) options.token = env;

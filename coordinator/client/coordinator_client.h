@@ -41,7 +41,8 @@ absl::Status CheckCoordinatorAddress(const std::string& address);
 
 class CoordinatorClient {
  public:
-  // Builds the channel (does not wait for the server); errors for unreadable token or TLS files.
+  // Builds the channel (does not wait for the server); errors for unreadable token or TLS files
+  // and for a token file that holds only white space (INVALID_ARGUMENT).
   static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(const ClientOptions& options);
   CoordinatorClient(std::unique_ptr<v1::Coordinator::StubInterface> stub, ClientOptions options);
 

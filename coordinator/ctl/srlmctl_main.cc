@@ -1,5 +1,6 @@
 // srlmctl: the operator's client for a running srlm coordinator (status, watch, export-pairs).
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,8 +9,10 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
 #include "common/cli_checks.h"
 #include "common/logging.h"
@@ -29,12 +32,31 @@ int Fail(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnauthenticated ? 3 : 1;
 }
 
+// CLI11 reports a word that names no subcommand as a missing subcommand ("A subcommand is
+// required"): say that it is unknown, and list the known ones, for that case and for none given.
+std::string FailureMessage(const CLI::App* app, const CLI::Error& error) {
+  if (dynamic_cast<const CLI::RequiredError*>(&error) == nullptr || !app->get_subcommands().empty()) {
+    return CLI::FailureMessage::simple(app, error);
+  }
+  std::vector<std::string> known;
+  for (const CLI::App* command : app->get_subcommands([](const CLI::App*) { return true; })) {
+    known.push_back(command->get_name());
+  }
+  const std::vector<std::string> rest = app->remaining();
+  const std::string given = !rest.empty() && rest.front().rfind('-', 0) != 0
+                                ? absl::StrCat("unknown subcommand '", rest.front(), "'")
+                                : "a subcommand is required";
+  return absl::StrCat("srlmctl: ", given, "; expected one of: ", absl::StrJoin(known, ", "),
+                      "\nRun with --help for more information.\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   srlm::SetLogIdentity("srlmctl", -1);
   CLI::App app{"srlmctl: watch and operate an srlm run through its coordinator."};
   app.require_subcommand(1);
+  app.failure_message(FailureMessage);
   srlm::coordinator::ClientOptions options;
   options.deadline_seconds = 10;
   std::string run_dir;
@@ -63,7 +85,19 @@ int main(int argc, char** argv) {
   std::string output;
   CLI::App* export_cmd = app.add_subcommand("export-pairs", "write an iteration's preference pairs as JSONL");
   export_cmd->add_option("--iteration", iteration, "iteration whose pairs to export")->required()->check(srlm::Integer(0));
-  export_cmd->add_option("--output", output, "output file (default: standard output)")->check(srlm::NonEmptyPath());
+  bool force = false;
+  export_cmd->add_option("--output", output, "output file (default: standard output); an existing file is "
+                         "replaced only with --force")->check(srlm::NonEmptyPath());
+  export_cmd->add_flag("--force", force, "replace an existing --output file");
+  // A usage error, before anything is asked of the coordinator: `--output RUN_DIR/state.db` (a slip
+  // of the hand) replaced a live run's database. A device or pipe (/dev/stdout) is written to, not
+  // replaced, and is let be.
+  export_cmd->callback([&] {
+    struct stat info;
+    if (!force && ::stat(output.c_str(), &info) == 0 && S_ISREG(info.st_mode)) {
+      throw CLI::ValidationError("--output", absl::StrCat(output, " exists; add --force to replace it"));
+    }
+  });
   CLI11_PARSE(app, argc, argv);
 
   if (options.token_file.empty() && !std::getenv("SRLM_TOKEN") && !run_dir.empty()) {

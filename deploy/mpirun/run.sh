@@ -24,6 +24,9 @@ STOP_GRACE_SECONDS="${STOP_GRACE_SECONDS:-60}"             # user: after a stop 
                                                            # finish their unit of work before they are ended
 
 [[ "$STOP_GRACE_SECONDS" =~ ^[0-9]+$ ]] || { echo "STOP_GRACE_SECONDS must be a whole number of seconds" >&2; exit 2; }
+# Before anything starts: mpirun refused NP=abc or -1 only once the coordinator ran, and took NP=0
+# as one rank per slot.
+[[ "$NP" =~ ^[1-9][0-9]*$ ]] || { echo "NP must be a whole number of worker ranks, 1 or more (got '$NP')" >&2; exit 2; }
 [[ -z "$PORT" || "$PORT" =~ ^[0-9]+$ ]] || { echo "PORT must be a port number (or empty: a free one)" >&2; exit 2; }
 # What this script shares with deploy/slurm/srlm.sbatch: the token, the coordinator's start and port
 # file, the graceful stop of the workers. Found beside this script in the source tree (through a
@@ -86,14 +89,15 @@ fi
 log "workers finished"
 
 # A finished run: write every iteration's pairs to RUN_DIR/pairs/iter-<t>.jsonl while the
-# coordinator still answers (srlmctl export-pairs; the JSONL of docs/DESIGN).
+# coordinator still answers (srlmctl export-pairs; the JSONL of docs/DESIGN), replacing those of an
+# earlier finish (--force: a run given more iterations finishes again).
 SRLMCTL=("$BUILD_DIR/coordinator/ctl/srlmctl" --coordinator "127.0.0.1:$PORT")
 status_json="$("${SRLMCTL[@]}" status --json 2>/dev/null || true)"
 if grep -q '"phase": *"DONE"' <<<"$status_json"; then
   total="$(sed -n 's/.*"total_iterations": *"\{0,1\}\([0-9]*\).*/\1/p' <<<"$status_json")"
   mkdir -p "$RUN_DIR/pairs"
   for ((t = 1; t <= ${total:-0}; t++)); do
-    "${SRLMCTL[@]}" export-pairs --iteration "$t" --output "$RUN_DIR/pairs/iter-$t.jsonl" ||
+    "${SRLMCTL[@]}" export-pairs --iteration "$t" --force --output "$RUN_DIR/pairs/iter-$t.jsonl" ||
       log "export of iteration $t's pairs failed"
   done
   log "run done; pairs in $RUN_DIR/pairs/"
