@@ -19,6 +19,7 @@
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/logprobs.h"
 #include "worker/model/model_options.h"
+#include "worker/train/examples.h"
 
 namespace srlm {
 namespace {
@@ -90,8 +91,8 @@ absl::Status RunLogprobs(const LogprobsFlags& flags) {
   for (size_t i = 0; i < lines.size(); ++i) {
     auto seq = TokenizeLine(lines[i], tokenizer.get(), flags, model->config.vocab_size);
     if (seq.ok() && static_cast<int64_t>(seq->ids.size()) > context) {
-      seq = absl::InvalidArgumentError(absl::StrCat("prompt + response is ", seq->ids.size(), " tokens, over the limit of ",
-                                                    context, " (the model's ", model->config.context_length_key(), ")"));
+      seq = SequenceTooLongError("prompt + response", static_cast<int64_t>(seq->ids.size()), context,
+                                 model->config.context_length_key());
     }
     if (!seq.ok()) return internal::Annotate(seq.status(), absl::StrCat(flags.input, ":", i + 1));
     sequences.push_back(std::move(*seq));

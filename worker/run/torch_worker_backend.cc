@@ -10,6 +10,7 @@
 #include "worker/model/model_options.h"
 #include "worker/run/torch_loop_model.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/examples.h"
 #include "worker/train/shared_directory.h"
 #include "worker/train/trainer.h"
 
@@ -158,8 +159,8 @@ absl::Status TorchWorkerBackend::TrainDpo(const RunConfig& config, const std::st
     e.ref_rejected_logprob = pair.ref_rejected_logprob();
     const size_t longest = e.prompt_ids.size() + std::max(e.chosen_ids.size(), e.rejected_ids.size());
     if (limits.max_seq_len > 0 && static_cast<int64_t>(longest) > limits.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat("pair of prompt ", pair.prompt_id(), " is ", longest,
-                                                     " tokens, over the limit of ", limits.max_seq_len));
+      return SequenceTooLongError(absl::StrCat("pair of prompt ", pair.prompt_id()), static_cast<int64_t>(longest),
+                                  limits.max_seq_len);
     }
   }
   TrainerOptions options;

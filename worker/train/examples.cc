@@ -75,8 +75,7 @@ absl::Status CheckSequence(const TokenIds& prompt, const TokenIds& response, con
   }
   const int64_t length = static_cast<int64_t>(prompt.size() + response.size());
   if (limits.max_seq_len > 0 && length > limits.max_seq_len) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt + ", key, " is ", length,
-                                                   " tokens, over the limit of ", limits.max_seq_len));
+    return SequenceTooLongError(absl::StrCat("prompt + ", key), length, limits.max_seq_len);
   }
   for (const TokenIds* ids : {&prompt, &response}) {
     for (int32_t id : *ids) {
@@ -172,6 +171,12 @@ absl::StatusOr<std::vector<PreferenceExample>> ReadPreferenceJsonl(const std::st
     }
     return e;
   });
+}
+
+absl::Status SequenceTooLongError(const std::string& what, int64_t tokens, int64_t limit,
+                                  const std::string& limit_key) {
+  return absl::InvalidArgumentError(absl::StrCat(what, " is ", tokens, " tokens, over the limit of ", limit,
+                                                 limit_key.empty() ? "" : absl::StrCat(" (the model's ", limit_key, ")")));
 }
 
 }  // namespace srlm

@@ -44,6 +44,11 @@ struct ExampleLimits {
   int64_t vocab_size = 0;    // ids must be in [0, vocab_size); 0: unchecked
 };
 
+// "<what> is N tokens, over the limit of L" (with " (the model's KEY)" when `limit_key` is set): the
+// one wording of a sequence longer than the model allows, in sft, dpo, logprobs and the loop's DPO.
+absl::Status SequenceTooLongError(const std::string& what, int64_t tokens, int64_t limit,
+                                  const std::string& limit_key = "");
+
 // The limits for a model of context `context_length` (LlamaConfig::context_length()) and
 // `vocab_size` under the run's model.max_seq_len (0: the model's context; never above it). The loop
 // samples, scores and trains within these, and the offline commands read their data against them.
