@@ -23,6 +23,7 @@
 #include "worker/loop/retrying_link.h"
 #include "worker/loop/stop_signal.h"
 #include "worker/run/torch_worker_backend.h"
+#include "worker/train/communicator.h"
 #include "worker/train/mpi_communicator.h"
 
 namespace srlm {
@@ -141,7 +142,7 @@ void RegisterRunCommand(CLI::App& app) {
       ->capture_default_str();
   // Checked with the other flags: MakeCommunicator refused a bad name only after registration.
   cmd->add_option("--communicator", flags->backend.communicator, "auto | single | mpi | nccl")
-      ->check(CLI::IsMember({"auto", "single", "mpi", "nccl"}))
+      ->check(CLI::IsMember(CommunicatorNames()))
       ->capture_default_str();
   cmd->add_option("--max-generate-batch", flags->backend.max_generate_batch,
                   "sequences decoded together (halved for good when a batch runs out of memory)")

@@ -261,6 +261,28 @@ TEST_F(ModelCommandsTest, AnEmptyOutputPathIsRefused) {
   }
 }
 
+// `run` refuses these with the other flags, before any call: a bad --communicator was found only
+// after registering with the coordinator, and an empty --token-file (which the coordinator refuses
+// for itself) at the first call, as UNAUTHENTICATED. Here no coordinator answers at all: without
+// the checks the worker retried it until the timeout stopped it.
+TEST_F(ModelCommandsTest, RunRefusesABadCommunicatorAndAnEmptyTokenFileBeforeAnyCall) {
+  const std::string empty = Path("token");
+  WriteFileText(empty, " \n");
+  for (const auto& [args, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"--communicator bogus", "--communicator: bogus not in {auto,single,mpi,nccl}"},
+           {"--token-file " + empty, "token file " + empty + " is empty"}}) {
+    const WorkerRun run = RunWorker("run --coordinator 127.0.0.1:1 " + args, "timeout 30 ");
+    EXPECT_NE(run.rc, 0) << args << "\n" << run.output;
+    EXPECT_THAT(run.output, HasSubstr(expected)) << args;
+  }
+  for (const char* command : {"sft", "dpo"}) {  // the offline trainers' flag takes the same names
+    const WorkerRun run = RunWorker(std::string(command) + " --model " + Path("none") + " --data " + Path("none") +
+                                    " --out " + Path("out") + " --communicator bogus");
+    EXPECT_NE(run.rc, 0) << command;
+    EXPECT_THAT(run.output, HasSubstr("--communicator: bogus not in {auto,single,mpi,nccl}")) << command;
+  }
+}
+
 TEST_F(ModelCommandsTest, InitModelRefusesAnOutThatHoldsAnythingAndChangesNothing) {
   // --out pointing at a model (here also --tokenizer-from) used to be overwritten: its config and
   // weights were replaced, then the tokenizer copy failed ("File exists").

@@ -64,6 +64,13 @@ int CudaDeviceIndex(const std::string& device, const Communicator& comm, int vis
 int ExplicitCudaIndex(const std::string& device);
 int LocalCudaIndex(int local_rank, int visible_devices);
 
+// The names MakeCommunicator takes, for the commands' --communicator flags to check with the others
+// (before any call or collective).
+inline const std::vector<std::string>& CommunicatorNames() {
+  static const std::vector<std::string> names = {"auto", "single", "mpi", "nccl"};
+  return names;
+}
+
 // "auto": NCCL when device is cuda and there are several ranks, MPI for several CPU ranks, single
 // otherwise. "single", "mpi" and "nccl" force a backend.
 absl::StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const std::string& backend,

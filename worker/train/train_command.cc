@@ -22,6 +22,7 @@
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/model_options.h"
 #include "worker/train/atomic_dir.h"
+#include "worker/train/communicator.h"
 #include "worker/train/mpi_communicator.h"
 #include "worker/train/shared_directory.h"
 #include "worker/train/text_encoder.h"
@@ -249,7 +250,9 @@ void RegisterTrainCommand(CLI::App& app, TrainingObjective objective) {
   cmd->add_option("--stop-after", flags->stop_after, "stop (and checkpoint) after N steps of this run; 0: run to the end")
       ->check(Integer(0))
       ->capture_default_str();
-  cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")->capture_default_str();
+  cmd->add_option("--communicator", flags->communicator, "auto | single | mpi | nccl")
+      ->check(CLI::IsMember(CommunicatorNames()))
+      ->capture_default_str();
   cmd->add_option("--stall-seconds", flags->stall_seconds,
                   "end the job (exit code 75) when this rank makes no progress this long: no model load, "
                   "training step or checkpoint (0: never)")
