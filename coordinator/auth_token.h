@@ -6,14 +6,13 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/token_file.h"  // ReadTokenFile
 
 namespace srlm::coordinator {
 
 // The server's token; `generated` (optional) tells whether the run directory's file was written.
 absl::StatusOr<std::string> ResolveServerToken(const std::string& token_file, const std::string& run_dir,
                                                bool* generated = nullptr);
-// Reads a token file (surrounding whitespace stripped); INVALID_ARGUMENT when empty.
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 // Equality that takes the same time wherever the strings first differ.
 bool TokensEqual(const std::string& a, const std::string& b);
 

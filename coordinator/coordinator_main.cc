@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!token_file.empty()) {  // read as the server will: an empty file is refused here too
-    if (absl::StatusOr<std::string> token = srlm::coordinator::ReadTokenFile(token_file); !token.ok()) {
+    if (absl::StatusOr<std::string> token = srlm::ReadTokenFile(token_file); !token.ok()) {
       SRLM_LOG(ERROR) << "--token-file: " << token.status();
       return 2;
     }

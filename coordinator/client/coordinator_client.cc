@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "common/host_port.h"
+#include "common/token_file.h"
 #include "absl/strings/str_cat.h"
 
 namespace srlm::coordinator {
@@ -49,14 +49,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(co
   if (absl::Status address = CheckCoordinatorAddress(given.address); !address.ok()) return address;
   ClientOptions options = given;
   if (options.token.empty() && !options.token_file.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(options.token_file, "token file");
-    if (!text.ok()) return text.status();
-    options.token = std::string(absl::StripAsciiWhitespace(*text));
-    // Refused here, as the coordinator refuses its own (coordinator/auth_token.h): an empty file
-    // sent no token, and every call failed later with UNAUTHENTICATED.
-    if (options.token.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("token file ", options.token_file, " is empty"));
-    }
+    // The coordinator's rule for its own (an empty file is refused here, before any call).
+    absl::StatusOr<std::string> token = ReadTokenFile(options.token_file);
+    if (!token.ok()) return token.status();
+    options.token = *std::move(token);
   }
   if (options.token.empty()) {
     if (const char* env = std::getenv("SRLM_TOKEN"); env) options.token = env;
