@@ -116,6 +116,11 @@ TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
     EXPECT_TRUE(phases_seen.count(phase)) << "status never reported " << v1::Phase_Name(phase);
   }
   EXPECT_TRUE(std::filesystem::exists(run_dir + "/checkpoints/iter-1/model.txt"));
+  // The ranks claimed the checkpoint root for this run when they registered (checkpoint_root.h).
+  std::string owner;
+  std::getline(std::ifstream(run_dir + "/checkpoints/srlm-run-id"), owner);
+  EXPECT_FALSE(owner.empty());
+  EXPECT_EQ(owner, status.run_id());
   EXPECT_TRUE(std::filesystem::exists(run_dir + "/checkpoints/iter-2/model.txt"));
 
   // Exported pairs of iteration 1: one per prompt at most, chosen = the correct reversal.

@@ -16,6 +16,7 @@
 #include "common/progress_watchdog.h"
 #include "common/run_data.h"
 #include "common/judge.h"
+#include "worker/loop/checkpoint_root.h"
 #include "worker/loop/self_instruct.h"
 #include "worker/loop/shard_work.h"
 #include "worker/loop/train_step_forwarder.h"
@@ -194,6 +195,17 @@ absl::Status Worker::Register() {
   request.set_device(identity_.device);
   watchdog_.Progress("registering with the coordinator");
   SRLM_ASSIGN_OR_RETURN(v1::RegisterWorkerResponse reg, link_.RegisterWorker(request));
+  // The checkpoint root is this run's, or the worker fails here, before it takes any work: another
+  // run's checkpoints there would be overwritten (checkpoint_root.h). Again at every registration:
+  // a coordinator restarted in between may serve another run.
+  if (reg.run_id().empty()) {
+    // srlm-coordinator always names its run; a test's fake coordinator may not.
+    SRLM_LOG(WARNING) << "the coordinator named no run id: checkpoint root " << options_.checkpoint_root
+                      << " not claimed";
+  } else {
+    watchdog_.Progress(absl::StrCat("claiming checkpoint root ", options_.checkpoint_root));
+    SRLM_RETURN_IF_ERROR(ClaimCheckpointRoot(options_.checkpoint_root, reg.run_id()).status());
+  }
   worker_id_ = reg.worker_id();
   run_seed_ = static_cast<uint64_t>(reg.run_seed());
   SRLM_ASSIGN_OR_RETURN(config_, ParseRunConfig(reg.run_config_yaml(), "run configuration from the coordinator"));

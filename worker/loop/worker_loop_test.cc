@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -95,6 +96,7 @@ class FakeCoordinator : public CoordinatorLink {
     log.push_back("register rank " + std::to_string(r.rank()));
     v1::RegisterWorkerResponse out;
     out.set_worker_id("w1");
+    out.set_run_id(run_id);
     out.set_run_config_yaml(yaml_);
     out.set_model_dir(registration_model_dir);
     out.set_heartbeat_seconds(0.05);
@@ -232,6 +234,7 @@ class FakeCoordinator : public CoordinatorLink {
   std::atomic<bool>* stop_during_lease = nullptr;  // set by a LeaseShard that then fails UNAVAILABLE
   std::string written_dpo_dir;    // TRAIN says another rank already reported this checkpoint
   std::string registration_model_dir = "/m0";  // the M_t RegisterWorker names
+  std::string run_id;  // "": the worker claims no checkpoint root (the tests' /ckpt is never made)
   std::vector<std::pair<int64_t, int64_t>> evaluations;  // (correct, total) of each checkpoint report
 
  private:
@@ -710,6 +713,39 @@ TEST(WorkerLoopTest, TheOthersLeaveInsteadOfTrainingWithoutAStoppedRank) {
   EXPECT_EQ(summary->generate_shards, 1);
   ASSERT_EQ(backend.trained.size(), 1u);  // the SFT of iteration 0, not the DPO of iteration 1
   EXPECT_EQ(coordinator.log.back(), "lease (told to stop)");
+}
+
+// A checkpoint root is one run's (checkpoint_root.h): a worker of a second run on it fails at
+// registration, before it takes any lease; the first run's workers, relaunched, go on with it.
+TEST(WorkerLoopTest, ASecondRunOnTheSameCheckpointRootIsRefusedBeforeAnyLease) {
+  std::string dir = ::testing::TempDir() + "/loop_root_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  WorkerLoopOptions options;
+  options.checkpoint_root = dir + "/checkpoints";
+  const WorkerIdentity identity{"host", 42, 0, 1, "cpu"};
+  FakeCoordinator first(OneIftLineConfigYaml());
+  first.run_id = "run-first";
+  RecordingBackend backend;
+  auto done = RunWorkerLoop(first, backend, identity, options);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->run_done);
+
+  FakeCoordinator second(OneIftLineConfigYaml());
+  second.run_id = "run-second";
+  RecordingBackend second_backend;
+  auto refused = RunWorkerLoop(second, second_backend, identity, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("belongs to run run-first"), std::string::npos) << refused.status();
+  EXPECT_EQ(second.log, (std::vector<std::string>{"register rank 0"}));
+  EXPECT_TRUE(second_backend.loaded.empty());
+  EXPECT_TRUE(second_backend.trained.empty());
+
+  FakeCoordinator resumed(OneIftLineConfigYaml());
+  resumed.run_id = "run-first";
+  auto again = RunWorkerLoop(resumed, backend, identity, options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->run_done);
 }
 
 TEST(WorkerLoopTest, BadIftDataFailsRegistrationWithTheLine) {
