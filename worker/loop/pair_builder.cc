@@ -1,6 +1,8 @@
 // Implementation of worker/loop/pair_builder.h.
 #include "worker/loop/pair_builder.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -33,6 +35,16 @@ std::optional<double> MeanJudgeScore(const std::vector<JudgeScore>& scores, bool
   if (count == 0) return std::nullopt;
   return sum / static_cast<double>(count);
 }
+
+namespace {
+
+// Means that are equal but for rounding: decimal scores (3.1) summed in another order, or pooled
+// over other counts, differ in their last bits, and a 4e-16 "margin" made a pair DPO trained on.
+bool SameMean(double a, double b) {
+  return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
+}
+
+}  // namespace
 
 bool PairEligible(const JudgedCandidate& candidate) {
   return candidate.finished && !absl::StripAsciiWhitespace(candidate.text).empty();
@@ -89,7 +101,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
   }
   const double best_score = *result.mean_scores[best];
   const double worst_score = *result.mean_scores[worst];
-  if (best_score == worst_score) {  // also when every scored candidate gave the same text
+  if (SameMean(best_score, worst_score)) {  // also when every scored candidate gave the same text
     result.outcome = PairOutcome::kTie;
     return result;
   }
@@ -98,7 +110,7 @@ PairResult BuildPreferencePair(const std::string& prompt,
     // Shortest among those near the top; it must still beat the rejected one.
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto& mean = result.mean_scores[i];
-      if (!mean || !PairEligible(candidates[i]) || *mean <= worst_score ||
+      if (!mean || !PairEligible(candidates[i]) || *mean <= worst_score || SameMean(*mean, worst_score) ||
           *mean < best_score - options.length_band) {
         continue;
       }

@@ -56,6 +56,23 @@ TEST(PairBuilderTest, AllEqualMeansIsATieAndNoPair) {
   EXPECT_FALSE(r.pair.has_value());
 }
 
+// Decimal scores with the same mean, summed in another order or pooled over other counts, differ in
+// their last bits: still a tie, not a pair by a 4e-16 margin.
+TEST(PairBuilderTest, MeansEqualButForRoundingAreATie) {
+  std::vector<JudgedCandidate> cands = {C("a", {S(3.0), S(3.1), S(3.8)}), C("b", {S(3.8), S(3.1), S(3.0)}),
+                                        C("c", {S(3.3), S(3.3), S(3.3)})};
+  ASSERT_NE(*MeanJudgeScore(cands[0].scores, false), *MeanJudgeScore(cands[1].scores, false));  // the rounding
+  EXPECT_EQ(BuildPreferencePair("p", cands, PairOptions{}).outcome, PairOutcome::kTie);
+  // Length control never picks a candidate that only rounding puts above the rejected one.
+  cands.push_back(C("a much longer and best answer", {S(4.5)}));
+  PairOptions length;
+  length.length_control = true;
+  length.length_band = 5;
+  PairResult r = BuildPreferencePair("p", cands, length);
+  ASSERT_EQ(r.outcome, PairOutcome::kPair);
+  EXPECT_EQ(r.pair->chosen, "a much longer and best answer");
+}
+
 TEST(PairBuilderTest, SameTextIsOneAnswerScoredByAllItsJudgements) {
   // Alone, the first "x" (mean 3) would tie "y" and win as the earlier, and " x " (mean 1) would be
   // rejected: the same answer on both sides. Pooled, x has mean (5 + 1 + 1 + 1) / 4 = 2.
