@@ -5,6 +5,7 @@
 #include "coordinator/run_coordinator.h"
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <random>
 #include <system_error>
@@ -224,6 +225,21 @@ absl::Status RunCoordinator::Initialize() {
       SRLM_RETURN_IF_ERROR(AddEvent(db, now, "start_model_replaced", config_.model.path));
       model_dir_ = config_.model.path;
       SRLM_RETURN_IF_ERROR(PutRunValue(db, "model_dir", model_dir_));
+    }
+    // The iteration's stored pairs carry reference log-probabilities computed with the stored chat
+    // template, and fit the stored length limit: changed under them, DPO would train against other
+    // token sequences (or refuse, at every relaunch, pairs that no longer fit).
+    if (replaced_config && (phase_ == v1::PHASE_GENERATE || phase_ == v1::PHASE_TRAIN || phase_ == v1::PHASE_COMMIT)) {
+      auto limit = [](int64_t max_seq_len) { return max_seq_len > 0 ? max_seq_len : INT64_MAX; };
+      if (config_.model.chat_template != replaced_config->model.chat_template ||
+          limit(config_.model.max_seq_len) < limit(replaced_config->model.max_seq_len)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--force-config: iteration ", iteration_, " is in ", v1::Phase_Name(phase_),
+            ": its pairs' reference log-probabilities were computed with model.chat_template '",
+            replaced_config->model.chat_template, "' and model.max_seq_len ", replaced_config->model.max_seq_len,
+            "; a different template or a lower limit would train DPO against other token sequences (or refuse "
+            "pairs that no longer fit). Keep them until the iteration commits, then change them"));
+      }
     }
     SRLM_RETURN_IF_ERROR(AddEvent(db, now, "resumed",
                                   absl::StrCat("iteration ", iteration_, " ", v1::Phase_Name(phase_))));

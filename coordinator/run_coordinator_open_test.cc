@@ -141,6 +141,35 @@ TEST_F(CoordinatorServiceTest, AForcedModelPathReplacesTheStartModelUntilAModelI
   EXPECT_EQ(client_->GetStatus()->model_dir(), committed);
 }
 
+// An iteration with pairs keeps the chat template and the length limit its reference
+// log-probabilities were computed with; in PROMPTS (no pairs yet) they may change.
+TEST_F(CoordinatorServiceTest, AForcedConfigKeepsTheTemplateAndLimitOfTheIterationsPairs) {
+  RunConfig config = DiscardRun();
+  Start(config);
+  const std::string w0 = Register(0, 2), w1 = Register(1, 2);
+  FinishSft(w0, w1);
+  Stop();
+  RunConfig chatml = config;
+  chatml.model.chat_template = "chatml";
+  Start(chatml, /*force=*/true);  // PROMPTS: allowed
+  FillPrompts(w0);
+  ASSERT_EQ(client_->GetStatus()->phase(), v1::PHASE_GENERATE);
+  Stop();
+  RunConfig plain = chatml;
+  plain.model.chat_template = "plain";
+  absl::Status refused = OpenStatus(plain, /*force=*/true);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(std::string(refused.message()),
+              ::testing::HasSubstr("iteration 1 is in PHASE_GENERATE: its pairs' reference log-probabilities were "
+                                   "computed with model.chat_template 'chatml'"));
+  RunConfig shorter = chatml;
+  shorter.model.max_seq_len = 64;
+  EXPECT_EQ(OpenStatus(shorter, /*force=*/true).code(), absl::StatusCode::kFailedPrecondition);
+  RunConfig more_iterations = chatml;  // other keys still change
+  more_iterations.run.iterations = 3;
+  EXPECT_TRUE(OpenStatus(more_iterations, /*force=*/true).ok());
+}
+
 // The seen prompts are needed only while a PROMPTS phase is current or ahead (run not DONE, and in
 // SFT or PROMPTS or below run.iterations): a run whose data.ift and data.eval moved away is refused
 // in GENERATE of iteration 1 of 2, but opens in GENERATE of its last iteration and when DONE (a
