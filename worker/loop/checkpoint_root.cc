@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/make_dirs.h"
 #include "common/status_macros.h"
 
 namespace srlm {
@@ -30,23 +31,6 @@ constexpr double kEmptyMarkerWaitSeconds = 2;
 
 absl::Status Errno(const std::string& what, int err) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(err)));
-}
-
-// mkdir -p: `path` and its missing parents. An existing folder is fine, anything else in the way is
-// not.
-absl::Status MakeDirs(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        absl::StrCat("checkpoint root: ", path, " is not a folder"));
-  }
-  const size_t slash = path.find_last_of('/');
-  if (slash != std::string::npos && slash > 0)
-    SRLM_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    return Errno("cannot make " + path, errno);
-  return absl::OkStatus();
 }
 
 // The marker's content without surrounding white space; nullopt when there is no marker.
@@ -169,7 +153,10 @@ absl::StatusOr<CheckpointRootClaim> ClaimCheckpointRoot(const std::string& root_
   }
   std::string root = root_in;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
-  SRLM_RETURN_IF_ERROR(MakeDirs(root));
+  if (struct stat st; ::stat(root.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint root: ", root, " is not a folder"));
+  }
+  SRLM_RETURN_IF_ERROR_CTX(MakeDirs(root), "checkpoint root");
   const std::string marker = absl::StrCat(root == "/" ? "" : root, "/", kCheckpointRootMarker);
 
   CheckpointRootClaim claim = CheckpointRootClaim::kOurs;

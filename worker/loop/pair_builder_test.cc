@@ -15,6 +15,14 @@ JudgedCandidate C(const std::string& text, std::vector<JudgeScore> scores, int64
 }
 
 // A candidate cut off by max_new_tokens (or the context) before it ended.
+// Options with length control on, within `band` points of the best score.
+PairOptions LengthControl(double band) {
+  PairOptions options;
+  options.length_control = true;
+  options.length_band = band;
+  return options;
+}
+
 JudgedCandidate Cut(const std::string& text, std::vector<JudgeScore> scores) {
   JudgedCandidate c = C(text, std::move(scores));
   c.finished = false;
@@ -65,10 +73,7 @@ TEST(PairBuilderTest, MeansEqualButForRoundingAreATie) {
   EXPECT_EQ(BuildPreferencePair("p", cands, PairOptions{}).outcome, PairOutcome::kTie);
   // Length control never picks a candidate that only rounding puts above the rejected one.
   cands.push_back(C("a much longer and best answer", {S(4.5)}));
-  PairOptions length;
-  length.length_control = true;
-  length.length_band = 5;
-  PairResult r = BuildPreferencePair("p", cands, length);
+  PairResult r = BuildPreferencePair("p", cands, LengthControl(5));
   ASSERT_EQ(r.outcome, PairOutcome::kPair);
   EXPECT_EQ(r.pair->chosen, "a much longer and best answer");
 }
@@ -113,10 +118,7 @@ TEST(PairBuilderTest, EmptyResponsesKeepTheirScoreButNeverEnterAPair) {
   EXPECT_EQ(r.pair->rejected, "d");
   ASSERT_TRUE(r.mean_scores[0].has_value());
   EXPECT_EQ(*r.mean_scores[0], 3);  // "" and " \n" are the same (empty) answer: (5 + 1) / 2
-  PairOptions length_control;
-  length_control.length_control = true;
-  length_control.length_band = 5;
-  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "b");
+  EXPECT_EQ(BuildPreferencePair("p", cands, LengthControl(5)).pair->chosen, "b");
   // One answer and two empty responses: no pair.
   EXPECT_EQ(BuildPreferencePair("p", {C("", {S(5)}), C("", {S(1)}), C("x", {S(3)})}, PairOptions{}).outcome,
             PairOutcome::kTooFewAnswers);
@@ -133,10 +135,7 @@ TEST(PairBuilderTest, CutOffCandidatesAreNeverChosenNorRejected) {
   EXPECT_EQ(r.pair->rejected, "c");
   ASSERT_TRUE(r.mean_scores[0].has_value());  // kept for the record
   EXPECT_EQ(*r.mean_scores[0], 5);
-  PairOptions length_control;
-  length_control.length_control = true;
-  length_control.length_band = 5;
-  EXPECT_EQ(BuildPreferencePair("p", cands, length_control).pair->chosen, "bb");
+  EXPECT_EQ(BuildPreferencePair("p", cands, LengthControl(5)).pair->chosen, "bb");
 }
 
 TEST(PairBuilderTest, FewerThanTwoAnswersIsItsOwnOutcome) {
@@ -174,9 +173,7 @@ TEST(PairBuilderTest, LengthControlPicksShortestWithinBand) {
                                         C("mid", {S(5), S(5), S(4)}, 40),
                                         C("short", {S(4), S(4), S(4)}, 10),
                                         C("bad", {S(1), S(1), S(1)}, 5)};
-  PairOptions opts;
-  opts.length_control = true;
-  opts.length_band = 0.5;
+  PairOptions opts = LengthControl(0.5);
   PairResult r = BuildPreferencePair("p", cands, opts);
   ASSERT_EQ(r.outcome, PairOutcome::kPair);
   EXPECT_EQ(r.pair->chosen, "mid");  // "short" is 1.0 below the top: outside the band
@@ -195,9 +192,7 @@ TEST(PairBuilderTest, LengthControlPicksShortestWithinBand) {
 TEST(PairBuilderTest, LengthControlNeverChoosesTheRejected) {
   // Band 10 covers everything: the shortest is the worst itself, which must not become chosen.
   std::vector<JudgedCandidate> cands = {C("good", {S(5)}, 50), C("worst", {S(1)}, 1)};
-  PairOptions opts;
-  opts.length_control = true;
-  opts.length_band = 10;
+  PairOptions opts = LengthControl(10);
   PairResult r = BuildPreferencePair("p", cands, opts);
   ASSERT_EQ(r.outcome, PairOutcome::kPair);
   EXPECT_EQ(r.pair->chosen, "good");

@@ -78,14 +78,6 @@ std::pair<std::string, std::string> ParentAndName(std::string target) {
 
 }  // namespace
 
-absl::Status MakeDirs(const std::string& path) {
-  if (path.empty() || Exists(path)) return absl::OkStatus();
-  const size_t slash = path.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) SRLM_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + path);
-  return absl::OkStatus();
-}
-
 absl::Status FsyncPath(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open " + path + " for fsync");

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/make_dirs.h"  // MakeDirs, which the users of these functions call too
 
 namespace srlm {
 
@@ -34,9 +35,6 @@ std::string CheckpointDir(const std::string& out_dir, int64_t step);
 // error). Temporaries are ignored.
 absl::StatusOr<std::optional<int64_t>> FindLatestCheckpointStep(const std::string& out_dir,
                                                                  const std::string& marker_file);
-
-// Makes `path` and its missing parents (mkdir -p); an existing path is fine.
-absl::Status MakeDirs(const std::string& path);
 
 // fsyncs a file or a folder.
 absl::Status FsyncPath(const std::string& path);
