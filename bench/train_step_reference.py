@@ -6,10 +6,15 @@ make --out DIR [--preset bench|qwen2-0.5b]
                             reference log-probs) that both sides train on. qwen2-0.5b: a random
                             model of Qwen2-0.5B's shape (494M parameters, saved in bf16) and longer
                             sequences, for the GPU's DPO-step utilisation (bench/gpu/dpo_mfu.py).
-time --dir DIR --objective sft|dpo --batch B --steps N --threads T
-                            times N steps (after one warm-up) of: forward over the padded batch,
-                            masked loss, backward, clip_grad_norm_, torch.optim.AdamW; prints JSON
-                            {"tokens_per_second": ..., "step_seconds": ...}.
+time --dir DIR --objective sft|dpo --batch B --steps N --threads T [--micro-batch M]
+     [--device cpu|cuda] [--amp-bf16]
+                            times N steps (after one warm-up) of: forward over the padded batch
+                            (M examples at a time, gradients accumulated), masked loss, backward,
+                            clip_grad_norm_, torch.optim.AdamW; prints JSON
+                            {"tokens_per_second": ..., "step_seconds": ...}. --amp-bf16: float32
+                            weights and optimizer, the forward under torch.autocast(bfloat16), which
+                            is plain PyTorch's way to train in bfloat16 with float32 masters
+                            (bench/gpu/dpo_mfu.py's baseline on the GPU).
 """
 import argparse
 import json
@@ -69,33 +74,49 @@ def seq_logprobs(model, ids, att, resp):
     return (logp * resp[:, 1:]).sum(1)
 
 
+def micro_batch_loss(model, chunk, objective, device, amp):
+    """One micro-batch's loss, summed over its examples (not yet divided), and its attention mask."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        if objective == "sft":
+            ids, att, resp = (t.to(device) for t in batch_tensors([(l["prompt_ids"], l["response_ids"]) for l in chunk]))
+            return -seq_logprobs(model, ids, att, resp).sum(), att
+        seqs = [(l["prompt_ids"], l["chosen_ids"]) for l in chunk] + [(l["prompt_ids"], l["rejected_ids"]) for l in chunk]
+        ids, att, resp = (t.to(device) for t in batch_tensors(seqs))
+        lp = seq_logprobs(model, ids, att, resp)
+        n = len(chunk)
+        ref = torch.tensor([l["ref_chosen_logprob"] for l in chunk] + [l["ref_rejected_logprob"] for l in chunk],
+                           device=device)
+        h = (lp[:n] - lp[n:]) - (ref[:n] - ref[n:])
+        return -F.logsigmoid(0.1 * h).sum(), att
+
+
 def time_steps(args):
     torch.set_num_threads(args.threads)
-    model = transformers.LlamaForCausalLM.from_pretrained(args.dir, torch_dtype=torch.float32).train()
+    device = torch.device(args.device)
+    model = transformers.AutoModelForCausalLM.from_pretrained(args.dir, dtype=torch.float32).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     lines = [json.loads(l) for l in open(os.path.join(args.dir, args.objective + ".jsonl"))]
+    micro = args.micro_batch or args.batch
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     tokens_total, seconds = 0, 0.0
     for step in range(args.steps + 1):
         chunk = lines[step * args.batch:(step + 1) * args.batch]
+        # SFT: the mean over the step's response tokens; DPO: the mean over its pairs.
+        divisor = sum(len(l["response_ids"]) for l in chunk) if args.objective == "sft" else len(chunk)
+        sync()
         start = time.perf_counter()
-        if args.objective == "sft":
-            ids, att, resp = batch_tensors([(l["prompt_ids"], l["response_ids"]) for l in chunk])
-            loss = -seq_logprobs(model, ids, att, resp).sum() / resp.sum()
-        else:
-            seqs = [(l["prompt_ids"], l["chosen_ids"]) for l in chunk] + [(l["prompt_ids"], l["rejected_ids"]) for l in chunk]
-            ids, att, resp = batch_tensors(seqs)
-            lp = seq_logprobs(model, ids, att, resp)
-            n = len(chunk)
-            ref = torch.tensor([l["ref_chosen_logprob"] for l in chunk] + [l["ref_rejected_logprob"] for l in chunk])
-            h = (lp[:n] - lp[n:]) - (ref[:n] - ref[n:])
-            loss = -F.logsigmoid(0.1 * h).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        step_tokens = 0
+        for i in range(0, len(chunk), micro):  # gradients accumulate over the micro-batches
+            loss, att = micro_batch_loss(model, chunk[i:i + micro], args.objective, device, args.amp_bf16)
+            (loss / divisor).backward()
+            step_tokens += int(att.sum())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync()
         if step > 0:  # step 0 warms up
             seconds += time.perf_counter() - start
-            tokens_total += int(att.sum())
+            tokens_total += step_tokens
     print(json.dumps({"tokens_per_second": tokens_total / seconds, "step_seconds": seconds / args.steps}))
 
 
@@ -109,6 +130,9 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--micro-batch", type=int, default=0, help="examples per forward/backward (0: the whole batch)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp-bf16", action="store_true", help="float32 weights, bfloat16 autocast forward")
     args = ap.parse_args()
     make(args) if args.command == "make" else time_steps(args)
 

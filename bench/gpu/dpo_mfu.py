@@ -18,15 +18,20 @@ MFU = counted FLOP/s over the peak: 989 TFLOP/s (dense bf16, the H100/H200 SXM d
 train_step_bench count prompt and response tokens of both sequences, so FLOP/s = tokens/s *
 (FLOPs per pair / tokens per pair) over the data file. The timed steps draw 320 of its 1024 pairs;
 over 200 random draws of 320, FLOPs per token stayed within 0.3% of the whole file's.
-Usage: dpo_mfu.py --bin DIR --work DIR [--device cuda] [--batch 32] [--micro-batch 16] [--steps 10]
+With --baseline the same step in plain PyTorch (transformers' model in float32 under bfloat16
+autocast, torch.optim.AdamW, clip_grad_norm_; bench/train_step_reference.py --amp-bf16) is timed on
+the same data beside it, so that the MFU has a yardstick from the same machine.
+Usage: dpo_mfu.py --bin DIR --work DIR [--device cuda] [--batch 32] [--micro-batch 16[,8,...]] [--steps 10]
+                  [--baseline]
 """
 import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 
-from check_util import make_train_data, run_or_exit
+from check_util import BENCH_DIR, make_train_data, run_or_exit
 
 PEAKS = {"989 TFLOP/s (datasheet, dense bf16)": 989e12,
          "788 TFLOP/s (an 8192^3 bf16 product on an H200 here)": 788e12}
@@ -49,14 +54,42 @@ def flops_per_token(config, pairs):
     return flops / tokens, params
 
 
+def time_srlm(args, model, micro_batch):
+    """srlm's DPO step through train_step_bench: (tokens/s, step seconds)."""
+    cmd = [os.path.join(args.bin, "train_step_bench"), "--dir", model, "--device", args.device, "--dtype", "bfloat16",
+           "--objectives", "dpo", "--no-baseline", "--rounds", "1", "--steps", str(args.steps), "--batch",
+           str(args.batch), "--micro-batch", str(micro_batch)]
+    out, _ = run_or_exit(cmd, "train_step_bench")
+    row = re.search(r"^dpo\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out, re.M)
+    if not row:
+        sys.exit("no dpo row in train_step_bench's output:\n" + out)
+    return float(row.group(2)), float(row.group(3))
+
+
+def time_pytorch(args, model, micro_batch):
+    """The plain PyTorch step (transformers' model, float32 weights, bfloat16 autocast): (tokens/s, step s)."""
+    cmd = [args.python, os.path.join(BENCH_DIR, "train_step_reference.py"), "time", "--dir", model, "--objective", "dpo",
+           "--batch", str(args.batch), "--micro-batch", str(micro_batch), "--steps", str(args.steps), "--device",
+           args.device, "--amp-bf16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:  # e.g. out of memory at a micro-batch srlm fits: reported, the sweep goes on
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"pytorch  {micro_batch:11d}  failed (exit {proc.returncode}): {last[:160]}", flush=True)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["tokens_per_second"], result["step_seconds"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=32, help="pairs per step (64 sequences)")
-    ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--micro-batch", default="16", help="pairs per forward/backward; a comma-separated list times each")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--baseline", action="store_true",
+                    help="also time the plain PyTorch step (bench/train_step_reference.py --amp-bf16) side by side")
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     model = os.path.join(args.work, "qwen2-0.5b")
@@ -64,21 +97,20 @@ def main():
     config = json.load(open(os.path.join(model, "config.json")))
     pairs = [json.loads(l) for l in open(os.path.join(model, "dpo.jsonl"))]
     per_token, params = flops_per_token(config, pairs)
-    cmd = [os.path.join(args.bin, "train_step_bench"), "--dir", model, "--device", args.device, "--dtype", "bfloat16",
-           "--objectives", "dpo", "--no-baseline", "--rounds", "1", "--steps", str(args.steps), "--batch",
-           str(args.batch), "--micro-batch", str(args.micro_batch)]
-    out, _ = run_or_exit(cmd, "train_step_bench")
-    row = re.search(r"^dpo\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out, re.M)
-    if not row:
-        sys.exit("no dpo row in train_step_bench's output:\n" + out)
-    tok_s, step_s = float(row.group(2)), float(row.group(3))
-    achieved = tok_s * per_token
     print(f"model {params / 1e6:.0f}M parameters (Qwen2-0.5B shape), bfloat16 + float32 master weights; "
-          f"global batch {args.batch} pairs, micro-batch {args.micro_batch}, {args.steps} timed steps")
-    print(f"DPO step {step_s * 1e3:.1f} ms, {tok_s:.0f} tokens/s, {per_token / 1e9:.2f} GFLOP per token, "
-          f"{achieved / 1e12:.1f} TFLOP/s")
-    for name, peak in PEAKS.items():
-        print(f"MFU against {name}: {100 * achieved / peak:.1f}%")
+          f"global batch {args.batch} pairs, {args.steps} timed steps; {per_token / 1e9:.2f} GFLOP per token")
+    sides = [("srlm", time_srlm)] + ([("pytorch", time_pytorch)] if args.baseline else [])
+    print("side     micro-batch  step ms  tokens/s  TFLOP/s  " + "  ".join(f"MFU@{p / 1e12:.0f}" for p in PEAKS.values()))
+    for micro_batch in [int(m) for m in args.micro_batch.split(",")]:
+        for name, timer in sides:
+            timed = timer(args, model, micro_batch)
+            if timed is None:
+                continue
+            tok_s, step_s = timed
+            achieved = tok_s * per_token
+            print(f"{name:8} {micro_batch:11d}  {step_s * 1e3:7.1f}  {tok_s:8.0f}  {achieved / 1e12:7.1f}  " +
+                  "  ".join(f"{100 * achieved / p:7.1f}%" for p in PEAKS.values()), flush=True)
+    print("MFU peaks: " + "; ".join(PEAKS))
     return 0
 
 

@@ -2,9 +2,9 @@
 # The GPU checks of issues 3 (model core) and 4 (trainer), in one call on a GPU machine that has
 # CUDA PyTorch 2.11 and transformers in its python3 but none of srlm's other libraries:
 #   here:   bench/gpu/pack.sh                         (builds .gpu/bundle.tar.xz, ~20 MB)
-#   device: run(command="bash bench/gpu/run_checks.sh", carry=[".gpu"], timeout_s=480)
+#   device: run(command="bash bench/gpu/run_checks.sh", carry=[".gpu"], timeout_s=600)
 # Pack right before the call: the bundle holds the binaries of the build it was made from (VERSION).
-# Steps (each under its own time limit, together under 450 s; logs and JSON go to $OUT, the last
+# Steps (each under its own time limit, together under 590 s; logs and JSON go to $OUT, the last
 # lines to the output, a summary line as each step ends):
 #   1. model_test's transformers-parity, generation and log-prob tests with srlm on the GPU
 #      (SRLM_TEST_DEVICE): float32 logits within 1e-4, 32 greedy tokens, saved models, a batch
@@ -16,7 +16,9 @@
 #      decode (batch 1, 16) and prefill tokens/s against transformers' generate;
 #   3. bench/gpu/trainer_check.py: DPO over NCCL at world size 1 and in bfloat16 with float32 master
 #      weights, against the same run on the CPU in float32;
-#   4. bench/gpu/dpo_mfu.py: the DPO step's model FLOPs utilisation on a ~0.5B model.
+#   4. bench/gpu/dpo_mfu.py: the DPO step's model FLOPs utilisation on a ~0.5B model, srlm and a plain
+#      PyTorch step (transformers' model under bfloat16 autocast) side by side, micro-batches 8/16/32.
+# SRLM_GPU_STEPS="communicator_test dpo_mfu" runs only the steps named (a rerun of what failed).
 # SRLM_GPU_CHECK_DEVICE=cpu runs the same steps on the CPU (MPI instead of NCCL, a small MFU run):
 # how this script is tested on a machine without a GPU.
 set -uo pipefail
@@ -26,6 +28,7 @@ PY="${SRLM_GPU_PYTHON:-python3}"
 OUT="${OUT:-/tmp/srlm-gpu-out}"
 WORK="${SRLM_GPU_WORK:-/tmp/srlm-gpu-work}"
 BUNDLE="$WORK/bundle"
+STEPS="${SRLM_GPU_STEPS:-model_test communicator_test hf_generate_bench trainer_check dpo_mfu}"
 mkdir -p "$OUT" && rm -rf "$WORK" && mkdir -p "$BUNDLE"
 [[ -f .gpu/bundle.tar.xz ]] || { echo "no .gpu/bundle.tar.xz: run bench/gpu/pack.sh here and carry .gpu"; exit 2; }
 "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' .gpu/bundle.tar.xz "$BUNDLE" || exit 2
@@ -38,13 +41,13 @@ echo "bundle built from $(cat "$BUNDLE/VERSION")"
 if [[ "$DEVICE" == cpu ]]; then
   COMMUNICATOR=mpi
   GENERATE_ARGS=(--shapes bench --rounds 1)
-  MFU_ARGS=(--batch 2 --micro-batch 2 --steps 1)
+  MFU_ARGS=(--batch 2 --micro-batch 1,2 --steps 1 --baseline)
   TIME_SCALE=3  # a 2-core CPU is slower than the GPU machine at every step
 else
   COMMUNICATOR=nccl
   GENERATE_ARGS=(--shapes bench,134m --rounds 2)
   TIME_SCALE=1
-  MFU_ARGS=(--batch 32 --micro-batch 16 --steps 10)
+  MFU_ARGS=(--batch 32 --micro-batch 8,16,32 --steps 10 --baseline)
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
 fi
 echo "$(ldd --version | head -1); python $("$PY" -c 'import sys, torch, transformers; print(sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__)')"
@@ -58,6 +61,7 @@ summary=()
 step() {  # step NAME SECONDS COMMAND...: runs it under a limit, keeps its log, shows its end
   local name="$1" limit="$2" start rc
   shift 2
+  [[ " ${STEPS} " == *" $name "* ]] || return 0
   echo "=== $name"
   start=$(date +%s)
   timeout -k 10 $((limit * TIME_SCALE)) "$@" >"$OUT/$name.log" 2>&1
@@ -75,7 +79,7 @@ step hf_generate_bench 170 "$PY" bench/gpu/hf_generate_bench.py --bin "$BUNDLE/b
   --device "$DEVICE" "${GENERATE_ARGS[@]}"
 step trainer_check 70 "$PY" bench/gpu/trainer_check.py --bin "$BUNDLE/bin" --work "$WORK/train" --device "$DEVICE" \
   --communicator "$COMMUNICATOR" --python "$PY"
-step dpo_mfu 80 "$PY" bench/gpu/dpo_mfu.py --bin "$BUNDLE/bin" --work "$WORK/mfu" --device "$DEVICE" \
+step dpo_mfu 220 "$PY" bench/gpu/dpo_mfu.py --bin "$BUNDLE/bin" --work "$WORK/mfu" --device "$DEVICE" \
   --python "$PY" "${MFU_ARGS[@]}"
 cp "$WORK/generate/hf_generate_bench.json" "$OUT/" 2>/dev/null
 echo "=== summary (exit 0 = passed; logs in \$OUT)"

@@ -94,7 +94,7 @@ TEST(CommunicatorOnTestDevice, GradientBucketsMatchTheSingleProcessPath) {
   EXPECT_EQ(sums[0], 4.0);
   for (size_t i = 0; i < bucketed.size(); ++i) {
     ASSERT_TRUE(bucketed[i].grad().defined()) << i;
-    EXPECT_TRUE(bucketed[i].grad().device() == TestDevice());
+    EXPECT_EQ(bucketed[i].grad().device(), bucketed[i].device()) << i;  // "cuda" names no index: cuda:0
     // bfloat16: the buckets scale in float32 and round once, the single path scales in bfloat16.
     const double rtol = bucketed[i].scalar_type() == torch::kBFloat16 ? 1.0 / 128 : 1e-6;
     EXPECT_TRUE(torch::allclose(bucketed[i].grad().cpu().to(torch::kFloat32), reference[i].grad().cpu().to(torch::kFloat32),
