@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/temp_dir.h"
 #include "coordinator/client/coordinator_client.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/run_coordinator.h"
@@ -25,8 +26,8 @@ std::string SourceDir() {
 }
 
 TEST(E2eLoopCoordinatorTest, TwoRanksRunOneIterationToDone) {
-  const std::string run_dir = ::testing::TempDir() + "/e2e_loop_run";
-  std::filesystem::remove_all(run_dir);
+  const testing_util::TempDir scratch("e2e_loop_run_");
+  const std::string run_dir = scratch.path();
   RunConfig config;
   config.model.path = run_dir + "/m0";
   config.data.ift = SourceDir() + "/deploy/demo/data/ift.jsonl";

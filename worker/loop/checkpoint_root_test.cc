@@ -17,15 +17,12 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/temp_dir.h"
+
 namespace srlm {
 namespace {
 
-// A new, empty folder of this test's own.
-std::string FreshDir() {
-  std::string dir = ::testing::TempDir() + "/checkpoint_root_XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return dir;
-}
+using testing_util::TempDir;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -47,7 +44,8 @@ std::set<std::string> Names(const std::string& dir) {
 }
 
 TEST(CheckpointRootTest, ANewRootIsMadeWithItsParentsAndNamesTheRun) {
-  const std::string root = FreshDir() + "/run/checkpoints";
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch / "run/checkpoints";
   auto claim = ClaimCheckpointRoot(root, "run-a");
   ASSERT_TRUE(claim.ok()) << claim.status();
   EXPECT_EQ(*claim, CheckpointRootClaim::kNew);
@@ -56,7 +54,8 @@ TEST(CheckpointRootTest, ANewRootIsMadeWithItsParentsAndNamesTheRun) {
 }
 
 TEST(CheckpointRootTest, TheSameRunClaimsItAgain) {
-  const std::string root = FreshDir();
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch.path();
   ASSERT_TRUE(ClaimCheckpointRoot(root, "run-a").ok());
   for (const std::string& spelling : {root, root + "/"}) {
     auto claim = ClaimCheckpointRoot(spelling, "run-a");
@@ -67,7 +66,8 @@ TEST(CheckpointRootTest, TheSameRunClaimsItAgain) {
 }
 
 TEST(CheckpointRootTest, AnotherRunIsRefusedWithTheFolderBothRunsAndTheFix) {
-  const std::string root = FreshDir();
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch.path();
   ASSERT_TRUE(ClaimCheckpointRoot(root, "run-a").ok());
   ASSERT_EQ(::mkdir((root + "/iter-1").c_str(), 0755), 0);
   std::ofstream(root + "/iter-1/model.safetensors") << "run-a's M1";
@@ -86,7 +86,8 @@ TEST(CheckpointRootTest, AnotherRunIsRefusedWithTheFolderBothRunsAndTheFix) {
 }
 
 TEST(CheckpointRootTest, ARootFromAnOlderBuildIsAdoptedThenKeptForThatRun) {
-  const std::string root = FreshDir();
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch.path();
   for (const char* name : {"iter-1", "iter-2"})
     ASSERT_EQ(::mkdir((root + "/" + name).c_str(), 0755), 0);
   auto claim = ClaimCheckpointRoot(root, "run-old");
@@ -97,7 +98,8 @@ TEST(CheckpointRootTest, ARootFromAnOlderBuildIsAdoptedThenKeptForThatRun) {
             absl::StatusCode::kFailedPrecondition);
 
   // A crashed writer's temporary or a stray file is no checkpoint: such a root is new.
-  const std::string other = FreshDir();
+  const TempDir other_scratch("checkpoint_root_");
+  const std::string other = other_scratch.path();
   ASSERT_EQ(::mkdir((other + "/.iter-1.tmp-77").c_str(), 0755), 0);
   std::ofstream(other + "/notes.txt") << "x";
   auto fresh = ClaimCheckpointRoot(other, "run-a");
@@ -107,7 +109,8 @@ TEST(CheckpointRootTest, ARootFromAnOlderBuildIsAdoptedThenKeptForThatRun) {
 
 TEST(CheckpointRootTest, BadRootsAndMarkersAreRefusedWithThePath) {
   EXPECT_EQ(ClaimCheckpointRoot("", "run-a").status().code(), absl::StatusCode::kInvalidArgument);
-  const std::string dir = FreshDir();
+  const TempDir scratch("checkpoint_root_");
+  const std::string dir = scratch.path();
   EXPECT_EQ(ClaimCheckpointRoot(dir, "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ClaimCheckpointRoot(dir, "run-a\nrun-b").status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -118,7 +121,8 @@ TEST(CheckpointRootTest, BadRootsAndMarkersAreRefusedWithThePath) {
   EXPECT_NE(in_the_way.status().message().find(dir + "/file is not a folder"), std::string::npos)
       << in_the_way.status();
 
-  const std::string root = FreshDir();
+  const TempDir root_scratch("checkpoint_root_");
+  const std::string root = root_scratch.path();
   std::ofstream(root + "/srlm-run-id") << "\n";
   auto empty = ClaimCheckpointRoot(root, "run-a");  // waits 2 s for a line that never comes
   ASSERT_FALSE(empty.ok());
@@ -130,7 +134,8 @@ TEST(CheckpointRootTest, BadRootsAndMarkersAreRefusedWithThePath) {
 // Every rank of a run claims the root at once: all succeed, exactly one wrote the marker, and no
 // temporary is left.
 TEST(CheckpointRootTest, RanksOfOneRunRacingInThreadsAllSucceed) {
-  const std::string root = FreshDir() + "/checkpoints";
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch / "checkpoints";
   constexpr int kRanks = 16;
   std::atomic<bool> go{false};
   std::vector<absl::StatusOr<CheckpointRootClaim>> claims(kRanks, absl::UnknownError("not run"));
@@ -156,7 +161,8 @@ TEST(CheckpointRootTest, RanksOfOneRunRacingInThreadsAllSucceed) {
 // Two runs (here eight) started at once on one root: the first writer owns it, every other is
 // refused.
 TEST(CheckpointRootTest, RunsRacingInProcessesLeaveOneOwner) {
-  const std::string root = FreshDir() + "/checkpoints";
+  const TempDir scratch("checkpoint_root_");
+  const std::string root = scratch / "checkpoints";
   constexpr int kRuns = 8;
   std::vector<pid_t> children;
   for (int i = 0; i < kRuns; ++i) {

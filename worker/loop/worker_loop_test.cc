@@ -15,11 +15,18 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "common/testing/temp_dir.h"
 #include "common/run_config.h"
 #include "worker/loop/retrying_link.h"
 
 namespace srlm {
 namespace {
+
+// This binary's scratch folder for data files and checkpoint roots, removed when the tests end.
+const testing_util::TempDir& TestDir() {
+  static const testing_util::TempDir dir("worker_loop_test_");
+  return dir;
+}
 
 class EchoModel : public LoopModel {
  public:
@@ -250,7 +257,7 @@ class FakeCoordinator : public CoordinatorLink {
 // A run configuration whose IFT data is `ift_lines` and whose judge template is EchoModel's
 // "JUDGE ... ANSWER=" form, both written to the test's temporary directory.
 RunConfig LoopConfig(const std::string& ift_lines) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = TestDir().path();
   std::ofstream(dir + "/ift.jsonl") << ift_lines;
   std::ofstream(dir + "/judge.txt") << "JUDGE {prompt} ANSWER={response}";
   RunConfig config;
@@ -449,7 +456,7 @@ TEST(WorkerLoopTest, ARunThatMovesNeverTripsTheWatchdog) {
 TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
-  config.data.eval = ::testing::TempDir() + "/eval.jsonl";
+  config.data.eval = TestDir().path() + "/eval.jsonl";
   std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n"
                                      "{\"prompt\": \"q1\", \"answer\": \"7\"}\n"
                                      "\n"
@@ -480,7 +487,7 @@ TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
   // Errors of the file itself name the data.* key and the OS's reason.
-  config.data.eval = ::testing::TempDir() + "/no-such-eval.jsonl";
+  config.data.eval = TestDir().path() + "/no-such-eval.jsonl";
   FakeCoordinator missing(RunConfigToYaml(config));
   RecordingBackend backend4;
   auto not_found = RunOneRank(missing, backend4);
@@ -509,7 +516,7 @@ class ModelFailsToLoadBackend : public RecordingBackend {
 TEST(WorkerLoopTest, AFailedEvaluationIsReportedAsNone) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
-  config.data.eval = ::testing::TempDir() + "/eval_fails.jsonl";
+  config.data.eval = TestDir().path() + "/eval_fails.jsonl";
   std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n";
   FakeCoordinator coordinator(RunConfigToYaml(config));
   ModelFailsToLoadBackend backend("/ckpt/iter-2", absl::DataLossError("damaged"));
@@ -665,7 +672,7 @@ TEST(RetryingLinkTest, AStopRequestOrANanLimitEndsRetrying) {
 
 TEST(WorkerLoopTest, StopRequestLeavesBeforeTakingWork) {
   RunConfig config;
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = TestDir().path();
   { std::ofstream(dir + "/ift2.jsonl") << "{\"prompt\": \"p\", \"response\": \"r\"}\n"; }
   config.data.ift = dir + "/ift2.jsonl";
   FakeCoordinator coordinator(RunConfigToYaml(config));
@@ -718,7 +725,7 @@ TEST(WorkerLoopTest, TheOthersLeaveInsteadOfTrainingWithoutAStoppedRank) {
 // A checkpoint root is one run's (checkpoint_root.h): a worker of a second run on it fails at
 // registration, before it takes any lease; the first run's workers, relaunched, go on with it.
 TEST(WorkerLoopTest, ASecondRunOnTheSameCheckpointRootIsRefusedBeforeAnyLease) {
-  std::string dir = ::testing::TempDir() + "/loop_root_XXXXXX";
+  std::string dir = TestDir().path() + "/loop_root_XXXXXX";
   ASSERT_NE(::mkdtemp(dir.data()), nullptr);
   WorkerLoopOptions options;
   options.checkpoint_root = dir + "/checkpoints";
@@ -750,7 +757,7 @@ TEST(WorkerLoopTest, ASecondRunOnTheSameCheckpointRootIsRefusedBeforeAnyLease) {
 
 TEST(WorkerLoopTest, BadIftDataFailsRegistrationWithTheLine) {
   RunConfig config;
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = TestDir().path();
   { std::ofstream(dir + "/bad.jsonl") << "{\"prompt\": \"p\"}\n{\"response\": \"no prompt\"}\n"; }
   config.data.ift = dir + "/bad.jsonl";
   FakeCoordinator coordinator(RunConfigToYaml(config));

@@ -280,8 +280,11 @@ TEST_F(TrainerModelTest, DpoRaisesTheChosenVersusRejectedMargin) {
 
 // Dropout is keyed per example (keyed_dropout.h): a DPO step with dropout 0.3 moves the weights the
 // same way, within float rounding, whether the global batch of 7 runs in micro-batches of 7, 3+3+1
-// or 1 each (masks drawn per micro-batch, as before, made these differ by far more); and the dropout
-// did act (the weights differ from a run without it).
+// or 1 each; and the dropout did act (the weights differ from a run without it). Dropout moves every
+// tensor by 5-19% of its largest weight here, so masks that depended on the split would differ by
+// that order. Rounding of the other summation orders, amplified by three Adam steps at lr 1e-2, is
+// ~1e-6 of the scale for most tensors but reached 1.3e-5 for one element of one tensor on an AMD
+// EPYC (MKL's code path differs by CPU): hence 1e-4, still a thousandth of what dropout moves.
 TEST_F(TrainerModelTest, DropoutDoesNotDependOnTheMicroBatchSplit) {
   auto comm = MakeSingleProcessCommunicator();
   auto pairs = ReadPreferenceJsonl(*g_dir / "pairs_ref.jsonl", nullptr, {});
@@ -303,11 +306,11 @@ TEST_F(TrainerModelTest, DropoutDoesNotDependOnTheMicroBatchSplit) {
   double moved_by_dropout = 0;
   for (const auto& [name, want] : whole) {
     const double scale = want.abs().max().item<double>();
-    EXPECT_LE((split.at(name) - want).abs().max().item<double>(), 1e-5 * scale) << name;
-    EXPECT_LE((singles.at(name) - want).abs().max().item<double>(), 1e-5 * scale) << name;
+    EXPECT_LE((split.at(name) - want).abs().max().item<double>(), 1e-4 * scale) << name;
+    EXPECT_LE((singles.at(name) - want).abs().max().item<double>(), 1e-4 * scale) << name;
     moved_by_dropout = std::max(moved_by_dropout, (no_dropout.at(name) - want).abs().max().item<double>() / scale);
   }
-  EXPECT_GT(moved_by_dropout, 1e-3);
+  EXPECT_GT(moved_by_dropout, 1e-2);
 }
 
 // A micro-batch that does not fit in memory (a real allocation failure under an address-space limit)
