@@ -7,16 +7,18 @@
 //   train_step_bench --dir DIR [--steps 5 --batch 8 --micro-batch B --threads 1 --rounds 2 --no-baseline]
 //                    [--default-malloc] [--python-same-malloc] [--device cpu|cuda]
 //                    [--dtype float32|bfloat16] [--communicator auto|single|mpi|nccl]
-//                    [--objectives sft,dpo] [--dropout P]                (DIR from the .py `make`)
+//                    [--objectives sft,dpo] [--dropout P] [--profile N]  (DIR from the .py `make`)
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/kernel_profile.h"
 #include "common/logging.h"
 #include "worker/model/checkpoint_io.h"
 #include "worker/model/host_memory.h"
@@ -36,6 +38,7 @@ struct SrlmSide {
   torch::ScalarType dtype = torch::kFloat32;
   int micro_batch = 0;  // 0: the whole global batch at once
   double dropout = 0;   // the Python baseline has none: compare srlm with and without it
+  int profile_top = 0;  // > 0: profile the training (bench/kernel_profile.h) and print this many rows
 };
 
 Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::string& objective, int batch, int steps,
@@ -55,14 +58,22 @@ Result TimeSrlm(srlm::Communicator* comm, const std::string& dir, const std::str
   auto trainer = srlm::Trainer::Create(*model, std::nullopt, comm, o);
   if (!trainer.ok()) SRLM_LOG(FATAL) << trainer.status();
   absl::StatusOr<srlm::TrainingSummary> summary;
+  // The profile covers the training alone (the warm-up step too), not the model's load.
+  std::optional<srlm::bench::KernelProfile> profile;
   if (objective == "sft") {
     auto data = srlm::ReadSftJsonl(dir + "/sft.jsonl", nullptr, {});
     if (!data.ok()) SRLM_LOG(FATAL) << data.status();
+    if (side.profile_top > 0) profile.emplace(side.device.is_cuda());
     summary = (*trainer)->TrainSft(*data);
   } else {
     auto data = srlm::ReadPreferenceJsonl(dir + "/dpo.jsonl", nullptr, {});
     if (!data.ok()) SRLM_LOG(FATAL) << data.status();
+    if (side.profile_top > 0) profile.emplace(side.device.is_cuda());
     summary = (*trainer)->TrainDpo(*data);
+  }
+  if (profile) {
+    std::printf("%s, %d steps (the first warms up):\n", objective.c_str(), steps + 1);
+    profile->StopAndPrint(side.profile_top, steps + 1);
   }
   if (!summary.ok()) SRLM_LOG(FATAL) << summary.status();
   Result r;
@@ -101,7 +112,7 @@ Result TimePython(const std::string& dir, const std::string& objective, int batc
 int main(int argc, char** argv) {
   CLI::App app{"srlm trainer step benchmark"};
   std::string dir;
-  int steps = 5, batch = 8, threads = 1, rounds = 2, micro_batch = 0;
+  int steps = 5, batch = 8, threads = 1, rounds = 2, micro_batch = 0, profile_top = 0;
   double dropout = 0;
   std::string device = "cpu", dtype = "float32", communicator = "auto", objectives = "sft,dpo";
   bool baseline = true, default_malloc = false, python_same_malloc = false;
@@ -117,6 +128,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads on both sides");
   app.add_option("--rounds", rounds, "alternating rounds srlm / Python; the best of each is reported");
   app.add_flag("!--no-baseline", baseline, "skip the Python baseline (e.g. under mpirun)");
+  app.add_option("--profile", profile_top,
+                 "after the timed rounds, one more srlm run under PyTorch's profiler (rank 0): its top N kernels");
   app.add_flag("--default-malloc", default_malloc, "srlm without the worker's host-memory policy");
   app.add_flag("--python-same-malloc", python_same_malloc, "the Python side with the same glibc malloc settings");
   CLI11_PARSE(app, argc, argv);
@@ -147,6 +160,11 @@ int main(int argc, char** argv) {
         Result p = TimePython(dir, objective, batch, steps, threads, python_same_malloc);
         if (p.tokens_per_second > best_py.tokens_per_second) best_py = p;
       }
+    }
+    if (profile_top > 0) {  // one more run, profiled on rank 0; its figures are not in the table
+      SrlmSide profiled = side;
+      profiled.profile_top = print ? profile_top : 0;
+      TimeSrlm(comm->get(), dir, objective, batch, steps, profiled);
     }
     if (print) {
       std::printf("%-9s  %5d  %10.0f  %12.0f  %5.2f  %11.3f  %16.3f\n", objective.c_str(), (*comm)->world_size(),

@@ -22,7 +22,7 @@ With --baseline the same step in plain PyTorch (transformers' model in float32 u
 autocast, torch.optim.AdamW, clip_grad_norm_; bench/train_step_reference.py --amp-bf16) is timed on
 the same data beside it, so that the MFU has a yardstick from the same machine.
 Usage: dpo_mfu.py --bin DIR --work DIR [--device cuda] [--batch 32] [--micro-batch 16[,8,...]] [--steps 10]
-                  [--baseline]
+                  [--baseline] [--profile N]
 """
 import argparse
 import json
@@ -33,6 +33,7 @@ import sys
 
 from check_util import BENCH_DIR, make_train_data, run_or_exit
 
+PROFILES = []  # train_step_bench --profile summaries, one per srlm timing
 PEAKS = {"989 TFLOP/s (datasheet, dense bf16)": 989e12,
          "788 TFLOP/s (an 8192^3 bf16 product on an H200 here)": 788e12}
 
@@ -58,8 +59,10 @@ def time_srlm(args, model, micro_batch):
     """srlm's DPO step through train_step_bench: (tokens/s, step seconds)."""
     cmd = [os.path.join(args.bin, "train_step_bench"), "--dir", model, "--device", args.device, "--dtype", "bfloat16",
            "--objectives", "dpo", "--no-baseline", "--rounds", "1", "--steps", str(args.steps), "--batch",
-           str(args.batch), "--micro-batch", str(micro_batch)]
+           str(args.batch), "--micro-batch", str(micro_batch)] + (["--profile", str(args.profile)] if args.profile else [])
     out, _ = run_or_exit(cmd, "train_step_bench")
+    if args.profile:  # the profiled run's summary, printed after the table
+        PROFILES.append(f"srlm, micro-batch {micro_batch}, " + out[out.index("dpo, "):out.rindex("\ndpo ")].strip())
     row = re.search(r"^dpo\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out, re.M)
     if not row:
         sys.exit("no dpo row in train_step_bench's output:\n" + out)
@@ -90,6 +93,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--baseline", action="store_true",
                     help="also time the plain PyTorch step (bench/train_step_reference.py --amp-bf16) side by side")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="after each srlm timing, one profiled run: where its GPU time goes (top N kernels)")
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     model = os.path.join(args.work, "qwen2-0.5b")
@@ -111,6 +116,8 @@ def main():
             print(f"{name:8} {micro_batch:11d}  {step_s * 1e3:7.1f}  {tok_s:8.0f}  {achieved / 1e12:7.1f}  " +
                   "  ".join(f"{100 * achieved / p:7.1f}%" for p in PEAKS.values()), flush=True)
     print("MFU peaks: " + "; ".join(PEAKS))
+    for profile in PROFILES:
+        print("\n" + profile)
     return 0
 
 

@@ -18,7 +18,9 @@
 #      weights, against the same run on the CPU in float32;
 #   4. bench/gpu/dpo_mfu.py: the DPO step's model FLOPs utilisation on a ~0.5B model, srlm and a plain
 #      PyTorch step (transformers' model under bfloat16 autocast) side by side, micro-batches 8/16/32.
-# SRLM_GPU_STEPS="communicator_test dpo_mfu" runs only the steps named (a rerun of what failed).
+# SRLM_GPU_STEPS="communicator_test dpo_mfu" runs only the steps named (a rerun of what failed);
+# SRLM_GPU_MFU_ARGS replaces dpo_mfu.py's arguments, e.g. "--micro-batch 32 --profile 25" for where
+# the step's GPU time goes (bench/kernel_profile.h).
 # SRLM_GPU_CHECK_DEVICE=cpu runs the same steps on the CPU (MPI instead of NCCL, a small MFU run):
 # how this script is tested on a machine without a GPU.
 set -uo pipefail
@@ -50,6 +52,7 @@ else
   MFU_ARGS=(--batch 32 --micro-batch 8,16,32 --steps 10 --baseline)
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
 fi
+if [[ -n "${SRLM_GPU_MFU_ARGS:-}" ]]; then read -ra MFU_ARGS <<<"$SRLM_GPU_MFU_ARGS"; fi
 echo "$(ldd --version | head -1); python $("$PY" -c 'import sys, torch, transformers; print(sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__)')"
 if ! "$BUNDLE/bin/srlm-worker" --help >/dev/null; then
   echo "the bundled srlm-worker does not start here (it needs glibc >= 2.36); unresolved libraries:"
