@@ -32,6 +32,18 @@ size_t FindStop(const std::string& text, const std::vector<std::string>& stops) 
   return best;
 }
 
+// After a stop string cut `text` to `kept` bytes: drops the trailing tokens that only the stop string
+// (and what followed it in the same token) needed, so that the tokens are those of the text kept
+// and count its length. A token that holds the end of the kept text and the start of the stop stays.
+void DropTokensPastTheCut(const Tokenizer& tokenizer, size_t kept, std::vector<int32_t>& tokens) {
+  while (!tokens.empty()) {
+    auto shorter = tokenizer.Decode(std::vector<int32_t>(tokens.begin(), tokens.end() - 1));
+    // A prefix that ends inside a character does not decode: the last token is needed.
+    if (!shorter.ok() || shorter->size() < kept) break;
+    tokens.pop_back();
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<TokenGeneration>> GenerateTokens(LlamaModel& model,
@@ -180,7 +192,10 @@ absl::StatusOr<std::vector<Generation>> Generate(LlamaModel& model, const Tokeni
     out[i].tokens = std::move(generated[i].tokens);
     out[i].finish_reason = std::move(generated[i].finish_reason);
     SRLM_ASSIGN_OR_RETURN(out[i].text, tokenizer.Decode(out[i].tokens));
-    if (out[i].finish_reason == "stop") out[i].text.resize(FindStop(out[i].text, options.stop));
+    if (out[i].finish_reason == "stop") {
+      out[i].text.resize(FindStop(out[i].text, options.stop));
+      DropTokensPastTheCut(tokenizer, out[i].text.size(), out[i].tokens);
+    }
   }
   return out;
 }

@@ -34,8 +34,10 @@ struct SamplingOptions {
 };
 
 struct Generation {
-  std::vector<int32_t> tokens;  // generated ids, without the EOS id
-  std::string text;             // decoded tokens, cut before the stop string when one matched
+  // Generated ids, without the EOS id; after a stop string, without the tokens that only the stop
+  // string needed (a token that straddles the cut stays), so that they count the text's length.
+  std::vector<int32_t> tokens;
+  std::string text;  // decoded tokens, cut before the stop string when one matched
   std::string finish_reason;    // "eos" | "stop" | "length" (max_new_tokens or max_total_tokens)
 };
 

@@ -252,6 +252,13 @@ TEST(Generate, SeedsStopStringsAndEos) {
   ASSERT_TRUE(stopped.ok());
   EXPECT_EQ((*stopped)[0].finish_reason, "stop");
   EXPECT_EQ((*stopped)[0].text, text.substr(0, text.find(with_stop.stop[0])));
+  // Its tokens are those of the text kept (one letter each here), not of the stop string after it:
+  // they count the response's length.
+  auto kept_text = tokenizer.Decode((*stopped)[0].tokens);
+  ASSERT_TRUE(kept_text.ok());
+  EXPECT_EQ(*kept_text, (*stopped)[0].text);
+  ASSERT_LE((*stopped)[0].tokens.size(), (*first)[0].tokens.size());
+  EXPECT_TRUE(std::equal((*stopped)[0].tokens.begin(), (*stopped)[0].tokens.end(), (*first)[0].tokens.begin()));
 
   // EOS: declare the 4th greedy token an EOS id; generation ends where it first appears.
   SamplingOptions greedy = sampling;
