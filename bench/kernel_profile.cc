@@ -53,6 +53,12 @@ struct Total {
   long long calls = 0;
 };
 
+void Count(std::map<std::string, Total>& totals, const std::string& key, double ns) {
+  Total& t = totals[key];
+  t.ns += ns;
+  t.calls++;
+}
+
 // Longest first; names cut to fit a line.
 void PrintTable(const char* title, const std::map<std::string, Total>& totals, double denominator_ns, int rows,
                 int steps) {
@@ -68,9 +74,9 @@ void PrintTable(const char* title, const std::map<std::string, Total>& totals, d
 
 }  // namespace
 
-KernelProfile::KernelProfile(bool cuda) : cuda_(cuda) {
-  profiler::prepareProfiler(Config(), Activities(cuda_));
-  profiler::enableProfiler(Config(), Activities(cuda_));
+KernelProfile::KernelProfile(bool cuda) {
+  profiler::prepareProfiler(Config(), Activities(cuda));
+  profiler::enableProfiler(Config(), Activities(cuda));
   start_ns_ = NowNs();
 }
 
@@ -83,15 +89,12 @@ void KernelProfile::StopAndPrint(int top, int steps) {
   double kernel_ns = 0;
   for (const profiler::KinetoEvent& e : result->events()) {
     if (e.deviceType() == c10::DeviceType::CUDA) {
-      kernels[e.name()].ns += e.durationNs();
-      kernels[e.name()].calls++;
-      kinds[KindOf(e.name())].ns += e.durationNs();
-      kinds[KindOf(e.name())].calls++;
+      Count(kernels, e.name(), e.durationNs());
+      Count(kinds, KindOf(e.name()), e.durationNs());
       kernel_ns += e.durationNs();
       busy.emplace_back(e.startNs(), e.endNs());
     } else if (e.deviceType() == c10::DeviceType::CPU && absl::StartsWith(e.name(), "aten::")) {
-      cpu_ops[e.name()].ns += e.durationNs();
-      cpu_ops[e.name()].calls++;
+      Count(cpu_ops, e.name(), e.durationNs());
     }
   }
   if (kernels.empty()) {

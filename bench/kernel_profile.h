@@ -17,7 +17,6 @@ class KernelProfile {
   void StopAndPrint(int top, int steps);
 
  private:
-  bool cuda_;
   long long start_ns_;
 };
 

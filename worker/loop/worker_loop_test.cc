@@ -15,8 +15,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
-#include "common/testing/temp_dir.h"
 #include "common/run_config.h"
+#include "common/testing/temp_dir.h"
 #include "worker/loop/retrying_link.h"
 
 namespace srlm {
@@ -456,7 +456,7 @@ TEST(WorkerLoopTest, ARunThatMovesNeverTripsTheWatchdog) {
 TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
-  config.data.eval = TestDir().path() + "/eval.jsonl";
+  config.data.eval = TestDir() / "eval.jsonl";
   std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n"
                                      "{\"prompt\": \"q1\", \"answer\": \"7\"}\n"
                                      "\n"
@@ -487,7 +487,7 @@ TEST(WorkerLoopTest, CheckpointReportsCarryTheHeldOutEvaluation) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("eval.jsonl:2: no string 'answer'"), std::string::npos) << failed.status();
   // Errors of the file itself name the data.* key and the OS's reason.
-  config.data.eval = TestDir().path() + "/no-such-eval.jsonl";
+  config.data.eval = TestDir() / "no-such-eval.jsonl";
   FakeCoordinator missing(RunConfigToYaml(config));
   RecordingBackend backend4;
   auto not_found = RunOneRank(missing, backend4);
@@ -516,7 +516,7 @@ class ModelFailsToLoadBackend : public RecordingBackend {
 TEST(WorkerLoopTest, AFailedEvaluationIsReportedAsNone) {
   RunConfig config = LoopConfig("{\"prompt\": \"Spell the word 1\", \"response\": \"one\"}\n");
   config.prompts.shots = 1;
-  config.data.eval = TestDir().path() + "/eval_fails.jsonl";
+  config.data.eval = TestDir() / "eval_fails.jsonl";
   std::ofstream(config.data.eval) << "{\"prompt\": \"q0\", \"answer\": \"0\"}\n";
   FakeCoordinator coordinator(RunConfigToYaml(config));
   ModelFailsToLoadBackend backend("/ckpt/iter-2", absl::DataLossError("damaged"));
@@ -725,8 +725,8 @@ TEST(WorkerLoopTest, TheOthersLeaveInsteadOfTrainingWithoutAStoppedRank) {
 // A checkpoint root is one run's (checkpoint_root.h): a worker of a second run on it fails at
 // registration, before it takes any lease; the first run's workers, relaunched, go on with it.
 TEST(WorkerLoopTest, ASecondRunOnTheSameCheckpointRootIsRefusedBeforeAnyLease) {
-  std::string dir = TestDir().path() + "/loop_root_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const testing_util::TempDir scratch("loop_root_");
+  const std::string dir = scratch.path();
   WorkerLoopOptions options;
   options.checkpoint_root = dir + "/checkpoints";
   const WorkerIdentity identity{"host", 42, 0, 1, "cpu"};

@@ -167,10 +167,9 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
                                           torch::Tensor cache_v, int64_t offset) {
   const int64_t B = x.size(0), T = x.size(1);
   // One matmul for q, k and v in inference (FusedProjection), and the rotation applied to q and k
-  // together.
-  // Splits, not narrows: a split's backward is one concatenation, a narrow's a zero-filled tensor of
-  // the whole input per part plus the additions that sum them (in training, a tenth of the GPU's
-  // kernel time went to those fills, copies and sums).
+  // together. Splits, not narrows: a split's backward is one concatenation, a narrow's a zero-filled
+  // tensor of the whole input per part plus the additions that sum them (on an H200 the bf16 zero
+  // fills alone were 3% of a 0.5B DPO step's kernel time).
   auto qkv = qkv_->Forward(x).view({B, T, num_heads + 2 * num_kv_heads, head_dim}).transpose(1, 2);
   auto qk_v = qkv.split_with_sizes({num_heads + num_kv_heads, num_kv_heads}, 1);
   auto q_k = Rotate(qk_v[0], cos, sin).split_with_sizes({num_heads, num_kv_heads}, 1);
